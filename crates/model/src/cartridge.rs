@@ -1,0 +1,152 @@
+//! Cartridge: a service runtime type (a web server, a TCP service, a legacy app).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::property::{check_properties, Property};
+use crate::{Definition, Definitions, Kind, Problems};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cartridge {
+    /// The cartridge type; its id, referenced by applications.
+    #[serde(rename = "type")]
+    pub cartridge_type: String,
+    /// `framework`, `data`, `application`, `load-balancer`, ...
+    pub category: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Domain under which clusters of this cartridge get their host names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Shared (in-container) multi-tenancy: one cluster serves many tenants.
+    #[serde(default)]
+    pub multi_tenant: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancing_ip_type: Option<String>,
+    #[serde(default)]
+    pub port_mapping: Vec<PortMapping>,
+    /// How each IaaS runs a member of this cartridge.
+    #[serde(default)]
+    pub iaas_provider: Vec<IaasProvider>,
+    #[serde(default, alias = "properties")]
+    pub property: Vec<Property>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    Https,
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Https)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub protocol: Protocol,
+    /// The port the member's process listens on.
+    pub port: u32,
+    /// The port the load balancer exposes for it; 0 for none.
+    #[serde(default)]
+    pub proxy_port: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IaasProvider {
+    /// `local`, `docker`, `kubernetes`, `simulated`, or another Stratos IaaS name.
+    #[serde(rename = "type")]
+    pub iaas_type: String,
+    /// The image a member boots from (Docker, Kubernetes, VM IaaSes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// The command the cartridge agent starts in the member (local and container drivers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, alias = "properties")]
+    pub property: Vec<Property>,
+}
+
+impl Definition for Cartridge {
+    const KIND: Kind = Kind::Cartridge;
+
+    fn id(&self) -> &str {
+        &self.cartridge_type
+    }
+
+    fn validate(&self, p: &mut Problems) {
+        p.check_id("type", &self.cartridge_type);
+        if self.category.trim().is_empty() {
+            p.push("category", "must not be empty");
+        }
+        let mut ports = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, m) in self.port_mapping.iter().enumerate() {
+            let at = format!("portMapping[{i}]");
+            if !(1..=65535).contains(&m.port) {
+                p.push(format!("{at}.port"), format!("{} is not a port (1-65535)", m.port));
+            } else if !ports.insert(m.port) {
+                p.push(format!("{at}.port"), format!("port {} is mapped twice", m.port));
+            }
+            if m.proxy_port > 65535 {
+                p.push(format!("{at}.proxyPort"), format!("{} is not a port (0-65535)", m.proxy_port));
+            }
+            if let Some(name) = &m.name {
+                if !names.insert(name.as_str()) {
+                    p.push(format!("{at}.name"), format!("duplicate port name {name:?}"));
+                }
+            }
+        }
+        let mut iaases = std::collections::HashSet::new();
+        for (i, iaas) in self.iaas_provider.iter().enumerate() {
+            let at = format!("iaasProvider[{i}]");
+            if iaas.iaas_type.trim().is_empty() {
+                p.push(format!("{at}.type"), "must not be empty");
+            } else if !iaases.insert(iaas.iaas_type.as_str()) {
+                p.push(format!("{at}.type"), format!("IaaS {:?} is configured twice", iaas.iaas_type));
+            }
+            match iaas.iaas_type.as_str() {
+                "local" if iaas.command.is_empty() => {
+                    p.push(format!("{at}.command"), "the local driver needs the command that starts the cartridge")
+                }
+                "docker" | "kubernetes" if iaas.image_id.as_deref().is_none_or(str::is_empty) => {
+                    p.push(format!("{at}.imageId"), format!("the {} driver needs an image", iaas.iaas_type))
+                }
+                _ => {}
+            }
+            if iaas.command.first().is_some_and(|c| c.trim().is_empty()) {
+                p.push(format!("{at}.command[0]"), "the program must not be empty");
+            }
+            check_properties(&iaas.property, &format!("{at}.property"), p);
+        }
+        check_properties(&self.property, "property", p);
+    }
+
+    fn check_references(&self, _defs: &Definitions, _p: &mut Problems) {}
+
+    fn references(&self) -> Vec<(Kind, String)> {
+        Vec::new()
+    }
+}
+
+impl Cartridge {
+    pub fn iaas(&self, iaas_type: &str) -> Option<&IaasProvider> {
+        self.iaas_provider.iter().find(|i| i.iaas_type == iaas_type)
+    }
+}

@@ -1,0 +1,32 @@
+//! Stratos definitions and topology: pure types and their validation.
+//!
+//! Field names follow Apache Stratos 4.1 so that existing definitions load
+//! unchanged. Every validation problem carries the path of its field.
+
+mod application;
+mod application_policy;
+mod autoscaling_policy;
+mod cartridge;
+mod definitions;
+mod deployment_policy;
+mod kind;
+mod network_partition;
+mod parse;
+mod problems;
+mod property;
+pub mod topology;
+
+pub use application::*;
+pub use application_policy::*;
+pub use autoscaling_policy::*;
+pub use cartridge::*;
+pub use definitions::{Definition, Definitions};
+pub use deployment_policy::*;
+pub use kind::Kind;
+pub use network_partition::*;
+pub use parse::{parse, parse_valid, Format};
+pub use problems::{Problem, Problems};
+pub use property::{property, Property};
+
+/// The tenant that owns platform-wide definitions (Apache Stratos' super tenant id).
+pub const SUPER_TENANT: i64 = -1234;
