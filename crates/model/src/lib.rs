@@ -14,6 +14,7 @@ mod network_partition;
 mod parse;
 mod problems;
 mod property;
+mod tenant;
 pub mod topology;
 
 pub use application::*;
@@ -27,6 +28,7 @@ pub use network_partition::*;
 pub use parse::{parse, parse_valid, Format};
 pub use problems::{Problem, Problems};
 pub use property::{property, Property};
+pub use tenant::Tenant;
 
 /// The tenant that owns platform-wide definitions (Apache Stratos' super tenant id).
 pub const SUPER_TENANT: i64 = -1234;

@@ -1,0 +1,37 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Problems;
+
+/// An organisation using the platform; every record it owns carries its `tenant_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    pub tenant_id: i64,
+    /// The tenant's domain, unique (`example.com`).
+    pub tenant_domain: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_at: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Tenant {
+    pub fn validate(&self, p: &mut Problems) {
+        if !crate::is_host_name(&self.tenant_domain) {
+            p.push("tenantDomain", format!("{:?} is not a domain name", self.tenant_domain));
+        }
+        if let Some(email) = &self.email {
+            if !email.contains('@') {
+                p.push("email", format!("{email:?} is not an email address"));
+            }
+        }
+    }
+}
