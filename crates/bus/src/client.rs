@@ -1,0 +1,229 @@
+//! The MQTT transport: publish typed events, subscribe by topic filter.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::events::{AnyEvent, Event};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bad broker address {0:?}: expected mqtt://HOST:PORT")]
+    BadUrl(String),
+    #[error("cannot reach the MQTT broker at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("MQTT client: {0}")]
+    Client(#[from] rumqttc::ClientError),
+    #[error("cannot encode event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Largest message either side accepts: a complete topology of 100k members fits.
+pub const MAX_PACKET_SIZE: usize = 64 * 1024 * 1024;
+
+/// Splits `mqtt://host:port`, `tcp://host:port` or `host:port`.
+pub fn parse_broker_url(url: &str) -> Result<(String, u16), BusError> {
+    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url);
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| BusError::BadUrl(url.into()))?;
+    let port = port.parse().map_err(|_| BusError::BadUrl(url.into()))?;
+    if host.is_empty() {
+        return Err(BusError::BadUrl(url.into()));
+    }
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
+/// A connection to the event bus. Cheap to clone; every clone shares one MQTT session.
+#[derive(Clone)]
+pub struct Bus {
+    client: AsyncClient,
+    routes: Arc<Mutex<Vec<Route>>>,
+    url: String,
+}
+
+struct Route {
+    filter: String,
+    tx: mpsc::UnboundedSender<AnyEvent>,
+}
+
+/// The events matching one subscription, in arrival order.
+pub struct Subscription {
+    rx: mpsc::UnboundedReceiver<AnyEvent>,
+}
+
+impl Subscription {
+    /// The next event; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<AnyEvent> {
+        self.rx.recv().await
+    }
+
+    /// Waits up to `timeout` for an event `pick` accepts, skipping the others.
+    pub async fn wait_for<T>(&mut self, timeout: Duration, mut pick: impl FnMut(AnyEvent) -> Option<T>) -> Option<T> {
+        tokio::time::timeout(timeout, async {
+            while let Some(ev) = self.rx.recv().await {
+                if let Some(t) = pick(ev) {
+                    return Some(t);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+impl Bus {
+    /// Connects to the broker at `url` and waits for it to accept the session.
+    pub async fn connect(url: &str, client_id: &str) -> Result<Bus, BusError> {
+        let (host, port) = parse_broker_url(url)?;
+        let mut options = MqttOptions::new(client_id, host.clone(), port);
+        options.set_keep_alive(Duration::from_secs(15));
+        options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
+        options.set_clean_session(true);
+        let (client, mut eventloop) = AsyncClient::new(options, 1024);
+
+        // The first poll performs the connection, so a bad address fails here, clearly.
+        let addr = format!("{host}:{port}");
+        let first = tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await;
+        match first {
+            Ok(Ok(MqttEvent::Incoming(Packet::ConnAck(_)))) => {}
+            Ok(Ok(other)) => return Err(BusError::Connect { addr, reason: format!("unexpected {other:?}") }),
+            Ok(Err(e)) => return Err(BusError::Connect { addr, reason: e.to_string() }),
+            Err(_) => return Err(BusError::Connect { addr, reason: "no answer within 10 s".into() }),
+        }
+        info!(broker = %url, client_id, "connected to the event bus");
+        let routes = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(drive(eventloop, client.clone(), routes.clone(), url.to_string()));
+        Ok(Bus { client, routes, url: url.to_string() })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Publishes an event on its topic at QoS 1 (retained if the event type says so).
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<(), BusError> {
+        let body = serde_json::to_vec(event)?;
+        self.client.publish(E::TOPIC, QoS::AtLeastOnce, E::RETAIN, body).await?;
+        Ok(())
+    }
+
+    /// Publishes any event.
+    pub async fn publish_any(&self, event: &AnyEvent) -> Result<(), BusError> {
+        let (topic, body, retain) = event.encode()?;
+        self.client.publish(topic, QoS::AtLeastOnce, retain, body).await?;
+        Ok(())
+    }
+
+    /// Subscribes to a topic filter (`topology/#`, `instance/status/+`, or one topic).
+    /// Retained events on matching topics arrive first.
+    pub async fn subscribe(&self, filter: &str) -> Result<Subscription, BusError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.routes.lock().unwrap().push(Route { filter: filter.to_string(), tx });
+        self.client.subscribe(filter, QoS::AtLeastOnce).await?;
+        Ok(Subscription { rx })
+    }
+
+    /// Subscribes to one event type.
+    pub async fn subscribe_to<E: Event>(&self) -> Result<Subscription, BusError> {
+        self.subscribe(E::TOPIC).await
+    }
+
+    /// Disconnects after pending publishes are sent.
+    pub async fn close(&self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+/// Runs the MQTT event loop: routes incoming events to subscriptions, and after a
+/// reconnect subscribes again (the broker forgot a clean session).
+async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<Vec<Route>>>, url: String) {
+    let mut backoff = Duration::from_millis(100);
+    let mut owner_check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let polled = tokio::select! {
+            polled = eventloop.poll() => polled,
+            _ = owner_check.tick() => {
+                // Only this task holds the routes: every `Bus` handle is gone.
+                if Arc::strong_count(&routes) == 1 {
+                    let _ = client.try_disconnect();
+                    return;
+                }
+                continue;
+            }
+        };
+        match polled {
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                backoff = Duration::from_millis(100);
+                match AnyEvent::decode(&p.topic, &p.payload) {
+                    Some(Ok(event)) => {
+                        let mut routes = routes.lock().unwrap();
+                        routes.retain(|r| !r.tx.is_closed());
+                        for r in routes.iter().filter(|r| topic_matches(&r.filter, &p.topic)) {
+                            let _ = r.tx.send(event.clone());
+                        }
+                    }
+                    Some(Err(e)) => warn!(topic = %p.topic, error = %e, "dropping a malformed event"),
+                    None => debug!(topic = %p.topic, "ignoring a message on a foreign topic"),
+                }
+            }
+            Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                info!(broker = %url, "reconnected to the event bus");
+                if !ack.session_present {
+                    let filters: Vec<String> = routes.lock().unwrap().iter().map(|r| r.filter.clone()).collect();
+                    for f in filters {
+                        let _ = client.subscribe(f, QoS::AtLeastOnce).await;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                warn!(broker = %url, error = %e, retry_in = ?backoff, "event bus connection lost");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// MQTT topic filter matching with `+` (one level) and `#` (the rest).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        assert!(topic_matches("topology/#", "topology/MemberActivatedEvent"));
+        assert!(topic_matches("instance/+/InstanceStartedEvent", "instance/status/InstanceStartedEvent"));
+        assert!(!topic_matches("topology/+", "instance/status/InstanceStartedEvent"));
+        assert!(topic_matches("log/LogEvent", "log/LogEvent"));
+        assert!(!topic_matches("log/LogEvent", "log/LogEvent/x"));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(parse_broker_url("mqtt://127.0.0.1:1883").unwrap(), ("127.0.0.1".into(), 1883));
+        assert_eq!(parse_broker_url("localhost:1").unwrap(), ("localhost".into(), 1));
+        assert!(parse_broker_url("mqtt://nohost").is_err());
+        assert!(parse_broker_url("mqtt://:12").is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! The bus against real brokers: the embedded one and Mosquitto.
+
+#[path = "support/mod.rs"]
+mod brokers;
+
+use std::time::Duration;
+
+use stratos_bus::events::*;
+use stratos_bus::{AnyEvent, Bus, MemberRef};
+use stratos_model::topology::{Cluster, ClusterStatus, Port, Service, ServiceType, Topology};
+use stratos_model::Protocol;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn member(id: &str) -> MemberRef {
+    MemberRef {
+        service_name: "php".into(),
+        cluster_id: "app.php".into(),
+        member_id: id.into(),
+        network_partition_id: "np1".into(),
+        partition_id: "p1".into(),
+    }
+}
+
+fn topology(clusters: usize) -> Topology {
+    let mut service = Service {
+        service_name: "php".into(),
+        service_type: ServiceType::SingleTenant,
+        ports: vec![],
+        clusters: Default::default(),
+    };
+    for i in 0..clusters {
+        let id = format!("app{i}.php");
+        service.clusters.insert(
+            id.clone(),
+            Cluster {
+                cluster_id: id,
+                service_name: "php".into(),
+                app_id: format!("app{i}"),
+                alias: "php".into(),
+                tenant_id: -1234,
+                host_names: vec![format!("app{i}.php.stratos.local")],
+                autoscale_policy_name: "a".into(),
+                deployment_policy_name: "d".into(),
+                status: ClusterStatus::Active,
+                members: Default::default(),
+            },
+        );
+    }
+    let mut t = Topology::default();
+    t.services.insert("php".into(), service);
+    t
+}
+
+#[tokio::test]
+async fn typed_events_reach_matching_subscribers_only() {
+    let (brokers, _keep) = brokers::both();
+    for (name, url) in brokers {
+        let publisher = Bus::connect(&url, &format!("pub-{name}")).await.unwrap();
+        let listener = Bus::connect(&url, &format!("sub-{name}")).await.unwrap();
+        let mut topology = listener.subscribe("topology/#").await.unwrap();
+        let mut status = listener.subscribe("instance/status/+").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let activated = MemberActivatedEvent {
+            member: member("m1"),
+            default_private_ip: Some("127.0.0.1".into()),
+            ports: vec![Port { protocol: Protocol::Http, value: 8080, proxy: 8280 }],
+        };
+        publisher.publish(&activated).await.unwrap();
+        publisher.publish(&InstanceStartedEvent { member: member("m2") }).await.unwrap();
+
+        let got = topology
+            .wait_for(WAIT, |e| match e {
+                AnyEvent::MemberActivatedEvent(e) => Some(e),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got.as_ref(), Some(&activated), "{name}: topology subscriber gets the activation");
+        let got = status
+            .wait_for(WAIT, |e| match e {
+                AnyEvent::InstanceStartedEvent(e) => Some(e),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got.map(|e| e.member.member_id), Some("m2".to_string()), "{name}");
+        // The status subscription never sees topology events and vice versa.
+        let stray = topology
+            .wait_for(Duration::from_millis(300), |e| matches!(e, AnyEvent::InstanceStartedEvent(_)).then_some(()))
+            .await;
+        assert!(stray.is_none(), "{name}: topology/# must not receive instance/status events");
+    }
+}
+
+#[tokio::test]
+async fn late_joiners_get_the_latest_complete_topology() {
+    let (brokers, _keep) = brokers::both();
+    for (name, url) in brokers {
+        let controller = Bus::connect(&url, &format!("cc-{name}")).await.unwrap();
+        controller.publish(&CompleteTopologyEvent { topology: topology(1) }).await.unwrap();
+        // A big snapshot (5,000 clusters) replaces the first: the retained message is the newest.
+        let big = topology(5_000);
+        controller.publish(&CompleteTopologyEvent { topology: big.clone() }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let late = Bus::connect(&url, &format!("lb-{name}")).await.unwrap();
+        let mut sub = late.subscribe_to::<CompleteTopologyEvent>().await.unwrap();
+        let got = sub
+            .wait_for(WAIT, |e| match e {
+                AnyEvent::CompleteTopologyEvent(e) => Some(e.topology),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            got.map(|t| t.services["php"].clusters.len()),
+            Some(5_000),
+            "{name}: late joiner gets the newest snapshot"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_message_does_not_stop_the_subscription() {
+    let (brokers, _keep) = brokers::both();
+    for (name, url) in brokers {
+        let listener = Bus::connect(&url, &format!("l-{name}")).await.unwrap();
+        let mut sub = listener.subscribe("instance/status/#").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (host, port) = stratos_bus::parse_broker_url(&url).unwrap();
+        let (raw, mut eventloop) =
+            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(format!("raw-{name}"), host, port), 10);
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        raw.publish(InstanceStartedEvent::TOPIC, rumqttc::QoS::AtLeastOnce, false, b"{not json".to_vec())
+            .await
+            .unwrap();
+        let good = Bus::connect(&url, &format!("g-{name}")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        good.publish(&InstanceStartedEvent { member: member("after") }).await.unwrap();
+        let got = sub
+            .wait_for(WAIT, |e| match e {
+                AnyEvent::InstanceStartedEvent(e) => Some(e.member.member_id),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got.as_deref(), Some("after"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_survive_a_broker_restart() {
+    let port = brokers::free_port();
+    let Some(first) = brokers::Mosquitto::start(port) else { return };
+    let url = first.url();
+    let listener = Bus::connect(&url, "survivor").await.unwrap();
+    let mut sub = listener.subscribe("topology/#").await.unwrap();
+    first.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _second = brokers::Mosquitto::start(port).unwrap();
+    // The listener reconnects with back-off and subscribes again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let publisher = Bus::connect(&url, "after-restart").await.unwrap();
+    publisher.publish(&MemberStartedEvent { member: member("m9") }).await.unwrap();
+    let got = sub
+        .wait_for(WAIT, |e| match e {
+            AnyEvent::MemberStartedEvent(e) => Some(e.member.member_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got.as_deref(), Some("m9"));
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_clear_error() {
+    let port = brokers::free_port();
+    let err = Bus::connect(&format!("mqtt://127.0.0.1:{port}"), "nobody").await.err().expect("must fail");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(Bus::connect("http://x", "bad").await.is_err());
+}
+
+#[test]
+fn every_topic_is_its_type_path() {
+    assert_eq!(MemberActivatedEvent::TOPIC, "topology/MemberActivatedEvent");
+    assert_eq!(InstanceCleanupMemberEvent::TOPIC, "instance/notifier/InstanceCleanupMemberEvent");
+    assert!(CompleteTopologyEvent::RETAIN);
+    assert!(!MemberActivatedEvent::RETAIN);
+    let mut seen = std::collections::HashSet::new();
+    for t in AnyEvent::TOPICS {
+        assert!(seen.insert(t), "topic {t} used twice");
+        let prefix = t.rsplit_once('/').unwrap().0;
+        assert!(
+            [
+                "topology",
+                "instance/status",
+                "instance/notifier",
+                "application",
+                "cluster/status",
+                "tenant",
+                "health",
+                "summarized-health-stats",
+                "log"
+            ]
+            .contains(&prefix),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn events_keep_stratos_field_names() {
+    let e = MemberTerminatedEvent { member: member("m1"), reason: "undeployed".into() };
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["memberId"], "m1");
+    assert_eq!(json["networkPartitionId"], "np1");
+    let (topic, body, _) = AnyEvent::MemberTerminatedEvent(e.clone()).encode().unwrap();
+    assert_eq!(AnyEvent::decode(topic, &body).unwrap().unwrap(), AnyEvent::MemberTerminatedEvent(e));
+    assert!(AnyEvent::decode("foreign/topic", b"{}").is_none());
+}

@@ -1,0 +1,81 @@
+//! Brokers for the bus tests: the embedded one and a real Mosquitto.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stratos_bus::EmbeddedBroker;
+
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Mosquitto {
+    /// Starts `mosquitto` on `port` (0: a free one). Fails the test when Mosquitto is
+    /// missing, unless STRATOS_SKIP_MOSQUITTO=1 says this machine has none.
+    pub fn start(port: u16) -> Option<Mosquitto> {
+        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
+            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
+            return None;
+        }
+        let port = if port == 0 { free_port() } else { port };
+        let child = Command::new(mosquitto_path())
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
+        wait_listening(port);
+        Some(Mosquitto { child, port })
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mosquitto_path() -> String {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "mosquitto".into()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_listening(port: u16) {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.
+pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
+    let embedded = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).expect("embedded broker");
+    let mut urls = vec![("embedded", embedded.url())];
+    let mosquitto = Mosquitto::start(0);
+    if let Some(m) = &mosquitto {
+        urls.push(("mosquitto", m.url()));
+    }
+    (urls, mosquitto)
+}
