@@ -80,6 +80,10 @@ impl Bus {
     /// Connects to the broker at `url` and waits for it to accept the session.
     pub async fn connect(url: &str, client_id: &str) -> Result<Bus, BusError> {
         let (host, port) = parse_broker_url(url)?;
+        // Brokers differ in the client ids they accept; letters, digits and '-' pass everywhere.
+        let client_id: String =
+            client_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(64).collect();
+        let client_id = client_id.as_str();
         let mut options = MqttOptions::new(client_id, host.clone(), port);
         options.set_keep_alive(Duration::from_secs(15));
         options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);

@@ -1,1 +1,70 @@
-fn main() {}
+//! `stratos`: runs the platform (`stratos up`) and talks to it (`stratos cartridge add ...`).
+
+mod client;
+mod definitions;
+mod logging;
+mod output;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "stratos",
+    version,
+    about = "Stratos: a Platform-as-a-Service that runs any service elastically on any infrastructure",
+    long_about = "Stratos runs cartridges (service runtimes) as members of clusters, scales them on load, and routes traffic to them.\n\n\
+                  Start the all-in-one platform with `stratos up`, then register definitions with the client commands, e.g.\n  \
+                  stratos network-partition add examples/php-web/network-partition-np-local-1.json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the all-in-one platform: REST API, event bus (embedded MQTT broker) and store.
+    Up(up::UpArgs),
+    /// Manage cartridges: service runtime types (a web server, a TCP service, ...).
+    Cartridge(definitions::DefinitionArgs),
+    /// Manage network partitions: clouds and the partitions (zones) members go to.
+    #[command(name = "network-partition")]
+    NetworkPartition(definitions::DefinitionArgs),
+    /// Manage deployment policies: which partitions a cluster uses, and how it fills them.
+    #[command(name = "deployment-policy")]
+    DeploymentPolicy(definitions::DefinitionArgs),
+    /// Manage autoscaling policies: the load thresholds a cluster scales on.
+    #[command(name = "autoscaling-policy")]
+    AutoscalingPolicy(definitions::DefinitionArgs),
+    /// Manage application policies: the network partitions an application may burst into.
+    #[command(name = "application-policy")]
+    ApplicationPolicy(definitions::DefinitionArgs),
+    /// Manage applications: one or more clusters of cartridges, with their dependencies.
+    Application(definitions::DefinitionArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Cartridge(a) => definitions::run(stratos_model::Kind::Cartridge, a).await,
+            Command::NetworkPartition(a) => definitions::run(stratos_model::Kind::NetworkPartition, a).await,
+            Command::DeploymentPolicy(a) => definitions::run(stratos_model::Kind::DeploymentPolicy, a).await,
+            Command::AutoscalingPolicy(a) => definitions::run(stratos_model::Kind::AutoscalingPolicy, a).await,
+            Command::ApplicationPolicy(a) => definitions::run(stratos_model::Kind::ApplicationPolicy, a).await,
+            Command::Application(a) => definitions::run(stratos_model::Kind::Application, a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

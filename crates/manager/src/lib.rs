@@ -1,1 +1,72 @@
+//! The Stratos manager: the REST API (`/api/...`) and its OpenAPI document.
 
+mod body;
+mod definitions;
+mod error;
+mod openapi;
+mod state;
+mod tenants;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub use body::DEFAULT_BODY_LIMIT;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::document as openapi_document;
+pub use state::{AppState, TenantId};
+
+/// The whole API. `body_limit` bounds every request body, in bytes.
+pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    let openapi = Arc::new(openapi::document());
+    Router::new()
+        .merge(definitions::routes())
+        .merge(tenants::routes())
+        .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
+        .route("/api/health", get(health))
+        .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let store_ok = state.store.list(stratos_model::SUPER_TENANT, "health-probe").await.is_ok();
+    let body = json!({
+        "status": if store_ok { "ok" } else { "degraded" },
+        "store": state.store.describe(),
+        "broker": state.bus.as_ref().map(|b| b.url().to_string()),
+    });
+    let status = if store_ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::error!(%method, %path, status, micros, "request");
+    } else {
+        tracing::info!(%method, %path, status, micros, "request");
+    }
+    response
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    body_limit: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state, body_limit)).with_graceful_shutdown(shutdown).await
+}

@@ -19,7 +19,7 @@ pub struct Application {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::bool")]
     pub multi_tenant: bool,
     pub components: Components,
 }
@@ -42,7 +42,9 @@ pub struct CartridgeSubscription {
     /// The cartridge type.
     #[serde(rename = "type")]
     pub cartridge_type: String,
+    #[serde(deserialize_with = "crate::lenient::u32")]
     pub cartridge_min: u32,
+    #[serde(deserialize_with = "crate::lenient::u32")]
     pub cartridge_max: u32,
     pub subscribable_info: SubscribableInfo,
 }
@@ -68,7 +70,7 @@ pub struct SubscribableInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactRepository {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::bool")]
     pub private_repo: bool,
     pub repo_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,11 +84,23 @@ pub struct ArtifactRepository {
 pub struct GroupComponent {
     pub name: String,
     pub alias: String,
-    #[serde(default = "one")]
+    /// Stratos 4.1 names it `groupMinInstances`; `groupMin` is accepted too.
+    #[serde(
+        rename = "groupMinInstances",
+        alias = "groupMin",
+        default = "one",
+        deserialize_with = "crate::lenient::u32"
+    )]
     pub group_min: u32,
-    #[serde(default = "one")]
+    /// Stratos 4.1 names it `groupMaxInstances`; `groupMax` is accepted too.
+    #[serde(
+        rename = "groupMaxInstances",
+        alias = "groupMax",
+        default = "one",
+        deserialize_with = "crate::lenient::u32"
+    )]
     pub group_max: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::bool")]
     pub group_scaling_enabled: bool,
     #[serde(default)]
     pub cartridges: Vec<CartridgeSubscription>,
@@ -170,7 +184,10 @@ fn check_groups(groups: &[GroupComponent], at: &str, p: &mut Problems) {
         let here = format!("{at}.groups[{i}]");
         p.check_id(&format!("{here}.name"), &g.name);
         if g.group_max < g.group_min {
-            p.push(format!("{here}.groupMax"), format!("{} is below groupMin {}", g.group_max, g.group_min));
+            p.push(
+                format!("{here}.groupMaxInstances"),
+                format!("{} is below groupMinInstances {}", g.group_max, g.group_min),
+            );
         }
         if g.cartridges.is_empty() && g.groups.is_empty() {
             p.push(format!("{here}.cartridges"), "a group needs at least one cartridge or group");
@@ -199,7 +216,10 @@ impl Definition for Application {
                 p.push(format!("{at}.cartridgeMin"), "must be at least 1");
             }
             if c.cartridge_max < c.cartridge_min {
-                p.push(format!("{at}.cartridgeMax"), format!("{} is below cartridgeMin {}", c.cartridge_max, c.cartridge_min));
+                p.push(
+                    format!("{at}.cartridgeMax"),
+                    format!("{} is below cartridgeMin {}", c.cartridge_max, c.cartridge_min),
+                );
             }
             let info = &c.subscribable_info;
             if info.autoscaling_policy.is_empty() {
@@ -222,8 +242,10 @@ impl Definition for Application {
         }
         check_groups(&self.components.groups, "components", p);
 
-        let cartridge_aliases: Vec<(String, &str)> =
-            subs.iter().map(|(at, c)| (format!("{at}.subscribableInfo.alias"), c.subscribable_info.alias.as_str())).collect();
+        let cartridge_aliases: Vec<(String, &str)> = subs
+            .iter()
+            .map(|(at, c)| (format!("{at}.subscribableInfo.alias"), c.subscribable_info.alias.as_str()))
+            .collect();
         let group_aliases = self.group_aliases();
         p.check_unique(cartridge_aliases.iter().chain(group_aliases.iter()).map(|(a, b)| (a.clone(), *b)));
 
@@ -233,7 +255,9 @@ impl Definition for Application {
                 .map(|(_, a)| (format!("cartridge.{a}"), ()))
                 .chain(group_aliases.iter().map(|(_, a)| (format!("group.{a}"), ())))
                 .collect();
-            for (field, lists) in [("startupOrders", &deps.startup_orders), ("scalingDependents", &deps.scaling_dependents)] {
+            for (field, lists) in
+                [("startupOrders", &deps.startup_orders), ("scalingDependents", &deps.scaling_dependents)]
+            {
                 for (i, list) in lists.iter().enumerate() {
                     let at = format!("components.dependencies.{field}[{i}].aliases");
                     if list.aliases.len() < 2 {
@@ -241,7 +265,10 @@ impl Definition for Application {
                     }
                     for (j, alias) in list.aliases.iter().enumerate() {
                         if !(alias.starts_with("cartridge.") || alias.starts_with("group.")) {
-                            p.push(format!("{at}[{j}]"), format!("{alias:?} must be \"cartridge.<alias>\" or \"group.<alias>\""));
+                            p.push(
+                                format!("{at}[{j}]"),
+                                format!("{alias:?} must be \"cartridge.<alias>\" or \"group.<alias>\""),
+                            );
                         } else if !known.contains_key(alias) {
                             p.push(format!("{at}[{j}]"), format!("{alias:?} names no component of this application"));
                         }
@@ -257,7 +284,8 @@ impl Definition for Application {
                 p.push(format!("{at}.type"), format!("cartridge {:?} is not defined", c.cartridge_type));
             }
             let info = &c.subscribable_info;
-            if !info.autoscaling_policy.is_empty() && !defs.autoscaling_policies.contains_key(&info.autoscaling_policy) {
+            if !info.autoscaling_policy.is_empty() && !defs.autoscaling_policies.contains_key(&info.autoscaling_policy)
+            {
                 p.push(
                     format!("{at}.subscribableInfo.autoscalingPolicy"),
                     format!("autoscaling policy {:?} is not defined", info.autoscaling_policy),

@@ -42,7 +42,9 @@ impl Definition for ApplicationPolicy {
         for (i, np) in self.network_partitions.iter().enumerate() {
             p.check_id(&format!("networkPartitions[{i}]"), np);
         }
-        p.check_unique(self.network_partitions.iter().enumerate().map(|(i, x)| (format!("networkPartitions[{i}]"), x.as_str())));
+        p.check_unique(
+            self.network_partitions.iter().enumerate().map(|(i, x)| (format!("networkPartitions[{i}]"), x.as_str())),
+        );
         check_properties(&self.properties, "properties", p);
     }
 

@@ -11,7 +11,7 @@ pub struct AutoscalingPolicy {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::bool")]
     pub is_public: bool,
     pub load_thresholds: LoadThresholds,
 }
@@ -33,6 +33,7 @@ pub struct LoadThresholds {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Threshold {
+    #[serde(deserialize_with = "crate::lenient::f64")]
     pub threshold: f64,
 }
 
@@ -52,7 +53,10 @@ impl Definition for AutoscalingPolicy {
         for (name, threshold) in [("requestsInFlight", t.requests_in_flight), ("loadAverage", t.load_average)] {
             if let Some(Threshold { threshold }) = threshold {
                 if !(threshold.is_finite() && threshold > 0.0) {
-                    p.push(format!("loadThresholds.{name}.threshold"), format!("must be a number above 0, found {threshold}"));
+                    p.push(
+                        format!("loadThresholds.{name}.threshold"),
+                        format!("must be a number above 0, found {threshold}"),
+                    );
                 }
             }
         }

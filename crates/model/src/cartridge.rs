@@ -26,9 +26,15 @@ pub struct Cartridge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Shared (in-container) multi-tenancy: one cluster serves many tenants.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::bool")]
     pub multi_tenant: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `public` or `private`; Stratos 4.1 spells the field `loadBalancingIPType`.
+    #[serde(
+        default,
+        rename = "loadBalancingIPType",
+        alias = "loadBalancingIpType",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub load_balancing_ip_type: Option<String>,
     #[serde(default)]
     pub port_mapping: Vec<PortMapping>,
@@ -61,9 +67,10 @@ pub struct PortMapping {
     pub name: Option<String>,
     pub protocol: Protocol,
     /// The port the member's process listens on.
+    #[serde(deserialize_with = "crate::lenient::u32")]
     pub port: u32,
     /// The port the load balancer exposes for it; 0 for none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::u32")]
     pub proxy_port: u32,
 }
 

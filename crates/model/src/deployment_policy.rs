@@ -27,6 +27,7 @@ pub struct PartitionRef {
     /// Id of a partition of the enclosing network partition.
     pub id: String,
     /// Most members this policy puts in the partition.
+    #[serde(deserialize_with = "crate::lenient::u32")]
     pub partition_max: u32,
 }
 
@@ -64,9 +65,16 @@ impl Definition for DeploymentPolicy {
                     p.push(format!("{at}.partitions[{j}].partitionMax"), "must be at least 1");
                 }
             }
-            p.check_unique(np.partitions.iter().enumerate().map(|(j, x)| (format!("{at}.partitions[{j}].id"), x.id.as_str())));
+            p.check_unique(
+                np.partitions.iter().enumerate().map(|(j, x)| (format!("{at}.partitions[{j}].id"), x.id.as_str())),
+            );
         }
-        p.check_unique(self.network_partitions.iter().enumerate().map(|(i, x)| (format!("networkPartitions[{i}].id"), x.id.as_str())));
+        p.check_unique(
+            self.network_partitions
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("networkPartitions[{i}].id"), x.id.as_str())),
+        );
     }
 
     fn check_references(&self, defs: &Definitions, p: &mut Problems) {

@@ -71,9 +71,6 @@ impl fmt::Display for Kind {
 impl FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == s || k.resource() == s)
-            .ok_or_else(|| format!("unknown kind {s:?}"))
+        Kind::ALL.into_iter().find(|k| k.name() == s || k.resource() == s).ok_or_else(|| format!("unknown kind {s:?}"))
     }
 }

@@ -10,6 +10,7 @@ mod cartridge;
 mod definitions;
 mod deployment_policy;
 mod kind;
+mod lenient;
 mod network_partition;
 mod parse;
 mod problems;

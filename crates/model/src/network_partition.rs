@@ -29,7 +29,7 @@ pub struct Partition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Upper bound on members in this partition, whatever a deployment policy says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::lenient::opt_u32", skip_serializing_if = "Option::is_none")]
     pub partition_max: Option<u32>,
     /// `region` and `zone` go here, as in Apache Stratos.
     #[serde(default, alias = "properties")]

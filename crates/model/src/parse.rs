@@ -26,21 +26,43 @@ pub fn parse<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, Probl
     let result = match format {
         Format::Json => {
             let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize::<_, T>(de).map_err(|e| (e.path().to_string(), strip_location(e.inner().to_string())))
+            serde_path_to_error::deserialize::<_, T>(de)
+                .map_err(|e| (field_path(e.path()), strip_location(e.inner().to_string())))
         }
         Format::Yaml => {
             let de = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize::<_, T>(de).map_err(|e| (e.path().to_string(), e.inner().to_string()))
+            serde_path_to_error::deserialize::<_, T>(de).map_err(|e| (field_path(e.path()), e.inner().to_string()))
         }
     };
     match result {
         Ok(value) => Ok(value),
         Err((path, message)) => {
-            let path = if path == "." { String::new() } else { path };
             problems.push(path, message);
             Err(problems)
         }
     }
+}
+
+/// The path as validation writes it (`networkPartitions[0].partitions[1].id`),
+/// `""` for the whole definition. serde_path_to_error shows the root as `.` and
+/// a position it could not name (a syntax error between two fields) as `?`:
+/// the path stops before such a segment.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => break,
+        }
+    }
+    out
 }
 
 /// serde_json appends " at line L column C": keep it, it helps with syntax errors,

@@ -1,0 +1,109 @@
+//! `stratos <kind> add|update|list|show|remove`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use stratos_model::Kind;
+
+use crate::client::{Client, DEFAULT_API};
+use crate::output::{print_list, print_one, Output};
+
+#[derive(Args)]
+pub struct DefinitionArgs {
+    /// Base URL of the Stratos API.
+    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
+    api: String,
+    /// How to print results.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Add definitions from JSON or YAML files (`.yaml`/`.yml` are read as YAML), in order.
+    Add {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Replace existing definitions with the ones in the files.
+    Update {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List every definition of this kind.
+    List,
+    /// Show one definition in full.
+    Show { id: String },
+    /// Remove a definition (refused while another definition uses it).
+    Remove { id: String },
+}
+
+pub async fn run(kind: Kind, args: DefinitionArgs) -> Result<()> {
+    let client = Client::new(&args.api);
+    let collection = format!("/api/{}", kind.resource());
+    match args.action {
+        Action::Add { files } => {
+            for file in files {
+                let (text, content_type) = read(&file)?;
+                let added = client
+                    .call(Method::POST, &collection, Some((text, content_type)))
+                    .await
+                    .with_context(|| format!("adding {}", file.display()))?;
+                report(kind, "added", added, args.output);
+            }
+        }
+        Action::Update { files } => {
+            for file in files {
+                let (text, content_type) = read(&file)?;
+                let updated = client
+                    .call(Method::PUT, &collection, Some((text, content_type)))
+                    .await
+                    .with_context(|| format!("updating from {}", file.display()))?;
+                report(kind, "updated", updated, args.output);
+            }
+        }
+        Action::List => {
+            let list = client.call(Method::GET, &collection, None).await?.unwrap_or_default();
+            print_list(kind, &list, args.output);
+        }
+        Action::Show { id } => {
+            let one = client.call(Method::GET, &format!("{collection}/{id}"), None).await?.unwrap_or_default();
+            print_one(&one, args.output);
+        }
+        Action::Remove { id } => {
+            client.call(Method::DELETE, &format!("{collection}/{id}"), None).await?;
+            if args.output == Output::Table {
+                println!("{} {id:?} removed", kind.words());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(kind: Kind, verb: &str, value: Option<serde_json::Value>, output: Output) {
+    let value = value.unwrap_or_default();
+    match output {
+        Output::Table => {
+            let id = value[kind.id_field()].as_str().unwrap_or("?");
+            println!("{} {id:?} {verb}", kind.words());
+        }
+        _ => print_one(&value, output),
+    }
+}
+
+fn read(file: &PathBuf) -> Result<(String, &'static str)> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let content_type = match file.extension().and_then(|e| e.to_str()) {
+        Some("yaml") | Some("yml") => "application/yaml",
+        Some("json") => "application/json",
+        _ => match stratos_model::Format::sniff(&text) {
+            stratos_model::Format::Json => "application/json",
+            stratos_model::Format::Yaml => "application/yaml",
+        },
+    };
+    Ok((text, content_type))
+}

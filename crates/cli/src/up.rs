@@ -1,0 +1,91 @@
+//! `stratos up`: the all-in-one platform in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use stratos_bus::events::CompleteTopologyEvent;
+use stratos_bus::{Bus, EmbeddedBroker};
+use stratos_manager::{AppState, DEFAULT_BODY_LIMIT};
+use stratos_store::Store;
+
+use crate::logging::{self, LogFormat};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Address the REST API listens on.
+    #[arg(long, env = "STRATOS_API_LISTEN", default_value = "127.0.0.1:9443")]
+    api_listen: SocketAddr,
+    /// Use this external MQTT broker (e.g. mqtt://127.0.0.1:1883) instead of starting the embedded one.
+    #[arg(long, env = "STRATOS_BROKER")]
+    broker: Option<String>,
+    /// Address the embedded MQTT broker listens on (ignored with --broker).
+    #[arg(long, env = "STRATOS_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
+    mqtt_listen: SocketAddr,
+    /// Directory for the platform's data (the SQLite database, member working directories).
+    #[arg(long, env = "STRATOS_DATA_DIR", default_value = ".stratos")]
+    data_dir: PathBuf,
+    /// Store URL: `postgres://user:pass@host/db` for PostgreSQL; default SQLite in --data-dir.
+    #[arg(long, env = "STRATOS_STORE")]
+    store: Option<String>,
+    /// Largest request body the API accepts, in bytes.
+    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+pub async fn run(args: UpArgs) -> Result<()> {
+    logging::init(args.log_format);
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+
+    let store = match &args.store {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_sqlite(&args.data_dir.join("stratos.db")).await?,
+    };
+
+    let (broker_url, embedded) = match &args.broker {
+        Some(url) => (url.clone(), false),
+        None => {
+            let broker = EmbeddedBroker::start(args.mqtt_listen)
+                .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
+            (broker.url(), true)
+        }
+    };
+    let bus = Bus::connect(&broker_url, &format!("stratos-manager-{}", std::process::id())).await?;
+
+    // Late joiners (load balancers, agents) read the topology from the retained snapshot.
+    let topology = store.load_topology().await?;
+    bus.publish(&CompleteTopologyEvent { topology }).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the API (use --api-listen)", args.api_listen))?;
+    let api = listener.local_addr()?;
+    let state = Arc::new(AppState::new(store.clone(), Some(bus.clone())));
+
+    println!("Stratos is up");
+    println!("  API        http://{api}/api   (OpenAPI: http://{api}/api/openapi.json)");
+    println!("  event bus  {broker_url}{}", if embedded { "   (embedded broker)" } else { "" });
+    println!("  store      {}", store.describe());
+    println!("Client commands use --api http://{api} (or STRATOS_API). Ctrl-C stops the platform.");
+
+    stratos_manager::serve(listener, state, args.body_limit, shutdown_signal()).await?;
+    bus.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

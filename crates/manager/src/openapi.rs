@@ -1,0 +1,126 @@
+//! The OpenAPI document, generated from the same types the API decodes, so it
+//! cannot drift from what the server accepts.
+
+use schemars::generate::SchemaSettings;
+use serde_json::{json, Map, Value};
+use stratos_model::{
+    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, DeploymentPolicy, NetworkPartition, Tenant,
+};
+
+use crate::definitions::Resource;
+use crate::error::ErrorBody;
+use crate::tenants::NewTenant;
+
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut paths = Map::new();
+    add_resource::<Cartridge>(&mut generator, &mut paths);
+    add_resource::<NetworkPartition>(&mut generator, &mut paths);
+    add_resource::<DeploymentPolicy>(&mut generator, &mut paths);
+    add_resource::<AutoscalingPolicy>(&mut generator, &mut paths);
+    add_resource::<ApplicationPolicy>(&mut generator, &mut paths);
+    add_resource::<Application>(&mut generator, &mut paths);
+    let tenant = generator.subschema_for::<Tenant>();
+    let new_tenant = generator.subschema_for::<NewTenant>();
+    let error = generator.subschema_for::<ErrorBody>();
+    let errors = error_responses(&error);
+    paths.insert(
+        "/api/tenants".into(),
+        json!({
+            "get": {"tags": ["tenants"], "operationId": "listTenants", "summary": "List tenants",
+                    "responses": {"200": {"description": "Every tenant", "content": {"application/json": {"schema": {"type": "array", "items": tenant}}}}}},
+            "post": {"tags": ["tenants"], "operationId": "createTenant", "summary": "Create a tenant",
+                     "requestBody": {"required": true, "content": {"application/json": {"schema": new_tenant}}},
+                     "responses": merge(json!({"201": {"description": "Created", "content": {"application/json": {"schema": tenant}}}}), &errors)}
+        }),
+    );
+    paths.insert(
+        "/api/tenants/{domain}".into(),
+        json!({"get": {"tags": ["tenants"], "operationId": "getTenant", "summary": "Show a tenant",
+            "parameters": [{"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": merge(json!({"200": {"description": "The tenant", "content": {"application/json": {"schema": tenant}}}}), &errors)}}),
+    );
+    paths.insert(
+        "/api/health".into(),
+        json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",
+            "responses": {"200": {"description": "Healthy", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
+    );
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Stratos manager API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Definitions, applications and tenants of a Stratos platform. Bodies are JSON (or YAML with Content-Type application/yaml) with Apache Stratos 4.1 field names. Errors are JSON with the path of every field at fault."
+        },
+        "paths": paths,
+        "components": {"schemas": generator.take_definitions(true)}
+    })
+}
+
+fn add_resource<D: Resource>(generator: &mut schemars::SchemaGenerator, paths: &mut Map<String, Value>) {
+    let kind = D::KIND;
+    let schema = generator.subschema_for::<D>();
+    let error = generator.subschema_for::<ErrorBody>();
+    let errors = error_responses(&error);
+    let words = kind.words();
+    let tag = kind.resource();
+    let name = pascal(kind.name());
+    let body = json!({"required": true, "content": {
+        "application/json": {"schema": schema},
+        "application/yaml": {"schema": schema}
+    }});
+    let one = json!({"application/json": {"schema": schema}});
+    let id_param = json!([{"name": "id", "in": "path", "required": true, "description": format!("The {words}'s `{}`", kind.id_field()), "schema": {"type": "string"}}]);
+    paths.insert(
+        format!("/api/{tag}"),
+        json!({
+            "get": {"tags": [tag], "operationId": format!("list{name}s"), "summary": format!("List every {words}"),
+                    "responses": {"200": {"description": format!("Every {words}"), "content": {"application/json": {"schema": {"type": "array", "items": schema}}}}}},
+            "post": {"tags": [tag], "operationId": format!("add{name}"), "summary": format!("Add a {words}"),
+                     "description": "Validated on its own and against the definitions it names; nothing is stored when a problem is found.",
+                     "requestBody": body,
+                     "responses": merge(json!({"201": {"description": "Added", "content": one}}), &errors)},
+            "put": {"tags": [tag], "operationId": format!("update{name}FromBody"), "summary": format!("Replace a {words} named by the body (Apache Stratos 4.1 style)"),
+                    "requestBody": body,
+                    "responses": merge(json!({"200": {"description": "Replaced", "content": one}}), &errors)}
+        }),
+    );
+    paths.insert(
+        format!("/api/{tag}/{{id}}"),
+        json!({
+            "get": {"tags": [tag], "operationId": format!("get{name}"), "summary": format!("Show a {words}"), "parameters": id_param,
+                    "responses": merge(json!({"200": {"description": format!("The {words}"), "content": one}}), &errors)},
+            "put": {"tags": [tag], "operationId": format!("update{name}"), "summary": format!("Replace a {words}"), "parameters": id_param,
+                    "description": "Refused with 409 when the change would break a definition that names this one.",
+                    "requestBody": body,
+                    "responses": merge(json!({"200": {"description": "Replaced", "content": one}}), &errors)},
+            "delete": {"tags": [tag], "operationId": format!("remove{name}"), "summary": format!("Remove a {words}"), "parameters": id_param,
+                       "description": "Refused with 409 while another definition names it.",
+                       "responses": merge(json!({"204": {"description": "Removed"}}), &errors)}
+        }),
+    );
+}
+
+fn error_responses(error: &schemars::Schema) -> Value {
+    let content = json!({"application/json": {"schema": error}});
+    json!({
+        "400": {"description": "Malformed or invalid; `problems` names each field at fault", "content": content},
+        "404": {"description": "No such definition", "content": content},
+        "409": {"description": "Already exists, or in use by another definition", "content": content},
+        "413": {"description": "Body larger than the limit", "content": content},
+        "415": {"description": "Neither JSON nor YAML", "content": content}
+    })
+}
+
+fn merge(mut a: Value, b: &Value) -> Value {
+    if let (Some(a), Some(b)) = (a.as_object_mut(), b.as_object()) {
+        for (k, v) in b {
+            a.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    a
+}
+
+fn pascal(name: &str) -> String {
+    name.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect()
+}

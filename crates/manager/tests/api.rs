@@ -1,0 +1,293 @@
+//! The REST API over real HTTP, on a real SQLite store and the embedded broker.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
+use stratos_manager::{AppState, DEFAULT_BODY_LIMIT};
+use stratos_store::Store;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    bus: Bus,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("stratos.db")).await.unwrap();
+        let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let bus = Bus::connect(&broker.url(), &format!("manager-test-{}", dir.path().display())).await.unwrap();
+        let state = Arc::new(AppState::new(store, Some(bus.clone())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(stratos_manager::serve(listener, state, DEFAULT_BODY_LIMIT, std::future::pending()));
+        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, _dir: dir }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, &str)>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some((content_type, text)) = body {
+            req = req.header("content-type", content_type).body(text.to_string());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(("application/json", &body.to_string()))).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn add_examples(&self) {
+        for (resource, file) in EXAMPLES {
+            let (status, body) = self.post(&format!("/api/{resource}"), &example(file)).await;
+            assert_eq!(status, StatusCode::CREATED, "{file}: {body}");
+        }
+    }
+}
+
+const EXAMPLES: &[(&str, &str)] = &[
+    ("networkPartitions", "php-web/network-partition-np-local-1.json"),
+    ("networkPartitions", "php-web/network-partition-np-local-2.json"),
+    ("cartridges", "php-web/cartridge-php.json"),
+    ("cartridges", "php-web/cartridge-python-api.json"),
+    ("autoscalingPolicies", "php-web/autoscaling-policy-economy.json"),
+    ("deploymentPolicies", "php-web/deployment-policy-web-bursting.json"),
+    ("applicationPolicies", "php-web/application-policy-burst-local.json"),
+    ("applications", "php-web/application-php-web.json"),
+];
+
+fn example(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(file);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn problem_paths(body: &Value) -> Vec<String> {
+    body["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn definitions_crud_round_trip() {
+    let api = Api::start().await;
+    let mut events = api.bus.subscribe("application/#").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    api.add_examples().await;
+
+    let (status, list) = api.get("/api/cartridges").await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["php", "python-api"]);
+    let (status, one) = api.get("/api/applications/php-web").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one, example("php-web/application-php-web.json").pipe(normalise::<stratos_model::Application>));
+
+    let created = events
+        .wait_for(Duration::from_secs(5), |e| match e {
+            AnyEvent::ApplicationCreatedEvent(e) => Some(e.application_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(created.as_deref(), Some("php-web"));
+
+    // Update by URL and by body (Stratos 4.1 style).
+    let mut policy = example("php-web/autoscaling-policy-economy.json");
+    policy["loadThresholds"]["requestsInFlight"]["threshold"] = json!(123.0);
+    let (status, _) = api
+        .send(reqwest::Method::PUT, "/api/autoscalingPolicies/economy", Some(("application/json", &policy.to_string())))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    policy["loadThresholds"]["requestsInFlight"]["threshold"] = json!(124.0);
+    let (status, _) = api
+        .send(reqwest::Method::PUT, "/api/autoscalingPolicies", Some(("application/json", &policy.to_string())))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, stored) = api.get("/api/autoscalingPolicies/economy").await;
+    assert_eq!(stored["loadThresholds"]["requestsInFlight"]["threshold"], json!(124.0));
+
+    // Removal in dependency order works; each removed item is gone.
+    for (resource, file) in EXAMPLES.iter().rev() {
+        let def = example(file);
+        let id = def.get("applicationId").or(def.get("id")).or(def.get("type")).unwrap().as_str().unwrap().to_string();
+        let (status, body) = api.send(reqwest::Method::DELETE, &format!("/api/{resource}/{id}"), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{resource}/{id}: {body}");
+        assert_eq!(api.get(&format!("/api/{resource}/{id}")).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl Pipe for Value {}
+
+/// What the server returns: the definition with defaults filled in.
+fn normalise<D: serde::Serialize + serde::de::DeserializeOwned>(v: Value) -> Value {
+    serde_json::to_value(serde_json::from_value::<D>(v).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn bad_input_gets_4xx_naming_the_field_and_stores_nothing() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    let before = api.get("/api/deploymentPolicies").await.1;
+
+    // Syntax error.
+    let (status, body) =
+        api.send(reqwest::Method::POST, "/api/deploymentPolicies", Some(("application/json", "{\"id\": "))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Wrong type, with the path.
+    let bad = json!({"id": "dp2", "networkPartitions": [{"id": "np-local-1", "partitionAlgo": "round-robin", "partitions": [{"id": "p1", "partitionMax": "ten"}]}]});
+    let (status, body) = api.post("/api/deploymentPolicies", &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem_paths(&body), ["networkPartitions[0].partitions[0].partitionMax"]);
+    // Several problems at once, references included.
+    let bad = json!({"id": "dp2", "networkPartitions": [
+        {"id": "np-local-1", "partitionAlgo": "round-robin", "partitions": [{"id": "p1", "partitionMax": 2}, {"id": "nope", "partitionMax": 2}]},
+        {"id": "np-missing", "partitionAlgo": "round-robin", "partitions": [{"id": "p1", "partitionMax": 2}, {"id": "p1", "partitionMax": 1}]}
+    ]});
+    let (status, body) = api.post("/api/deploymentPolicies", &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let paths = problem_paths(&body);
+    assert!(paths.contains(&"networkPartitions[1].partitions[1].id".to_string()), "{body}");
+    assert!(paths.contains(&"networkPartitions[0].partitions[1].id".to_string()), "{body}");
+    assert!(paths.contains(&"networkPartitions[1].id".to_string()), "{body}");
+    assert!(body.to_string().contains("duplicate id \\\"p1\\\""), "{body}");
+    // An application naming an unknown cartridge and policy.
+    let mut app = example("php-web/application-php-web.json");
+    app["applicationId"] = json!("other");
+    app["components"]["cartridges"][0]["type"] = json!("ruby");
+    app["components"]["cartridges"][0]["subscribableInfo"]["autoscalingPolicy"] = json!("nope");
+    let (status, body) = api.post("/api/applications", &app).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        problem_paths(&body),
+        ["components.cartridges[0].type", "components.cartridges[0].subscribableInfo.autoscalingPolicy"]
+    );
+    assert_eq!(api.get("/api/applications/other").await.0, StatusCode::NOT_FOUND);
+    // YAML works, and its errors carry paths too.
+    let yaml = "id: yaml-policy\nloadThresholds:\n  memoryConsumption:\n    threshold: 120\n";
+    let (status, body) =
+        api.send(reqwest::Method::POST, "/api/autoscalingPolicies", Some(("application/yaml", yaml))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem_paths(&body), ["loadThresholds.memoryConsumption.threshold"]);
+    let yaml = "id: yaml-policy\nloadThresholds:\n  memoryConsumption:\n    threshold: 70\n";
+    let (status, body) =
+        api.send(reqwest::Method::POST, "/api/autoscalingPolicies", Some(("application/yaml", yaml))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Unsupported media type, empty body, oversize body.
+    let (status, _) = api.send(reqwest::Method::POST, "/api/cartridges", Some(("application/xml", "<x/>"))).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, _) = api.send(reqwest::Method::POST, "/api/cartridges", Some(("application/json", ""))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let huge = format!("{{\"id\": \"big\", \"description\": \"{}\"}}", "x".repeat(DEFAULT_BODY_LIMIT + 10));
+    let (status, body) =
+        api.send(reqwest::Method::POST, "/api/autoscalingPolicies", Some(("application/json", &huge))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    // Duplicates conflict; the stored one is unchanged.
+    let mut dup = example("php-web/deployment-policy-web-bursting.json");
+    dup["networkPartitions"][0]["partitions"][0]["partitionMax"] = json!(99);
+    let (status, _) = api.post("/api/deploymentPolicies", &dup).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // An id that differs from the URL is refused.
+    let (status, body) = api
+        .send(reqwest::Method::PUT, "/api/deploymentPolicies/other", Some(("application/json", &dup.to_string())))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem_paths(&body), ["id"]);
+    assert_eq!(api.get("/api/deploymentPolicies").await.1, before);
+    // Unknown routes and ids are JSON 404s.
+    let (status, body) = api.get("/api/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    assert_eq!(api.get("/api/cartridges/nope").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn definitions_in_use_cannot_be_removed_or_broken() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    let (status, body) = api.send(reqwest::Method::DELETE, "/api/cartridges/php", None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"].as_str().unwrap().contains("application \"php-web\""), "{body}");
+    // Dropping partition p2 from np-local-1 would break the deployment policy that uses it.
+    let mut np = example("php-web/network-partition-np-local-1.json");
+    np["partitions"].as_array_mut().unwrap().retain(|p| p["id"] != "p2");
+    let (status, body) = api
+        .send(reqwest::Method::PUT, "/api/networkPartitions/np-local-1", Some(("application/json", &np.to_string())))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        problem_paths(&body)
+            .iter()
+            .any(|p| p.starts_with("deploymentPolicies/web-bursting: networkPartitions[0].partitions[1].id")),
+        "{body}"
+    );
+    let (_, stored) = api.get("/api/networkPartitions/np-local-1").await;
+    assert_eq!(
+        stored,
+        example("php-web/network-partition-np-local-1.json").pipe(normalise::<stratos_model::NetworkPartition>)
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_route() {
+    let api = Api::start().await;
+    let (status, doc) = api.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for kind in stratos_model::Kind::ALL {
+        let path = format!("/api/{}", kind.resource());
+        assert!(doc["paths"][&path]["post"].is_object(), "{path}");
+        assert!(doc["paths"][format!("{path}/{{id}}")]["delete"].is_object(), "{path}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["Cartridge"]["properties"]["portMapping"].is_object(), "{schemas}");
+    assert!(schemas["DeploymentPolicy"]["properties"]["networkPartitions"].is_object());
+    // Every $ref resolves inside the document.
+    let text = doc.to_string();
+    for part in text.split("\"$ref\":\"").skip(1) {
+        let target = part.split('"').next().unwrap();
+        let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("foreign ref {target}"));
+        assert!(schemas[name].is_object(), "dangling ref {target}");
+    }
+}
+
+#[tokio::test]
+async fn tenants_are_created_once_with_valid_domains() {
+    let api = Api::start().await;
+    let mut events = api.bus.subscribe("tenant/#").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, t) =
+        api.post("/api/tenants", &json!({"tenantDomain": "example.com", "email": "ops@example.com"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    assert_eq!(t["tenantId"], 1);
+    let (status, t2) = api.post("/api/tenants", &json!({"tenantDomain": "other.org"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(t2["tenantId"], 2);
+    assert_eq!(api.post("/api/tenants", &json!({"tenantDomain": "example.com"})).await.0, StatusCode::CONFLICT);
+    let (status, body) = api.post("/api/tenants", &json!({"tenantDomain": "not a domain"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem_paths(&body), ["tenantDomain"]);
+    assert_eq!(api.get("/api/tenants/example.com").await.1["email"], "ops@example.com");
+    assert_eq!(api.get("/api/tenants").await.1.as_array().unwrap().len(), 2);
+    let got = events
+        .wait_for(Duration::from_secs(5), |e| match e {
+            AnyEvent::TenantCreatedEvent(e) => Some(e.tenant.tenant_domain),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got.as_deref(), Some("example.com"));
+}

@@ -1,0 +1,227 @@
+//! PostgreSQL back end: one tokio-postgres connection (no TLS), statements prepared once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+use crate::{Row, StoreError, SCHEMA_VERSION};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serialises concurrent first opens (two components starting together):
+/// `CREATE TABLE IF NOT EXISTS` alone races on the catalog.
+const SCHEMA_LOCK: i64 = 0x5374_7261_746f_7301; // "Stratos" 1
+
+// `COLLATE "C"`: ids sort by bytes, as in SQLite, whatever the database's locale.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    tenant_id  BIGINT      NOT NULL,
+    collection TEXT COLLATE "C" NOT NULL,
+    id         TEXT COLLATE "C" NOT NULL,
+    body       JSONB       NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, collection, id)
+);
+CREATE INDEX IF NOT EXISTS documents_by_collection ON documents (collection, tenant_id, id);
+"#;
+
+// Bodies travel as text both ways: no extra tokio-postgres features, and one
+// parsing path (with its error naming the document) for both back ends.
+const PUT: &str = "
+INSERT INTO documents (tenant_id, collection, id, body, updated_at)
+VALUES ($1, $2, $3, $4::text::jsonb, now())
+ON CONFLICT (tenant_id, collection, id) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at";
+const GET: &str = "SELECT body::text FROM documents WHERE tenant_id = $1 AND collection = $2 AND id = $3";
+const LIST: &str = "SELECT id, body::text FROM documents WHERE tenant_id = $1 AND collection = $2 ORDER BY id";
+const LIST_ALL: &str = "SELECT tenant_id, id, body::text FROM documents WHERE collection = $1 ORDER BY tenant_id, id";
+const DELETE: &str = "DELETE FROM documents WHERE tenant_id = $1 AND collection = $2 AND id = $3";
+
+/// The PostgreSQL back end of [`Store`](crate::Store); cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `postgres://host:port/db`, without user or password.
+    describe: String,
+    client: Client,
+    put: Statement,
+    get: Statement,
+    list: Statement,
+    list_all: Statement,
+    delete: Statement,
+}
+
+impl PostgresStore {
+    pub(crate) async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: Config =
+            url.parse().map_err(|e| StoreError::InvalidPostgresUrl { url: redact(url), message: message(&e) })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let describe = describe(&config);
+
+        let (mut client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| StoreError::ConnectPostgres { target: describe.clone(), message: message(&e) })?;
+        let target = describe.clone();
+        tokio::spawn(async move {
+            // Ends without error when the last clone of the store is dropped.
+            if let Err(e) = connection.await {
+                tracing::error!(store = %target, error = %message(&e), "PostgreSQL connection lost");
+            }
+        });
+
+        let schema_err = |e: tokio_postgres::Error| StoreError::Schema { db: describe.clone(), message: message(&e) };
+        let tx = client.transaction().await.map_err(schema_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(schema_err)?;
+        tx.batch_execute(SCHEMA).await.map_err(schema_err)?;
+        let found: Option<i32> =
+            tx.query_one("SELECT max(version) FROM schema_version", &[]).await.map_err(schema_err)?.get(0);
+        match found.map(i64::from) {
+            None => {
+                let version = SCHEMA_VERSION as i32;
+                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&version])
+                    .await
+                    .map_err(schema_err)?;
+            }
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew { db: describe, found, supported: SCHEMA_VERSION });
+            }
+            Some(_) => {}
+        }
+        tx.commit().await.map_err(schema_err)?;
+
+        let put = client.prepare(PUT).await.map_err(schema_err)?;
+        let get = client.prepare(GET).await.map_err(schema_err)?;
+        let list = client.prepare(LIST).await.map_err(schema_err)?;
+        let list_all = client.prepare(LIST_ALL).await.map_err(schema_err)?;
+        let delete = client.prepare(DELETE).await.map_err(schema_err)?;
+        Ok(PostgresStore { inner: Arc::new(Inner { describe, client, put, get, list, list_all, delete }) })
+    }
+
+    pub(crate) fn describe(&self) -> &str {
+        &self.inner.describe
+    }
+
+    fn err(&self, action: String) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {
+        move |e| StoreError::Database { db: self.inner.describe.clone(), action, message: message(&e) }
+    }
+
+    pub(crate) async fn put(&self, tenant: i64, collection: &str, id: &str, body: String) -> Result<(), StoreError> {
+        let i = &self.inner;
+        i.client
+            .execute(&i.put, &[&tenant, &collection, &id, &body])
+            .await
+            .map_err(self.err(format!("store {collection}/{id} of tenant {tenant}")))?;
+        Ok(())
+    }
+
+    pub(crate) async fn get(&self, tenant: i64, collection: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let i = &self.inner;
+        let row = i
+            .client
+            .query_opt(&i.get, &[&tenant, &collection, &id])
+            .await
+            .map_err(self.err(format!("read {collection}/{id} of tenant {tenant}")))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub(crate) async fn list(&self, tenant: i64, collection: &str) -> Result<Vec<Row>, StoreError> {
+        let i = &self.inner;
+        let rows = i
+            .client
+            .query(&i.list, &[&tenant, &collection])
+            .await
+            .map_err(self.err(format!("list {collection} of tenant {tenant}")))?;
+        Ok(rows.into_iter().map(|r| Row { tenant, id: r.get(0), body: r.get(1) }).collect())
+    }
+
+    pub(crate) async fn list_all_tenants(&self, collection: &str) -> Result<Vec<Row>, StoreError> {
+        let i = &self.inner;
+        let rows = i
+            .client
+            .query(&i.list_all, &[&collection])
+            .await
+            .map_err(self.err(format!("list {collection} of all tenants")))?;
+        Ok(rows.into_iter().map(|r| Row { tenant: r.get(0), id: r.get(1), body: r.get(2) }).collect())
+    }
+
+    pub(crate) async fn delete(&self, tenant: i64, collection: &str, id: &str) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        let n = i
+            .client
+            .execute(&i.delete, &[&tenant, &collection, &id])
+            .await
+            .map_err(self.err(format!("delete {collection}/{id} of tenant {tenant}")))?;
+        Ok(n > 0)
+    }
+}
+
+/// `postgres://host:port/db`: where, without credentials.
+fn describe(config: &Config) -> String {
+    let ports = config.get_ports();
+    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let mut hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match h {
+            Host::Tcp(name) => format!("{name}:{}", port(i)),
+            #[cfg(unix)]
+            Host::Unix(dir) => format!("{}:{}", dir.display(), port(i)),
+        })
+        .collect();
+    if hosts.is_empty() {
+        hosts = config.get_hostaddrs().iter().enumerate().map(|(i, a)| format!("{a}:{}", port(i))).collect();
+    }
+    if hosts.is_empty() {
+        hosts.push(format!("localhost:{}", port(0)));
+    }
+    // PostgreSQL's default database is the user's name.
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("");
+    format!("postgres://{}/{db}", hosts.join(","))
+}
+
+/// The error and its causes on one line; tokio-postgres keeps the useful part
+/// ("password authentication failed", "Connection refused") in the causes.
+fn message(e: &tokio_postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string().replace('\n', " "));
+        cause = c.source();
+    }
+    out
+}
+
+/// The connection string with its password masked, for messages: the
+/// `user:password@` of a URL, and any `password=` parameter (URL query or key=value form).
+pub(crate) fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let start = scheme_end + 3;
+        let authority_end = out[start..].find(['/', '?']).map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@') {
+            if let Some(colon) = out[start..start + at].find(':') {
+                out.replace_range(start + colon + 1..start + at, "***");
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let value_start = from + i + "password=".len();
+        let value_end = out[value_start..].find(['&', ' ']).map_or(out.len(), |j| value_start + j);
+        out.replace_range(value_start..value_end, "***");
+        from = value_start + 3;
+    }
+    out
+}

@@ -1,0 +1,159 @@
+//! SQLite back end: one connection behind a mutex, every call on tokio's blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{Row, StoreError, SCHEMA_VERSION};
+
+/// How long a statement waits for another connection (another process) to release its lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    tenant_id  INTEGER NOT NULL,
+    collection TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    updated_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (tenant_id, collection, id)
+);
+CREATE INDEX IF NOT EXISTS documents_by_collection ON documents (collection, tenant_id, id);
+";
+
+const PUT: &str = "
+INSERT INTO documents (tenant_id, collection, id, body, updated_at)
+VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+ON CONFLICT (tenant_id, collection, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
+const GET: &str = "SELECT body FROM documents WHERE tenant_id = ?1 AND collection = ?2 AND id = ?3";
+const LIST: &str = "SELECT id, body FROM documents WHERE tenant_id = ?1 AND collection = ?2 ORDER BY id";
+const LIST_ALL: &str = "SELECT tenant_id, id, body FROM documents WHERE collection = ?1 ORDER BY tenant_id, id";
+const DELETE: &str = "DELETE FROM documents WHERE tenant_id = ?1 AND collection = ?2 AND id = ?3";
+
+/// The SQLite back end of [`Store`](crate::Store); cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `sqlite:/absolute/path`.
+    describe: String,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        let describe = format!("sqlite:{}", path.display());
+        tokio::task::spawn_blocking(move || open_blocking(path))
+            .await
+            .map_err(|e| StoreError::Task { db: describe, message: e.to_string() })?
+    }
+
+    pub(crate) fn describe(&self) -> &str {
+        &self.inner.describe
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T, F>(&self, action: String, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // A panic while the lock was held cannot leave a transaction open
+            // (rusqlite rolls back on drop), so the connection is still usable.
+            let conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task { db: self.inner.describe.clone(), message: e.to_string() })?;
+        result.map_err(|e| StoreError::Database { db: self.inner.describe.clone(), action, message: e.to_string() })
+    }
+
+    pub(crate) async fn put(&self, tenant: i64, collection: &str, id: &str, body: String) -> Result<(), StoreError> {
+        let (c, i) = (collection.to_owned(), id.to_owned());
+        self.with(format!("store {collection}/{id} of tenant {tenant}"), move |conn| {
+            conn.prepare_cached(PUT)?.execute(params![tenant, c, i, body])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn get(&self, tenant: i64, collection: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let (c, i) = (collection.to_owned(), id.to_owned());
+        self.with(format!("read {collection}/{id} of tenant {tenant}"), move |conn| {
+            conn.prepare_cached(GET)?.query_row(params![tenant, c, i], |r| r.get(0)).optional()
+        })
+        .await
+    }
+
+    pub(crate) async fn list(&self, tenant: i64, collection: &str) -> Result<Vec<Row>, StoreError> {
+        let c = collection.to_owned();
+        self.with(format!("list {collection} of tenant {tenant}"), move |conn| {
+            let mut stmt = conn.prepare_cached(LIST)?;
+            let rows = stmt.query_map(params![tenant, c], |r| Ok(Row { tenant, id: r.get(0)?, body: r.get(1)? }))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn list_all_tenants(&self, collection: &str) -> Result<Vec<Row>, StoreError> {
+        let c = collection.to_owned();
+        self.with(format!("list {collection} of all tenants"), move |conn| {
+            let mut stmt = conn.prepare_cached(LIST_ALL)?;
+            let rows = stmt.query_map(params![c], |r| Ok(Row { tenant: r.get(0)?, id: r.get(1)?, body: r.get(2)? }))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn delete(&self, tenant: i64, collection: &str, id: &str) -> Result<bool, StoreError> {
+        let (c, i) = (collection.to_owned(), id.to_owned());
+        self.with(format!("delete {collection}/{id} of tenant {tenant}"), move |conn| {
+            Ok(conn.prepare_cached(DELETE)?.execute(params![tenant, c, i])? > 0)
+        })
+        .await
+    }
+}
+
+fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
+    let open_err = |error| StoreError::OpenSqlite { path: path.clone(), error };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| StoreError::CreateDir { path: parent.to_path_buf(), error })?;
+    }
+    let mut conn = Connection::open(&path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    // WAL: readers do not block the writer, and other processes (the CLI, a
+    // second component) can open the same file. In-memory databases stay "memory".
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), journal_mode = %mode, "SQLite database is not in WAL mode");
+    }
+
+    // IMMEDIATE: two processes opening a new file at once take turns.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+    tx.execute_batch(SCHEMA).map_err(open_err)?;
+    let found: Option<i64> =
+        tx.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).map_err(open_err)?;
+    let describe = format!("sqlite:{}", std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()).display());
+    match found {
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(open_err)?;
+        }
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::SchemaTooNew { db: describe, found, supported: SCHEMA_VERSION });
+        }
+        Some(_) => {}
+    }
+    tx.commit().map_err(open_err)?;
+
+    Ok(SqliteStore { inner: Arc::new(Inner { describe, conn: Mutex::new(conn) }) })
+}

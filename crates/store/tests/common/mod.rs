@@ -1,0 +1,272 @@
+//! Fixtures and scenarios shared by the SQLite and PostgreSQL tests: every
+//! scenario runs unchanged against both back ends.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
+use stratos_model::{Definitions, Kind, Protocol, Tenant, SUPER_TENANT};
+use stratos_store::{Store, StoreError};
+
+/// The tenant whose definitions the restart scenarios write.
+pub const TENANT: i64 = 7;
+
+/// One definition of every kind, as JSON.
+pub fn definitions_json() -> Vec<(Kind, Value)> {
+    vec![
+        (
+            Kind::NetworkPartition,
+            json!({"id": "local-np", "provider": "local", "partitions": [{"id": "p1", "partitionMax": 4}]}),
+        ),
+        (
+            Kind::DeploymentPolicy,
+            json!({"id": "local-only", "networkPartitions": [
+                {"id": "local-np", "partitionAlgo": "one-after-another", "partitions": [{"id": "p1", "partitionMax": 4}]}
+            ]}),
+        ),
+        (
+            Kind::AutoscalingPolicy,
+            json!({"id": "economy", "loadThresholds": {"requestsInFlight": {"threshold": 80.0}, "memoryConsumption": {"threshold": 70.5}}}),
+        ),
+        (
+            Kind::ApplicationPolicy,
+            json!({"id": "one-np", "algorithm": "one-after-another", "networkPartitions": ["local-np"]}),
+        ),
+        (
+            Kind::Cartridge,
+            json!({"type": "php", "category": "framework", "displayName": "PHP ✓",
+                   "portMapping": [{"protocol": "http", "port": 8080, "proxyPort": 80}],
+                   "iaasProvider": [{"type": "local", "command": ["php", "-S", "0.0.0.0:8080"]}]}),
+        ),
+        (
+            Kind::Application,
+            json!({"applicationId": "shop", "components": {"cartridges": [{
+                "type": "php", "cartridgeMin": 1, "cartridgeMax": 3,
+                "subscribableInfo": {"alias": "web", "autoscalingPolicy": "economy", "deploymentPolicy": "local-only"}
+            }]}}),
+        ),
+    ]
+}
+
+pub fn definitions() -> Definitions {
+    let mut defs = Definitions::default();
+    for (kind, value) in definitions_json() {
+        defs.insert_json(kind, value).expect("fixture definitions parse");
+    }
+    defs
+}
+
+/// The id a definition is stored under.
+pub fn definition_id(kind: Kind, value: &Value) -> String {
+    value[kind.id_field()].as_str().expect("fixture has its id").to_owned()
+}
+
+pub fn topology() -> Topology {
+    let member = Member {
+        service_name: "php".into(),
+        cluster_id: "shop.web.php".into(),
+        member_id: "shop.web.php-1".into(),
+        network_partition_id: "local-np".into(),
+        partition_id: "p1".into(),
+        status: MemberStatus::Active,
+        default_private_ip: Some("127.0.0.1".into()),
+        default_public_ip: None,
+        ports: vec![Port { protocol: Protocol::Http, value: 8080, proxy: 80 }],
+        init_time: 1_700_000_000_123,
+        properties: vec![],
+    };
+    let cluster = Cluster {
+        cluster_id: "shop.web.php".into(),
+        service_name: "php".into(),
+        app_id: "shop".into(),
+        alias: "web".into(),
+        tenant_id: TENANT,
+        host_names: vec!["web.shop.stratos.local".into()],
+        autoscale_policy_name: "economy".into(),
+        deployment_policy_name: "local-only".into(),
+        status: ClusterStatus::Active,
+        members: BTreeMap::from([(member.member_id.clone(), member)]),
+    };
+    let service = Service {
+        service_name: "php".into(),
+        service_type: ServiceType::SingleTenant,
+        ports: vec![Port { protocol: Protocol::Http, value: 8080, proxy: 80 }],
+        clusters: BTreeMap::from([(cluster.cluster_id.clone(), cluster)]),
+    };
+    Topology { services: BTreeMap::from([("php".to_owned(), service)]) }
+}
+
+/// Tenants out of numeric order, and with ids whose text order differs from their numeric order.
+pub fn tenants() -> Vec<Tenant> {
+    [(12, "twelve.example.com"), (TENANT, "example.com"), (3, "three.example.org")]
+        .into_iter()
+        .map(|(id, domain)| Tenant {
+            tenant_id: id,
+            tenant_domain: domain.into(),
+            active: id != 3,
+            email: Some(format!("admin@{domain}")),
+            created_at: 1_700_000_000_000 + id as u64,
+        })
+        .collect()
+}
+
+/// put/get/list/delete, upsert, ordering, tenant and collection isolation.
+pub async fn round_trip(store: &Store) {
+    let (a, b) = (101, 202);
+    let c = "cartridge";
+
+    assert_eq!(store.get(a, c, "php").await.unwrap(), None, "empty store has no document");
+    assert!(store.list(a, c).await.unwrap().is_empty());
+    assert!(store.list_all_tenants(c).await.unwrap().is_empty());
+    assert!(!store.delete(a, c, "php").await.unwrap(), "deleting a missing document reports false");
+
+    let v1 = json!({"type": "php", "category": "framework", "rev": 1});
+    store.put(a, c, "php", &v1).await.unwrap();
+    assert_eq!(store.get(a, c, "php").await.unwrap(), Some(v1.clone()));
+
+    // Upsert replaces, it does not add a second row.
+    let v2 = json!({
+        "type": "php", "category": "framework", "rev": 2,
+        "nested": {"list": [1, 2.5, -3, "ünïcødé ✓ \"quoted\" \\ back"], "null": null, "t": true},
+        "big": u64::MAX, "small": i64::MIN, "tenth": 0.1
+    });
+    store.put(a, c, "php", &v2).await.unwrap();
+    assert_eq!(store.get(a, c, "php").await.unwrap(), Some(v2.clone()), "upsert replaces the body");
+    assert_eq!(store.list(a, c).await.unwrap(), vec![v2.clone()], "upsert keeps one document");
+
+    // Ordered by id, bytewise (uppercase before lowercase) on both back ends.
+    for id in ["zeta", "alpha", "Mid", "beta"] {
+        store.put(a, c, id, &json!({"type": id})).await.unwrap();
+    }
+    let ids: Vec<Value> = store.list(a, c).await.unwrap().into_iter().map(|v| v["type"].clone()).collect();
+    assert_eq!(ids, vec![json!("Mid"), json!("alpha"), json!("beta"), json!("php"), json!("zeta")]);
+
+    // Tenant isolation: B's document of the same collection and id is its own.
+    assert_eq!(store.get(b, c, "php").await.unwrap(), None, "tenant B cannot see tenant A's document");
+    assert!(store.list(b, c).await.unwrap().is_empty(), "tenant B lists none of tenant A's documents");
+    assert!(!store.delete(b, c, "php").await.unwrap(), "tenant B cannot delete tenant A's document");
+    let vb = json!({"type": "php", "owner": "b"});
+    store.put(b, c, "php", &vb).await.unwrap();
+    assert_eq!(store.get(b, c, "php").await.unwrap(), Some(vb.clone()));
+    assert_eq!(store.get(a, c, "php").await.unwrap(), Some(v2.clone()), "B's write leaves A's document alone");
+    assert_eq!(store.list(b, c).await.unwrap(), vec![vb.clone()]);
+
+    // Collection isolation.
+    assert_eq!(store.get(a, "application", "php").await.unwrap(), None);
+    assert!(store.list(a, "application").await.unwrap().is_empty());
+
+    // Across tenants: ordered by tenant (numerically, negative first) then id.
+    let sup = json!({"type": "php", "owner": "super"});
+    store.put(SUPER_TENANT, c, "php", &sup).await.unwrap();
+    let all = store.list_all_tenants(c).await.unwrap();
+    let keys: Vec<(i64, Value)> = all.iter().map(|(t, v)| (*t, v["type"].clone())).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (SUPER_TENANT, json!("php")),
+            (a, json!("Mid")),
+            (a, json!("alpha")),
+            (a, json!("beta")),
+            (a, json!("php")),
+            (a, json!("zeta")),
+            (b, json!("php")),
+        ]
+    );
+    assert_eq!(all[4].1, v2);
+    assert_eq!(all[6].1, vb);
+
+    // Delete: true once, then false; other tenants untouched.
+    assert!(store.delete(a, c, "php").await.unwrap(), "delete reports the document existed");
+    assert!(!store.delete(a, c, "php").await.unwrap(), "second delete reports nothing to delete");
+    assert_eq!(store.get(a, c, "php").await.unwrap(), None);
+    assert_eq!(store.get(b, c, "php").await.unwrap(), Some(vb));
+    assert_eq!(store.get(SUPER_TENANT, c, "php").await.unwrap(), Some(sup));
+    assert_eq!(store.list(a, c).await.unwrap().len(), 4);
+}
+
+/// Writes definitions (tenant [`TENANT`]), the topology and the tenants.
+pub async fn write_everything(store: &Store) {
+    for (kind, value) in definitions_json() {
+        store.put(TENANT, kind.name(), &definition_id(kind, &value), &value).await.unwrap();
+    }
+    store.save_topology(&topology()).await.unwrap();
+    for t in tenants() {
+        store.put_tenant(&t).await.unwrap();
+    }
+}
+
+/// Checks what [`write_everything`] wrote.
+pub async fn check_everything(store: &Store) {
+    let defs = store.load_definitions(TENANT).await.unwrap();
+    assert_eq!(defs, definitions(), "definitions survive");
+    assert_eq!(defs.cartridges["php"].display_name.as_deref(), Some("PHP ✓"));
+    assert_eq!(store.load_definitions(TENANT + 1).await.unwrap(), Definitions::default(), "other tenant has none");
+    assert_eq!(store.load_topology().await.unwrap(), topology(), "topology survives");
+    let mut expected = tenants();
+    expected.sort_by_key(|t| t.tenant_id);
+    let got = store.tenants().await.unwrap();
+    assert_eq!(got, expected, "tenants survive, ordered by id");
+    assert_eq!(got.iter().map(|t| t.tenant_id).collect::<Vec<_>>(), vec![3, TENANT, 12]);
+}
+
+/// A fresh store has an empty topology, no tenants and no definitions.
+pub async fn check_empty(store: &Store) {
+    assert_eq!(store.load_topology().await.unwrap(), Topology::default());
+    assert!(store.tenants().await.unwrap().is_empty());
+    assert_eq!(store.load_definitions(TENANT).await.unwrap(), Definitions::default());
+}
+
+/// A stored document that is JSON but not a valid definition / topology / tenant:
+/// the typed helpers fail with an error naming collection and id.
+pub async fn invalid_typed_documents(store: &Store) {
+    let tenant = 55;
+    store.put(tenant, "cartridge", "good", &json!({"type": "good", "category": "framework"})).await.unwrap();
+    store.put(tenant, "cartridge", "broken", &json!({"type": "broken"})).await.unwrap();
+    let err = store.load_definitions(tenant).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidDocument { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("cartridge/broken") && msg.contains("tenant 55") && msg.contains("category"), "{msg}");
+
+    store.put(SUPER_TENANT, "topology", "current", &json!({"services": 42})).await.unwrap();
+    let msg = store.load_topology().await.unwrap_err().to_string();
+    assert!(msg.contains("topology/current"), "{msg}");
+
+    store.put(SUPER_TENANT, "tenant", "9", &json!({"tenantId": "nine"})).await.unwrap();
+    let msg = store.tenants().await.unwrap_err().to_string();
+    assert!(msg.contains("tenant/9"), "{msg}");
+}
+
+/// Environment variable that turns the `child_writer` test into the writing child.
+pub const CHILD_URL: &str = "STRATOS_STORE_TEST_CHILD_URL";
+const CHILD_DONE: &str = "stratos-store child wrote everything";
+
+/// Body of each test binary's `child_writer` test: a no-op in a normal run;
+/// in the child process, writes everything and exits the process at once,
+/// without dropping the store (no close, no checkpoint, no destructors).
+pub async fn child_writer() {
+    let Ok(url) = std::env::var(CHILD_URL) else { return };
+    let store = Store::open(&url).await.expect("child opens the store");
+    write_everything(&store).await;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{CHILD_DONE}").unwrap();
+    out.flush().unwrap();
+    std::process::exit(0);
+}
+
+/// Runs this test binary again, only its `child_writer` test, writing to `url`;
+/// returns once that process has exited.
+pub fn write_in_child_process(url: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new(&exe)
+        .args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_URL, url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed ({}):\n{stdout}\n{stderr}", output.status);
+    assert!(stdout.contains(CHILD_DONE), "child did not run the writer:\n{stdout}\n{stderr}");
+}

@@ -1,0 +1,206 @@
+//! The store against real SQLite files.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::json;
+use stratos_store::{Store, StoreError};
+
+fn db_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("data").join("stratos.db")
+}
+
+#[tokio::test]
+async fn sqlite_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    assert!(matches!(store, Store::Sqlite(_)));
+    common::check_empty(&store).await;
+    common::round_trip(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_restart_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = Store::open_sqlite(&path).await.unwrap();
+    common::write_everything(&store).await;
+    let copy = store.clone();
+    drop(store);
+    drop(copy);
+
+    // Reopen the same file, three ways of naming it.
+    let reopened = Store::open_sqlite(&path).await.unwrap();
+    common::check_everything(&reopened).await;
+    drop(reopened);
+    let by_url = Store::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    common::check_everything(&by_url).await;
+    drop(by_url);
+    let by_path = Store::open(path.to_str().unwrap()).await.unwrap();
+    common::check_everything(&by_path).await;
+}
+
+/// Not a test of its own: the child process of `sqlite_restart_across_processes`.
+#[tokio::test]
+async fn child_writer() {
+    common::child_writer().await;
+}
+
+#[tokio::test]
+async fn sqlite_restart_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    assert!(!path.exists());
+
+    common::write_in_child_process(&format!("sqlite://{}", path.display()));
+
+    // The child exited without closing: its last writes may still be only in the WAL.
+    let wal = Path::new(&format!("{}-wal", path.display())).exists();
+    println!("after the child exited: database exists {}, WAL file exists {wal}", path.exists());
+    let store = Store::open_sqlite(&path).await.unwrap();
+    common::check_everything(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_corrupt_json_is_an_error_naming_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = Store::open_sqlite(&path).await.unwrap();
+    store.put(3, "cartridge", "good", &json!({"type": "good", "category": "x"})).await.unwrap();
+    store.put(4, "cartridge", "fine", &json!({"type": "fine", "category": "x"})).await.unwrap();
+
+    // Another connection (as another tool would) writes a body that is not JSON.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    raw.execute(
+        "INSERT INTO documents (tenant_id, collection, id, body) VALUES (3, 'cartridge', 'bad', '{not json')",
+        [],
+    )
+    .unwrap();
+    drop(raw);
+
+    let err = store.get(3, "cartridge", "bad").await.unwrap_err();
+    assert!(matches!(err, StoreError::CorruptDocument { tenant: 3, .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("cartridge/bad") && msg.contains("tenant 3") && msg.contains("not valid JSON"), "{msg}");
+    for msg in [
+        store.list(3, "cartridge").await.unwrap_err().to_string(),
+        store.list_all_tenants("cartridge").await.unwrap_err().to_string(),
+        store.load_definitions(3).await.unwrap_err().to_string(),
+    ] {
+        assert!(msg.contains("cartridge/bad"), "{msg}");
+    }
+    // The rest of the store still works.
+    assert_eq!(store.get(3, "cartridge", "good").await.unwrap().unwrap()["type"], "good");
+    assert_eq!(store.list(4, "cartridge").await.unwrap().len(), 1);
+    assert!(store.delete(3, "cartridge", "bad").await.unwrap());
+    assert_eq!(store.list(3, "cartridge").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_invalid_typed_documents_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::invalid_typed_documents(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_open_urls_describe_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // sqlite:// URL: parent directories are created; describe is absolute.
+    let path = dir.path().join("a").join("b").join("s.db");
+    let store = Store::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    assert!(path.exists());
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    assert_eq!(store.describe(), format!("sqlite:{}", canonical.display()));
+    assert!(format!("{store:?}").contains("sqlite:"));
+    let journal: String = {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(journal, "wal");
+    // The schema_version table exists and holds one row.
+    let versions: Vec<i64> = {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = raw.prepare("SELECT version FROM schema_version").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(versions, vec![1]);
+    drop(store);
+    // Reopening is idempotent (no second version row, no error).
+    Store::open_sqlite(&path).await.unwrap();
+    let count: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+
+    // A relative plain path works too (relative to the working directory, the
+    // package directory under cargo test: put it in the workspace's target/).
+    let rel = format!("../../target/stratos-store-test-{}/relative.db", std::process::id());
+    let opened = Store::open(&rel).await;
+    assert!(opened.is_ok(), "{opened:?}");
+    assert!(opened.unwrap().describe().ends_with("/relative.db"));
+    let _ = std::fs::remove_dir_all(Path::new(&rel).parent().unwrap());
+
+    // Unknown schemes are refused rather than taken as file names.
+    let err = Store::open("mysql://root:hunter2@db/stratos").await.unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(matches!(Store::open("sqlite://").await.unwrap_err(), StoreError::UnsupportedUrl { .. }));
+    assert!(matches!(Store::open("  ").await.unwrap_err(), StoreError::UnsupportedUrl { .. }));
+
+    // A file that is not a database.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+    let err = Store::open_sqlite(&junk).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with(&format!("cannot open SQLite database {}: ", junk.display())), "{msg}");
+
+    // A parent "directory" that is a file.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = Store::open_sqlite(&file.join("s.db")).await.unwrap_err();
+    assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain-file"), "{err}");
+
+    // A database written by a newer Stratos is refused.
+    let newer = dir.path().join("newer.db");
+    Store::open_sqlite(&newer).await.unwrap();
+    rusqlite::Connection::open(&newer).unwrap().execute("UPDATE schema_version SET version = 99", []).unwrap();
+    let err = Store::open_sqlite(&newer).await.unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 1, .. }), "{err:?}");
+}
+
+fn assert_handle<T: Clone + Send + Sync + 'static>() {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writers_and_two_handles_on_one_file() {
+    assert_handle::<Store>();
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let one = Store::open_sqlite(&path).await.unwrap();
+    let two = Store::open_sqlite(&path).await.unwrap(); // a second connection, as a second component would
+
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { one.clone() } else { two.clone() };
+        tasks.push(tokio::spawn(async move {
+            let id = format!("m{i:02}");
+            store.put(1, "member", &id, &json!({"id": id, "i": i})).await.unwrap();
+            store.put(1, "member", &id, &json!({"id": id, "i": i, "again": true})).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for store in [&one, &two] {
+        let all = store.list(1, "member").await.unwrap();
+        assert_eq!(all.len(), 40);
+        assert!(all.iter().all(|v| v["again"] == true));
+        assert_eq!(all[0]["id"], "m00");
+        assert_eq!(all[39]["id"], "m39");
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against real parts: Mosquitto, PostgreSQL,
+# real processes. Installs what is missing (Debian, as root) first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+
+if [ -z "${STRATOS_TEST_POSTGRES:-}" ]; then
+    eval "$(scripts/postgres-setup.sh | tail -n 1)"
+fi
+export STRATOS_TEST_POSTGRES
+
+cargo test --workspace --all-targets "$@"
