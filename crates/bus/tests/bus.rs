@@ -43,6 +43,7 @@ fn topology(clusters: usize) -> Topology {
                 autoscale_policy_name: "a".into(),
                 deployment_policy_name: "d".into(),
                 status: ClusterStatus::Active,
+                error: None,
                 members: Default::default(),
             },
         );

@@ -46,6 +46,9 @@ pub struct Cluster {
     pub autoscale_policy_name: String,
     pub deployment_policy_name: String,
     pub status: ClusterStatus,
+    /// Why the cluster cannot reach its desired size, while it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Keyed by member id.
     #[serde(default)]
     pub members: BTreeMap<String, Member>,

@@ -88,6 +88,7 @@ pub fn topology() -> Topology {
         autoscale_policy_name: "economy".into(),
         deployment_policy_name: "local-only".into(),
         status: ClusterStatus::Active,
+        error: None,
         members: BTreeMap::from([(member.member_id.clone(), member)]),
     };
     let service = Service {
