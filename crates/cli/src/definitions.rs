@@ -23,7 +23,7 @@ pub struct DefinitionArgs {
 }
 
 #[derive(Subcommand)]
-enum Action {
+pub enum Action {
     /// Add definitions from JSON or YAML files (`.yaml`/`.yml` are read as YAML), in order.
     Add {
         #[arg(required = true)]
@@ -43,9 +43,12 @@ enum Action {
 }
 
 pub async fn run(kind: Kind, args: DefinitionArgs) -> Result<()> {
-    let client = Client::new(&args.api);
+    run_action(kind, &Client::new(&args.api), args.action, args.output).await
+}
+
+pub async fn run_action(kind: Kind, client: &Client, action: Action, output: Output) -> Result<()> {
     let collection = format!("/api/{}", kind.resource());
-    match args.action {
+    match action {
         Action::Add { files } => {
             for file in files {
                 let (text, content_type) = read(&file)?;
@@ -53,7 +56,7 @@ pub async fn run(kind: Kind, args: DefinitionArgs) -> Result<()> {
                     .call(Method::POST, &collection, Some((text, content_type)))
                     .await
                     .with_context(|| format!("adding {}", file.display()))?;
-                report(kind, "added", added, args.output);
+                report(kind, "added", added, output);
             }
         }
         Action::Update { files } => {
@@ -63,20 +66,20 @@ pub async fn run(kind: Kind, args: DefinitionArgs) -> Result<()> {
                     .call(Method::PUT, &collection, Some((text, content_type)))
                     .await
                     .with_context(|| format!("updating from {}", file.display()))?;
-                report(kind, "updated", updated, args.output);
+                report(kind, "updated", updated, output);
             }
         }
         Action::List => {
             let list = client.call(Method::GET, &collection, None).await?.unwrap_or_default();
-            print_list(kind, &list, args.output);
+            print_list(kind, &list, output);
         }
         Action::Show { id } => {
             let one = client.call(Method::GET, &format!("{collection}/{id}"), None).await?.unwrap_or_default();
-            print_one(&one, args.output);
+            print_one(&one, output);
         }
         Action::Remove { id } => {
             client.call(Method::DELETE, &format!("{collection}/{id}"), None).await?;
-            if args.output == Output::Table {
+            if output == Output::Table {
                 println!("{} {id:?} removed", kind.words());
             }
         }

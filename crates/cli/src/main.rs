@@ -1,8 +1,10 @@
 //! `stratos`: runs the platform (`stratos up`) and talks to it (`stratos cartridge add ...`).
 
+mod applications;
 mod client;
 mod definitions;
 mod logging;
+mod members;
 mod output;
 mod up;
 
@@ -42,8 +44,12 @@ enum Command {
     /// Manage application policies: the network partitions an application may burst into.
     #[command(name = "application-policy")]
     ApplicationPolicy(definitions::DefinitionArgs),
-    /// Manage applications: one or more clusters of cartridges, with their dependencies.
-    Application(definitions::DefinitionArgs),
+    /// Manage applications (clusters of cartridges with their dependencies): define, deploy, undeploy, status.
+    Application(applications::ApplicationArgs),
+    /// Inspect members: the running copies of cartridges.
+    Member(members::MemberArgs),
+    /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
+    Agent(stratos_agent::AgentConfig),
 }
 
 fn main() -> ExitCode {
@@ -57,7 +63,12 @@ fn main() -> ExitCode {
             Command::DeploymentPolicy(a) => definitions::run(stratos_model::Kind::DeploymentPolicy, a).await,
             Command::AutoscalingPolicy(a) => definitions::run(stratos_model::Kind::AutoscalingPolicy, a).await,
             Command::ApplicationPolicy(a) => definitions::run(stratos_model::Kind::ApplicationPolicy, a).await,
-            Command::Application(a) => definitions::run(stratos_model::Kind::Application, a).await,
+            Command::Application(a) => applications::run(a).await,
+            Command::Member(a) => members::run(a).await,
+            Command::Agent(config) => {
+                logging::init(logging::LogFormat::Text);
+                stratos_agent::run(config).await
+            }
         }
     });
     match result {

@@ -41,7 +41,10 @@ pub fn print_list(kind: Kind, list: &Value, output: Output) {
         Kind::Application => (&["ID", "ALIAS", "CLUSTERS (alias: type min..max)"], application_row),
     };
     let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
     for item in &items {
         table.add_row(row(item));
     }

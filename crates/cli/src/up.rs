@@ -62,6 +62,23 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let topology = store.load_topology().await?;
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
+    let agent = std::env::current_exe().context("cannot find the stratos binary to run member agents")?;
+    let local = stratos_cloud::LocalDriver::new(
+        args.data_dir.join("members"),
+        vec![agent.display().to_string(), "agent".into()],
+    );
+    let controller = stratos_cloud::CloudController::new(
+        store.clone(),
+        Bus::connect(&broker_url, &format!("stratos-cloud-{}", std::process::id())).await?,
+        vec![std::sync::Arc::new(local)],
+        stratos_cloud::ControllerConfig::new(broker_url.clone()),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = controller.run().await {
+            tracing::error!(error = %e, "cloud controller stopped");
+        }
+    });
+
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("cannot listen on {} for the API (use --api-listen)", args.api_listen))?;
@@ -72,6 +89,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("  API        http://{api}/api   (OpenAPI: http://{api}/api/openapi.json)");
     println!("  event bus  {broker_url}{}", if embedded { "   (embedded broker)" } else { "" });
     println!("  store      {}", store.describe());
+    println!("  members    {} (local driver)", args.data_dir.join("members").display());
     println!("Client commands use --api http://{api} (or STRATOS_API). Ctrl-C stops the platform.");
 
     stratos_manager::serve(listener, state, args.body_limit, shutdown_signal()).await?;

@@ -176,6 +176,9 @@ async fn remove<D: Resource>(
             names.join(", ")
         )));
     }
+    if D::KIND == Kind::Application && state.store.get(tenant, "deployment", &id).await?.is_some() {
+        return Err(ApiError::conflict(format!("application {id:?} is deployed; undeploy it first")));
+    }
     state.store.delete(tenant, D::KIND.name(), &id).await?;
     tracing::info!(kind = %D::KIND, %id, tenant, "definition removed");
     if D::KIND == Kind::Application {

@@ -2,6 +2,7 @@
 
 mod body;
 mod definitions;
+mod deployments;
 mod error;
 mod openapi;
 mod state;
@@ -27,6 +28,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     Router::new()
         .merge(definitions::routes())
         .merge(tenants::routes())
+        .merge(deployments::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })

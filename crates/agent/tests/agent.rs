@@ -1,0 +1,480 @@
+//! The agent as a real process (this test binary, re-executed) against the embedded
+//! broker, running real apps (`python3 -m http.server`), observed on the bus.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use stratos_bus::events::*;
+use stratos_bus::{AnyEvent, Bus, EmbeddedBroker, MemberRef, Subscription};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CHILD: &str = "STRATOS_AGENT_TEST_CHILD";
+const WAIT: Duration = Duration::from_secs(30);
+const CLUSTER: &str = "app1.web";
+
+/// Not a test: the body of the agent processes the tests start (this binary re-executed
+/// with STRATOS_AGENT_TEST_CHILD=1), reading the environment like `stratos agent`.
+#[test]
+fn agent_process() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        agent: stratos_agent::AgentConfig,
+    }
+    let cli = Cli::parse_from(["agent"]);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,stratos_agent=debug,rumqttc=warn"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let code = match runtime.block_on(stratos_agent::run(cli.agent)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    drop(runtime);
+    std::process::exit(code);
+}
+
+fn broker() -> EmbeddedBroker {
+    EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn member(id: &str) -> MemberRef {
+    MemberRef {
+        service_name: "web".into(),
+        cluster_id: CLUSTER.into(),
+        member_id: id.into(),
+        network_partition_id: "np1".into(),
+        partition_id: "p1".into(),
+    }
+}
+
+fn http_server(port: u16) -> Vec<String> {
+    ["python3", "-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"].map(String::from).to_vec()
+}
+
+/// An agent process in a process group of its own, as the local driver starts it.
+struct Agent {
+    child: Child,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    status: Option<ExitStatus>,
+}
+
+struct Spec<'a> {
+    broker: String,
+    member_id: &'a str,
+    command: Vec<String>,
+    ports: Vec<u16>,
+    env: Vec<(&'a str, String)>,
+}
+
+impl<'a> Spec<'a> {
+    fn new(broker: &EmbeddedBroker, member_id: &'a str, command: Vec<String>, ports: Vec<u16>) -> Spec<'a> {
+        Spec { broker: broker.url(), member_id, command, ports, env: Vec::new() }
+    }
+
+    fn env(mut self, name: &'a str, value: impl Into<String>) -> Spec<'a> {
+        self.env.push((name, value.into()));
+        self
+    }
+
+    fn start(self) -> Agent {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let log = File::create(dir.join("agent.log")).unwrap();
+        let ports: Vec<_> = self
+            .ports
+            .iter()
+            .map(|p| serde_json::json!({"protocol": "http", "port": 8080, "hostPort": p}))
+            .collect();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "agent_process", "--nocapture", "--test-threads=1"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .env(CHILD, "1")
+            .env_remove("STRATOS_ARTIFACT_REPO")
+            .env_remove("STRATOS_CLEANUP_COMMAND")
+            .env_remove("STRATOS_HOST")
+            .env("STRATOS_MEMBER_ID", self.member_id)
+            .env("STRATOS_CLUSTER_ID", CLUSTER)
+            .env("STRATOS_SERVICE_NAME", "web")
+            .env("STRATOS_APP_ID", "app1")
+            .env("STRATOS_TENANT_ID", "-1234")
+            .env("STRATOS_NETWORK_PARTITION_ID", "np1")
+            .env("STRATOS_PARTITION_ID", "p1")
+            .env("STRATOS_BROKER", &self.broker)
+            .env("STRATOS_COMMAND", serde_json::to_string(&self.command).unwrap())
+            .env("STRATOS_PORTS", serde_json::to_string(&ports).unwrap())
+            .env("STRATOS_HEALTH_INTERVAL_SECS", "1");
+        if let Some(first) = self.ports.first() {
+            cmd.env("PORT", first.to_string());
+        }
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
+        let child = cmd.spawn().unwrap();
+        Agent { child, dir, _tmp: tmp, status: None }
+    }
+}
+
+impl Agent {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the agent to exit.
+    fn exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.status = Some(status);
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the agent did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether any process of the member (the agent's process group) is still running.
+    fn group_alive(&self) -> bool {
+        let pgid = self.pid();
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+            let Some(close) = stat.rfind(')') else { return false };
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z"
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // SAFETY: kill(2) on the agent's own process group.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- agent.log of {} ----\n{}", self.dir.display(), self.log());
+        }
+    }
+}
+
+async fn observe(broker: &EmbeddedBroker, name: &str) -> (Bus, Subscription) {
+    let bus = Bus::connect(&broker.url(), &format!("test-{name}")).await.unwrap();
+    let sub = bus.subscribe("#").await.unwrap();
+    (bus, sub)
+}
+
+async fn expect<T>(sub: &mut Subscription, what: &str, pick: impl FnMut(AnyEvent) -> Option<T>) -> T {
+    match sub.wait_for(WAIT, pick).await {
+        Some(t) => t,
+        None => panic!("no {what} within {WAIT:?}"),
+    }
+}
+
+/// The next lifecycle event (`instance/status/*`) of `member_id`.
+async fn next_status(sub: &mut Subscription, member_id: &str) -> AnyEvent {
+    expect(sub, "lifecycle event", |ev| {
+        let m = match &ev {
+            AnyEvent::InstanceStartedEvent(e) => &e.member,
+            AnyEvent::InstanceActivatedEvent(e) => &e.member,
+            AnyEvent::InstanceMaintenanceModeEvent(e) => &e.member,
+            AnyEvent::InstanceReadyToShutdownEvent(e) => &e.member,
+            AnyEvent::InstanceStartFailedEvent(e) => &e.member,
+            _ => return None,
+        };
+        (m.member_id == member_id).then_some(ev)
+    })
+    .await
+}
+
+async fn expect_started_and_activated(sub: &mut Subscription, member_id: &str) {
+    let started = next_status(sub, member_id).await;
+    assert_eq!(started, AnyEvent::InstanceStartedEvent(InstanceStartedEvent { member: member(member_id) }));
+    let activated = next_status(sub, member_id).await;
+    assert_eq!(activated, AnyEvent::InstanceActivatedEvent(InstanceActivatedEvent { member: member(member_id) }));
+}
+
+async fn expect_start_failed(sub: &mut Subscription, member_id: &str) -> String {
+    loop {
+        match next_status(sub, member_id).await {
+            AnyEvent::InstanceStartFailedEvent(e) => return e.error,
+            AnyEvent::InstanceStartedEvent(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// GET `path` from 127.0.0.1:`port`: (status code, body).
+async fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500)).is_ok()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Stratos Test", "-c", "user.email=test@stratos.invalid", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_logs_health_and_cleanup() {
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "lifecycle").await;
+    let port = free_port();
+    let mut agent = Spec::new(&broker, "m-life", http_server(port), vec![port]).start();
+
+    expect_started_and_activated(&mut sub, "m-life").await;
+    assert!(accepts(port), "activated, so the app listens");
+
+    // The app's output: python logs every request on stderr.
+    let (code, _) = get(port, "/hello-agent").await.unwrap();
+    assert_eq!(code, 404);
+    let log = expect(&mut sub, "LogEvent of the request", |ev| match ev {
+        AnyEvent::LogEvent(e) if e.line.contains("GET /hello-agent") => Some(e),
+        _ => None,
+    })
+    .await;
+    assert_eq!(log.member, member("m-life"));
+    assert_eq!((log.stream.as_str(), log.tenant_id), ("stderr", -1234));
+    assert!(log.timestamp > 0);
+    let app_log = std::fs::read_to_string(agent.dir.join("app.log")).unwrap();
+    assert!(app_log.contains("GET /hello-agent"), "app.log: {app_log}");
+
+    let health = expect(&mut sub, "MemberHealthStatEvent", |ev| match ev {
+        AnyEvent::MemberHealthStatEvent(e) if e.member.member_id == "m-life" => Some(e),
+        _ => None,
+    })
+    .await;
+    let memory = health.memory_consumption.expect("memory");
+    assert!(memory > 0.0 && memory <= 100.0, "memory {memory}");
+    let load = health.load_average.expect("load");
+    assert!(load >= 0.0 && load.is_finite(), "load {load}");
+
+    // Another member's cleanup is not ours.
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "someone-else".into() }).await.unwrap();
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-life".into() }).await.unwrap();
+    let maintenance = next_status(&mut sub, "m-life").await;
+    assert!(matches!(maintenance, AnyEvent::InstanceMaintenanceModeEvent(_)), "{maintenance:?}");
+    let ready = next_status(&mut sub, "m-life").await;
+    assert!(matches!(ready, AnyEvent::InstanceReadyToShutdownEvent(_)), "{ready:?}");
+
+    let status = agent.exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!accepts(port), "the app still listens");
+    assert!(!agent.group_alive(), "a process of the member survived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cleanup_runs_the_cleanup_command() {
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "cluster").await;
+    let port = free_port();
+    let mut agent = Spec::new(&broker, "m-cluster", http_server(port), vec![port])
+        .env("STRATOS_CLEANUP_COMMAND", r#"["sh","-c","echo cleaned > cleaned.txt; echo cleanup-ran"]"#)
+        .start();
+    expect_started_and_activated(&mut sub, "m-cluster").await;
+
+    bus.publish(&InstanceCleanupClusterEvent { cluster_id: "other.cluster".into() }).await.unwrap();
+    bus.publish(&InstanceCleanupClusterEvent { cluster_id: CLUSTER.into() }).await.unwrap();
+    assert!(matches!(next_status(&mut sub, "m-cluster").await, AnyEvent::InstanceMaintenanceModeEvent(_)));
+    expect(&mut sub, "the cleanup command's output", |ev| match ev {
+        AnyEvent::LogEvent(e) if e.line == "cleanup-ran" && e.stream == "stdout" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(next_status(&mut sub, "m-cluster").await, AnyEvent::InstanceReadyToShutdownEvent(_)));
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+    assert_eq!(std::fs::read_to_string(agent.dir.join("cleaned.txt")).unwrap(), "cleaned\n");
+    assert!(!agent.group_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_app() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "sigterm").await;
+    let port = free_port();
+    let mut agent = Spec::new(&broker, "m-term", http_server(port), vec![port]).start();
+    expect_started_and_activated(&mut sub, "m-term").await;
+
+    // SAFETY: kill(2) on the agent process alone; the agent must stop the app itself.
+    unsafe { libc::kill(agent.pid() as i32, libc::SIGTERM) };
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+    assert!(!accepts(port));
+    assert!(!agent.group_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_exits_after_activation_ends_the_agent() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "crash").await;
+    let port = free_port();
+    let script = format!(
+        "import socket, sys, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\ntime.sleep(2)\nsys.exit(4)"
+    );
+    let mut agent = Spec::new(&broker, "m-crash", vec!["python3".into(), "-c".into(), script], vec![port]).start();
+    expect_started_and_activated(&mut sub, "m-crash").await;
+    expect(&mut sub, "the agent's note of the exit", |ev| match ev {
+        AnyEvent::LogEvent(e) if e.member.member_id == "m-crash" && e.line.contains("app exited with status 4") => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    let status = agent.exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert!(!agent.group_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_program_fails_the_start() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "missing").await;
+    let mut agent = Spec::new(&broker, "m-missing", vec!["no-such-program-xyz".into()], vec![free_port()]).start();
+    let error = expect_start_failed(&mut sub, "m-missing").await;
+    assert_eq!(error, "cannot start `no-such-program-xyz`: No such file or directory");
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_exits_at_once_fails_the_start() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "exit3").await;
+    let command = ["python3", "-c", "import sys; print('cannot bind: no luck', file=sys.stderr); sys.exit(3)"];
+    let mut agent = Spec::new(&broker, "m-exit", command.map(String::from).to_vec(), vec![free_port()]).start();
+    let error = expect_start_failed(&mut sub, "m-exit").await;
+    assert!(error.contains("exited with status 3"), "{error}");
+    assert!(error.contains("cannot bind: no luck"), "the last stderr lines: {error}");
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_never_listens_fails_the_start() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "deaf").await;
+    let port = free_port();
+    let mut agent = Spec::new(&broker, "m-deaf", vec!["sleep".into(), "60".into()], vec![port])
+        .env("STRATOS_ACTIVATION_TIMEOUT_SECS", "1")
+        .start();
+    let error = expect_start_failed(&mut sub, "m-deaf").await;
+    assert_eq!(error, format!("the app did not listen on port {port} within 1 s"));
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
+    assert!(!agent.group_alive(), "the app was not stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_waits_for_the_broker() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let url = format!("mqtt://{addr}");
+    let mut agent = Spec { broker: url, member_id: "m-wait", command: http_server(port), ports: vec![port], env: vec![] }
+        .start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(agent.child.try_wait().unwrap().is_none(), "the agent gave up on the broker");
+    assert!(!accepts(port), "the app started before the bus was reached");
+    let broker = EmbeddedBroker::start(addr).unwrap();
+    let (bus, mut sub) = observe(&broker, "wait").await;
+    // Events published before the observer subscribed are gone; the app listening shows the agent went on.
+    let deadline = Instant::now() + WAIT;
+    while !accepts(port) {
+        assert!(Instant::now() < deadline, "the app never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    expect(&mut sub, "health stats", |ev| match ev {
+        AnyEvent::MemberHealthStatEvent(e) if e.member.member_id == "m-wait" => Some(()),
+        _ => None,
+    })
+    .await;
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-wait".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+    assert!(!agent.group_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_are_cloned_and_updated() {
+    let source = tempfile::tempdir().unwrap();
+    git(source.path(), &["init", "-q"]);
+    std::fs::write(source.path().join("index.html"), "v1\n").unwrap();
+    git(source.path(), &["add", "index.html"]);
+    git(source.path(), &["commit", "-q", "-m", "v1"]);
+
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "artifacts").await;
+    let port = free_port();
+    let command = ["python3", "-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"];
+    let repo = source.path().to_str().unwrap().to_string();
+    let mut agent = Spec::new(&broker, "m-git", command.map(String::from).to_vec(), vec![port])
+        .env("STRATOS_ARTIFACT_REPO", &repo)
+        .start();
+    expect_started_and_activated(&mut sub, "m-git").await;
+    assert_eq!(get(port, "/index.html").await.unwrap(), (200, "v1\n".to_string()));
+    assert!(agent.dir.join("artifacts/.git").is_dir());
+    assert!(agent.dir.join("app.log").is_file(), "app.log goes to the member directory");
+    assert!(!agent.dir.join("artifacts/app.log").exists());
+
+    std::fs::write(source.path().join("index.html"), "v2\n").unwrap();
+    git(source.path(), &["commit", "-q", "-a", "-m", "v2"]);
+    // Another cluster's update is not ours.
+    bus.publish(&ArtifactUpdatedEvent { cluster_id: "other.cluster".into(), tenant_id: -1234, repo_url: repo.clone() })
+        .await
+        .unwrap();
+    bus.publish(&ArtifactUpdatedEvent { cluster_id: CLUSTER.into(), tenant_id: -1234, repo_url: repo })
+        .await
+        .unwrap();
+    let pulled = expect(&mut sub, "the outcome of git pull", |ev| match ev {
+        AnyEvent::LogEvent(e) if e.member.member_id == "m-git" && e.line.contains("git pull") => Some(e.line),
+        _ => None,
+    })
+    .await;
+    assert!(pulled.contains("now at"), "{pulled}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = get(port, "/index.html").await.unwrap();
+        if got == (200, "v2\n".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {got:?} after the update");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-git".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+    assert!(!agent.group_alive());
+}

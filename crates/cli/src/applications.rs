@@ -1,0 +1,190 @@
+//! `stratos application ...`: definitions plus deploy, undeploy and status.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::{Client, DEFAULT_API};
+use crate::definitions::{self, Action};
+use crate::output::{print_one, Output};
+
+#[derive(Args)]
+pub struct ApplicationArgs {
+    /// Base URL of the Stratos API.
+    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
+    api: String,
+    /// How to print results.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    action: AppAction,
+}
+
+#[derive(Subcommand)]
+enum AppAction {
+    #[command(flatten)]
+    Definition(Action),
+    /// Deploy an application: its clusters start with their minimum members.
+    /// Waits, showing progress, until every cluster is active.
+    Deploy {
+        id: String,
+        /// The application policy: which network partitions (clouds) it may use.
+        #[arg(long, short)]
+        policy: String,
+        /// Return once the deployment is accepted, without waiting for members.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
+    /// Undeploy an application: members drain, then terminate. Waits until none is left.
+    Undeploy {
+        id: String,
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
+    /// Show a deployed application's clusters, their members and any error.
+    Status { id: String },
+}
+
+pub async fn run(args: ApplicationArgs) -> Result<()> {
+    let client = Client::new(&args.api);
+    match args.action {
+        AppAction::Definition(action) => {
+            definitions::run_action(stratos_model::Kind::Application, &client, action, args.output).await
+        }
+        AppAction::Deploy { id, policy, no_wait, timeout } => {
+            client.call(Method::POST, &format!("/api/applications/{id}/deploy/{policy}"), None).await?;
+            eprintln!("application {id:?} deployed with policy {policy:?}");
+            if no_wait {
+                return Ok(());
+            }
+            let runtime = wait(&client, &id, Duration::from_secs(timeout), |rt| {
+                let clusters = rt["clusters"].as_array().cloned().unwrap_or_default();
+                !clusters.is_empty()
+                    && clusters
+                        .iter()
+                        .all(|c| c["activeMembers"].as_u64().unwrap_or(0) >= c["min"].as_u64().unwrap_or(1))
+            })
+            .await?;
+            print_runtime(&runtime, args.output);
+            Ok(())
+        }
+        AppAction::Undeploy { id, no_wait, timeout } => {
+            client.call(Method::POST, &format!("/api/applications/{id}/undeploy"), None).await?;
+            eprintln!("application {id:?} undeploying");
+            if no_wait {
+                return Ok(());
+            }
+            wait(&client, &id, Duration::from_secs(timeout), |rt| rt["status"] == "not-deployed").await?;
+            eprintln!("application {id:?} undeployed: no member left");
+            Ok(())
+        }
+        AppAction::Status { id } => {
+            let runtime =
+                client.call(Method::GET, &format!("/api/applications/{id}/runtime"), None).await?.unwrap_or_default();
+            print_runtime(&runtime, args.output);
+            Ok(())
+        }
+    }
+}
+
+/// Polls the runtime until `done`, showing one progress line per change.
+async fn wait(client: &Client, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Result<Value> {
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let runtime =
+            client.call(Method::GET, &format!("/api/applications/{id}/runtime"), None).await?.unwrap_or_default();
+        let line = progress_line(&runtime);
+        if line != last {
+            if tty {
+                eprint!("\r\x1b[K{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            let _ = std::io::stderr().flush();
+            last = line;
+        }
+        if done(&runtime) {
+            if tty {
+                eprintln!();
+            }
+            return Ok(runtime);
+        }
+        if started.elapsed() > timeout {
+            if tty {
+                eprintln!();
+            }
+            let errors: Vec<String> = runtime["clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["error"].as_str().map(|e| format!("  {}: {e}", c["alias"].as_str().unwrap_or("?"))))
+                .collect();
+            bail!("application {id:?} did not get there within {}s\n{}", timeout.as_secs(), errors.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn progress_line(runtime: &Value) -> String {
+    let clusters: Vec<String> = runtime["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let mut s = format!(
+                "{} {}/{} active ({})",
+                c["alias"].as_str().unwrap_or("?"),
+                c["activeMembers"],
+                c["desired"],
+                c["status"].as_str().unwrap_or("?")
+            );
+            if let Some(e) = c["error"].as_str() {
+                s.push_str(&format!(" error: {e}"));
+            }
+            s
+        })
+        .collect();
+    format!("[{}] {}", runtime["status"].as_str().unwrap_or("?"), clusters.join(" | "))
+}
+
+fn print_runtime(runtime: &Value, output: Output) {
+    if output != Output::Table {
+        return print_one(runtime, output);
+    }
+    println!(
+        "application {}: {}{}",
+        runtime["applicationId"].as_str().unwrap_or("?"),
+        runtime["status"].as_str().unwrap_or("?"),
+        runtime["applicationPolicyId"].as_str().map(|p| format!(" (policy {p})")).unwrap_or_default()
+    );
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["CLUSTER", "CARTRIDGE", "STATUS", "ACTIVE", "MIN..MAX", "HOST NAMES", "ERROR"]);
+    for c in runtime["clusters"].as_array().into_iter().flatten() {
+        let hosts: Vec<&str> = c["hostNames"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        table.add_row(vec![
+            c["clusterId"].as_str().unwrap_or("?").to_string(),
+            c["cartridgeType"].as_str().unwrap_or("?").to_string(),
+            c["status"].as_str().unwrap_or("?").to_string(),
+            format!("{}/{}", c["activeMembers"], c["desired"]),
+            format!("{}..{}", c["min"], c["max"]),
+            hosts.join(" "),
+            c["error"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    println!("{table}");
+}

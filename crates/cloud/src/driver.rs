@@ -1,0 +1,135 @@
+//! The IaaS driver boundary: start, terminate, list and inspect members.
+//! Nothing here assumes processes: a driver may run containers or VMs.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stratos_model::Protocol;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything a driver needs to start one member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSpec {
+    pub member_id: String,
+    pub cluster_id: String,
+    pub service_name: String,
+    pub app_id: String,
+    pub tenant_id: i64,
+    pub network_partition_id: String,
+    pub partition_id: String,
+    /// What the cartridge runs; `${PORT}` and `${PORT_<port>}` stand for the allocated ports.
+    pub command: Vec<String>,
+    /// The image, for drivers that boot one.
+    pub image: Option<String>,
+    pub ports: Vec<PortSpec>,
+    /// Where the member's agent reaches the event bus.
+    pub broker_url: String,
+    pub artifact_repository: Option<String>,
+    /// Extra environment for the agent and the cartridge.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortSpec {
+    pub protocol: Protocol,
+    /// The port the cartridge declares.
+    pub port: u32,
+    /// The load balancer's port for it.
+    pub proxy_port: u32,
+}
+
+/// A member as the driver sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub member_id: String,
+    pub cluster_id: String,
+    pub state: InstanceState,
+    /// Where the member is reached.
+    pub address: String,
+    /// Declared port → where it is reached on `address`.
+    pub ports: Vec<AllocatedPort>,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocatedPort {
+    pub protocol: Protocol,
+    pub port: u32,
+    pub host_port: u32,
+    pub proxy_port: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum InstanceState {
+    Running,
+    /// Gone; `code` when the driver knows how it ended.
+    Exited {
+        code: Option<i32>,
+        detail: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot start member {member_id}: {reason}")]
+    Start { member_id: String, reason: String },
+    #[error("cannot terminate member {member_id}: {reason}")]
+    Terminate { member_id: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An IaaS: where members run.
+pub trait Driver: Send + Sync + 'static {
+    /// The provider name network partitions use for it (`local`, `docker`, ...).
+    fn name(&self) -> &'static str;
+    fn start<'a>(&'a self, spec: &'a MemberSpec) -> BoxFuture<'a, Result<Instance, DriverError>>;
+    /// Stops a member: gracefully first, forcefully after `grace`. Terminating a
+    /// member that is already gone succeeds.
+    fn terminate<'a>(&'a self, member_id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Every member this driver knows, running or exited (until terminated).
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, DriverError>>;
+    fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>>;
+}
+
+/// Replaces `${PORT}` (the first allocated port) and `${PORT_<declared>}` in a command.
+pub fn substitute_ports(command: &[String], ports: &[AllocatedPort]) -> Vec<String> {
+    command
+        .iter()
+        .map(|arg| {
+            let mut arg = arg.clone();
+            for p in ports {
+                arg = arg.replace(&format!("${{PORT_{}}}", p.port), &p.host_port.to_string());
+            }
+            if let Some(first) = ports.first() {
+                arg = arg.replace("${PORT}", &first.host_port.to_string());
+            }
+            arg
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_substituted() {
+        let ports = vec![
+            AllocatedPort { protocol: Protocol::Http, port: 8080, host_port: 40001, proxy_port: 8280 },
+            AllocatedPort { protocol: Protocol::Tcp, port: 7000, host_port: 40002, proxy_port: 0 },
+        ];
+        let cmd: Vec<String> = ["serve", "--port=${PORT}", "${PORT_7000}", "${PORT_1}"].map(String::from).to_vec();
+        assert_eq!(substitute_ports(&cmd, &ports), ["serve", "--port=40001", "40002", "${PORT_1}"]);
+    }
+}

@@ -1,0 +1,11 @@
+//! The Stratos cloud controller: IaaS drivers, member lifecycle, the topology.
+
+mod controller;
+pub mod driver;
+pub mod local;
+pub mod placement;
+mod procfs;
+
+pub use controller::{CloudController, ControllerConfig};
+pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
+pub use local::LocalDriver;

@@ -1,0 +1,261 @@
+//! The `local` driver, the embedded default: a member is a process tree on this
+//! machine, in its own process group and working directory, with its own ports.
+//!
+//! Each member's record (`member.json`) lives in its directory, so a restarted
+//! controller finds, adopts or terminates the members an earlier one started.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::driver::{
+    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, MemberSpec,
+};
+use crate::procfs;
+
+/// How a member's agent process ended: exit code, and words for it.
+type Exit = (Option<i32>, String);
+
+pub struct LocalDriver {
+    root: PathBuf,
+    agent: Vec<String>,
+    host: String,
+    /// Exit of members this process started (others have no exit code to read).
+    exits: Arc<Mutex<HashMap<String, Exit>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    member_id: String,
+    cluster_id: String,
+    pid: i32,
+    start_ticks: u64,
+    address: String,
+    ports: Vec<AllocatedPort>,
+    started_at: u64,
+}
+
+impl LocalDriver {
+    /// Members live under `root`; `agent` is the command that runs the cartridge
+    /// agent (`[path/to/stratos, agent]`).
+    pub fn new(root: impl Into<PathBuf>, agent: Vec<String>) -> LocalDriver {
+        LocalDriver { root: root.into(), agent, host: "127.0.0.1".into(), exits: Default::default() }
+    }
+
+    fn dir(&self, member_id: &str) -> PathBuf {
+        self.root.join(member_id)
+    }
+
+    fn read(&self, member_id: &str) -> Option<Record> {
+        let text = std::fs::read_to_string(self.dir(member_id).join("member.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn instance(&self, r: &Record) -> Instance {
+        let exit = self.exits.lock().unwrap().get(&r.member_id).cloned();
+        let state = match exit {
+            Some((code, detail)) => InstanceState::Exited { code, detail },
+            None if procfs::is_alive(r.pid, r.start_ticks) => InstanceState::Running,
+            None => InstanceState::Exited { code: None, detail: "the member's process is gone".into() },
+        };
+        Instance {
+            member_id: r.member_id.clone(),
+            cluster_id: r.cluster_id.clone(),
+            state,
+            address: r.address.clone(),
+            ports: r.ports.clone(),
+            started_at: r.started_at,
+        }
+    }
+
+    async fn start_member(&self, spec: &MemberSpec) -> Result<Instance, String> {
+        let dir = self.dir(&spec.member_id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let ports = spec
+            .ports
+            .iter()
+            .map(|p| {
+                let host_port = free_port(&self.host)?;
+                Ok(AllocatedPort { protocol: p.protocol, port: p.port, host_port, proxy_port: p.proxy_port })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if spec.command.is_empty() {
+            return Err("the cartridge has no command for the local driver".into());
+        }
+        let mut command = substitute_ports(&spec.command, &ports);
+        // `stratos ...` cartridges (sample-http) run this very binary, on PATH or not.
+        if command[0] == "stratos" {
+            command[0] = self.agent[0].clone();
+        }
+        let log = std::fs::File::create(dir.join("agent.log")).map_err(|e| format!("cannot create agent.log: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let (program, args) = self.agent.split_first().ok_or("no agent command configured")?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .envs(&spec.env)
+            .env("STRATOS_MEMBER_ID", &spec.member_id)
+            .env("STRATOS_CLUSTER_ID", &spec.cluster_id)
+            .env("STRATOS_SERVICE_NAME", &spec.service_name)
+            .env("STRATOS_APP_ID", &spec.app_id)
+            .env("STRATOS_TENANT_ID", spec.tenant_id.to_string())
+            .env("STRATOS_NETWORK_PARTITION_ID", &spec.network_partition_id)
+            .env("STRATOS_PARTITION_ID", &spec.partition_id)
+            .env("STRATOS_BROKER", &spec.broker_url)
+            .env("STRATOS_HOST", &self.host)
+            .env("STRATOS_COMMAND", serde_json::to_string(&command).expect("strings serialise"))
+            .env(
+                "STRATOS_PORTS",
+                serde_json::to_string(
+                    &ports
+                        .iter()
+                        .map(|p| serde_json::json!({"protocol": p.protocol, "port": p.port, "hostPort": p.host_port}))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("ports serialise"),
+            );
+        if let Some(first) = ports.first() {
+            cmd.env("PORT", first.host_port.to_string());
+        }
+        if let Some(repo) = &spec.artifact_repository {
+            cmd.env("STRATOS_ARTIFACT_REPO", repo);
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run the agent {program:?}: {e}"))?;
+        let pid = child.id().ok_or("the agent exited at once")? as i32;
+        let start_ticks = procfs::stat(pid).map(|(_, _, t)| t).unwrap_or(0);
+        let record = Record {
+            member_id: spec.member_id.clone(),
+            cluster_id: spec.cluster_id.clone(),
+            pid,
+            start_ticks,
+            address: self.host.clone(),
+            ports,
+            started_at: stratos_bus::now_millis(),
+        };
+        write_atomically(&dir.join("member.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))
+            .map_err(|e| format!("cannot write member.json: {e}"))?;
+        let exits = self.exits.clone();
+        let member_id = spec.member_id.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let (code, detail) = match status {
+                Ok(s) => (s.code(), describe_exit(s)),
+                Err(e) => (None, format!("cannot wait for the agent: {e}")),
+            };
+            exits.lock().unwrap().insert(member_id, (code, detail));
+        });
+        info!(member_id = %spec.member_id, pid, dir = %dir.display(), "member process started");
+        Ok(self.instance(&record))
+    }
+
+    async fn terminate_member(&self, member_id: &str, grace: Duration) -> Result<(), String> {
+        let Some(record) = self.read(member_id) else { return Ok(()) };
+        let pgid = record.pid;
+        let alive = || procfs::group_alive(pgid);
+        if alive() {
+            signal_group(pgid, libc::SIGTERM);
+            let deadline = Instant::now() + grace;
+            while alive() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if alive() {
+                warn!(member_id, pgid, "member did not stop within {grace:?}; killing it");
+                signal_group(pgid, libc::SIGKILL);
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while alive() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if alive() {
+                    return Err(format!("process group {pgid} survives SIGKILL"));
+                }
+            }
+        }
+        // The directory keeps the member's logs; without its record the member is no longer listed.
+        let dir = self.dir(member_id);
+        let _ = std::fs::rename(dir.join("member.json"), dir.join("member.terminated.json"));
+        self.exits.lock().unwrap().remove(member_id);
+        info!(member_id, "member terminated");
+        Ok(())
+    }
+}
+
+impl Driver for LocalDriver {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn start<'a>(&'a self, spec: &'a MemberSpec) -> BoxFuture<'a, Result<Instance, DriverError>> {
+        Box::pin(async move {
+            self.start_member(spec)
+                .await
+                .map_err(|reason| DriverError::Start { member_id: spec.member_id.clone(), reason })
+        })
+    }
+
+    fn terminate<'a>(&'a self, member_id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.terminate_member(member_id, grace)
+                .await
+                .map_err(|reason| DriverError::Terminate { member_id: member_id.to_string(), reason })
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, DriverError>> {
+        Box::pin(async move {
+            let entries = match std::fs::read_dir(&self.root) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(DriverError::Other(format!("cannot read {}: {e}", self.root.display()))),
+            };
+            let mut out: Vec<Instance> = entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|id| self.read(id)))
+                .map(|r| self.instance(&r))
+                .collect();
+            out.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+            Ok(out)
+        })
+    }
+
+    fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>> {
+        Box::pin(async move { Ok(self.read(member_id).map(|r| self.instance(&r))) })
+    }
+}
+
+fn free_port(host: &str) -> Result<u32, String> {
+    let listener = TcpListener::bind((host, 0)).map_err(|e| format!("cannot allocate a port on {host}: {e}"))?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port() as u32)
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "exited".into(),
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}

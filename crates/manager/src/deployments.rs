@@ -1,0 +1,267 @@
+//! Deploying and undeploying applications (Apache Stratos 4.1 routes), their
+//! runtime status, and the topology.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use stratos_bus::events::ApplicationDeployedEvent;
+use stratos_model::topology::{Member, Topology};
+use stratos_model::{
+    cluster_id, Application, ClusterSpec, Definitions, Deployment, DeploymentStatus, GroupComponent, Problems,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, TenantId};
+
+/// Suffix of the host name every cluster gets: `<application>.<alias>.<domain>`.
+pub const DEFAULT_DOMAIN: &str = "stratos.local";
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/applications/{id}/deploy/{policy}", post(deploy))
+        .route("/api/applications/{id}/undeploy", post(undeploy))
+        .route("/api/applications/{id}/runtime", get(runtime))
+        .route("/api/topology", get(topology))
+}
+
+async fn deploy(
+    State(state): State<Arc<AppState>>,
+    TenantId(tenant): TenantId,
+    Path((id, policy)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    let _write = state.write_lock.lock().await;
+    let defs = state.store.load_definitions(tenant).await?;
+    let app =
+        defs.applications.get(&id).ok_or_else(|| ApiError::not_found(format!("application {id:?} does not exist")))?;
+    if !defs.application_policies.contains_key(&policy) {
+        return Err(ApiError::not_found(format!("application policy {policy:?} does not exist")));
+    }
+    if state.store.get(tenant, "deployment", &id).await?.is_some() {
+        return Err(ApiError::conflict(format!("application {id:?} is already deployed; undeploy it first")));
+    }
+    let deployment = plan(app, &policy, tenant, &defs)
+        .map_err(|p| ApiError::invalid(format!("cannot deploy application {id:?} with policy {policy:?}"), p))?;
+    state
+        .store
+        .put(tenant, "deployment", &id, &serde_json::to_value(&deployment).expect("deployments serialise"))
+        .await?;
+    tracing::info!(application_id = %id, policy = %policy, tenant, "application deployed");
+    state
+        .publish(&ApplicationDeployedEvent { application_id: id, tenant_id: tenant, application_policy_id: policy })
+        .await;
+    Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+/// Turns an application and an application policy into the clusters to run,
+/// checking that every cluster can be placed and started.
+pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions) -> Result<Deployment, Problems> {
+    let mut problems = Problems::default();
+    let policy = &defs.application_policies[policy_id];
+    let mut clusters = Vec::new();
+    for (at, sub) in app.subscriptions() {
+        let info = &sub.subscribable_info;
+        let Some(cartridge) = defs.cartridges.get(&sub.cartridge_type) else { continue };
+        if let Some(dp) = defs.deployment_policies.get(&info.deployment_policy) {
+            let usable: Vec<_> =
+                dp.network_partitions.iter().filter(|np| policy.network_partitions.contains(&np.id)).collect();
+            if usable.is_empty() {
+                problems.push(
+                    format!("{at}.subscribableInfo.deploymentPolicy"),
+                    format!(
+                        "deployment policy {:?} uses none of the network partitions of application policy {policy_id:?}",
+                        dp.id
+                    ),
+                );
+            }
+            for np_ref in usable {
+                let Some(np) = defs.network_partitions.get(&np_ref.id) else { continue };
+                for part in np_ref.partitions.iter().filter_map(|p| np.partition(&p.id)) {
+                    let provider = np.provider_of(part).unwrap_or_default();
+                    if cartridge.iaas(provider).is_none() {
+                        problems.push(
+                            format!("{at}.type"),
+                            format!(
+                                "cartridge {:?} has no iaasProvider of type {provider:?}, which partition {:?} of network partition {:?} uses",
+                                cartridge.cartridge_type, part.id, np.id
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let domain = cartridge.host.clone().unwrap_or_else(|| DEFAULT_DOMAIN.to_string());
+        let mut host_names = info.host_names.clone();
+        host_names.push(format!("{}.{}.{domain}", app.application_id, info.alias));
+        clusters.push(ClusterSpec {
+            cluster_id: cluster_id(&app.application_id, &info.alias),
+            alias: info.alias.clone(),
+            cartridge_type: sub.cartridge_type.clone(),
+            min: sub.cartridge_min,
+            max: sub.cartridge_max,
+            desired: sub.cartridge_min,
+            deployment_policy: info.deployment_policy.clone(),
+            autoscaling_policy: info.autoscaling_policy.clone(),
+            host_names,
+            artifact_repository: info.artifact_repository.as_ref().map(|r| r.repo_url.clone()),
+            depends_on: Vec::new(),
+        });
+    }
+    // Startup orders: each component waits for the one before it in every list.
+    let groups = group_members(&app.components.groups);
+    let expand = |name: &str| -> Vec<String> {
+        if let Some(alias) = name.strip_prefix("cartridge.") {
+            vec![alias.to_string()]
+        } else if let Some(alias) = name.strip_prefix("group.") {
+            groups.get(alias).cloned().unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    };
+    for order in app.components.dependencies.iter().flat_map(|d| &d.startup_orders) {
+        for pair in order.aliases.windows(2) {
+            let before = expand(&pair[0]);
+            for later in expand(&pair[1]) {
+                if let Some(c) = clusters.iter_mut().find(|c| c.alias == later) {
+                    c.depends_on.extend(before.iter().cloned());
+                }
+            }
+        }
+    }
+    problems.into_result()?;
+    Ok(Deployment {
+        application_id: app.application_id.clone(),
+        tenant_id: tenant,
+        application_policy_id: policy_id.to_string(),
+        status: DeploymentStatus::Deployed,
+        deployed_at: stratos_bus::now_millis(),
+        clusters,
+    })
+}
+
+/// Group alias → every cartridge alias inside it, nested groups included.
+fn group_members(groups: &[GroupComponent]) -> HashMap<String, Vec<String>> {
+    fn cartridges(g: &GroupComponent) -> Vec<String> {
+        let mut out: Vec<String> = g.cartridges.iter().map(|c| c.subscribable_info.alias.clone()).collect();
+        out.extend(g.groups.iter().flat_map(cartridges));
+        out
+    }
+    fn walk(groups: &[GroupComponent], out: &mut HashMap<String, Vec<String>>) {
+        for g in groups {
+            out.insert(g.alias.clone(), cartridges(g));
+            walk(&g.groups, out);
+        }
+    }
+    let mut out = HashMap::new();
+    walk(groups, &mut out);
+    out
+}
+
+async fn undeploy(
+    State(state): State<Arc<AppState>>,
+    TenantId(tenant): TenantId,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    let _write = state.write_lock.lock().await;
+    let stored = state
+        .store
+        .get(tenant, "deployment", &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("application {id:?} is not deployed")))?;
+    let mut deployment: Deployment =
+        serde_json::from_value(stored).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    deployment.status = DeploymentStatus::Undeploying;
+    state.store.put(tenant, "deployment", &id, &serde_json::to_value(&deployment).expect("serialises")).await?;
+    tracing::info!(application_id = %id, tenant, "application undeploying");
+    state.publish(&stratos_bus::events::ApplicationUndeployedEvent { application_id: id, tenant_id: tenant }).await;
+    Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Runtime {
+    pub application_id: String,
+    /// `not-deployed`, `deployed`, `undeploying`.
+    pub status: String,
+    pub application_policy_id: Option<String>,
+    pub clusters: Vec<ClusterRuntime>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRuntime {
+    pub cluster_id: String,
+    pub alias: String,
+    pub cartridge_type: String,
+    /// `Created`, `Active`, `Inactive`, `Terminating`, or `Pending` before the controller created it.
+    pub status: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub active_members: u32,
+    pub host_names: Vec<String>,
+    pub error: Option<String>,
+    pub members: Vec<Member>,
+}
+
+async fn runtime(
+    State(state): State<Arc<AppState>>,
+    TenantId(tenant): TenantId,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Runtime>> {
+    let defs = state.store.load_definitions(tenant).await?;
+    let stored = state.store.get(tenant, "deployment", &id).await?;
+    if stored.is_none() && !defs.applications.contains_key(&id) {
+        return Err(ApiError::not_found(format!("application {id:?} does not exist")));
+    }
+    let Some(stored) = stored else {
+        return Ok(Json(Runtime {
+            application_id: id,
+            status: "not-deployed".into(),
+            application_policy_id: None,
+            clusters: vec![],
+        }));
+    };
+    let deployment: Deployment =
+        serde_json::from_value(stored).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let topology = state.store.load_topology().await?;
+    let clusters = deployment
+        .clusters
+        .iter()
+        .map(|spec| {
+            let cluster = topology.cluster(&spec.cluster_id);
+            let members: Vec<Member> = cluster.map(|c| c.members.values().cloned().collect()).unwrap_or_default();
+            ClusterRuntime {
+                cluster_id: spec.cluster_id.clone(),
+                alias: spec.alias.clone(),
+                cartridge_type: spec.cartridge_type.clone(),
+                status: cluster.map(|c| format!("{:?}", c.status)).unwrap_or_else(|| "Pending".into()),
+                min: spec.min,
+                max: spec.max,
+                desired: spec.desired,
+                active_members: members.iter().filter(|m| m.status.serves_traffic()).count() as u32,
+                host_names: spec.host_names.clone(),
+                error: cluster.and_then(|c| c.error.clone()),
+                members,
+            }
+        })
+        .collect();
+    let status = match deployment.status {
+        DeploymentStatus::Deployed => "deployed",
+        DeploymentStatus::Undeploying => "undeploying",
+    };
+    Ok(Json(Runtime {
+        application_id: id,
+        status: status.into(),
+        application_policy_id: Some(deployment.application_policy_id),
+        clusters,
+    }))
+}
+
+async fn topology(State(state): State<Arc<AppState>>) -> ApiResult<Json<Topology>> {
+    Ok(Json(state.store.load_topology().await?))
+}
