@@ -33,6 +33,7 @@ fn agent_process() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info,stratos_agent=debug,rumqttc=warn"))
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let code = match runtime.block_on(stratos_agent::run(cli.agent)) {
@@ -98,11 +99,8 @@ impl<'a> Spec<'a> {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let log = File::create(dir.join("agent.log")).unwrap();
-        let ports: Vec<_> = self
-            .ports
-            .iter()
-            .map(|p| serde_json::json!({"protocol": "http", "port": 8080, "hostPort": p}))
-            .collect();
+        let ports: Vec<_> =
+            self.ports.iter().map(|p| serde_json::json!({"protocol": "http", "port": 8080, "hostPort": p})).collect();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["--exact", "agent_process", "--nocapture", "--test-threads=1"])
             .current_dir(&dir)
@@ -177,7 +175,7 @@ impl Drop for Agent {
             unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
             let _ = self.child.wait();
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("STRATOS_TEST_SHOW_AGENT_LOG").is_some() {
             eprintln!("---- agent.log of {} ----\n{}", self.dir.display(), self.log());
         }
     }
@@ -246,7 +244,14 @@ fn accepts(port: u16) -> bool {
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
-        .args(["-c", "user.name=Stratos Test", "-c", "user.email=test@stratos.invalid", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=Stratos Test",
+            "-c",
+            "user.email=test@stratos.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
@@ -404,8 +409,8 @@ async fn the_agent_waits_for_the_broker() {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let url = format!("mqtt://{addr}");
-    let mut agent = Spec { broker: url, member_id: "m-wait", command: http_server(port), ports: vec![port], env: vec![] }
-        .start();
+    let mut agent =
+        Spec { broker: url, member_id: "m-wait", command: http_server(port), ports: vec![port], env: vec![] }.start();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.child.try_wait().unwrap().is_none(), "the agent gave up on the broker");
     assert!(!accepts(port), "the app started before the bus was reached");
@@ -455,9 +460,7 @@ async fn artifacts_are_cloned_and_updated() {
     bus.publish(&ArtifactUpdatedEvent { cluster_id: "other.cluster".into(), tenant_id: -1234, repo_url: repo.clone() })
         .await
         .unwrap();
-    bus.publish(&ArtifactUpdatedEvent { cluster_id: CLUSTER.into(), tenant_id: -1234, repo_url: repo })
-        .await
-        .unwrap();
+    bus.publish(&ArtifactUpdatedEvent { cluster_id: CLUSTER.into(), tenant_id: -1234, repo_url: repo }).await.unwrap();
     let pulled = expect(&mut sub, "the outcome of git pull", |ev| match ev {
         AnyEvent::LogEvent(e) if e.member.member_id == "m-git" && e.line.contains("git pull") => Some(e.line),
         _ => None,

@@ -64,7 +64,11 @@ fn restart_keeps_everything() {
     // Restored definitions still guard each other: the application still uses php.
     let out = platform.cli(&["cartridge", "remove", "php"]);
     assert!(!out.success() && out.stderr.contains("php-web"), "removing a used cartridge after a restart\n{out}");
-    drop(platform.stop());
+
+    // Logs written to a pipe or a file carry no terminal colour codes.
+    let proc = platform.stop();
+    assert!(proc.stderr().contains("INFO"), "no logs\n{}", proc.describe());
+    assert!(!proc.stderr().contains('\x1b'), "terminal escape codes in redirected logs\n{}", proc.describe());
 }
 
 #[test]

@@ -87,7 +87,8 @@ impl Proc {
         for var in STRATOS_ENV {
             command.env_remove(var);
         }
-        command.env("NO_COLOR", "1");
+        // Logs must be plain without help: no NO_COLOR (stderr is a pipe, not a terminal).
+        command.env_remove("NO_COLOR");
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
