@@ -1,0 +1,214 @@
+//! Health state of every cluster and member: windows per factor, and who went
+//! silent. Pure: events and time go in, summaries and faults come out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use stratos_bus::events::{HealthSummaryEvent, MemberFaultEvent};
+use stratos_bus::MemberRef;
+
+use crate::window::{Summary, Window};
+
+/// The factors the autoscaler scales on.
+pub const REQUESTS_IN_FLIGHT: &str = "requests-in-flight";
+pub const LOAD_AVERAGE: &str = "load-average";
+pub const MEMORY_CONSUMPTION: &str = "memory-consumption";
+
+#[derive(Debug)]
+pub struct HealthState {
+    span: f64,
+    fault_after: f64,
+    /// (cluster, network partition) → requests in flight reported for the whole cluster.
+    in_flight: HashMap<(String, String), Window>,
+    members: BTreeMap<String, MemberHealth>,
+    faulted: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct MemberHealth {
+    member: MemberRef,
+    load_average: Window,
+    memory: Window,
+    /// When the member was last heard of (a stat, or its activation).
+    last_heard: f64,
+}
+
+impl HealthState {
+    /// Windows span `span_secs`; a member silent for `fault_after_secs` is faulty.
+    pub fn new(span_secs: f64, fault_after_secs: f64) -> HealthState {
+        HealthState {
+            span: span_secs,
+            fault_after: fault_after_secs,
+            in_flight: HashMap::new(),
+            members: BTreeMap::new(),
+            faulted: HashSet::new(),
+        }
+    }
+
+    /// A member became active: watch it for silence from `now` on.
+    pub fn member_activated(&mut self, member: MemberRef, now: f64) {
+        self.faulted.remove(&member.member_id);
+        let span = self.span;
+        let entry = self.members.entry(member.member_id.clone()).or_insert_with(|| MemberHealth {
+            member: member.clone(),
+            load_average: Window::new(span),
+            memory: Window::new(span),
+            last_heard: now,
+        });
+        entry.last_heard = entry.last_heard.max(now);
+    }
+
+    /// A member left (terminated, draining): forget it.
+    pub fn member_gone(&mut self, member_id: &str) {
+        self.members.remove(member_id);
+        self.faulted.remove(member_id);
+    }
+
+    pub fn member_stats(&mut self, member: MemberRef, t: f64, load_average: Option<f64>, memory: Option<f64>) {
+        self.member_activated(member.clone(), t);
+        let m = self.members.get_mut(&member.member_id).expect("just inserted");
+        if let Some(v) = load_average {
+            m.load_average.push(t, v);
+        }
+        if let Some(v) = memory {
+            m.memory.push(t, v);
+        }
+    }
+
+    /// Requests in flight of a whole cluster (member_id None) as a load balancer reports it.
+    pub fn cluster_in_flight(&mut self, cluster_id: &str, network_partition_id: &str, t: f64, value: f64) {
+        let span = self.span;
+        self.in_flight
+            .entry((cluster_id.to_string(), network_partition_id.to_string()))
+            .or_insert_with(|| Window::new(span))
+            .push(t, value);
+    }
+
+    /// Summaries at `now`: per cluster for every factor with fresh data (load and
+    /// memory averaged over the cluster's members), and per member for load and memory.
+    pub fn summaries(&mut self, now: f64, timestamp: u64) -> Vec<HealthSummaryEvent> {
+        let mut out = Vec::new();
+        for ((cluster, np), window) in self.in_flight.iter_mut() {
+            window.expire(now);
+            if let Some(s) = window.summary() {
+                out.push(event(cluster, np, None, REQUESTS_IN_FLIGHT, s, timestamp));
+            }
+        }
+        let mut per_cluster: BTreeMap<(String, String, &'static str), Vec<Summary>> = BTreeMap::new();
+        for m in self.members.values_mut() {
+            for (factor, window) in [(LOAD_AVERAGE, &mut m.load_average), (MEMORY_CONSUMPTION, &mut m.memory)] {
+                window.expire(now);
+                if let Some(s) = window.summary() {
+                    let r = &m.member;
+                    out.push(event(&r.cluster_id, &r.network_partition_id, Some(&r.member_id), factor, s, timestamp));
+                    per_cluster
+                        .entry((r.cluster_id.clone(), r.network_partition_id.clone(), factor))
+                        .or_default()
+                        .push(s);
+                }
+            }
+        }
+        for ((cluster, np, factor), summaries) in per_cluster {
+            let n = summaries.len() as f64;
+            let mean = |f: fn(&Summary) -> f64| summaries.iter().map(f).sum::<f64>() / n;
+            let s = Summary {
+                average: mean(|s| s.average),
+                gradient: mean(|s| s.gradient),
+                second_derivative: mean(|s| s.second_derivative),
+                samples: summaries.iter().map(|s| s.samples).sum(),
+            };
+            out.push(event(&cluster, &np, None, factor, s, timestamp));
+        }
+        out
+    }
+
+    /// Members silent for longer than the fault delay; each is reported once.
+    pub fn faults(&mut self, now: f64) -> Vec<MemberFaultEvent> {
+        let mut out = Vec::new();
+        for m in self.members.values() {
+            let silent = now - m.last_heard;
+            if silent > self.fault_after && self.faulted.insert(m.member.member_id.clone()) {
+                out.push(MemberFaultEvent {
+                    member: m.member.clone(),
+                    reason: format!("no health statistics for {silent:.0} s"),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn event(
+    cluster: &str,
+    np: &str,
+    member: Option<&str>,
+    factor: &str,
+    s: Summary,
+    timestamp: u64,
+) -> HealthSummaryEvent {
+    HealthSummaryEvent {
+        cluster_id: cluster.to_string(),
+        network_partition_id: np.to_string(),
+        member_id: member.map(str::to_string),
+        factor: factor.to_string(),
+        average: s.average,
+        gradient: s.gradient,
+        second_derivative: s.second_derivative,
+        timestamp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, cluster: &str) -> MemberRef {
+        MemberRef {
+            service_name: "php".into(),
+            cluster_id: cluster.into(),
+            member_id: id.into(),
+            network_partition_id: "np1".into(),
+            partition_id: "p1".into(),
+        }
+    }
+
+    #[test]
+    fn cluster_load_is_the_mean_of_its_members() {
+        let mut h = HealthState::new(60.0, 60.0);
+        h.member_stats(member("a", "c"), 0.0, Some(20.0), Some(40.0));
+        h.member_stats(member("b", "c"), 0.0, Some(60.0), None);
+        let s = h.summaries(1.0, 1000);
+        let cluster_load = s.iter().find(|e| e.member_id.is_none() && e.factor == LOAD_AVERAGE).unwrap();
+        assert_eq!(cluster_load.average, 40.0);
+        let cluster_mem = s.iter().find(|e| e.member_id.is_none() && e.factor == MEMORY_CONSUMPTION).unwrap();
+        assert_eq!(cluster_mem.average, 40.0, "only members that reported memory count");
+        assert_eq!(s.iter().filter(|e| e.member_id.as_deref() == Some("a")).count(), 2);
+    }
+
+    #[test]
+    fn in_flight_gradient_comes_from_the_load_balancer_reports() {
+        let mut h = HealthState::new(60.0, 60.0);
+        for t in 0..4 {
+            h.cluster_in_flight("c", "np1", t as f64 * 10.0, t as f64 * 10.0);
+        }
+        let s = h.summaries(30.0, 0);
+        let rif = s.iter().find(|e| e.factor == REQUESTS_IN_FLIGHT).unwrap();
+        assert_eq!((rif.average, rif.gradient), (15.0, 1.0));
+        // Once every report is older than the window, the factor stops voting.
+        assert!(h.summaries(200.0, 0).iter().all(|e| e.factor != REQUESTS_IN_FLIGHT));
+    }
+
+    #[test]
+    fn silent_members_fault_once() {
+        let mut h = HealthState::new(60.0, 60.0);
+        h.member_activated(member("quiet", "c"), 0.0);
+        h.member_stats(member("chatty", "c"), 0.0, Some(1.0), Some(1.0));
+        assert!(h.faults(59.0).is_empty());
+        h.member_stats(member("chatty", "c"), 50.0, Some(1.0), Some(1.0));
+        let faults = h.faults(61.0);
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults[0].member.member_id, "quiet");
+        assert!(h.faults(100.0).iter().all(|f| f.member.member_id != "quiet"), "reported once");
+        h.member_gone("chatty");
+        assert!(h.faults(1000.0).is_empty());
+    }
+}
