@@ -284,7 +284,8 @@ impl Agent {
                     warn!(%status, "{message}");
                     logs.agent(&message);
                     logs.flush(Duration::from_secs(5)).await;
-                    publish_confirmed(&bus, &logs.event("stderr", format!("[stratos-agent] {message}; the agent stops"))).await;
+                    // The last line, confirmed by the broker: the lines before it reached it too.
+                    publish_confirmed(&bus, &logs.event("stderr", "[stratos-agent] the agent stops".into())).await;
                     bus.close().await;
                     return Err(anyhow!("{message}"));
                 }

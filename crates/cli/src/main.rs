@@ -6,6 +6,7 @@ mod definitions;
 mod logging;
 mod members;
 mod output;
+mod sample_http;
 mod up;
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     Application(applications::ApplicationArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
+    /// A tiny HTTP server to try the platform with (the sample cartridges' app).
+    #[command(name = "sample-http")]
+    SampleHttp(sample_http::SampleHttpArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
     Agent(stratos_agent::AgentConfig),
 }
@@ -65,6 +69,10 @@ fn main() -> ExitCode {
             Command::ApplicationPolicy(a) => definitions::run(stratos_model::Kind::ApplicationPolicy, a).await,
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
+            Command::SampleHttp(a) => {
+                logging::init(logging::LogFormat::Text);
+                sample_http::run(a).await
+            }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);
                 stratos_agent::run(config).await
