@@ -174,6 +174,20 @@ events! {
             pub timestamp: u64,
         }
     }
+    "autoscaler" => {
+        /// One evaluation of a cluster: inputs, prediction and requirement per factor, and what was done.
+        ScalingDecisionEvent {
+            pub cluster_id: String,
+            pub application_id: String,
+            /// `none`, `scale-up` or `scale-down`.
+            pub action: String,
+            pub current: u32,
+            pub desired: u32,
+            /// The decision with every input it was based on.
+            pub decision: serde_json::Value,
+            pub timestamp: u64,
+        }
+    }
     "log" => {
         LogEvent {
             #[serde(flatten)] pub member: MemberRef,

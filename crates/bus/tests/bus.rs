@@ -199,6 +199,7 @@ fn every_topic_is_its_type_path() {
                 "tenant",
                 "health",
                 "summarized-health-stats",
+                "autoscaler",
                 "log"
             ]
             .contains(&prefix),

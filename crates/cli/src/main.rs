@@ -2,6 +2,7 @@
 
 mod applications;
 mod client;
+mod clusters;
 mod definitions;
 mod logging;
 mod members;
@@ -47,6 +48,8 @@ enum Command {
     ApplicationPolicy(definitions::DefinitionArgs),
     /// Manage applications (clusters of cartridges with their dependencies): define, deploy, undeploy, status.
     Application(applications::ApplicationArgs),
+    /// Inspect clusters: the autoscaler's decisions.
+    Cluster(clusters::ClusterArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::ApplicationPolicy(a) => definitions::run(stratos_model::Kind::ApplicationPolicy, a).await,
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
+            Command::Cluster(a) => clusters::run(a).await,
             Command::SampleHttp(a) => {
                 logging::init(logging::LogFormat::Text);
                 sample_http::run(a).await

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -33,6 +34,18 @@ pub struct UpArgs {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+    /// Seconds between autoscaler evaluations (also how far ahead load is predicted).
+    #[arg(long, env = "STRATOS_EVALUATION_INTERVAL", default_value_t = 15)]
+    evaluation_interval: u64,
+    /// Seconds between health summaries (sliding windows of 60 s).
+    #[arg(long, env = "STRATOS_HEALTH_INTERVAL", default_value_t = 15)]
+    health_interval: u64,
+    /// Evaluations in a row asking for fewer members before one is removed.
+    #[arg(long, default_value_t = 3)]
+    scale_down_after: u32,
+    /// Scale on current averages only, without predicting the next interval.
+    #[arg(long)]
+    no_prediction: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -76,6 +89,29 @@ pub async fn run(args: UpArgs) -> Result<()> {
     tokio::spawn(async move {
         if let Err(e) = controller.run().await {
             tracing::error!(error = %e, "cloud controller stopped");
+        }
+    });
+    let health_bus = Bus::connect(&broker_url, &format!("stratos-health-{}", std::process::id())).await?;
+    let health = stratos_health::HealthConfig {
+        interval: Duration::from_secs(args.health_interval.max(1)),
+        ..Default::default()
+    };
+    tokio::spawn(async move {
+        if let Err(e) = stratos_health::run(health_bus, health).await {
+            tracing::error!(error = %e, "health-stat processing stopped");
+        }
+    });
+    let autoscaler_bus = Bus::connect(&broker_url, &format!("stratos-autoscaler-{}", std::process::id())).await?;
+    let autoscaler = stratos_autoscaler::AutoscalerConfig {
+        interval: Duration::from_secs(args.evaluation_interval.max(1)),
+        scale_down_after: args.scale_down_after,
+        use_prediction: !args.no_prediction,
+        ..Default::default()
+    };
+    let autoscaler_store = store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = stratos_autoscaler::run(autoscaler_store, autoscaler_bus, autoscaler).await {
+            tracing::error!(error = %e, "autoscaler stopped");
         }
     });
 

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use stratos_bus::events::*;
 use stratos_bus::{now_millis, AnyEvent, Bus, MemberRef};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
-use stratos_model::{ApplicationPolicy, ClusterSpec, Deployment, DeploymentStatus, NetworkPartition, Property};
+use stratos_model::{
+    ApplicationPolicy, ClusterScale, ClusterSpec, Deployment, DeploymentStatus, NetworkPartition, Property,
+};
 use stratos_store::Store;
 use tracing::{error, info, warn};
 
 use crate::driver::{Driver, Instance, InstanceState, MemberSpec, PortSpec};
-use crate::placement::{Placement, Slot};
+use stratos_model::placement::{Placement, Slot};
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -91,6 +93,7 @@ impl CloudController {
         self.topology = self.store.load_topology().await.map_err(|e| e.to_string())?;
         let mut status = self.bus.subscribe("instance/status/#").await.map_err(|e| e.to_string())?;
         let mut apps = self.bus.subscribe("application/#").await.map_err(|e| e.to_string())?;
+        let mut faults = self.bus.subscribe_to::<MemberFaultEvent>().await.map_err(|e| e.to_string())?;
         info!(members = self.topology.members().count(), "cloud controller started; adopting the stored topology");
         let mut tick = tokio::time::interval(self.config.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -98,6 +101,12 @@ impl CloudController {
             tokio::select! {
                 Some(event) = status.recv() => self.on_instance_event(event).await,
                 Some(_) = apps.recv() => self.reconcile().await,
+                Some(AnyEvent::MemberFaultEvent(fault)) = faults.recv() => {
+                    // A member that stopped reporting is replaced, like one whose process died.
+                    let reason = format!("faulty: {}", fault.reason);
+                    warn!(member_id = %fault.member.member_id, %reason, "replacing a faulty member");
+                    self.terminate(&fault.member.cluster_id, &fault.member.member_id, &reason).await;
+                }
                 _ = tick.tick() => self.reconcile().await,
             }
             self.flush().await;
@@ -403,13 +412,21 @@ impl CloudController {
                 format!("application policy {:?} no longer exists", deployment.application_policy_id),
             );
         };
+        let scales: HashMap<String, ClusterScale> = match self.store.list(tenant, "cluster-scale").await {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|v| serde_json::from_value::<ClusterScale>(v).ok())
+                .map(|s| (s.cluster_id.clone(), s))
+                .collect(),
+            Err(e) => return error!(error = %e, "cannot read cluster sizes"),
+        };
         for spec in &deployment.clusters {
             self.cluster_min.insert(spec.cluster_id.clone(), spec.min);
             self.ensure_cluster(deployment, spec, &defs).await;
             if !self.dependencies_active(deployment, spec) {
                 continue;
             }
-            self.scale_cluster(deployment, spec, &app_policy, &defs).await;
+            self.scale_cluster(deployment, spec, scales.get(&spec.cluster_id), &app_policy, &defs).await;
         }
     }
 
@@ -480,6 +497,7 @@ impl CloudController {
         &mut self,
         deployment: &Deployment,
         spec: &ClusterSpec,
+        scale: Option<&ClusterScale>,
         app_policy: &ApplicationPolicy,
         defs: &stratos_model::Definitions,
     ) {
@@ -499,7 +517,7 @@ impl CloudController {
             .filter(|m| m.status < MemberStatus::InMaintenance && !self.draining.contains_key(&m.member_id))
             .cloned()
             .collect();
-        let desired = spec.desired.clamp(spec.min, spec.max);
+        let desired = scale.map_or(spec.desired, |s| s.desired).clamp(spec.min, spec.max.max(spec.min));
         let mut counts: HashMap<Slot, u32> = HashMap::new();
         for m in &live {
             *counts.entry((m.network_partition_id.clone(), m.partition_id.clone())).or_insert(0) += 1;
@@ -528,7 +546,21 @@ impl CloudController {
                 }
             }
         } else if (live.len() as u32) > desired {
-            for _ in desired..live.len() as u32 {
+            let mut excess = live.len() as u32 - desired;
+            // The autoscaler's choice first (the least loaded members).
+            for id in scale.map(|s| s.drain_first.clone()).unwrap_or_default() {
+                if excess == 0 {
+                    break;
+                }
+                if let Some(m) = live.iter().find(|m| m.member_id == id) {
+                    if let Some(count) = counts.get_mut(&(m.network_partition_id.clone(), m.partition_id.clone())) {
+                        *count -= 1;
+                    }
+                    self.drain(&id).await;
+                    excess -= 1;
+                }
+            }
+            for _ in 0..excess {
                 let Some(slot) = placement.next_to_remove(&counts) else { break };
                 // Within the slot: a member not yet active first, then the newest.
                 let victim = live

@@ -3,7 +3,6 @@
 mod controller;
 pub mod driver;
 pub mod local;
-pub mod placement;
 mod procfs;
 
 pub use controller::{CloudController, ControllerConfig};

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/applications/{id}/undeploy", post(undeploy))
         .route("/api/applications/{id}/runtime", get(runtime))
         .route("/api/topology", get(topology))
+        .route("/api/clusters/{id}/scalingHistory", get(scaling_history))
 }
 
 async fn deploy(
@@ -264,4 +265,21 @@ async fn runtime(
 
 async fn topology(State(state): State<Arc<AppState>>) -> ApiResult<Json<Topology>> {
     Ok(Json(state.store.load_topology().await?))
+}
+
+/// The autoscaler's last decisions for a cluster, oldest first, each with its inputs.
+async fn scaling_history(
+    State(state): State<Arc<AppState>>,
+    TenantId(tenant): TenantId,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if let Some(history) = state.store.get(tenant, "scaling-history", &id).await? {
+        return Ok(Json(history));
+    }
+    let known = state.store.load_topology().await?.cluster(&id).is_some_and(|c| c.tenant_id == tenant);
+    if known {
+        Ok(Json(serde_json::Value::Array(Vec::new())))
+    } else {
+        Err(ApiError::not_found(format!("cluster {id:?} does not exist")))
+    }
 }

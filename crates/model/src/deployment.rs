@@ -51,3 +51,18 @@ pub struct ClusterSpec {
 pub fn cluster_id(application_id: &str, alias: &str) -> String {
     format!("{application_id}.{alias}")
 }
+
+/// The autoscaler's word on a cluster's size, kept apart from the deployment
+/// (which the manager owns) so that neither overwrites the other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterScale {
+    pub cluster_id: String,
+    /// Members to keep; the cloud controller bounds it by the cluster's min and max.
+    pub desired: u32,
+    /// Members to remove first when the cluster is above `desired` (the least loaded).
+    #[serde(default)]
+    pub drain_first: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: u64,
+}

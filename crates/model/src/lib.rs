@@ -14,6 +14,7 @@ mod kind;
 mod lenient;
 mod network_partition;
 mod parse;
+pub mod placement;
 mod problems;
 mod property;
 mod tenant;

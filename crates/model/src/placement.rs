@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use stratos_model::{ApplicationAlgorithm, DeploymentPolicy, NetworkPartition, PartitionAlgorithm};
+use crate::{ApplicationAlgorithm, DeploymentPolicy, NetworkPartition, PartitionAlgorithm};
 
 /// A place for a member: (network partition id, partition id).
 pub type Slot = (String, String);
