@@ -179,6 +179,17 @@ async fn remove<D: Resource>(
     if D::KIND == Kind::Application && state.store.get(tenant, "deployment", &id).await?.is_some() {
         return Err(ApiError::conflict(format!("application {id:?} is deployed; undeploy it first")));
     }
+    if D::KIND == Kind::ApplicationPolicy {
+        // No definition names an application policy: deployments do, at deploy time.
+        for deployment in state.store.list(tenant, "deployment").await? {
+            if deployment["applicationPolicyId"] == id.as_str() {
+                let app = deployment["applicationId"].as_str().unwrap_or("?").to_string();
+                return Err(ApiError::conflict(format!(
+                    "application policy {id:?} is used by deployed application {app:?}; undeploy it first"
+                )));
+            }
+        }
+    }
     state.store.delete(tenant, D::KIND.name(), &id).await?;
     tracing::info!(kind = %D::KIND, %id, tenant, "definition removed");
     if D::KIND == Kind::Application {

@@ -327,3 +327,213 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
     Ok((status, body.to_owned()))
 }
+
+impl Platform {
+    /// `mqtt://` URL of the platform's embedded broker.
+    pub fn broker_url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.mqtt_port)
+    }
+
+    /// SIGKILL: the platform dies without cleaning up (its members live on).
+    pub fn kill(mut self) {
+        self.proc.signal("KILL");
+        let status = self.proc.wait_exit(Duration::from_secs(10));
+        assert!(status.is_some(), "`stratos up` outlived SIGKILL for 10 s");
+    }
+
+    /// Starts `stratos up` on these ports, retrying for up to 20 s while a port is still taken
+    /// (by sockets of a killed predecessor).
+    pub fn start_again(data_dir: &Path, api_port: u16, mqtt_port: u16, extra: &[&str]) -> Platform {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match Platform::start_on(data_dir, api_port, mqtt_port, extra) {
+                Ok(platform) => return platform,
+                Err(proc) if Instant::now() < deadline && proc.stderr().contains("Address already in use") => {
+                    std::thread::sleep(Duration::from_millis(250))
+                }
+                Err(proc) => panic!("`stratos up` did not start again on the same ports\n{}", proc.describe()),
+            }
+        }
+    }
+
+    /// GET /api/topology as JSON.
+    pub fn topology(&self) -> serde_json::Value {
+        let (status, body) = http_get(self.api_port, "/api/topology").expect("GET /api/topology");
+        assert_eq!(status, 200, "GET /api/topology answered {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/api/topology is not JSON ({e}): {body}"))
+    }
+}
+
+/// Every member of a topology (GET /api/topology), in cluster order.
+pub fn topology_members(topology: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for service in topology["services"].as_object().into_iter().flat_map(|s| s.values()) {
+        for cluster in service["clusters"].as_object().into_iter().flat_map(|c| c.values()) {
+            out.extend(cluster["members"].as_object().into_iter().flat_map(|m| m.values().cloned()));
+        }
+    }
+    out
+}
+
+/// (state, process group, start time in clock ticks) from `/proc/<pid>/stat`.
+pub fn proc_stat(pid: i32) -> Option<(char, i32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some((fields.first()?.chars().next()?, fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// A live process of a member: its environment names the member and it works under the data dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberProcess {
+    pub pid: i32,
+    pub pgid: i32,
+    pub member_id: String,
+}
+
+/// Every live (non-zombie) process whose environment has STRATOS_MEMBER_ID and whose working
+/// directory is under `data_dir`: the members' agents, their apps, and whatever those started.
+pub fn member_processes(data_dir: &Path) -> Vec<MemberProcess> {
+    let root = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_owned());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for pid in entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())) {
+        let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { continue };
+        if !cwd.starts_with(&root) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let member_id = environ
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(b"STRATOS_MEMBER_ID="))
+            .map(|id| String::from_utf8_lossy(id).into_owned());
+        let Some(member_id) = member_id else { continue };
+        match proc_stat(pid) {
+            Some((state, pgid, _)) if state != 'Z' && state != 'X' => out.push(MemberProcess { pid, pgid, member_id }),
+            _ => {}
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// `kill -SIGNAL -- -PGID`: signals a whole process group.
+pub fn signal_group(pgid: i32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A temporary data directory whose member processes are killed when it is dropped (even by a
+/// panic): members run in process groups of their own and outlive `stratos up`. Declare it
+/// before the `Platform`, so that the platform is stopped first and cannot start new ones.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGKILLs the process group of every member process under the data dir, until none is left.
+    pub fn kill_members(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut killed = HashSet::new();
+        loop {
+            let left = member_processes(self.path());
+            if left.is_empty() || Instant::now() > deadline {
+                return killed.len();
+            }
+            for p in left {
+                signal_group(p.pgid, "KILL");
+                let _ = Command::new("kill").args(["-KILL", &p.pid.to_string()]).stderr(Stdio::null()).status();
+                killed.insert(p.pgid);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let killed = self.kill_members();
+        if killed > 0 && !std::thread::panicking() {
+            eprintln!("killed {killed} member process group(s) left under {}", self.path().display());
+        }
+    }
+}
+
+/// Events from the platform's bus, collected in the background in arrival order.
+pub struct EventLog {
+    runtime: tokio::runtime::Runtime,
+    bus: stratos_bus::Bus,
+    events: Arc<Mutex<Vec<stratos_bus::AnyEvent>>>,
+}
+
+impl EventLog {
+    /// Subscribes to `topology/#`; returns once the subscription is in place (the retained
+    /// complete topology has arrived).
+    pub fn topology(platform: &Platform) -> EventLog {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let client_id = format!("stratos-cli-test-{}-{}", std::process::id(), free_port());
+        let bus = runtime
+            .block_on(stratos_bus::Bus::connect(&platform.broker_url(), &client_id))
+            .unwrap_or_else(|e| panic!("cannot connect to the platform's broker: {e}"));
+        let mut subscription = runtime.block_on(bus.subscribe("topology/#")).unwrap();
+        let events: Arc<Mutex<Vec<stratos_bus::AnyEvent>>> = Arc::default();
+        let into = events.clone();
+        runtime.spawn(async move {
+            while let Some(event) = subscription.recv().await {
+                into.lock().unwrap().push(event);
+            }
+        });
+        let log = EventLog { runtime, bus, events };
+        log.wait_for(Duration::from_secs(10), "the retained CompleteTopologyEvent", |e| {
+            matches!(e, stratos_bus::AnyEvent::CompleteTopologyEvent(_))
+        });
+        log
+    }
+
+    /// Every event so far.
+    pub fn events(&self) -> Vec<stratos_bus::AnyEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until an event `pick` accepts has arrived (or panics, naming `what`).
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pick: impl Fn(&stratos_bus::AnyEvent) -> bool,
+    ) -> stratos_bus::AnyEvent {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events.lock().unwrap().iter().find(|e| pick(e)) {
+                return e.clone();
+            }
+            assert!(Instant::now() < deadline, "no {what} on the bus within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        let bus = self.bus.clone();
+        // The timer must be made inside the runtime.
+        let _ = self.runtime.block_on(async move { tokio::time::timeout(Duration::from_secs(2), bus.close()).await });
+    }
+}
