@@ -55,8 +55,19 @@ enum Command {
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
+    /// Run the load balancer on its own, following the topology on the event bus.
+    Lb(LbArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
     Agent(stratos_agent::AgentConfig),
+}
+
+#[derive(clap::Args)]
+struct LbArgs {
+    /// The event bus: mqtt://HOST:PORT.
+    #[arg(long, env = "STRATOS_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    #[command(flatten)]
+    config: stratos_lb::LbConfig,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +87,13 @@ fn main() -> ExitCode {
             Command::SampleHttp(a) => {
                 logging::init(logging::LogFormat::Text);
                 sample_http::run(a).await
+            }
+            Command::Lb(a) => {
+                logging::init(logging::LogFormat::Text);
+                match stratos_bus::Bus::connect(&a.broker, &format!("stratos-lb-{}", std::process::id())).await {
+                    Ok(bus) => stratos_lb::run(bus, a.config).await,
+                    Err(e) => Err(e.into()),
+                }
             }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);

@@ -46,6 +46,8 @@ pub struct UpArgs {
     /// Scale on current averages only, without predicting the next interval.
     #[arg(long)]
     no_prediction: bool,
+    #[command(flatten)]
+    lb: stratos_lb::LbConfig,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -115,6 +117,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     });
 
+    let lb_bus = Bus::connect(&broker_url, &format!("stratos-lb-{}", std::process::id())).await?;
+    let lb_config = args.lb.clone();
+    tokio::spawn(async move {
+        if let Err(e) = stratos_lb::run(lb_bus, lb_config).await {
+            tracing::error!(error = %e, "load balancer stopped");
+        }
+    });
+
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("cannot listen on {} for the API (use --api-listen)", args.api_listen))?;
@@ -126,6 +136,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("  event bus  {broker_url}{}", if embedded { "   (embedded broker)" } else { "" });
     println!("  store      {}", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
+    println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
     println!("Client commands use --api http://{api} (or STRATOS_API). Ctrl-C stops the platform.");
 
     stratos_manager::serve(listener, state, args.body_limit, shutdown_signal()).await?;

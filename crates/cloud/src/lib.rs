@@ -4,7 +4,9 @@ mod controller;
 pub mod driver;
 pub mod local;
 mod procfs;
+pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
 pub use local::LocalDriver;
+pub use simulated::SimulatedDriver;

@@ -1,0 +1,135 @@
+//! The `simulated` driver, for scale tests only: a member is a task that acts
+//! as its agent would (started, activated after a delay, synthetic health stats,
+//! draining on request). No process, no port: nothing can be routed to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stratos_bus::events::{
+    InstanceActivatedEvent, InstanceMaintenanceModeEvent, InstanceReadyToShutdownEvent, InstanceStartedEvent,
+    MemberHealthStatEvent,
+};
+use stratos_bus::{now_millis, AnyEvent, Bus, MemberRef};
+use tokio::task::JoinHandle;
+
+use crate::driver::{AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, MemberSpec};
+
+/// The synthetic load a simulated member reports: (load average, memory %).
+pub type LoadModel = Arc<dyn Fn(&MemberRef, u64) -> (f64, f64) + Send + Sync>;
+
+/// Each member's instance and the task that plays its agent.
+type Members = Arc<Mutex<HashMap<String, (Instance, JoinHandle<()>)>>>;
+
+pub struct SimulatedDriver {
+    bus: Bus,
+    start_delay: Duration,
+    stats_every: Duration,
+    load: LoadModel,
+    members: Members,
+}
+
+impl SimulatedDriver {
+    /// Members activate `start_delay` after they start and report `load` every `stats_every`.
+    pub async fn start(bus: Bus, start_delay: Duration, stats_every: Duration, load: LoadModel) -> SimulatedDriver {
+        let members: Members = Default::default();
+        // Drain requests are answered as an agent would: maintenance, then ready to shut down.
+        if let Ok(mut cleanup) = bus.subscribe("instance/notifier/InstanceCleanupMemberEvent").await {
+            let (bus, members) = (bus.clone(), members.clone());
+            tokio::spawn(async move {
+                while let Some(AnyEvent::InstanceCleanupMemberEvent(e)) = cleanup.recv().await {
+                    let member = members.lock().unwrap().get(&e.member_id).map(|(i, _)| member_ref(i));
+                    if let Some(member) = member {
+                        let _ = bus.publish(&InstanceMaintenanceModeEvent { member: member.clone() }).await;
+                        let _ = bus.publish(&InstanceReadyToShutdownEvent { member }).await;
+                    }
+                }
+            });
+        }
+        SimulatedDriver { bus, start_delay, stats_every, load, members }
+    }
+
+    /// A constant load for every member.
+    pub fn constant(load_average: f64, memory: f64) -> LoadModel {
+        Arc::new(move |_, _| (load_average, memory))
+    }
+}
+
+fn member_ref(i: &Instance) -> MemberRef {
+    // The simulated instance carries the member's placement in its address: "np/partition/service".
+    let mut parts = i.address.splitn(3, '/');
+    MemberRef {
+        network_partition_id: parts.next().unwrap_or_default().to_string(),
+        partition_id: parts.next().unwrap_or_default().to_string(),
+        service_name: parts.next().unwrap_or_default().to_string(),
+        cluster_id: i.cluster_id.clone(),
+        member_id: i.member_id.clone(),
+    }
+}
+
+impl Driver for SimulatedDriver {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn start<'a>(&'a self, spec: &'a MemberSpec) -> BoxFuture<'a, Result<Instance, DriverError>> {
+        Box::pin(async move {
+            let instance = Instance {
+                member_id: spec.member_id.clone(),
+                cluster_id: spec.cluster_id.clone(),
+                state: InstanceState::Running,
+                address: format!("{}/{}/{}", spec.network_partition_id, spec.partition_id, spec.service_name),
+                ports: spec
+                    .ports
+                    .iter()
+                    .map(|p| AllocatedPort {
+                        protocol: p.protocol,
+                        port: p.port,
+                        host_port: 0,
+                        proxy_port: p.proxy_port,
+                    })
+                    .collect(),
+                started_at: now_millis(),
+            };
+            let member = member_ref(&instance);
+            let (bus, delay, every, load) = (self.bus.clone(), self.start_delay, self.stats_every, self.load.clone());
+            let task = tokio::spawn(async move {
+                let _ = bus.publish(&InstanceStartedEvent { member: member.clone() }).await;
+                tokio::time::sleep(delay).await;
+                let _ = bus.publish(&InstanceActivatedEvent { member: member.clone() }).await;
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let now = now_millis();
+                    let (load_average, memory) = load(&member, now);
+                    let stat = MemberHealthStatEvent {
+                        member: member.clone(),
+                        load_average: Some(load_average),
+                        memory_consumption: Some(memory),
+                        timestamp: now,
+                    };
+                    let _ = bus.publish(&stat).await;
+                }
+            });
+            self.members.lock().unwrap().insert(spec.member_id.clone(), (instance.clone(), task));
+            Ok(instance)
+        })
+    }
+
+    fn terminate<'a>(&'a self, member_id: &'a str, _grace: Duration) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            if let Some((_, task)) = self.members.lock().unwrap().remove(member_id) {
+                task.abort();
+            }
+            Ok(())
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, DriverError>> {
+        Box::pin(async move { Ok(self.members.lock().unwrap().values().map(|(i, _)| i.clone()).collect()) })
+    }
+
+    fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>> {
+        Box::pin(async move { Ok(self.members.lock().unwrap().get(member_id).map(|(i, _)| i.clone())) })
+    }
+}

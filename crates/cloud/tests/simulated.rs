@@ -1,0 +1,197 @@
+//! The controller and the autoscaler at work on the `simulated` driver (members
+//! without processes), on a real embedded broker and a real SQLite store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stratos_bus::{Bus, EmbeddedBroker};
+use stratos_cloud::{CloudController, ControllerConfig, SimulatedDriver};
+use stratos_model::topology::MemberStatus;
+use stratos_model::{ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Kind, SUPER_TENANT};
+use stratos_store::Store;
+
+struct World {
+    store: Store,
+    broker: EmbeddedBroker,
+    load: Arc<AtomicU64>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(min: u32, max: u32, partition_max: u32) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("s.db")).await.unwrap();
+    let t = SUPER_TENANT;
+    let defs = [
+        (
+            Kind::NetworkPartition,
+            "np",
+            json!({"id": "np", "provider": "simulated", "partitions": [{"id": "a"}, {"id": "b"}]}),
+        ),
+        (
+            Kind::Cartridge,
+            "sim",
+            json!({"type": "sim", "category": "framework", "iaasProvider": [{"type": "simulated"}]}),
+        ),
+        (
+            Kind::DeploymentPolicy,
+            "dp",
+            json!({"id": "dp", "networkPartitions": [{"id": "np", "partitionAlgo": "round-robin",
+            "partitions": [{"id": "a", "partitionMax": partition_max}, {"id": "b", "partitionMax": partition_max}]}]}),
+        ),
+        (Kind::AutoscalingPolicy, "as", json!({"id": "as", "loadThresholds": {"loadAverage": {"threshold": 50}}})),
+        (
+            Kind::ApplicationPolicy,
+            "ap",
+            json!({"id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np"]}),
+        ),
+        (
+            Kind::Application,
+            "app",
+            json!({"applicationId": "app", "components": {"cartridges": [{"type": "sim", "cartridgeMin": min, "cartridgeMax": max,
+            "subscribableInfo": {"alias": "web", "autoscalingPolicy": "as", "deploymentPolicy": "dp"}}]}}),
+        ),
+    ];
+    for (kind, id, body) in defs {
+        store.put(t, kind.name(), id, &body).await.unwrap();
+    }
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let load = Arc::new(AtomicU64::new(10));
+    let model_load = load.clone();
+    let driver_bus = Bus::connect(&broker.url(), "simulated-driver").await.unwrap();
+    let driver = SimulatedDriver::start(
+        driver_bus,
+        Duration::from_millis(50),
+        Duration::from_millis(200),
+        Arc::new(move |_, _| (model_load.load(Ordering::Relaxed) as f64, 30.0)),
+    )
+    .await;
+    let mut config = ControllerConfig::new(broker.url());
+    config.reconcile_interval = Duration::from_millis(200);
+    let controller = CloudController::new(
+        store.clone(),
+        Bus::connect(&broker.url(), "cc").await.unwrap(),
+        vec![Arc::new(driver)],
+        config,
+    );
+    tokio::spawn(controller.run());
+    World { store, broker, load, _dir: dir }
+}
+
+async fn deploy(store: &Store, min: u32, max: u32) {
+    let deployment = Deployment {
+        application_id: "app".into(),
+        tenant_id: SUPER_TENANT,
+        application_policy_id: "ap".into(),
+        status: DeploymentStatus::Deployed,
+        deployed_at: 0,
+        clusters: vec![ClusterSpec {
+            cluster_id: "app.web".into(),
+            alias: "web".into(),
+            cartridge_type: "sim".into(),
+            min,
+            max,
+            desired: min,
+            deployment_policy: "dp".into(),
+            autoscaling_policy: "as".into(),
+            host_names: vec![],
+            artifact_repository: None,
+            depends_on: vec![],
+        }],
+    };
+    store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+}
+
+/// (active members, members per partition a / b) once `pred` holds, or panics after `timeout`.
+async fn wait_for(
+    store: &Store,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(usize, usize, usize) -> bool,
+) -> (usize, usize, usize) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let topology = store.load_topology().await.unwrap();
+        let members: Vec<_> = topology.members().filter(|m| m.status == MemberStatus::Active).collect();
+        let a = members.iter().filter(|m| m.partition_id == "a").count();
+        let b = members.len() - a;
+        if pred(members.len(), a, b) {
+            return (members.len(), a, b);
+        }
+        assert!(Instant::now() < deadline, "{what}: still {} active ({a} in a, {b} in b)", members.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_members_are_placed_round_robin_and_scaled_in() {
+    let w = world(300, 400, 200).await;
+    deploy(&w.store, 300, 400).await;
+    let started = Instant::now();
+    let (n, a, b) = wait_for(&w.store, Duration::from_secs(60), "300 members activate", |n, _, _| n == 300).await;
+    println!("300 simulated members active in {:?}", started.elapsed());
+    assert_eq!((n, a, b), (300, 150, 150), "round-robin spreads evenly");
+    // The autoscaler's word lowers the size: members drain and go, evenly.
+    let scale = ClusterScale { cluster_id: "app.web".into(), desired: 250, drain_first: vec![], updated_at: 0 };
+    // Below min is not allowed: min 300 holds.
+    w.store.put(SUPER_TENANT, "cluster-scale", "app.web", &serde_json::to_value(&scale).unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for(&w.store, Duration::from_secs(1), "min holds", |n, _, _| n == 300).await;
+    // Undeploy: everything goes.
+    let mut d: Deployment =
+        serde_json::from_value(w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().unwrap()).unwrap();
+    d.status = DeploymentStatus::Undeploying;
+    w.store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&d).unwrap()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "undeploy did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.store.load_topology().await.unwrap().members().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_scales_out_to_the_required_size_and_back_in_one_member_at_a_time() {
+    let w = world(2, 6, 2).await;
+    let health_bus = Bus::connect(&w.broker.url(), "health").await.unwrap();
+    let health = stratos_health::HealthConfig {
+        window: Duration::from_secs(3),
+        interval: Duration::from_millis(300),
+        fault_after: Duration::from_secs(60),
+    };
+    tokio::spawn(stratos_health::run(health_bus, health));
+    let autoscaler = stratos_autoscaler::AutoscalerConfig {
+        interval: Duration::from_millis(600),
+        scale_down_after: 3,
+        use_prediction: false,
+        freshness: Duration::from_secs(2),
+    };
+    tokio::spawn(stratos_autoscaler::run(
+        w.store.clone(),
+        Bus::connect(&w.broker.url(), "as").await.unwrap(),
+        autoscaler,
+    ));
+    deploy(&w.store, 2, 6).await;
+    wait_for(&w.store, Duration::from_secs(20), "min members", |n, _, _| n == 2).await;
+
+    // Load 90 per member against a threshold of 50 with min 2: ceil(2·90/50) = 4 members.
+    w.load.store(90, Ordering::Relaxed);
+    let (n, a, b) = wait_for(&w.store, Duration::from_secs(30), "scale out to 4", |n, _, _| n >= 4).await;
+    assert_eq!((n, a, b), (4, 2, 2), "four members, round-robin, each partition at its max of 2");
+    // It stays there under a constant load.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for(&w.store, Duration::from_secs(1), "steady at 4", |n, _, _| n == 4).await;
+
+    // The load falls: the cluster shrinks, one member per three evaluations, to min.
+    w.load.store(5, Ordering::Relaxed);
+    wait_for(&w.store, Duration::from_secs(30), "one fewer", |n, _, _| n == 3).await;
+    wait_for(&w.store, Duration::from_secs(30), "back to min", |n, _, _| n == 2).await;
+    let history = w.store.get(SUPER_TENANT, "scaling-history", "app.web").await.unwrap().unwrap();
+    let actions: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"scale-up") && actions.contains(&"scale-down"), "{actions:?}");
+    // The window still held the low samples at first, so the cluster may have grown in two steps.
+    let up = history.as_array().unwrap().iter().rfind(|e| e["action"] == "scale-up").unwrap();
+    assert_eq!(up["decision"]["votes"][0]["factor"], "load-average", "{up}");
+    assert_eq!(up["desired"], 4);
+}

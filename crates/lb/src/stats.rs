@@ -1,0 +1,270 @@
+//! Counters that outlive routing tables: requests in flight, ejections, round-robin turns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stratos_bus::events::InFlightRequestsEvent;
+
+use crate::balance::ejection_time;
+use crate::routing::RoutingTable;
+
+/// One member's counters, kept by member id while the member is in the topology
+/// (or has requests in flight).
+#[derive(Debug)]
+pub struct MemberStats {
+    pub member_id: String,
+    pub cluster_id: String,
+    pub network_partition_id: String,
+    in_flight: AtomicU64,
+    requests: AtomicU64,
+    ejection: Mutex<Ejection>,
+}
+
+#[derive(Debug, Default)]
+struct Ejection {
+    until: Option<Instant>,
+    /// Ejections since the member last answered well: each doubles the next back-off.
+    strikes: u32,
+}
+
+impl MemberStats {
+    fn new(member_id: &str, cluster_id: &str, network_partition_id: &str) -> MemberStats {
+        MemberStats {
+            member_id: member_id.into(),
+            cluster_id: cluster_id.into(),
+            network_partition_id: network_partition_id.into(),
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            ejection: Mutex::new(Ejection::default()),
+        }
+    }
+
+    /// Requests (HTTP) or connections (TCP) to the member not finished yet.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests or connections sent to the member so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request to the member until the guard is dropped.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    pub fn is_ejected(&self, now: Instant) -> bool {
+        self.ejection.lock().unwrap().until.is_some_and(|until| until > now)
+    }
+
+    /// Ejects the member for `base`, doubled for every ejection since it last answered
+    /// well, at most `max`. `None` when it is already ejected (the back-off is not extended).
+    pub fn eject(&self, now: Instant, base: Duration, max: Duration) -> Option<Duration> {
+        let mut e = self.ejection.lock().unwrap();
+        if e.until.is_some_and(|until| until > now) {
+            return None;
+        }
+        let duration = ejection_time(base, max, e.strikes);
+        e.until = Some(now + duration);
+        e.strikes = e.strikes.saturating_add(1);
+        Some(duration)
+    }
+
+    /// The member answered: the next ejection starts from the base back-off again.
+    pub fn record_success(&self, now: Instant) {
+        let mut e = self.ejection.lock().unwrap();
+        if e.strikes > 0 && e.until.is_none_or(|until| until <= now) {
+            e.strikes = 0;
+            e.until = None;
+        }
+    }
+}
+
+/// A request in flight to a member; dropping it ends the request.
+#[derive(Debug)]
+pub struct InFlight(Arc<MemberStats>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One cluster's shared balancing state.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    turn: AtomicUsize,
+}
+
+impl ClusterStats {
+    /// The next round-robin turn (also breaks least-outstanding ties).
+    pub fn next_turn(&self) -> usize {
+        self.turn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Hands out the counters of members and clusters by id, so that a routing table
+/// rebuilt from a new topology keeps them.
+#[derive(Debug, Default)]
+pub struct Registry {
+    members: Mutex<HashMap<String, Arc<MemberStats>>>,
+    clusters: Mutex<HashMap<String, Arc<ClusterStats>>>,
+}
+
+impl Registry {
+    pub fn member(&self, member_id: &str, cluster_id: &str, network_partition_id: &str) -> Arc<MemberStats> {
+        let mut members = self.members.lock().unwrap();
+        members
+            .entry(member_id.to_string())
+            .or_insert_with(|| Arc::new(MemberStats::new(member_id, cluster_id, network_partition_id)))
+            .clone()
+    }
+
+    pub fn cluster(&self, cluster_id: &str) -> Arc<ClusterStats> {
+        self.clusters.lock().unwrap().entry(cluster_id.to_string()).or_default().clone()
+    }
+
+    /// Forgets members that `table` no longer routes to and that have nothing in flight,
+    /// and clusters it no longer has.
+    pub fn retain(&self, table: &RoutingTable) {
+        let routable = table.routable_members();
+        self.members.lock().unwrap().retain(|id, m| routable.contains_key(id.as_str()) || m.in_flight() > 0);
+        let clusters = table.clusters();
+        self.clusters.lock().unwrap().retain(|id, _| clusters.contains_key(id.as_str()));
+    }
+
+    /// Every member with counters, by member id.
+    pub fn members(&self) -> Vec<Arc<MemberStats>> {
+        let mut members: Vec<_> = self.members.lock().unwrap().values().cloned().collect();
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        members
+    }
+}
+
+/// A member as the load balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    pub member_id: String,
+    pub cluster_id: String,
+    pub network_partition_id: String,
+    pub in_flight: u64,
+    pub requests: u64,
+    pub ejected: bool,
+    /// Whether new requests may go to it (it is in the routing table).
+    pub routable: bool,
+}
+
+pub fn snapshot(table: &RoutingTable, registry: &Registry, now: Instant) -> Vec<MemberSnapshot> {
+    let routable = table.routable_members();
+    registry
+        .members()
+        .iter()
+        .map(|m| MemberSnapshot {
+            member_id: m.member_id.clone(),
+            cluster_id: m.cluster_id.clone(),
+            network_partition_id: m.network_partition_id.clone(),
+            in_flight: m.in_flight(),
+            requests: m.requests(),
+            ejected: m.is_ejected(now),
+            routable: routable.contains_key(m.member_id.as_str()),
+        })
+        .collect()
+}
+
+/// The in-flight events to publish: one per member that is routable or still has
+/// requests in flight, and one per cluster and network partition (`member_id: None`)
+/// with the sum of its members, for every cluster in the table.
+pub fn in_flight_events(
+    table: &RoutingTable,
+    members: &[MemberSnapshot],
+    timestamp: u64,
+) -> Vec<InFlightRequestsEvent> {
+    let mut per_cluster: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (cluster_id, partitions) in table.clusters() {
+        for np in partitions {
+            per_cluster.insert((cluster_id.to_string(), np.clone()), 0);
+        }
+    }
+    let mut events = Vec::new();
+    for m in members.iter().filter(|m| m.routable || m.in_flight > 0) {
+        *per_cluster.entry((m.cluster_id.clone(), m.network_partition_id.clone())).or_default() += m.in_flight;
+        events.push(InFlightRequestsEvent {
+            cluster_id: m.cluster_id.clone(),
+            network_partition_id: m.network_partition_id.clone(),
+            member_id: Some(m.member_id.clone()),
+            in_flight: m.in_flight as f64,
+            timestamp,
+        });
+    }
+    let clusters = per_cluster.into_iter().map(|((cluster_id, network_partition_id), n)| InFlightRequestsEvent {
+        cluster_id,
+        network_partition_id,
+        member_id: None,
+        in_flight: n as f64,
+        timestamp,
+    });
+    clusters.chain(events).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ejection_backs_off_and_resets() {
+        let m = MemberStats::new("m1", "c1", "np1");
+        let t0 = Instant::now();
+        let (base, max) = (Duration::from_secs(10), Duration::from_secs(60));
+        assert_eq!(m.eject(t0, base, max), Some(Duration::from_secs(10)));
+        assert!(m.is_ejected(t0 + Duration::from_secs(9)));
+        assert_eq!(m.eject(t0 + Duration::from_secs(5), base, max), None, "not extended while ejected");
+        let t1 = t0 + Duration::from_secs(11);
+        assert!(!m.is_ejected(t1));
+        assert_eq!(m.eject(t1, base, max), Some(Duration::from_secs(20)));
+        let t2 = t1 + Duration::from_secs(21);
+        assert_eq!(m.eject(t2, base, max), Some(Duration::from_secs(40)));
+        let t3 = t2 + Duration::from_secs(41);
+        assert_eq!(m.eject(t3, base, max), Some(Duration::from_secs(60)));
+        let t4 = t3 + Duration::from_secs(61);
+        // A success while ejected changes nothing; after, the back-off starts over.
+        m.record_success(t3 + Duration::from_secs(1));
+        assert!(m.is_ejected(t3 + Duration::from_secs(2)));
+        m.record_success(t4);
+        assert_eq!(m.eject(t4, base, max), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn in_flight_events_cover_clusters_and_members() {
+        let table = RoutingTable::default();
+        let snap = |id: &str, cluster: &str, np: &str, n: u64, routable: bool| MemberSnapshot {
+            member_id: id.into(),
+            cluster_id: cluster.into(),
+            network_partition_id: np.into(),
+            in_flight: n,
+            requests: 0,
+            ejected: false,
+            routable,
+        };
+        let members = vec![
+            snap("m1", "c1", "np1", 2, true),
+            snap("m2", "c1", "np1", 3, false), // draining
+            snap("m3", "c1", "np2", 0, true),
+            snap("m4", "c2", "np1", 0, false), // gone, nothing in flight
+        ];
+        let events = in_flight_events(&table, &members, 42);
+        let clusters: Vec<_> = events
+            .iter()
+            .filter(|e| e.member_id.is_none())
+            .map(|e| (e.cluster_id.as_str(), e.network_partition_id.as_str(), e.in_flight))
+            .collect();
+        assert_eq!(clusters, vec![("c1", "np1", 5.0), ("c1", "np2", 0.0)]);
+        let per_member: Vec<_> = events.iter().filter_map(|e| e.member_id.as_deref()).collect();
+        assert_eq!(per_member, vec!["m1", "m2", "m3"]);
+        assert!(events.iter().all(|e| e.timestamp == 42));
+    }
+}
