@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     apt-get update -qq >&2
@@ -20,4 +22,5 @@ if [ -z "${STRATOS_TEST_POSTGRES:-}" ]; then
 fi
 export STRATOS_TEST_POSTGRES
 
-cargo test --workspace --all-targets "$@"
+# Libraries, binaries and tests; benchmarks are run on their own (`cargo bench`).
+cargo test --workspace --lib --bins --tests "$@"
