@@ -70,6 +70,12 @@ pub struct CloudController {
     failures: HashMap<String, Failures>,
     /// Each cluster's minimum, from its deployment: it is Active from that many active members.
     cluster_min: HashMap<String, u32>,
+    /// The deployments as last read, for the termination behaviour of their applications.
+    deployments: Vec<Deployment>,
+    /// Clusters that served and have no active member left.
+    down: std::collections::HashSet<String>,
+    /// Clusters to take down (with the cluster whose failure asks for it).
+    takedown: Vec<(String, String)>,
 }
 
 impl CloudController {
@@ -85,6 +91,9 @@ impl CloudController {
             pending_since: HashMap::new(),
             failures: HashMap::new(),
             cluster_min: HashMap::new(),
+            deployments: Vec::new(),
+            down: Default::default(),
+            takedown: Vec::new(),
         }
     }
 
@@ -228,6 +237,16 @@ impl CloudController {
         }
         let active = cluster.members.values().filter(|m| m.status == MemberStatus::Active).count() as u32;
         let next = if active >= min.max(1) { ClusterStatus::Active } else { ClusterStatus::Inactive };
+        // Down: it served, and now no member does.
+        let went_down =
+            active == 0 && cluster.status != ClusterStatus::Created && self.down.insert(cluster_id.to_string());
+        if next == ClusterStatus::Active {
+            self.down.remove(cluster_id);
+        }
+        if went_down {
+            self.apply_termination_behaviour(cluster_id);
+        }
+        let Some(cluster) = self.topology.cluster_mut(cluster_id) else { return };
         if next == cluster.status || (cluster.status == ClusterStatus::Created && next == ClusterStatus::Inactive) {
             return;
         }
@@ -241,6 +260,40 @@ impl CloudController {
                 self.publish(&ClusterStatusClusterActivatedEvent { app_id, service_name, cluster_id }).await
             }
             _ => self.publish(&ClusterStatusClusterInactivateEvent { app_id, service_name, cluster_id }).await,
+        }
+    }
+
+    /// A cluster went down (no active member left): take down the clusters its
+    /// application's termination behaviour names. They start again, in startup
+    /// order, once what they depend on is active again.
+    fn apply_termination_behaviour(&mut self, failed: &str) {
+        let Some(deployment) = self.deployments.iter().find(|d| d.clusters.iter().any(|c| c.cluster_id == failed))
+        else {
+            return;
+        };
+        if deployment.status != DeploymentStatus::Deployed {
+            return;
+        }
+        let victims = deployment.clusters_to_terminate(failed);
+        if victims.is_empty() {
+            return;
+        }
+        warn!(cluster_id = failed, behaviour = ?deployment.termination_behaviour, ?victims, "cluster down: applying the termination behaviour");
+        self.takedown.extend(victims.into_iter().map(|v| (v, failed.to_string())));
+    }
+
+    /// Takes down the clusters a termination behaviour named.
+    async fn take_down(&mut self) {
+        for (cluster_id, failed) in std::mem::take(&mut self.takedown) {
+            let members: Vec<Member> =
+                self.topology.cluster(&cluster_id).map(|c| c.members.values().cloned().collect()).unwrap_or_default();
+            for m in members {
+                if m.status == MemberStatus::Active {
+                    self.drain(&m.member_id).await;
+                } else if m.status < MemberStatus::Active {
+                    self.terminate(&cluster_id, &m.member_id, &format!("{failed} went down")).await;
+                }
+            }
         }
     }
 
@@ -295,9 +348,11 @@ impl CloudController {
                 return;
             }
         };
+        self.deployments = deployments.clone();
         let instances = self.list_instances().await;
         self.collect_gone_members(&instances).await;
         self.terminate_orphans(&instances).await;
+        self.take_down().await;
         self.expire_pending_and_draining().await;
         for deployment in &deployments {
             match deployment.status {

@@ -7,13 +7,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stratos_bus::{Bus, EmbeddedBroker};
+use stratos_cloud::Driver;
 use stratos_cloud::{CloudController, ControllerConfig, SimulatedDriver};
 use stratos_model::topology::MemberStatus;
-use stratos_model::{ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Kind, SUPER_TENANT};
+use stratos_model::{
+    ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Kind, TerminationBehaviour, SUPER_TENANT,
+};
 use stratos_store::Store;
 
 struct World {
     store: Store,
+    driver: Arc<SimulatedDriver>,
     broker: EmbeddedBroker,
     load: Arc<AtomicU64>,
     _dir: tempfile::TempDir,
@@ -67,38 +71,48 @@ async fn world(min: u32, max: u32, partition_max: u32) -> World {
         Arc::new(move |_, _| (model_load.load(Ordering::Relaxed) as f64, 30.0)),
     )
     .await;
+    let driver = Arc::new(driver);
     let mut config = ControllerConfig::new(broker.url());
     config.reconcile_interval = Duration::from_millis(200);
     let controller = CloudController::new(
         store.clone(),
         Bus::connect(&broker.url(), "cc").await.unwrap(),
-        vec![Arc::new(driver)],
+        vec![driver.clone() as Arc<dyn Driver>],
         config,
     );
     tokio::spawn(controller.run());
-    World { store, broker, load, _dir: dir }
+    World { store, driver, broker, load, _dir: dir }
+}
+
+fn cluster(alias: &str, min: u32, max: u32, depends_on: &[&str]) -> ClusterSpec {
+    ClusterSpec {
+        cluster_id: format!("app.{alias}"),
+        alias: alias.into(),
+        cartridge_type: "sim".into(),
+        min,
+        max,
+        desired: min,
+        deployment_policy: "dp".into(),
+        autoscaling_policy: "as".into(),
+        host_names: vec![],
+        artifact_repository: None,
+        depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 async fn deploy(store: &Store, min: u32, max: u32) {
+    deploy_clusters(store, vec![cluster("web", min, max, &[])], None).await
+}
+
+async fn deploy_clusters(store: &Store, clusters: Vec<ClusterSpec>, behaviour: Option<TerminationBehaviour>) {
     let deployment = Deployment {
         application_id: "app".into(),
         tenant_id: SUPER_TENANT,
         application_policy_id: "ap".into(),
         status: DeploymentStatus::Deployed,
         deployed_at: 0,
-        clusters: vec![ClusterSpec {
-            cluster_id: "app.web".into(),
-            alias: "web".into(),
-            cartridge_type: "sim".into(),
-            min,
-            max,
-            desired: min,
-            deployment_policy: "dp".into(),
-            autoscaling_policy: "as".into(),
-            host_names: vec![],
-            artifact_repository: None,
-            depends_on: vec![],
-        }],
+        clusters,
+        termination_behaviour: behaviour,
     };
     store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
 }
@@ -194,4 +208,50 @@ async fn load_scales_out_to_the_required_size_and_back_in_one_member_at_a_time()
     let up = history.as_array().unwrap().iter().rfind(|e| e["action"] == "scale-up").unwrap();
     assert_eq!(up["decision"]["votes"][0]["factor"], "load-average", "{up}");
     assert_eq!(up["desired"], 4);
+}
+
+/// Member ids of a cluster that are active.
+async fn active_members(store: &Store, cluster_id: &str) -> Vec<String> {
+    let topology = store.load_topology().await.unwrap();
+    topology
+        .cluster(cluster_id)
+        .map(|c| c.members.values().filter(|m| m.status == MemberStatus::Active).map(|m| m.member_id.clone()).collect())
+        .unwrap_or_default()
+}
+
+async fn wait_active(store: &Store, cluster_id: &str, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let members = active_members(store, cluster_id).await;
+        if pred(&members) {
+            return members;
+        }
+        assert!(Instant::now() < deadline, "{what}: {cluster_id} has {members:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_going_down_takes_its_dependents_down_and_they_restart_in_order() {
+    for (behaviour, dependents_restart) in
+        [(TerminationBehaviour::TerminateDependents, true), (TerminationBehaviour::TerminateNone, false)]
+    {
+        let w = world(1, 1, 5).await;
+        // db ← web: web starts once db is active.
+        deploy_clusters(&w.store, vec![cluster("db", 1, 1, &[]), cluster("web", 1, 1, &["db"])], Some(behaviour)).await;
+        let db = wait_active(&w.store, "app.db", "db up", |m| m.len() == 1).await;
+        let web = wait_active(&w.store, "app.web", "web up", |m| m.len() == 1).await;
+
+        // db's only member dies.
+        w.driver.terminate(&db[0], Duration::from_secs(1)).await.unwrap();
+        let new_db = wait_active(&w.store, "app.db", "db replaced", |m| m.len() == 1 && m[0] != db[0]).await;
+        let new_web = wait_active(&w.store, "app.web", "web back", |m| m.len() == 1).await;
+        assert_ne!(new_db, db);
+        if dependents_restart {
+            assert_ne!(new_web, web, "{behaviour:?}: web depends on db and restarts after it");
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(active_members(&w.store, "app.web").await, web, "{behaviour:?}: web keeps running");
+        }
+    }
 }

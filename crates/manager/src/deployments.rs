@@ -141,6 +141,7 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
         status: DeploymentStatus::Deployed,
         deployed_at: stratos_bus::now_millis(),
         clusters,
+        termination_behaviour: app.components.dependencies.as_ref().map(|d| d.termination_behaviour),
     })
 }
 
