@@ -203,7 +203,7 @@ fn examples_say_what_the_platform_needs() {
     assert_eq!(php.port_mapping.len(), 1);
     let http = &php.port_mapping[0];
     assert_eq!((http.protocol, http.port, http.proxy_port), (Protocol::Http, 8080, 8280));
-    assert_eq!(php.iaas("local").unwrap().command, ["stratos", "sample-http", "--port", "8080"]);
+    assert_eq!(php.iaas("local").unwrap().command, ["stratos", "sample-http", "--port", "${PORT}"]);
     assert_eq!(php.iaas("docker").unwrap().image_id.as_deref(), Some("stratos/php:latest"));
 
     let echo = &defs.cartridges["tcp-echo"];
