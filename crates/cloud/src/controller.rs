@@ -23,6 +23,9 @@ use tracing::{error, info, warn};
 use crate::driver::{Driver, Instance, InstanceState, MemberSpec, PortSpec};
 use stratos_model::placement::{Placement, Slot};
 
+/// Most often the topology is saved and its snapshot published.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     /// Where members' agents reach the bus.
@@ -104,7 +107,9 @@ impl CloudController {
         let mut apps = self.bus.subscribe("application/#").await.map_err(|e| e.to_string())?;
         let mut faults = self.bus.subscribe_to::<MemberFaultEvent>().await.map_err(|e| e.to_string())?;
         info!(members = self.topology.members().count(), "cloud controller started; adopting the stored topology");
+        let mut last_flush = Instant::now();
         let mut tick = tokio::time::interval(self.config.reconcile_interval);
+        let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -117,8 +122,14 @@ impl CloudController {
                     self.terminate(&fault.member.cluster_id, &fault.member.member_id, &reason).await;
                 }
                 _ = tick.tick() => self.reconcile().await,
+                _ = flush_tick.tick() => {}
             }
-            self.flush().await;
+            // Bursts of agent events are written and announced together: the
+            // per-member events went out already; the snapshot can lag a little.
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                self.flush().await;
+                last_flush = Instant::now();
+            }
         }
     }
 
@@ -581,6 +592,7 @@ impl CloudController {
             if self.failures.get(&spec.cluster_id).is_some_and(|f| Instant::now() < f.retry_at) {
                 return;
             }
+            let mut created = Vec::new();
             for _ in live.len() as u32..desired {
                 let Some(slot) = placement.next(&counts) else {
                     let msg = format!(
@@ -596,9 +608,22 @@ impl CloudController {
                     break;
                 };
                 *counts.entry(slot.clone()).or_insert(0) += 1;
-                if !self.start_member(deployment, spec, &slot, &nps, defs).await {
-                    break;
+                match self.create_member(deployment, spec, &slot, &nps, defs) {
+                    Some(member) => created.push(member),
+                    None => break,
                 }
+            }
+            // One write for every new member, before any starts: a crash in between
+            // leaves members to replace, never an unknown process.
+            self.flush().await;
+            let mut failed = false;
+            for (member, member_spec, driver) in created {
+                if failed {
+                    self.forget(&member, "not started: an earlier start failed").await;
+                    continue;
+                }
+                self.publish(&MemberCreatedEvent { member: member.clone() }).await;
+                failed = !self.launch(member, member_spec, driver).await;
             }
         } else if (live.len() as u32) > desired {
             let mut excess = live.len() as u32 - desired;
@@ -634,15 +659,15 @@ impl CloudController {
         }
     }
 
-    /// Records a member, then asks its partition's driver to start it.
-    async fn start_member(
+    /// Records a member in the topology (not yet started).
+    fn create_member(
         &mut self,
         deployment: &Deployment,
         spec: &ClusterSpec,
         slot: &Slot,
         nps: &HashMap<String, NetworkPartition>,
         defs: &stratos_model::Definitions,
-    ) -> bool {
+    ) -> Option<(Member, MemberSpec, Arc<dyn Driver>)> {
         let (np_id, partition_id) = slot;
         let provider = nps
             .get(np_id)
@@ -655,18 +680,18 @@ impl CloudController {
                     "network partition {np_id:?} uses provider {provider:?}, which this platform has no driver for"
                 ),
             );
-            return false;
+            return None;
         };
         let Some(cartridge) = defs.cartridges.get(&spec.cartridge_type) else {
             self.record_failure(&spec.cluster_id, format!("cartridge {:?} no longer exists", spec.cartridge_type));
-            return false;
+            return None;
         };
         let Some(iaas) = cartridge.iaas(&provider) else {
             self.record_failure(
                 &spec.cluster_id,
                 format!("cartridge {:?} has no iaasProvider of type {provider:?}", spec.cartridge_type),
             );
-            return false;
+            return None;
         };
         let member_id = new_member_id(&spec.cluster_id);
         let member = Member {
@@ -686,9 +711,6 @@ impl CloudController {
             c.members.insert(member_id.clone(), member.clone());
         }
         self.dirty = true;
-        // Persist before starting: a crash now leaves a member to replace, not an unknown process.
-        self.flush().await;
-        self.publish(&MemberCreatedEvent { member: member.clone() }).await;
         let member_spec = MemberSpec {
             member_id: member_id.clone(),
             cluster_id: spec.cluster_id.clone(),
@@ -712,6 +734,12 @@ impl CloudController {
                 .filter_map(|p| p.name.strip_prefix("env.").map(|k| (k.to_string(), p.value.clone())))
                 .collect(),
         };
+        Some((member, member_spec, driver))
+    }
+
+    /// Starts a recorded member through its driver.
+    async fn launch(&mut self, member: Member, member_spec: MemberSpec, driver: Arc<dyn Driver>) -> bool {
+        let member_id = member.member_id.clone();
         match driver.start(&member_spec).await {
             Ok(instance) => {
                 let ports: Vec<Port> = instance
@@ -720,7 +748,8 @@ impl CloudController {
                     .map(|p| Port { protocol: p.protocol, value: p.host_port, proxy: p.proxy_port })
                     .collect();
                 let mut initialized = None;
-                if let Some(m) = self.topology.cluster_mut(&spec.cluster_id).and_then(|c| c.members.get_mut(&member_id))
+                if let Some(m) =
+                    self.topology.cluster_mut(&member.cluster_id).and_then(|c| c.members.get_mut(&member_id))
                 {
                     m.default_private_ip = Some(instance.address.clone());
                     m.ports = ports.clone();
@@ -737,7 +766,7 @@ impl CloudController {
                 true
             }
             Err(e) => {
-                self.record_failure(&spec.cluster_id, e.to_string());
+                self.record_failure(&member.cluster_id, e.to_string());
                 self.forget(&member, &e.to_string()).await;
                 false
             }
@@ -769,6 +798,8 @@ impl CloudController {
         }
         let left = deployment.clusters.iter().any(|s| self.topology.cluster(&s.cluster_id).is_some());
         if remaining == 0 && !left {
+            // The topology without the application is saved before the deployment goes.
+            self.flush().await;
             if let Err(e) = self.store.delete(deployment.tenant_id, "deployment", &deployment.application_id).await {
                 return error!(error = %e, "cannot delete the deployment");
             }
