@@ -40,6 +40,44 @@ pub fn document() -> Value {
             "parameters": [{"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}}],
             "responses": merge(json!({"200": {"description": "The tenant", "content": {"application/json": {"schema": tenant}}}}), &errors)}}),
     );
+    let deployment = generator.subschema_for::<stratos_model::Deployment>();
+    let runtime = generator.subschema_for::<crate::deployments::Runtime>();
+    let topology = generator.subschema_for::<stratos_model::topology::Topology>();
+    let string_param = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}});
+    paths.insert(
+        "/api/applications/{id}/deploy/{policy}".into(),
+        json!({"post": {"tags": ["applications"], "operationId": "deployApplication",
+            "summary": "Deploy an application with an application policy",
+            "description": "Its clusters start with their minimum members, in startup order. Returns at once; follow progress with the runtime route.",
+            "parameters": [string_param("id", "The application's applicationId"), string_param("policy", "An application policy id")],
+            "responses": merge(json!({"202": {"description": "Accepted", "content": {"application/json": {"schema": deployment}}}}), &errors)}}),
+    );
+    paths.insert(
+        "/api/applications/{id}/undeploy".into(),
+        json!({"post": {"tags": ["applications"], "operationId": "undeployApplication",
+            "summary": "Undeploy an application: members drain, then terminate",
+            "parameters": [string_param("id", "The application's applicationId")],
+            "responses": merge(json!({"202": {"description": "Accepted", "content": {"application/json": {"schema": deployment}}}}), &errors)}}),
+    );
+    paths.insert(
+        "/api/applications/{id}/runtime".into(),
+        json!({"get": {"tags": ["applications"], "operationId": "applicationRuntime",
+            "summary": "A deployed application's clusters, members and errors",
+            "parameters": [string_param("id", "The application's applicationId")],
+            "responses": merge(json!({"200": {"description": "Runtime status", "content": {"application/json": {"schema": runtime}}}}), &errors)}}),
+    );
+    paths.insert(
+        "/api/topology".into(),
+        json!({"get": {"tags": ["platform"], "operationId": "topology", "summary": "Services, clusters and members as the cloud controller sees them",
+            "responses": {"200": {"description": "The topology", "content": {"application/json": {"schema": topology}}}}}}),
+    );
+    paths.insert(
+        "/api/clusters/{id}/scalingHistory".into(),
+        json!({"get": {"tags": ["clusters"], "operationId": "scalingHistory",
+            "summary": "The autoscaler's recent decisions for a cluster, each with its inputs",
+            "parameters": [string_param("id", "Cluster id: <applicationId>.<alias>")],
+            "responses": merge(json!({"200": {"description": "Oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}), &errors)}}),
+    );
     paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",

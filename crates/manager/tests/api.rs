@@ -253,6 +253,15 @@ async fn openapi_document_describes_every_route() {
         assert!(doc["paths"][&path]["post"].is_object(), "{path}");
         assert!(doc["paths"][format!("{path}/{{id}}")]["delete"].is_object(), "{path}");
     }
+    for path in [
+        "/api/applications/{id}/deploy/{policy}",
+        "/api/applications/{id}/undeploy",
+        "/api/applications/{id}/runtime",
+        "/api/topology",
+        "/api/clusters/{id}/scalingHistory",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["Cartridge"]["properties"]["portMapping"].is_object(), "{schemas}");
     assert!(schemas["DeploymentPolicy"]["properties"]["networkPartitions"].is_object());
