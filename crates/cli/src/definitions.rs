@@ -49,26 +49,8 @@ pub async fn run(kind: Kind, args: DefinitionArgs) -> Result<()> {
 pub async fn run_action(kind: Kind, client: &Client, action: Action, output: Output) -> Result<()> {
     let collection = format!("/api/{}", kind.resource());
     match action {
-        Action::Add { files } => {
-            for file in files {
-                let (text, content_type) = read(&file)?;
-                let added = client
-                    .call(Method::POST, &collection, Some((text, content_type)))
-                    .await
-                    .with_context(|| format!("adding {}", file.display()))?;
-                report(kind, "added", added, output);
-            }
-        }
-        Action::Update { files } => {
-            for file in files {
-                let (text, content_type) = read(&file)?;
-                let updated = client
-                    .call(Method::PUT, &collection, Some((text, content_type)))
-                    .await
-                    .with_context(|| format!("updating from {}", file.display()))?;
-                report(kind, "updated", updated, output);
-            }
-        }
+        Action::Add { files } => send_files(kind, client, Method::POST, &collection, &files, output).await?,
+        Action::Update { files } => send_files(kind, client, Method::PUT, &collection, &files, output).await?,
         Action::List => {
             let list = client.call(Method::GET, &collection, None).await?.unwrap_or_default();
             print_list(kind, &list, output);
@@ -83,6 +65,27 @@ pub async fn run_action(kind: Kind, client: &Client, action: Action, output: Out
                 println!("{} {id:?} removed", kind.words());
             }
         }
+    }
+    Ok(())
+}
+
+/// Adds (POST) or replaces (PUT) the definitions in `files`, in order; stops at the first refusal.
+async fn send_files(
+    kind: Kind,
+    client: &Client,
+    method: Method,
+    collection: &str,
+    files: &[PathBuf],
+    output: Output,
+) -> Result<()> {
+    let (doing, done) = if method == Method::POST { ("adding", "added") } else { ("updating from", "updated") };
+    for file in files {
+        let (text, content_type) = read(file)?;
+        let answer = client
+            .call(method.clone(), collection, Some((text, content_type)))
+            .await
+            .with_context(|| format!("{doing} {}", file.display()))?;
+        report(kind, done, answer, output);
     }
     Ok(())
 }
