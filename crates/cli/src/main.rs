@@ -57,6 +57,9 @@ enum Command {
     SampleHttp(sample_http::SampleHttpArgs),
     /// Run the load balancer on its own, following the topology on the event bus.
     Lb(LbArgs),
+    /// Run HAProxy or nginx as the load balancer: configured from the topology on the event bus, reloaded gracefully.
+    #[command(name = "lb-extension")]
+    LbExtension(stratos_lb::extension::CliArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
     Agent(stratos_agent::AgentConfig),
 }
@@ -94,6 +97,10 @@ fn main() -> ExitCode {
                     Ok(bus) => stratos_lb::run(bus, a.config).await,
                     Err(e) => Err(e.into()),
                 }
+            }
+            Command::LbExtension(a) => {
+                logging::init(logging::LogFormat::Text);
+                stratos_lb::extension::run_cli(a).await
             }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);

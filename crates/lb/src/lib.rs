@@ -11,9 +11,12 @@
 //!   published as `health/InFlightRequestsEvent`.
 //! - Pure logic, unit-tested: [`routing`] (topology → table), [`balance`] (algorithms,
 //!   sticky sessions, back-off) and [`stats`] (counters kept by member id).
+//!
+//! [`extension`] runs HAProxy or nginx instead, configured from the same routing table.
 
 pub mod balance;
 mod checks;
+pub mod extension;
 mod http;
 mod listeners;
 pub mod routing;
