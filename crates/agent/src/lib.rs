@@ -4,8 +4,9 @@
 //! lifecycle on the bus (`InstanceStartedEvent`, then `InstanceActivatedEvent` once every
 //! port answers), ships the app's output (`LogEvent`, and `app.log` in the member
 //! directory), publishes health stats, and drains the member on request
-//! (`InstanceCleanupMemberEvent` → `InstanceMaintenanceModeEvent` → cleanup →
-//! `InstanceReadyToShutdownEvent` → exit 0).
+//! (`InstanceCleanupMemberEvent` → `InstanceMaintenanceModeEvent` → the controller's
+//! `MemberMaintenanceModeEvent`, on which load balancers stop routing to the member, and a
+//! grace → cleanup → `InstanceReadyToShutdownEvent` → exit 0).
 //!
 //! The IaaS driver starts it in the member's directory with the `STRATOS_*` environment
 //! that [`AgentConfig`] documents, in a process group of its own; the app runs in that
@@ -24,7 +25,7 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use stratos_bus::events::{
     InstanceActivatedEvent, InstanceMaintenanceModeEvent, InstanceReadyToShutdownEvent, InstanceStartFailedEvent,
-    InstanceStartedEvent, MemberHealthStatEvent,
+    InstanceStartedEvent, MemberHealthStatEvent, MemberMaintenanceModeEvent,
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Event, MemberRef};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -43,6 +44,9 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the agent repeats its lifecycle state, so that a restarted broker or
 /// controller converges (the events are idempotent).
 const REPUBLISH_EVERY: Duration = Duration::from_secs(30);
+/// How long a draining member waits for the controller to announce its maintenance mode
+/// (`MemberMaintenanceModeEvent`, which takes it out of the load balancers' rotation).
+const ANNOUNCED_WITHIN: Duration = Duration::from_secs(5);
 /// How often the ports are probed until they answer.
 const PROBE_EVERY: Duration = Duration::from_millis(150);
 /// The artifacts' directory, in the member directory.
@@ -100,6 +104,10 @@ pub struct AgentConfig {
     /// Seconds the app has to listen on its ports before the start counts as failed.
     #[arg(long, env = "STRATOS_ACTIVATION_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub activation_timeout_secs: u64,
+    /// Milliseconds the app keeps serving, when the member is cleaned up, after the controller
+    /// announced its maintenance mode: for load balancers to stop routing to it.
+    #[arg(long, env = "STRATOS_DRAIN_GRACE_MS", default_value_t = 1000)]
+    pub drain_grace_ms: u64,
 }
 
 /// One of the app's ports (`STRATOS_PORTS`).
@@ -328,7 +336,11 @@ impl Agent {
             }
             End::Cleanup(why) => {
                 info!(event = why, "cleaning up the member");
+                // Load balancers stop routing to the member on the controller's announcement:
+                // the app serves on until then (and a grace), or requests would meet a closed port.
+                let announcements = bus.subscribe_to::<MemberMaintenanceModeEvent>().await;
                 publish(&bus, &InstanceMaintenanceModeEvent { member: self.member.clone() }).await;
+                self.wait_out_of_rotation(announcements.ok()).await;
                 if let Some(command) = &cfg.cleanup_command {
                     run_cleanup_command(command, &app_dir, &logs).await;
                 }
@@ -343,6 +355,27 @@ impl Agent {
                 Ok(())
             }
         }
+    }
+
+    /// Waits until the controller announced the member's maintenance mode (at most
+    /// [`ANNOUNCED_WITHIN`]), then for the drain grace.
+    async fn wait_out_of_rotation(&self, announcements: Option<stratos_bus::Subscription>) {
+        let started = Instant::now();
+        let announced = match announcements {
+            Some(mut sub) => sub
+                .wait_for(ANNOUNCED_WITHIN, |e| match e {
+                    AnyEvent::MemberMaintenanceModeEvent(e) if e.member.member_id == self.cfg.member_id => Some(()),
+                    _ => None,
+                })
+                .await
+                .is_some(),
+            None => false,
+        };
+        if !announced {
+            warn!(waited = ?started.elapsed(), "the controller did not announce the maintenance mode; stopping anyway");
+        }
+        sleep(Duration::from_millis(self.cfg.drain_grace_ms)).await;
+        info!(waited = ?started.elapsed(), announced, "out of rotation; stopping the app");
     }
 
     /// Pulls the artifacts in the background (one pull at a time).
@@ -578,6 +611,7 @@ mod tests {
         assert_eq!(cfg.cleanup_command.unwrap(), ["sh", "-c", "echo bye"]);
         assert_eq!(cfg.health_interval_secs, 15);
         assert_eq!(cfg.activation_timeout_secs, 300);
+        assert_eq!(cfg.drain_grace_ms, 1000);
         assert_eq!(cfg.host, "127.0.0.1");
         assert!(cfg.artifact_repo.is_none());
     }

@@ -1,6 +1,7 @@
 //! `stratos sample-http`: a tiny HTTP server to try the platform with, no runtime to install.
 //! Every GET answers `member <id> path <path>`, so one sees which member served a request;
-//! `--cpu-work-ms` burns CPU per request to make the autoscaler act.
+//! `--cpu-work-ms` burns CPU per request to make the autoscaler act on load average;
+//! `--delay-ms` holds each request without CPU, so requests pile up in flight.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,21 +23,29 @@ pub struct SampleHttpArgs {
     /// Busy-loop this many milliseconds per request, to create CPU load.
     #[arg(long, default_value_t = 0)]
     pub cpu_work_ms: u64,
+    /// Sleep this many milliseconds per request (no CPU), to keep requests in flight.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
 }
 
 struct Sample {
     member: String,
     cpu_work: Duration,
+    delay: Duration,
 }
 
-/// The server's routes: `GET /health` answers `ok`, every other GET names the member and the path.
-pub fn router(member: String, cpu_work: Duration) -> Router {
-    let sample = Arc::new(Sample { member, cpu_work });
+/// The server's routes: `GET /health` answers `ok`, every other GET names the member and the path,
+/// after `delay` (asleep) and `cpu_work` (busy).
+pub fn router(member: String, cpu_work: Duration, delay: Duration) -> Router {
+    let sample = Arc::new(Sample { member, cpu_work, delay });
     Router::new().route("/health", get(|| async { "ok" })).fallback(move |method: Method, uri: Uri| {
         let sample = sample.clone();
         async move {
             if method != Method::GET && method != Method::HEAD {
                 return (StatusCode::METHOD_NOT_ALLOWED, "only GET\n".to_string());
+            }
+            if !sample.delay.is_zero() {
+                tokio::time::sleep(sample.delay).await;
             }
             if !sample.cpu_work.is_zero() {
                 let work = sample.cpu_work;
@@ -63,11 +72,9 @@ pub async fn run(args: SampleHttpArgs) -> anyhow::Result<()> {
     let member = std::env::var("STRATOS_MEMBER_ID").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "unknown".into());
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(%addr, %member, cpu_work_ms = args.cpu_work_ms, "sample HTTP server listening");
-    axum::serve(listener, router(member, Duration::from_millis(args.cpu_work_ms)))
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(%addr, %member, cpu_work_ms = args.cpu_work_ms, delay_ms = args.delay_ms, "sample HTTP server listening");
+    let app = router(member, Duration::from_millis(args.cpu_work_ms), Duration::from_millis(args.delay_ms));
+    axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.context("serving HTTP")?;
     tracing::info!("sample HTTP server stopped");
     Ok(())
 }
@@ -100,7 +107,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router("m-7".into(), Duration::from_millis(20))).await.unwrap();
+            axum::serve(listener, router("m-7".into(), Duration::from_millis(20), Duration::ZERO)).await.unwrap();
         });
         assert_eq!(request(addr, "GET", "/a/b?x=1").await, (200, "member m-7 path /a/b\n".into()));
         assert_eq!(request(addr, "GET", "/health").await, (200, "ok".into()));
@@ -109,5 +116,32 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(20), "the CPU work was skipped");
         assert_eq!(request(addr, "POST", "/").await.0, 405);
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn delay_holds_requests_without_blocking_others() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router("m-8".into(), Duration::ZERO, Duration::from_millis(200))).await.unwrap();
+        });
+        let start = Instant::now();
+        // Eight at once: asleep, not busy, they end together after one delay.
+        let answers = futures_join(addr, 8).await;
+        let took = start.elapsed();
+        assert!(answers.iter().all(|(code, body)| *code == 200 && body == "member m-8 path /slow\n"), "{answers:?}");
+        assert!(took >= Duration::from_millis(200), "the delay was skipped: {took:?}");
+        assert!(took < Duration::from_millis(1500), "delayed requests ran one after another: {took:?}");
+        assert_eq!(request(addr, "GET", "/health").await, (200, "ok".into()), "/health is not delayed");
+        server.abort();
+    }
+
+    async fn futures_join(addr: SocketAddr, n: usize) -> Vec<(u16, String)> {
+        let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(async move { request(addr, "GET", "/slow").await })).collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
     }
 }

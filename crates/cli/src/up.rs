@@ -40,6 +40,9 @@ pub struct UpArgs {
     /// Seconds between health summaries (sliding windows of 60 s).
     #[arg(long, env = "STRATOS_HEALTH_INTERVAL", default_value_t = 15)]
     health_interval: u64,
+    /// Seconds of health statistics each average, gradient and second derivative covers.
+    #[arg(long, env = "STRATOS_HEALTH_WINDOW", default_value_t = 60)]
+    health_window: u64,
     /// Evaluations in a row asking for fewer members before one is removed.
     #[arg(long, default_value_t = 3)]
     scale_down_after: u32,
@@ -96,6 +99,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let health_bus = Bus::connect(&broker_url, &format!("stratos-health-{}", std::process::id())).await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
+        window: Duration::from_secs(args.health_window.max(2)),
         ..Default::default()
     };
     tokio::spawn(async move {

@@ -87,8 +87,14 @@ impl HealthState {
     /// memory averaged over the cluster's members), and per member for load and memory.
     pub fn summaries(&mut self, now: f64, timestamp: u64) -> Vec<HealthSummaryEvent> {
         let mut out = Vec::new();
+        // A load balancer reports every few seconds; a network partition it stopped
+        // reporting (its last member left) must not keep voting with old samples.
+        let stale_after = self.span / 4.0;
         for ((cluster, np), window) in self.in_flight.iter_mut() {
             window.expire(now);
+            if window.last_time().is_some_and(|t| now - t > stale_after) {
+                continue;
+            }
             if let Some(s) = window.summary() {
                 out.push(event(cluster, np, None, REQUESTS_IN_FLIGHT, s, timestamp));
             }
@@ -193,7 +199,8 @@ mod tests {
         let s = h.summaries(30.0, 0);
         let rif = s.iter().find(|e| e.factor == REQUESTS_IN_FLIGHT).unwrap();
         assert_eq!((rif.average, rif.gradient), (15.0, 1.0));
-        // Once every report is older than the window, the factor stops voting.
+        // Once the reports stop for a quarter of the window, the factor stops voting.
+        assert!(h.summaries(46.0, 0).iter().all(|e| e.factor != REQUESTS_IN_FLIGHT));
         assert!(h.summaries(200.0, 0).iter().all(|e| e.factor != REQUESTS_IN_FLIGHT));
     }
 

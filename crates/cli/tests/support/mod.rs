@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -536,4 +536,381 @@ impl Drop for EventLog {
         // The timer must be made inside the runtime.
         let _ = self.runtime.block_on(async move { tokio::time::timeout(Duration::from_secs(2), bus.close()).await });
     }
+}
+
+// ---------------------------------------------------------------------------
+// Autoscaling under real load (tests/autoscale.rs, benches/scale_reaction.rs): definitions
+// written as JSON files, and keep-alive HTTP clients driving load through the load balancer.
+
+/// `stratos up` flags for quick scaling: evaluations every 2 s, health summaries every
+/// second over a 20 s window, in-flight counts from the load balancer every second, a
+/// member removed after two evaluations in a row ask for fewer.
+pub const QUICK_SCALING: &[&str] = &[
+    "--evaluation-interval",
+    "2",
+    "--health-interval",
+    "1",
+    "--health-window",
+    "20",
+    "--lb-publish-interval",
+    "1s",
+    "--scale-down-after",
+    "2",
+];
+
+/// Writes `definition` as JSON in `dir/definitions` and adds it with `stratos KIND add`.
+pub fn add_definition(platform: &Platform, dir: &Path, kind: &str, definition: &serde_json::Value) {
+    let defs = dir.join("definitions");
+    std::fs::create_dir_all(&defs).unwrap();
+    let id = ["id", "type", "applicationId"].iter().find_map(|f| definition[f].as_str()).unwrap().to_owned();
+    let file = defs.join(format!("{kind}-{id}.json"));
+    std::fs::write(&file, serde_json::to_vec_pretty(definition).unwrap()).unwrap();
+    let out = platform.ok(&[kind, "add", file.to_str().unwrap()]);
+    assert!(out.stdout.contains("added"), "`{kind} add` printed\n{out}");
+}
+
+/// A cartridge running `stratos sample-http --delay-ms DELAY_MS` (each request sleeps, so
+/// requests stay in flight without loading the CPU), exposed by the load balancer on
+/// `proxy_port`; its agents report health every second.
+pub fn slow_http_cartridge(cartridge_type: &str, proxy_port: u16, delay_ms: u64) -> serde_json::Value {
+    serde_json::json!({
+        "type": cartridge_type,
+        "category": "framework",
+        "multiTenant": false,
+        "portMapping": [{ "name": "http", "protocol": "http", "port": 8000, "proxyPort": proxy_port }],
+        "iaasProvider": [{
+            "type": "local",
+            "command": ["stratos", "sample-http", "--port", "${PORT}", "--delay-ms", delay_ms.to_string()],
+            "property": [{ "name": "env.STRATOS_HEALTH_INTERVAL_SECS", "value": "1" }]
+        }]
+    })
+}
+
+/// The host name a deployment generates for a cluster, which the load balancer routes.
+pub fn cluster_host(app: &str, alias: &str) -> String {
+    format!("{app}.{alias}.stratos.local")
+}
+
+/// An application of one cluster of [`slow_http_cartridge`] scaling on requests in flight.
+pub struct SlowHttpApp<'a> {
+    pub app: &'a str,
+    pub alias: &'a str,
+    /// Where the load balancer exposes the cluster.
+    pub proxy_port: u16,
+    /// How long each request sleeps in the member.
+    pub delay_ms: u64,
+    /// Requests in flight per member.
+    pub threshold: f64,
+    pub min: u32,
+    pub max: u32,
+    /// (network partition id, most members in it), in bursting order: each is a `local`
+    /// network partition with one partition `p1`, filled one after another.
+    pub nps: &'a [(&'a str, u32)],
+}
+
+impl SlowHttpApp<'_> {
+    /// Adds its definitions (network partitions, policies `in-flight`, `dp` and `ap`, the
+    /// cartridge `slow-http` and the application), each from a JSON file written in `dir`.
+    pub fn add(&self, platform: &Platform, dir: &Path) {
+        use serde_json::json;
+        for (np, partition_max) in self.nps {
+            add_definition(
+                platform,
+                dir,
+                "network-partition",
+                &json!({ "id": np, "provider": "local", "partitions": [{ "id": "p1", "partitionMax": partition_max }] }),
+            );
+        }
+        add_definition(
+            platform,
+            dir,
+            "autoscaling-policy",
+            &json!({ "id": "in-flight", "loadThresholds": { "requestsInFlight": { "threshold": self.threshold } } }),
+        );
+        let partitions: Vec<serde_json::Value> = self
+            .nps
+            .iter()
+            .map(|(np, max)| {
+                json!({ "id": np, "partitionAlgo": "one-after-another", "partitions": [{ "id": "p1", "partitionMax": max }] })
+            })
+            .collect();
+        add_definition(platform, dir, "deployment-policy", &json!({ "id": "dp", "networkPartitions": partitions }));
+        let np_ids: Vec<&str> = self.nps.iter().map(|(np, _)| *np).collect();
+        add_definition(
+            platform,
+            dir,
+            "application-policy",
+            &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": np_ids }),
+        );
+        add_definition(platform, dir, "cartridge", &slow_http_cartridge("slow-http", self.proxy_port, self.delay_ms));
+        add_definition(
+            platform,
+            dir,
+            "application",
+            &json!({
+                "applicationId": self.app,
+                "components": { "cartridges": [{
+                    "type": "slow-http",
+                    "cartridgeMin": self.min,
+                    "cartridgeMax": self.max,
+                    "subscribableInfo": { "alias": self.alias, "autoscalingPolicy": "in-flight", "deploymentPolicy": "dp" }
+                }] }
+            }),
+        );
+    }
+
+    /// Deploys it with the CLI (which waits for the minimum of members), then waits until the
+    /// load balancer answers for the cluster's host on the proxy port.
+    pub fn deploy(&self, platform: &Platform) {
+        let out = platform.cli(&["application", "deploy", self.app, "--policy", "ap", "--timeout", "60"]);
+        assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+        let host = cluster_host(self.app, self.alias);
+        eventually(Duration::from_secs(15), "the load balancer routes to the cluster", || {
+            let probe = Load::start(self.proxy_port, &host, 1);
+            std::thread::sleep(Duration::from_millis(300));
+            let report = probe.stop();
+            if report.ok > 0 && report.failed == 0 {
+                Ok(())
+            } else {
+                Err(format!("{report:?}"))
+            }
+        });
+    }
+}
+
+/// The members of one cluster, from GET /api/topology.
+pub fn cluster_members(platform: &Platform, cluster_id: &str) -> Vec<serde_json::Value> {
+    topology_members(&platform.topology()).into_iter().filter(|m| m["clusterId"] == cluster_id).collect()
+}
+
+/// `stratos member list -o json`.
+pub fn member_list(platform: &Platform) -> Vec<serde_json::Value> {
+    let out = platform.ok(&["member", "list", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON: {e}\n{out}"));
+    list.as_array().unwrap_or_else(|| panic!("`member list -o json` is not an array\n{out}")).clone()
+}
+
+/// `stratos cluster scaling-history CLUSTER --last N` as printed, for failure messages.
+pub fn scaling_history(platform: &Platform, cluster_id: &str, last: usize) -> String {
+    platform.cli(&["cluster", "scaling-history", cluster_id, "--last", &last.to_string()]).stdout
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`, for at most `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(t) => return t,
+            Err(e) if Instant::now() > deadline => panic!("{what}: not so within {timeout:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// What a [`Load`] saw.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Requests answered 200.
+    pub ok: u64,
+    /// Requests answered otherwise, or lost to a transport error (connecting, writing, reading).
+    pub failed: u64,
+    /// The first failures: (when, after the load started; what went wrong).
+    pub failures: Vec<(Duration, String)>,
+    /// Member id (from sample-http's answer) → (its first answer, after the load started; answers).
+    pub served: BTreeMap<String, (Duration, u64)>,
+}
+
+impl LoadReport {
+    /// When `member` first answered, after the load started.
+    pub fn first_served(&self, member: &str) -> Option<Duration> {
+        self.served.get(member).map(|(t, _)| *t)
+    }
+}
+
+/// Keep-alive HTTP/1.1 clients, each sending `GET /load/<n>` with `Host: <host>` to the load
+/// balancer on 127.0.0.1:`port`, one request after another, until stopped (or dropped). A
+/// request that does not end in 200 counts as failed; the client then reconnects.
+pub struct Load {
+    port: u16,
+    host: String,
+    started: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    report: Arc<Mutex<LoadReport>>,
+    clients: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(port: u16, host: &str, clients: usize) -> Load {
+        let mut load = Load {
+            port,
+            host: host.to_owned(),
+            started: Instant::now(),
+            stop: Arc::default(),
+            report: Arc::default(),
+            clients: Vec::new(),
+        };
+        load.add_clients(clients);
+        load
+    }
+
+    /// More clients (a rising load).
+    pub fn add_clients(&mut self, n: usize) {
+        for _ in 0..n {
+            let (host, started, stop, report) =
+                (self.host.clone(), self.started, self.stop.clone(), self.report.clone());
+            let port = self.port;
+            self.clients.push(std::thread::spawn(move || load_client(port, &host, started, &stop, &report)));
+        }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// What the clients saw so far.
+    pub fn report(&self) -> LoadReport {
+        self.report.lock().unwrap().clone()
+    }
+
+    /// Stops the clients once their requests in flight are answered.
+    pub fn stop(mut self) -> LoadReport {
+        self.halt();
+        self.report()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for client in self.clients.drain(..) {
+            let _ = client.join();
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+const KEPT_FAILURES: usize = 20;
+
+fn load_client(
+    port: u16,
+    host: &str,
+    started: Instant,
+    stop: &std::sync::atomic::AtomicBool,
+    report: &Mutex<LoadReport>,
+) {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let fail = |what: String| {
+        let mut r = report.lock().unwrap();
+        r.failed += 1;
+        if r.failures.len() < KEPT_FAILURES {
+            r.failures.push((started.elapsed(), what));
+        }
+    };
+    let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
+    let mut n = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if conn.is_none() {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+                    let reader = BufReader::new(stream.try_clone().unwrap());
+                    conn = Some((stream, reader));
+                }
+                Err(e) => {
+                    fail(format!("cannot connect to the load balancer: {e}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        }
+        let (stream, reader) = conn.as_mut().unwrap();
+        n += 1;
+        let request = format!("GET /load/{n} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let answer = stream.write_all(request.as_bytes()).and_then(|()| read_response(reader));
+        match answer {
+            Ok((200, body, close)) => {
+                let member = body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).unwrap_or("?");
+                let mut r = report.lock().unwrap();
+                r.ok += 1;
+                let at = started.elapsed();
+                r.served.entry(member.to_owned()).or_insert((at, 0)).1 += 1;
+                if close {
+                    conn = None;
+                }
+            }
+            Ok((status, body, close)) => {
+                fail(format!("answered {status}: {}", body.trim()));
+                if close {
+                    conn = None;
+                }
+            }
+            Err(e) => {
+                fail(format!("transport error: {e}"));
+                conn = None;
+            }
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 response: (status, body, whether the server closes the connection).
+fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, String, bool)> {
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed before an answer"));
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("status line {line:?}")))?;
+    let (mut length, mut chunked, mut close) = (None, false, false);
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed in the head"));
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else { continue };
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_ascii_lowercase());
+        match name.as_str() {
+            "content-length" => length = value.parse::<usize>().ok(),
+            "transfer-encoding" => chunked = value.contains("chunked"),
+            "connection" => close = value.contains("close"),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad(format!("chunk size {line:?}")))?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = length {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.read_to_end(&mut body)?;
+        close = true;
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned(), close))
 }
