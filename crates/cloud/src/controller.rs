@@ -79,6 +79,8 @@ pub struct CloudController {
     down: std::collections::HashSet<String>,
     /// Clusters to take down (with the cluster whose failure asks for it).
     takedown: Vec<(String, String)>,
+    /// Members recorded in this reconcile, to start once the record is saved.
+    to_launch: Vec<(Member, MemberSpec, Arc<dyn Driver>)>,
 }
 
 impl CloudController {
@@ -97,6 +99,7 @@ impl CloudController {
             deployments: Vec::new(),
             down: Default::default(),
             takedown: Vec::new(),
+            to_launch: Vec::new(),
         }
     }
 
@@ -372,6 +375,29 @@ impl CloudController {
             }
         }
         self.remove_clusters_without_deployment(&deployments).await;
+        self.launch_recorded().await;
+    }
+
+    /// Starts the members this reconcile recorded, after one write of them all: a
+    /// crash in between leaves members to replace, never an unknown process. After a
+    /// cluster's first failed start its other new members are dropped (it backs off).
+    async fn launch_recorded(&mut self) {
+        if self.to_launch.is_empty() {
+            return;
+        }
+        self.flush().await;
+        let mut failed_clusters = std::collections::HashSet::new();
+        for (member, member_spec, driver) in std::mem::take(&mut self.to_launch) {
+            if failed_clusters.contains(&member.cluster_id) {
+                self.forget(&member, "not started: an earlier start failed").await;
+                continue;
+            }
+            self.publish(&MemberCreatedEvent { member: member.clone() }).await;
+            let cluster_id = member.cluster_id.clone();
+            if !self.launch(member, member_spec, driver).await {
+                failed_clusters.insert(cluster_id);
+            }
+        }
     }
 
     async fn list_instances(&self) -> Option<HashMap<String, Instance>> {
@@ -592,7 +618,6 @@ impl CloudController {
             if self.failures.get(&spec.cluster_id).is_some_and(|f| Instant::now() < f.retry_at) {
                 return;
             }
-            let mut created = Vec::new();
             for _ in live.len() as u32..desired {
                 let Some(slot) = placement.next(&counts) else {
                     let msg = format!(
@@ -609,21 +634,9 @@ impl CloudController {
                 };
                 *counts.entry(slot.clone()).or_insert(0) += 1;
                 match self.create_member(deployment, spec, &slot, &nps, defs) {
-                    Some(member) => created.push(member),
+                    Some(member) => self.to_launch.push(member),
                     None => break,
                 }
-            }
-            // One write for every new member, before any starts: a crash in between
-            // leaves members to replace, never an unknown process.
-            self.flush().await;
-            let mut failed = false;
-            for (member, member_spec, driver) in created {
-                if failed {
-                    self.forget(&member, "not started: an earlier start failed").await;
-                    continue;
-                }
-                self.publish(&MemberCreatedEvent { member: member.clone() }).await;
-                failed = !self.launch(member, member_spec, driver).await;
             }
         } else if (live.len() as u32) > desired {
             let mut excess = live.len() as u32 - desired;

@@ -1,0 +1,131 @@
+//! The cloud controller on the `simulated` driver at scale: time for every member of
+//! N clusters (10 members each) to become active, the controller's reconcile cost, and
+//! the process's memory. Real embedded broker, real SQLite store.
+//!
+//! `cargo bench -p stratos-cloud --bench controller_scale [-- 1000 10000]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stratos_bus::{Bus, EmbeddedBroker};
+use stratos_cloud::{CloudController, ControllerConfig, Driver, SimulatedDriver};
+use stratos_model::topology::MemberStatus;
+use stratos_model::{ClusterSpec, Deployment, DeploymentStatus, Kind, SUPER_TENANT};
+use stratos_store::Store;
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+async fn run(members: usize) {
+    let clusters = members / 10;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("s.db")).await.unwrap();
+    for (kind, id, body) in [
+        (
+            Kind::NetworkPartition,
+            "np",
+            json!({"id": "np", "provider": "simulated", "partitions": [{"id": "a"}, {"id": "b"}]}),
+        ),
+        (
+            Kind::Cartridge,
+            "sim",
+            json!({"type": "sim", "category": "framework", "iaasProvider": [{"type": "simulated"}]}),
+        ),
+        (
+            Kind::DeploymentPolicy,
+            "dp",
+            json!({"id": "dp", "networkPartitions": [{"id": "np", "partitionAlgo": "round-robin",
+            "partitions": [{"id": "a", "partitionMax": 10}, {"id": "b", "partitionMax": 10}]}]}),
+        ),
+        (
+            Kind::ApplicationPolicy,
+            "ap",
+            json!({"id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np"]}),
+        ),
+    ] {
+        store.put(SUPER_TENANT, kind.name(), id, &body).await.unwrap();
+    }
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let driver = SimulatedDriver::start(
+        Bus::connect(&broker.url(), "sim").await.unwrap(),
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+        SimulatedDriver::constant(10.0, 10.0),
+    )
+    .await;
+    let mut config = ControllerConfig::new(broker.url());
+    config.reconcile_interval = Duration::from_millis(500);
+    let controller = CloudController::new(
+        store.clone(),
+        Bus::connect(&broker.url(), "cc").await.unwrap(),
+        vec![Arc::new(driver) as Arc<dyn Driver>],
+        config,
+    );
+    tokio::spawn(controller.run());
+    // One application per 100 clusters, like many tenants' applications.
+    let started = Instant::now();
+    for app in 0..clusters.div_ceil(100) {
+        let specs = (0..100.min(clusters - app * 100))
+            .map(|c| ClusterSpec {
+                cluster_id: format!("app{app}.c{c}"),
+                alias: format!("c{c}"),
+                cartridge_type: "sim".into(),
+                min: 10,
+                max: 20,
+                desired: 10,
+                deployment_policy: "dp".into(),
+                autoscaling_policy: "as".into(),
+                host_names: vec![],
+                artifact_repository: None,
+                depends_on: vec![],
+            })
+            .collect();
+        let d = Deployment {
+            application_id: format!("app{app}"),
+            tenant_id: SUPER_TENANT,
+            application_policy_id: "ap".into(),
+            status: DeploymentStatus::Deployed,
+            deployed_at: 0,
+            clusters: specs,
+            termination_behaviour: None,
+        };
+        store.put(SUPER_TENANT, "deployment", &d.application_id, &serde_json::to_value(&d).unwrap()).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut active = 0;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let topology = store.load_topology().await.unwrap();
+        active = topology.members().filter(|m| m.status == MemberStatus::Active).count();
+        if active == members {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{members:>9} {clusters:>9} {:>12} {:>18.1} {:>16.1}",
+        format!("{active}/{members}"),
+        elapsed.as_secs_f64(),
+        rss_mib()
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
+    println!("{:>9} {:>9} {:>12} {:>18} {:>16}", "members", "clusters", "active", "all active (s)", "peak RSS (MiB)");
+    for members in sizes {
+        // A fresh runtime per size: each run's tasks end with it.
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(run(members));
+        runtime.shutdown_background();
+    }
+}
