@@ -11,7 +11,7 @@
 //! keep-alive, 64 then 256 connections, for 10 s (STRATOS_BENCH_SECONDS to change);
 //! the proxy's CPU time (utime + stime of its process tree, from /proc, over the run)
 //! and its peak RSS (VmHWM, summed over its processes) are measured. Skipped when wrk
-//! is not installed.
+//! is not installed. STRATOS_BENCH_ONLY=built-in (or nginx, haproxy) runs one proxy only.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -305,8 +305,11 @@ async fn compare() {
     let proxy_port = free_port();
     bus.publish(&CompleteTopologyEvent { topology: topology(&ports, proxy_port) }).await.unwrap();
 
+    // Comparing variants of one proxy is quicker without the others.
+    let only = std::env::var("STRATOS_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let mut rows = Vec::new();
-    {
+    if wanted("built-in") {
         let lb = ChildGuard(
             Command::new(&me).env(ROLE, "lb").env("BROKER", broker.url()).env("RUST_LOG", "off").spawn().unwrap(),
         );
@@ -315,6 +318,9 @@ async fn compare() {
         tokio::task::block_in_place(|| measure("built-in", pid, proxy_port, seconds, &mut rows));
     }
     for (name, kind) in [("nginx", Kind::Nginx), ("haproxy", Kind::Haproxy)] {
+        if !wanted(name) {
+            continue;
+        }
         if !kind.default_binary().exists() {
             println!("compare: {name} is not installed, left out (apt-get install -y {name})");
             continue;

@@ -5,8 +5,10 @@
 //!   view of the topology on every event and swaps in a new [`routing::RoutingTable`]
 //!   atomically; listeners follow the table's proxy ports. Requests already routed keep
 //!   the table (and member) they started with, so a member leaving drains.
-//! - [`listeners`]: one accept loop per proxy port; each connection is served as HTTP
-//!   ([`http`]: HTTP/1.1 or h2c, hyper) or TCP ([`tcp`]: `copy_bidirectional`).
+//! - [`listeners`]: one accept loop per proxy port; each connection is served on one of
+//!   the [`workers`] (a thread per CPU) as HTTP ([`http`]: HTTP/1.1 or h2c, hyper, to
+//!   members over the worker's [`pool`] of keep-alive connections) or TCP ([`tcp`]:
+//!   `copy_bidirectional`).
 //! - [`checks`]: active TCP checks that eject members, and the in-flight counts
 //!   published as `health/InFlightRequestsEvent`.
 //! - Pure logic, unit-tested: [`routing`] (topology → table), [`balance`] (algorithms,
@@ -19,10 +21,12 @@ mod checks;
 pub mod extension;
 mod http;
 mod listeners;
+mod pool;
 pub mod routing;
 pub mod stats;
 mod tcp;
 mod watch;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -115,7 +119,9 @@ pub(crate) struct Shared {
     pub config: LbConfig,
     table: RwLock<Arc<RoutingTable>>,
     pub registry: stats::Registry,
-    pub client: http::UpstreamClient,
+    /// Connections to members, one pool per worker (by index): a worker's requests use
+    /// only connections it drives.
+    pub pools: Vec<Arc<pool::Pool>>,
     /// Proxy port → the address its listener is bound to.
     pub bound: RwLock<BTreeMap<u16, SocketAddr>>,
     /// Bumped after every table swap and listener change.
@@ -162,7 +168,13 @@ pub async fn start(bus: Bus, config: LbConfig) -> anyhow::Result<Lb> {
     let tenants = bus.subscribe("tenant/#").await.context("subscribing to tenant events")?;
     let (version, _) = tokio_watch::channel(0);
     let shared = Arc::new(Shared {
-        client: http::upstream_client(&config),
+        pools: (0..workers::workers().len())
+            .map(|worker| {
+                let (pool, sweeper) = pool::Pool::new(config.connect_timeout);
+                workers::workers().spawn(worker, sweeper);
+                pool
+            })
+            .collect(),
         config,
         table: RwLock::new(Arc::new(RoutingTable::default())),
         registry: stats::Registry::default(),

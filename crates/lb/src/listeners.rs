@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::routing::PortKind;
+use crate::workers::workers;
 use crate::{http, tcp, Shared};
 
 #[derive(Default)]
@@ -68,7 +69,21 @@ async fn accept(shared: Arc<Shared>, port: u16, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(connection(shared.clone(), port, stream, peer));
+                // Served on a worker thread: the socket moves to that worker's reactor.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        warn!(proxy_port = port, %peer, error = %e, "cannot hand the connection to a worker");
+                        continue;
+                    }
+                };
+                let shared = shared.clone();
+                workers().serve(move |worker| async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => connection(shared, worker, port, stream, peer).await,
+                        Err(e) => warn!(proxy_port = port, %peer, error = %e, "cannot serve the connection"),
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause instead of spinning.
@@ -79,11 +94,12 @@ async fn accept(shared: Arc<Shared>, port: u16, listener: TcpListener) {
     }
 }
 
-async fn connection(shared: Arc<Shared>, port: u16, stream: TcpStream, peer: SocketAddr) {
+/// Serves a client connection on worker `worker`.
+async fn connection(shared: Arc<Shared>, worker: usize, port: u16, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let kind = shared.table().ports.get(&port).map(|r| r.kind);
     match kind {
-        Some(PortKind::Http) => http::serve(shared, port, stream, peer).await,
+        Some(PortKind::Http) => http::serve(shared, worker, port, stream, peer).await,
         Some(PortKind::Tcp) => tcp::serve(shared, port, stream, peer).await,
         None => debug!(proxy_port = port, %peer, "port no longer routed; closing the connection"),
     }

@@ -9,6 +9,7 @@
 //! (`Active`) are endpoints; each carries its member's counters, which the
 //! [`Registry`] keeps by member id across rebuilds.
 
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -49,16 +50,24 @@ pub struct Endpoint {
     pub port: u16,
     /// The member's counters, shared by every table that names the member.
     pub stats: Arc<MemberStats>,
+    /// [`Endpoint::authority`], made once: requests use it (and share it) as a pool key.
+    authority: Arc<str>,
 }
 
 impl Endpoint {
+    fn new(member_id: String, network_partition_id: String, host: String, port: u16, stats: Arc<MemberStats>) -> Self {
+        let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        Endpoint { member_id, network_partition_id, host, port, stats, authority: authority.into() }
+    }
+
     /// `host:port`, with brackets around an IPv6 address.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.authority.to_string()
+    }
+
+    /// [`Endpoint::authority`], shared.
+    pub(crate) fn authority_key(&self) -> &Arc<str> {
+        &self.authority
     }
 }
 
@@ -175,6 +184,11 @@ pub fn tenant_of_path(path: &str) -> Option<&str> {
 /// The host of a `Host` header or `:authority`: without the port, lowercased, without a
 /// trailing dot. `None` when it is not a host name or an IP address.
 pub fn normalize_host(raw: &str) -> Option<String> {
+    normalized_host(raw).map(Cow::into_owned)
+}
+
+/// [`normalize_host`], borrowing from `raw` when it can (as for every request).
+pub(crate) fn normalized_host(raw: &str) -> Option<Cow<'_, str>> {
     let raw = raw.trim();
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // [v6]:port
@@ -185,7 +199,7 @@ pub fn normalize_host(raw: &str) -> Option<String> {
         if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
             return None;
         }
-        return Some(format!("[{}]", inside.to_ascii_lowercase()));
+        return Some(Cow::Owned(format!("[{}]", inside.to_ascii_lowercase())));
     } else {
         match raw.split_once(':') {
             Some((h, port)) if is_port(port) => h,
@@ -200,7 +214,11 @@ pub fn normalize_host(raw: &str) -> Option<String> {
     if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
         return None;
     }
-    Some(host.to_ascii_lowercase())
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 fn is_port(s: &str) -> bool {
@@ -269,13 +287,13 @@ pub fn build(topology: &Topology, tenants: &BTreeMap<i64, String>, registry: &Re
                     .filter_map(|m| {
                         let host = m.default_private_ip.as_deref().filter(|ip| !ip.is_empty())?;
                         let member_port = member_port(m, service, port)?;
-                        Some(Endpoint {
-                            member_id: m.member_id.clone(),
-                            network_partition_id: m.network_partition_id.clone(),
-                            host: host.to_string(),
-                            port: member_port,
-                            stats: registry.member(&m.member_id, &cluster.cluster_id, &m.network_partition_id),
-                        })
+                        Some(Endpoint::new(
+                            m.member_id.clone(),
+                            m.network_partition_id.clone(),
+                            host.to_string(),
+                            member_port,
+                            registry.member(&m.member_id, &cluster.cluster_id, &m.network_partition_id),
+                        ))
                     })
                     .collect();
                 let upstream = Arc::new(Upstream {

@@ -1,8 +1,8 @@
 //! Counters that outlive routing tables: requests in flight, ejections, round-robin turns.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use stratos_bus::events::InFlightRequestsEvent;
@@ -19,25 +19,50 @@ pub struct MemberStats {
     pub network_partition_id: String,
     in_flight: AtomicU64,
     requests: AtomicU64,
-    ejection: Mutex<Ejection>,
+    ejection: Ejection,
 }
 
+/// Every request reads the ejection state of the members it may pick and records a
+/// success, so reading it takes no lock: both fields are atomics. `update` only
+/// serialises the rare changes, which read and write both.
 #[derive(Debug, Default)]
 struct Ejection {
-    until: Option<Instant>,
+    /// When the ejection ends, as [`Ejection::ticks`]; 0 when not ejected since the last success.
+    until: AtomicU64,
     /// Ejections since the member last answered well: each doubles the next back-off.
-    strikes: u32,
+    strikes: AtomicU32,
+    update: Mutex<()>,
+}
+
+/// The origin of [`Ejection::ticks`].
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+impl Ejection {
+    /// `at` in nanoseconds since [`EPOCH`] (set when the first member is counted; an
+    /// earlier instant counts as 0, before any ejection ends).
+    fn ticks(at: Instant) -> u64 {
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the member is ejected at `now`, which is only asked for (the clock only
+    /// read) when it has been ejected since its last success: the usual case costs a load.
+    fn is_ejected(&self, now: impl FnOnce() -> Instant) -> bool {
+        let until = self.until.load(Ordering::Acquire);
+        until != 0 && until > Self::ticks(now())
+    }
 }
 
 impl MemberStats {
     fn new(member_id: &str, cluster_id: &str, network_partition_id: &str) -> MemberStats {
+        EPOCH.get_or_init(Instant::now);
         MemberStats {
             member_id: member_id.into(),
             cluster_id: cluster_id.into(),
             network_partition_id: network_partition_id.into(),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-            ejection: Mutex::new(Ejection::default()),
+            ejection: Ejection::default(),
         }
     }
 
@@ -59,28 +84,47 @@ impl MemberStats {
     }
 
     pub fn is_ejected(&self, now: Instant) -> bool {
-        self.ejection.lock().unwrap().until.is_some_and(|until| until > now)
+        self.ejection.is_ejected(|| now)
+    }
+
+    /// [`MemberStats::is_ejected`] at the time `now` gives, asked for only if needed.
+    pub fn is_ejected_at(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.ejection.is_ejected(now)
     }
 
     /// Ejects the member for `base`, doubled for every ejection since it last answered
     /// well, at most `max`. `None` when it is already ejected (the back-off is not extended).
     pub fn eject(&self, now: Instant, base: Duration, max: Duration) -> Option<Duration> {
-        let mut e = self.ejection.lock().unwrap();
-        if e.until.is_some_and(|until| until > now) {
+        let e = &self.ejection;
+        let _update = e.update.lock().unwrap();
+        if e.is_ejected(|| now) {
             return None;
         }
-        let duration = ejection_time(base, max, e.strikes);
-        e.until = Some(now + duration);
-        e.strikes = e.strikes.saturating_add(1);
+        let strikes = e.strikes.load(Ordering::Relaxed);
+        let duration = ejection_time(base, max, strikes);
+        // At least 1: 0 means "not ejected". An ejection of 0 s ends at once either way.
+        e.until.store(Ejection::ticks(now + duration).max(1), Ordering::Release);
+        e.strikes.store(strikes.saturating_add(1), Ordering::Relaxed);
         Some(duration)
     }
 
     /// The member answered: the next ejection starts from the base back-off again.
     pub fn record_success(&self, now: Instant) {
-        let mut e = self.ejection.lock().unwrap();
-        if e.strikes > 0 && e.until.is_none_or(|until| until <= now) {
-            e.strikes = 0;
-            e.until = None;
+        self.record_success_at(|| now);
+    }
+
+    /// [`MemberStats::record_success`] at the time `now` gives, asked for only if there is
+    /// something to reset (not for every request).
+    pub fn record_success_at(&self, now: impl FnOnce() -> Instant) {
+        let e = &self.ejection;
+        // The usual case, a member not ejected since it last answered well: nothing to reset.
+        if e.strikes.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let _update = e.update.lock().unwrap();
+        if e.strikes.load(Ordering::Relaxed) > 0 && !e.is_ejected(now) {
+            e.strikes.store(0, Ordering::Relaxed);
+            e.until.store(0, Ordering::Release);
         }
     }
 }

@@ -28,7 +28,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, port: u16, mut client: TcpStream,
             tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(member.authority())).await;
         match connected {
             Ok(Ok(mut server)) => {
-                member.stats.record_success(Instant::now());
+                member.stats.record_success_at(Instant::now);
                 let _ = server.set_nodelay(true);
                 let copied = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                 debug!(%peer, port, member_id = %member.member_id, ?copied, "TCP connection closed");
