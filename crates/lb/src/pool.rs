@@ -129,7 +129,10 @@ impl Pool {
             Err(elapsed) => return Err(Error::Connect(ConnectError(io::Error::new(io::ErrorKind::TimedOut, elapsed)))),
         };
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(Error::Request)?;
+        // One buffer per write, as on the client side (see `http::serve`): cheaper than
+        // handing the kernel a head and a body apart.
+        let (sender, connection) =
+            http1::Builder::new().writev(false).handshake(TokioIo::new(stream)).await.map_err(Error::Request)?;
         // On this worker, like the requests that will use it.
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -299,6 +299,28 @@ async fn slow_clients_time_out_without_disturbing_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_close_without_a_408() {
+    let a = Backend::start("A").await;
+    let topo = topology(
+        &[("web", ServiceType::SingleTenant)],
+        vec![cluster("app.web", -1234, &["web.test"], vec![http_member("app.web", "a", a.port())])],
+    );
+    let config = LbConfig { header_timeout: Duration::from_millis(500), ..LbConfig::default() };
+    let env = Env::start(topo, config).await;
+    let mut conn = TcpStream::connect(env.addr(HTTP_PORT)).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n").await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = conn.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    // Idle between requests: the connection closes quietly, like any keep-alive timeout.
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "an idle connection was answered: {}", String::from_utf8_lossy(&rest));
+    assert!(started.elapsed() >= Duration::from_millis(400), "closed after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_counts_are_published() {
     let slow = Backend::start("slow").await;
     slow.delay_ms.store(1500, Ordering::SeqCst);
