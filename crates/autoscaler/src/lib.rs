@@ -1,7 +1,10 @@
 //! The Stratos autoscaler: multi-factored scaling decisions with prediction,
-//! evaluated for every deployed cluster by its monitor.
+//! evaluated for every deployed cluster by its monitor, under the group and
+//! application monitors that roll statuses up.
 
 pub mod decision;
+pub mod dependents;
+pub mod groups;
 mod monitor;
 
 pub use decision::{decide, predict, Action, Decision, FactorStats, Inputs, ScaleDownCounter, Thresholds, Vote};

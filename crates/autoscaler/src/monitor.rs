@@ -1,18 +1,28 @@
-//! The cluster monitors: every interval, each deployed cluster is evaluated
-//! against its autoscaling policy and its size written for the cloud controller.
+//! The monitors: every interval, each deployed cluster is evaluated against its
+//! autoscaling policy and its size written for the cloud controller; the group
+//! and application monitors above the clusters roll their statuses up (at each
+//! interval, and soon after a cluster status event).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use stratos_bus::events::ScalingDecisionEvent;
+use stratos_bus::events::{
+    ApplicationActivatedEvent, ApplicationInactivatedEvent, ApplicationTerminatingEvent, GroupActivatedEvent,
+    GroupInactivatedEvent, GroupTerminatingEvent, ScalingDecisionEvent,
+};
 use stratos_bus::{now_millis, AnyEvent, Bus};
 use stratos_model::placement::{Placement, Slot};
-use stratos_model::topology::{Member, MemberStatus};
-use stratos_model::{ClusterScale, Definitions, Deployment, DeploymentStatus, NetworkPartition};
+use stratos_model::topology::{Member, MemberStatus, Topology};
+use stratos_model::{
+    ApplicationMonitorStatus, ClusterScale, Definitions, Deployment, DeploymentStatus, GroupSpec, MonitorStatus,
+    NetworkPartition,
+};
 use stratos_store::Store;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::decision::{decide, Action, Decision, FactorStats, Inputs, ScaleDownCounter, Thresholds};
+use crate::dependents::{scale_together, Sizing};
+use crate::groups::{self, ApplicationMonitor, Change};
 
 #[derive(Debug, Clone)]
 pub struct AutoscalerConfig {
@@ -50,8 +60,15 @@ struct Observed {
 
 pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(), String> {
     let mut summaries = bus.subscribe("summarized-health-stats/#").await.map_err(|e| e.to_string())?;
+    // Cluster status changes roll up through the group monitors at once, not at the next interval.
+    let mut cluster_status = bus.subscribe("cluster/status/#").await.map_err(|e| e.to_string())?;
     let mut observed = Observed::default();
     let mut counters: HashMap<String, ScaleDownCounter> = HashMap::new();
+    let mut monitors = Monitors::default();
+    let mut roll_up_at: Option<tokio::time::Instant> = None;
+    // Cluster statuses announced since the last roll-up, in order: a cluster down
+    // and back up within the delay still takes its group down and back up.
+    let mut announced: Vec<(String, MonitorStatus)> = Vec::new();
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(interval = ?config.interval, prediction = config.use_prediction, "autoscaler started");
@@ -65,12 +82,181 @@ pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(),
                     Some(_) => {}
                 }
             }
+            Some(event) = cluster_status.recv() => {
+                let status = match event {
+                    AnyEvent::ClusterStatusClusterActivatedEvent(e) => Some((e.cluster_id, MonitorStatus::Active)),
+                    AnyEvent::ClusterStatusClusterInactivateEvent(e) => Some((e.cluster_id, MonitorStatus::Inactive)),
+                    _ => None,
+                };
+                announced.extend(status);
+                // One store read per burst of events; the controller saves the topology
+                // a little after it announces a change.
+                roll_up_at.get_or_insert_with(|| tokio::time::Instant::now() + ROLL_UP_DELAY);
+            }
+            _ = sleep_until(roll_up_at) => {
+                roll_up_at = None;
+                let announced = std::mem::take(&mut announced);
+                if let Err(e) = roll_up_statuses(&store, &bus, &mut monitors, &announced).await {
+                    error!(error = %e, "status roll-up failed");
+                }
+            }
             _ = tick.tick() => {
-                if let Err(e) = evaluate_all(&store, &bus, &config, &observed, &mut counters).await {
+                if let Err(e) = evaluate_all(&store, &bus, &config, &observed, &mut counters, &mut monitors).await {
                     error!(error = %e, "evaluation failed");
                 }
             }
         }
+    }
+}
+
+/// How long after a cluster status event its group and application monitors look.
+const ROLL_UP_DELAY: Duration = Duration::from_millis(500);
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Every deployment in the store, deployed or undeploying.
+async fn load_deployments(store: &Store) -> Result<Vec<Deployment>, String> {
+    Ok(store
+        .list_all_tenants("deployment")
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_value(v).ok())
+        .collect())
+}
+
+async fn roll_up_statuses(
+    store: &Store,
+    bus: &Bus,
+    monitors: &mut Monitors,
+    announced: &[(String, MonitorStatus)],
+) -> Result<(), String> {
+    let deployments = load_deployments(store).await?;
+    let topology = if deployments.is_empty() {
+        Topology::default()
+    } else {
+        store.load_topology().await.map_err(|e| e.to_string())?
+    };
+    monitors.update(store, bus, &deployments, &topology, announced).await
+}
+
+/// The monitor tree of every deployed application: application → groups → clusters.
+#[derive(Default)]
+struct Monitors {
+    /// (tenant, application id) → its tree.
+    applications: HashMap<(i64, String), ApplicationMonitor>,
+}
+
+impl Monitors {
+    /// Rolls the statuses up from the topology's clusters, after replaying the
+    /// cluster statuses `announced` since the last roll-up one by one over it;
+    /// announces and records the changes.
+    async fn update(
+        &mut self,
+        store: &Store,
+        bus: &Bus,
+        deployments: &[Deployment],
+        topology: &Topology,
+        announced: &[(String, MonitorStatus)],
+    ) -> Result<(), String> {
+        let mut views: Vec<HashMap<&str, MonitorStatus>> = Vec::new();
+        let mut view = HashMap::new();
+        for (cluster_id, status) in announced {
+            view.insert(cluster_id.as_str(), *status);
+            views.push(view.clone());
+        }
+        // Last, the topology as it is.
+        views.push(HashMap::new());
+        let mut seen = Vec::new();
+        for deployment in deployments {
+            let key = (deployment.tenant_id, deployment.application_id.clone());
+            seen.push(key.clone());
+            let fresh = self.applications.get(&key).is_none_or(|m| m.deployed_at != deployment.deployed_at);
+            if fresh {
+                let stored: Option<ApplicationMonitorStatus> = store
+                    .get(deployment.tenant_id, APPLICATION_STATUS, &deployment.application_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                info!(application_id = %deployment.application_id, groups = deployment.groups.len(), "application monitor built");
+                self.applications.insert(key.clone(), ApplicationMonitor::new(deployment, stored.as_ref()));
+            }
+            let monitor = self.applications.get_mut(&key).expect("inserted above");
+            let terminating = deployment.status == DeploymentStatus::Undeploying;
+            let mut changes = Vec::new();
+            for view in &views {
+                let leaf = |id: &str| {
+                    view.get(id)
+                        .copied()
+                        .unwrap_or_else(|| groups::cluster_status(topology.cluster(id).map(|c| c.status)))
+                };
+                changes.extend(monitor.update(&leaf, terminating));
+            }
+            for change in &changes {
+                announce(bus, monitor, change).await;
+            }
+            if fresh || !changes.is_empty() {
+                let record = serde_json::to_value(monitor.record(now_millis())).expect("serialises");
+                store
+                    .put(deployment.tenant_id, APPLICATION_STATUS, &deployment.application_id, &record)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        // Undeployed: the controller deleted the deployment; its monitors go too.
+        let gone: Vec<(i64, String)> = self.applications.keys().filter(|k| !seen.contains(k)).cloned().collect();
+        for (tenant, application_id) in gone {
+            self.applications.remove(&(tenant, application_id.clone()));
+            info!(%application_id, "application monitor removed");
+            store.delete(tenant, APPLICATION_STATUS, &application_id).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Store collection of the monitors' statuses, for `application status`.
+const APPLICATION_STATUS: &str = "application-status";
+
+async fn announce(bus: &Bus, monitor: &ApplicationMonitor, change: &Change) {
+    let (application_id, tenant_id) = (monitor.application_id.clone(), monitor.tenant_id);
+    let result = match change {
+        Change::Application { from, to } => {
+            info!(%application_id, ?from, ?to, "application status changed");
+            match to {
+                MonitorStatus::Active => bus.publish(&ApplicationActivatedEvent { application_id, tenant_id }).await,
+                MonitorStatus::Inactive => {
+                    bus.publish(&ApplicationInactivatedEvent { application_id, tenant_id }).await
+                }
+                MonitorStatus::Terminating => {
+                    bus.publish(&ApplicationTerminatingEvent { application_id, tenant_id }).await
+                }
+                MonitorStatus::Created => return,
+            }
+        }
+        Change::Group { alias, from, to } => {
+            info!(%application_id, group = %alias, ?from, ?to, "group status changed");
+            let group_alias = alias.clone();
+            match to {
+                MonitorStatus::Active => {
+                    bus.publish(&GroupActivatedEvent { application_id, tenant_id, group_alias }).await
+                }
+                MonitorStatus::Inactive => {
+                    bus.publish(&GroupInactivatedEvent { application_id, tenant_id, group_alias }).await
+                }
+                MonitorStatus::Terminating => {
+                    bus.publish(&GroupTerminatingEvent { application_id, tenant_id, group_alias }).await
+                }
+                MonitorStatus::Created => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        warn!(error = %e, "cannot publish a status change");
     }
 }
 
@@ -80,25 +266,21 @@ async fn evaluate_all(
     config: &AutoscalerConfig,
     observed: &Observed,
     counters: &mut HashMap<String, ScaleDownCounter>,
+    monitors: &mut Monitors,
 ) -> Result<(), String> {
-    let deployments: Vec<Deployment> = store
-        .list_all_tenants("deployment")
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_value(v).ok())
-        .filter(|d: &Deployment| d.status == DeploymentStatus::Deployed)
-        .collect();
-    if deployments.is_empty() {
-        return Ok(());
+    let all = load_deployments(store).await?;
+    if all.is_empty() {
+        return monitors.update(store, bus, &all, &Topology::default(), &[]).await;
     }
     let topology = store.load_topology().await.map_err(|e| e.to_string())?;
+    monitors.update(store, bus, &all, &topology, &[]).await?;
     let mut definitions: HashMap<i64, Definitions> = HashMap::new();
-    for deployment in deployments {
+    for deployment in all.into_iter().filter(|d| d.status == DeploymentStatus::Deployed) {
         if let std::collections::hash_map::Entry::Vacant(slot) = definitions.entry(deployment.tenant_id) {
             slot.insert(store.load_definitions(deployment.tenant_id).await.map_err(|e| e.to_string())?);
         }
         let defs = &definitions[&deployment.tenant_id];
+        let deployment = with_groups(deployment, defs);
         let mut plans = Vec::new();
         for spec in &deployment.clusters {
             let Some(cluster) = topology.cluster(&spec.cluster_id) else { continue };
@@ -197,34 +379,51 @@ fn inputs_for(
 
 type Plan<'a> = (&'a stratos_model::ClusterSpec, Vec<&'a Member>, Decision, Action);
 
-/// Scaling dependents grow together: when one cluster of a group scales up by a
-/// ratio, the others grow by at least that ratio (within their max).
+/// A deployment stored before groups were kept gets them from its application,
+/// so that `group.<alias>` still names the group's clusters.
+fn with_groups(mut deployment: Deployment, defs: &Definitions) -> Deployment {
+    if deployment.groups.is_empty() {
+        if let Some(app) = defs.applications.get(&deployment.application_id) {
+            deployment.groups = GroupSpec::tree(&app.components.groups);
+        }
+    }
+    deployment
+}
+
+/// Scaling dependents scale together, both ways: `cartridge.<alias>` is one
+/// cluster, `group.<alias>` every cluster of the group's monitor.
 fn apply_scaling_dependents(deployment: &Deployment, defs: &Definitions, plans: &mut [Plan]) {
     let Some(app) = defs.applications.get(&deployment.application_id) else { return };
-    for group in app.components.dependencies.iter().flat_map(|d| &d.scaling_dependents) {
-        let aliases: Vec<&str> = group.aliases.iter().filter_map(|a| a.strip_prefix("cartridge.")).collect();
-        let ratio = plans
-            .iter()
-            .filter(|(spec, ..)| aliases.contains(&spec.alias.as_str()))
-            .filter_map(|(_, _, d, a)| match a {
-                Action::ScaleUp(to) if d.inputs.current > 0 => Some(*to as f64 / d.inputs.current as f64),
-                _ => None,
-            })
-            .fold(1.0f64, f64::max);
-        if ratio <= 1.0 {
-            continue;
-        }
-        for (spec, _, decision, action) in plans.iter_mut().filter(|(spec, ..)| aliases.contains(&spec.alias.as_str()))
-        {
-            let wanted = ((decision.inputs.current.max(1) as f64) * ratio).ceil() as u32;
-            let wanted = wanted.min(spec.max);
-            let current_target = match action {
-                Action::ScaleUp(to) => *to,
-                _ => decision.inputs.current,
-            };
-            if wanted > current_target {
-                *action = Action::ScaleUp(wanted);
-            }
+    let sets: Vec<Vec<usize>> = app
+        .components
+        .dependencies
+        .iter()
+        .flat_map(|d| &d.scaling_dependents)
+        .map(|list| {
+            list.aliases
+                .iter()
+                .flat_map(|reference| deployment.expand(reference))
+                .filter_map(|alias| plans.iter().position(|(spec, ..)| spec.alias == alias))
+                .collect()
+        })
+        .collect();
+    if sets.is_empty() {
+        return;
+    }
+    let mut sizings: Vec<Sizing> = plans
+        .iter()
+        .map(|(spec, _, decision, action)| Sizing {
+            current: decision.inputs.current,
+            min: spec.min,
+            max: spec.max,
+            action: *action,
+        })
+        .collect();
+    scale_together(&sets, &mut sizings);
+    for ((spec, _, _, action), sizing) in plans.iter_mut().zip(sizings) {
+        if *action != sizing.action {
+            info!(cluster_id = %spec.cluster_id, own = ?action, with_dependents = ?sizing.action, "scaling with its dependents");
+            *action = sizing.action;
         }
     }
 }
@@ -292,4 +491,105 @@ async fn record(
         .put(deployment.tenant_id, "scaling-history", cluster_id, &serde_json::Value::Array(history))
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use stratos_model::{Application, ClusterSpec};
+
+    use super::*;
+    use crate::decision::Inputs;
+
+    fn spec(alias: &str, min: u32, max: u32) -> ClusterSpec {
+        ClusterSpec {
+            cluster_id: format!("app.{alias}"),
+            alias: alias.into(),
+            cartridge_type: "c".into(),
+            min,
+            max,
+            desired: min,
+            deployment_policy: "d".into(),
+            autoscaling_policy: "a".into(),
+            host_names: vec![],
+            artifact_repository: None,
+            depends_on: vec![],
+        }
+    }
+
+    fn decision(current: u32) -> Decision {
+        Decision { inputs: Inputs { current, ..Default::default() }, votes: vec![], required: current }
+    }
+
+    /// front; backend { api; data { db } }; lone stands apart. Scaling dependents:
+    /// group.backend with cartridge.front: api and db (nested) follow front and each other.
+    fn app_and_deployment(stored_groups: bool) -> (Definitions, Deployment) {
+        let sub = |alias: &str| {
+            serde_json::json!({"type": "c", "cartridgeMin": 1, "cartridgeMax": 10,
+                "subscribableInfo": {"alias": alias, "autoscalingPolicy": "a", "deploymentPolicy": "d"}})
+        };
+        let app: Application = serde_json::from_value(serde_json::json!({
+            "applicationId": "app",
+            "components": {
+                "cartridges": [sub("front"), sub("lone")],
+                "groups": [{"name": "backend", "alias": "backend", "cartridges": [sub("api")],
+                    "groups": [{"name": "data", "alias": "data", "cartridges": [sub("db")]}]}],
+                "dependencies": {"scalingDependents": [{"aliases": ["group.backend", "cartridge.front"]}]}
+            }
+        }))
+        .unwrap();
+        let mut defs = Definitions::default();
+        let deployment = Deployment {
+            application_id: "app".into(),
+            tenant_id: 1,
+            application_policy_id: "p".into(),
+            status: DeploymentStatus::Deployed,
+            deployed_at: 0,
+            clusters: vec![spec("front", 1, 10), spec("api", 1, 10), spec("db", 2, 10), spec("lone", 1, 10)],
+            termination_behaviour: None,
+            groups: if stored_groups { GroupSpec::tree(&app.components.groups) } else { vec![] },
+        };
+        defs.applications.insert("app".into(), app);
+        (defs, deployment)
+    }
+
+    #[test]
+    fn group_references_scale_every_cluster_of_the_group_both_ways() {
+        // (front's own action, sizes of front/api/db/lone, expected actions)
+        let cases = [
+            (
+                Action::ScaleUp(4),
+                [2, 3, 2, 2],
+                [Action::ScaleUp(4), Action::ScaleUp(6), Action::ScaleUp(4), Action::None],
+            ),
+            (
+                Action::ScaleDown(3),
+                [4, 8, 4, 4],
+                [Action::ScaleDown(3), Action::ScaleDown(6), Action::ScaleDown(3), Action::None],
+            ),
+            // db's min of 2 holds.
+            (
+                Action::ScaleDown(1),
+                [2, 2, 2, 2],
+                [Action::ScaleDown(1), Action::ScaleDown(1), Action::None, Action::None],
+            ),
+        ];
+        for stored_groups in [true, false] {
+            let (defs, deployment) = app_and_deployment(stored_groups);
+            let deployment = with_groups(deployment, &defs);
+            for (front, sizes, expected) in cases {
+                let mut plans: Vec<Plan> = deployment
+                    .clusters
+                    .iter()
+                    .zip(sizes)
+                    .map(|(spec, n)| {
+                        let action = if spec.alias == "front" { front } else { Action::None };
+                        (spec, Vec::new(), decision(n), action)
+                    })
+                    .collect();
+                apply_scaling_dependents(&deployment, &defs, &mut plans);
+                let actions: Vec<Action> = plans.iter().map(|p| p.3).collect();
+                assert_eq!(actions, expected, "front {front:?}, sizes {sizes:?}, groups stored {stored_groups}");
+            }
+        }
+    }
 }

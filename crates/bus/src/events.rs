@@ -131,6 +131,18 @@ events! {
         ApplicationDeletedEvent { pub application_id: String, pub tenant_id: i64 }
         ApplicationDeployedEvent { pub application_id: String, pub tenant_id: i64, pub application_policy_id: String }
         ApplicationUndeployedEvent { pub application_id: String, pub tenant_id: i64 }
+        /// The autoscaler's application monitor: every top-level group and cluster is active.
+        ApplicationActivatedEvent { pub application_id: String, pub tenant_id: i64 }
+        /// The autoscaler's application monitor: a top-level group or cluster that was active is not.
+        ApplicationInactivatedEvent { pub application_id: String, pub tenant_id: i64 }
+        /// The autoscaler's application monitor: the application is being undeployed.
+        ApplicationTerminatingEvent { pub application_id: String, pub tenant_id: i64 }
+        /// A group monitor: every cluster and nested group in it is active.
+        GroupActivatedEvent { pub application_id: String, pub tenant_id: i64, pub group_alias: String }
+        /// A group monitor: a cluster or nested group in it that was active is not.
+        GroupInactivatedEvent { pub application_id: String, pub tenant_id: i64, pub group_alias: String }
+        /// A group monitor: its application is being undeployed.
+        GroupTerminatingEvent { pub application_id: String, pub tenant_id: i64, pub group_alias: String }
     }
     "cluster/status" => {
         ClusterStatusClusterActivatedEvent { pub app_id: String, pub service_name: String, pub cluster_id: String }

@@ -164,20 +164,23 @@ fn print_runtime(runtime: &Value, output: Output) {
         return print_one(runtime, output);
     }
     println!(
-        "application {}: {}{}",
+        "application {}: {}{}{}",
         runtime["applicationId"].as_str().unwrap_or("?"),
         runtime["status"].as_str().unwrap_or("?"),
+        runtime["applicationStatus"].as_str().map(|s| format!(", {s}")).unwrap_or_default(),
         runtime["applicationPolicyId"].as_str().map(|p| format!(" (policy {p})")).unwrap_or_default()
     );
+    print_groups(runtime);
     let mut table = Table::new();
     table
         .load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["CLUSTER", "CARTRIDGE", "STATUS", "ACTIVE", "MIN..MAX", "HOST NAMES", "ERROR"]);
+        .set_header(vec!["CLUSTER", "GROUP", "CARTRIDGE", "STATUS", "ACTIVE", "MIN..MAX", "HOST NAMES", "ERROR"]);
     for c in runtime["clusters"].as_array().into_iter().flatten() {
         let hosts: Vec<&str> = c["hostNames"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         table.add_row(vec![
             c["clusterId"].as_str().unwrap_or("?").to_string(),
+            c["group"].as_str().unwrap_or("-").to_string(),
             c["cartridgeType"].as_str().unwrap_or("?").to_string(),
             c["status"].as_str().unwrap_or("?").to_string(),
             format!("{}/{}", c["activeMembers"], c["desired"]),
@@ -186,5 +189,34 @@ fn print_runtime(runtime: &Value, output: Output) {
             c["error"].as_str().unwrap_or("").to_string(),
         ]);
     }
+    println!("{table}");
+}
+
+/// The group monitors, nested groups indented under their parent; nothing for an
+/// application without groups.
+fn print_groups(runtime: &Value) {
+    fn rows(groups: &Value, depth: usize, table: &mut Table) {
+        for g in groups.as_array().into_iter().flatten() {
+            let clusters: Vec<&str> =
+                g["clusters"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            table.add_row(vec![
+                format!("{}{}", "  ".repeat(depth), g["alias"].as_str().unwrap_or("?")),
+                g["name"].as_str().unwrap_or("?").to_string(),
+                g["status"].as_str().unwrap_or("?").to_string(),
+                format!("{}..{}", g["min"], g["max"]),
+                clusters.join(" "),
+            ]);
+            rows(&g["groups"], depth + 1, table);
+        }
+    }
+    if runtime["groups"].as_array().is_none_or(|g| g.is_empty()) {
+        return;
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["GROUP", "NAME", "STATUS", "MIN..MAX", "CLUSTERS"]);
+    rows(&runtime["groups"], 0, &mut table);
     println!("{table}");
 }

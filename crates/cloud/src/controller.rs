@@ -8,6 +8,7 @@
 //! - Agents' events move a member forward; the drivers' listing tells when it is gone.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,14 +18,59 @@ use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port
 use stratos_model::{
     ApplicationPolicy, ClusterScale, ClusterSpec, Deployment, DeploymentStatus, NetworkPartition, Property,
 };
-use stratos_store::Store;
-use tracing::{error, info, warn};
+use stratos_store::{Store, TopologyChanges};
+use tracing::{debug, error, info, warn};
 
 use crate::driver::{Driver, Instance, InstanceState, MemberSpec, PortSpec};
 use stratos_model::placement::{Placement, Slot};
 
-/// Most often the topology is saved and its snapshot published.
+/// Most often the topology's changes are saved.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// The complete topology snapshot is published at most this often per member: it
+/// costs O(members) to encode and to deliver, while the per-member events that
+/// consumers apply as they come cost O(1). 100 µs: every 1 s at 10k members.
+const SNAPSHOT_EVERY_PER_MEMBER: Duration = Duration::from_micros(100);
+/// The snapshot is never older than this, however large the topology.
+const SNAPSHOT_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
+
+/// How long a reconcile takes, for benchmarks and diagnostics.
+#[derive(Debug, Default)]
+pub struct ReconcileStats {
+    count: AtomicU64,
+    total_micros: AtomicU64,
+    max_micros: AtomicU64,
+}
+
+impl ReconcileStats {
+    fn record(&self, took: Duration) {
+        let micros = took.as_micros() as u64;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_micros.fetch_add(micros, Ordering::Relaxed);
+        self.max_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// Reconciles run so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Their mean duration.
+    pub fn mean(&self) -> Duration {
+        let count = self.count().max(1);
+        Duration::from_micros(self.total_micros.load(Ordering::Relaxed) / count)
+    }
+
+    /// The longest one.
+    pub fn max(&self) -> Duration {
+        Duration::from_micros(self.max_micros.load(Ordering::Relaxed))
+    }
+}
+
+/// How long the complete snapshot of a topology of `members` may lag behind.
+fn snapshot_interval(members: usize) -> Duration {
+    (SNAPSHOT_EVERY_PER_MEMBER * members.min(u32::MAX as usize) as u32).clamp(FLUSH_EVERY, SNAPSHOT_AT_LEAST_EVERY)
+}
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -52,11 +98,21 @@ impl ControllerConfig {
     }
 }
 
+/// What `converge` needs of a tenant besides its deployment, read once per reconcile
+/// however many deployments the tenant has.
+struct TenantInputs {
+    defs: stratos_model::Definitions,
+    scales: HashMap<String, ClusterScale>,
+}
+
 /// Repeated start failures of a cluster, for back-off and for `application status`.
 struct Failures {
     count: u32,
     last_error: String,
     retry_at: Instant,
+    /// Partitions where a member failed to start or activate, and until when the
+    /// cluster's new members go to another partition with room.
+    avoid: HashMap<Slot, Instant>,
 }
 
 pub struct CloudController {
@@ -65,7 +121,12 @@ pub struct CloudController {
     drivers: HashMap<&'static str, Arc<dyn Driver>>,
     config: ControllerConfig,
     topology: Topology,
-    dirty: bool,
+    /// Services and clusters changed since the last save.
+    changes: TopologyChanges,
+    /// The topology changed since its complete snapshot was last published.
+    snapshot_stale: bool,
+    last_snapshot: Option<Instant>,
+    stats: Arc<ReconcileStats>,
     /// Members being drained, with the time they must be gone by.
     draining: HashMap<String, Instant>,
     /// When each member of this controller's life was first seen not yet active.
@@ -74,7 +135,9 @@ pub struct CloudController {
     /// Each cluster's minimum, from its deployment: it is Active from that many active members.
     cluster_min: HashMap<String, u32>,
     /// The deployments as last read, for the termination behaviour of their applications.
-    deployments: Vec<Deployment>,
+    deployments: Arc<Vec<Deployment>>,
+    /// Each tenant's definitions and cluster sizes, read once per reconcile.
+    tenant_inputs: HashMap<i64, Arc<TenantInputs>>,
     /// Clusters that served and have no active member left.
     down: std::collections::HashSet<String>,
     /// Clusters to take down (with the cluster whose failure asks for it).
@@ -91,21 +154,33 @@ impl CloudController {
             drivers: drivers.into_iter().map(|d| (d.name(), d)).collect(),
             config,
             topology: Topology::default(),
-            dirty: false,
+            changes: TopologyChanges::default(),
+            snapshot_stale: false,
+            last_snapshot: None,
+            stats: Default::default(),
             draining: HashMap::new(),
             pending_since: HashMap::new(),
             failures: HashMap::new(),
             cluster_min: HashMap::new(),
-            deployments: Vec::new(),
+            deployments: Default::default(),
+            tenant_inputs: HashMap::new(),
             down: Default::default(),
             takedown: Vec::new(),
             to_launch: Vec::new(),
         }
     }
 
+    /// How long reconciles take; shared with the running controller.
+    pub fn stats(&self) -> Arc<ReconcileStats> {
+        self.stats.clone()
+    }
+
     /// Runs until the process ends: reacts to agents' events, reconciles on a timer.
     pub async fn run(mut self) -> Result<(), String> {
+        self.store.migrate_topology().await.map_err(|e| e.to_string())?;
         self.topology = self.store.load_topology().await.map_err(|e| e.to_string())?;
+        // Late joiners get the adopted topology even if nothing changes for a while.
+        self.snapshot_stale = true;
         let mut status = self.bus.subscribe("instance/status/#").await.map_err(|e| e.to_string())?;
         let mut apps = self.bus.subscribe("application/#").await.map_err(|e| e.to_string())?;
         let mut faults = self.bus.subscribe_to::<MemberFaultEvent>().await.map_err(|e| e.to_string())?;
@@ -136,17 +211,49 @@ impl CloudController {
         }
     }
 
-    /// Saves and announces the topology when it changed.
+    /// Saves the topology's changes, and publishes its complete snapshot when due.
     async fn flush(&mut self) {
-        if !self.dirty {
+        if self.save().await {
+            self.publish_snapshot_if_due().await;
+        }
+    }
+
+    /// Writes the services and clusters changed since the last save; false if the store failed.
+    async fn save(&mut self) -> bool {
+        if self.changes.is_empty() {
+            return true;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let started = Instant::now();
+        if let Err(e) = self.store.save_topology_changes(&self.topology, &changes).await {
+            error!(error = %e, clusters = changes.clusters.len(), "cannot save the topology");
+            // Kept for the next flush, with what changed since.
+            self.changes.merge(changes);
+            return false;
+        }
+        debug!(clusters = changes.clusters.len(), took = ?started.elapsed(), "topology changes saved");
+        self.snapshot_stale = true;
+        true
+    }
+
+    /// The retained snapshot serves components that join late (the per-member events
+    /// went out already), so a large topology's is published less often.
+    async fn publish_snapshot_if_due(&mut self) {
+        if !self.snapshot_stale {
             return;
         }
-        if let Err(e) = self.store.save_topology(&self.topology).await {
-            error!(error = %e, "cannot save the topology");
+        let members = self.topology.members().count();
+        if self.last_snapshot.is_some_and(|at| at.elapsed() < snapshot_interval(members)) {
             return;
         }
-        self.dirty = false;
-        self.publish(&CompleteTopologyEvent { topology: self.topology.clone() }).await;
+        let started = Instant::now();
+        // Lent to the event, not cloned: the snapshot of 100k members is tens of MB.
+        let event = CompleteTopologyEvent { topology: std::mem::take(&mut self.topology) };
+        self.publish(&event).await;
+        self.topology = event.topology;
+        self.snapshot_stale = false;
+        self.last_snapshot = Some(Instant::now());
+        debug!(members, took = ?started.elapsed(), "topology snapshot published");
     }
 
     async fn publish<E: Event>(&self, event: &E) {
@@ -206,6 +313,7 @@ impl CloudController {
                     &e.member.cluster_id,
                     format!("member {} failed to start: {}", e.member.member_id, e.error),
                 );
+                self.avoid_partition_of(&e.member.cluster_id, &e.member.member_id);
                 self.terminate(&e.member.cluster_id, &e.member.member_id, &format!("start failed: {}", e.error)).await;
             }
             _ => {}
@@ -221,7 +329,7 @@ impl CloudController {
             return false;
         }
         m.status = to;
-        self.dirty = true;
+        self.changes.clusters.insert(member.cluster_id.clone());
         true
     }
 
@@ -230,6 +338,7 @@ impl CloudController {
             count: 0,
             last_error: String::new(),
             retry_at: Instant::now(),
+            avoid: HashMap::new(),
         });
         f.count += 1;
         f.last_error = error;
@@ -238,8 +347,27 @@ impl CloudController {
         let message = format!("{} ({} failed start(s); next try in {}s)", f.last_error, f.count, backoff.as_secs());
         if let Some(cluster) = self.topology.cluster_mut(cluster_id) {
             cluster.error = Some(message);
-            self.dirty = true;
+            self.changes.clusters.insert(cluster_id.to_string());
         }
+    }
+
+    /// After `record_failure` for a member (still in the topology): the retry goes
+    /// to another partition, for one back-off period past the retry, or until a
+    /// member of the cluster activates (which clears its failures).
+    fn avoid_partition_of(&mut self, cluster_id: &str, member_id: &str) {
+        let Some(m) = self.topology.cluster(cluster_id).and_then(|c| c.members.get(member_id)) else { return };
+        let slot = (m.network_partition_id.clone(), m.partition_id.clone());
+        let Some(f) = self.failures.get_mut(cluster_id) else { return };
+        let backoff = f.retry_at.saturating_duration_since(Instant::now());
+        info!(cluster_id, network_partition_id = %slot.0, partition_id = %slot.1, "next members go to another partition if one has room");
+        f.avoid.insert(slot, f.retry_at + backoff);
+    }
+
+    /// Partitions the cluster's new members avoid now.
+    fn avoided_partitions(&self, cluster_id: &str) -> std::collections::HashSet<Slot> {
+        let now = Instant::now();
+        let Some(f) = self.failures.get(cluster_id) else { return Default::default() };
+        f.avoid.iter().filter(|(_, until)| now < **until).map(|(slot, _)| slot.clone()).collect()
     }
 
     /// Active when at least its minimum of members is active; Inactive otherwise.
@@ -265,7 +393,7 @@ impl CloudController {
             return;
         }
         cluster.status = next;
-        self.dirty = true;
+        self.changes.clusters.insert(cluster_id.to_string());
         let (app_id, service_name, cluster_id) =
             (cluster.app_id.clone(), cluster.service_name.clone(), cluster.cluster_id.clone());
         info!(%cluster_id, status = ?next, "cluster status changed");
@@ -333,7 +461,7 @@ impl CloudController {
         }
         self.draining.remove(&member.member_id);
         self.pending_since.remove(&member.member_id);
-        self.dirty = true;
+        self.changes.clusters.insert(member.cluster_id.clone());
         info!(member_id = %member.member_id, cluster_id = %member.cluster_id, reason, "member terminated");
         self.publish(&MemberTerminatedEvent { member: MemberRef::from(member), reason: reason.to_string() }).await;
         self.update_cluster_status(&member.cluster_id).await;
@@ -346,6 +474,18 @@ impl CloudController {
 
     /// Compares desired with actual state and acts on every difference.
     pub async fn reconcile(&mut self) {
+        let started = Instant::now();
+        self.reconcile_once().await;
+        let took = started.elapsed();
+        self.stats.record(took);
+        if took > Duration::from_secs(1) {
+            info!(?took, members = self.topology.members().count(), "slow reconcile");
+        } else {
+            debug!(?took, "reconciled");
+        }
+    }
+
+    async fn reconcile_once(&mut self) {
         let deployments = match self.store.list_all_tenants("deployment").await {
             Ok(rows) => rows
                 .into_iter()
@@ -362,13 +502,16 @@ impl CloudController {
                 return;
             }
         };
-        self.deployments = deployments.clone();
+        self.deployments = Arc::new(deployments);
+        let deployments = self.deployments.clone();
+        // Definitions and sizes may have changed since the last reconcile.
+        self.tenant_inputs.clear();
         let instances = self.list_instances().await;
         self.collect_gone_members(&instances).await;
         self.terminate_orphans(&instances).await;
         self.take_down().await;
         self.expire_pending_and_draining().await;
-        for deployment in &deployments {
+        for deployment in deployments.iter() {
             match deployment.status {
                 DeploymentStatus::Deployed => self.converge(deployment).await,
                 DeploymentStatus::Undeploying => self.undeploy(deployment).await,
@@ -418,18 +561,23 @@ impl CloudController {
     /// Members whose instance exited or vanished are removed (and replaced by `converge`).
     async fn collect_gone_members(&mut self, instances: &Option<HashMap<String, Instance>>) {
         let Some(instances) = instances else { return };
-        let members: Vec<Member> = self.topology.members().cloned().collect();
-        for m in members {
-            let reason = match instances.get(&m.member_id).map(|i| &i.state) {
-                Some(InstanceState::Running) => continue,
-                Some(InstanceState::Exited { detail, .. }) => detail.clone(),
-                None => "no instance of the member exists".to_string(),
-            };
+        // Only the gone members are copied: every reconcile looks at all of them.
+        let gone: Vec<(Member, String)> = self
+            .topology
+            .members()
+            .filter_map(|m| match instances.get(&m.member_id).map(|i| &i.state) {
+                Some(InstanceState::Running) => None,
+                Some(InstanceState::Exited { detail, .. }) => Some((m.clone(), detail.clone())),
+                None => Some((m.clone(), "no instance of the member exists".to_string())),
+            })
+            .collect();
+        for (m, reason) in gone {
             if m.status < MemberStatus::Active && !self.draining.contains_key(&m.member_id) {
                 self.record_failure(
                     &m.cluster_id,
                     format!("member {} stopped before activating: {reason}", m.member_id),
                 );
+                self.avoid_partition_of(&m.cluster_id, &m.member_id);
             }
             // Let the driver clean up what is left (the record, a stopped container).
             if let Some(driver) = self.driver_of(&m) {
@@ -442,11 +590,17 @@ impl CloudController {
 
     async fn terminate_orphans(&mut self, instances: &Option<HashMap<String, Instance>>) {
         let Some(instances) = instances else { return };
-        let known: std::collections::HashSet<String> = self.topology.members().map(|m| m.member_id.clone()).collect();
-        for instance in instances.values() {
-            if known.contains(&instance.member_id) {
-                continue;
-            }
+        // An instance names its cluster: look there first, and only for the few not
+        // found there at every member (without copying their ids).
+        let in_its_cluster =
+            |i: &Instance| self.topology.cluster(&i.cluster_id).is_some_and(|c| c.members.contains_key(&i.member_id));
+        let mut orphans: Vec<&Instance> = instances.values().filter(|i| !in_its_cluster(i)).collect();
+        if !orphans.is_empty() {
+            let known: std::collections::HashSet<&str> =
+                self.topology.members().map(|m| m.member_id.as_str()).collect();
+            orphans.retain(|i| !known.contains(i.member_id.as_str()));
+        }
+        for instance in orphans {
             warn!(member_id = %instance.member_id, "terminating an orphan member no topology names");
             for driver in self.drivers.values() {
                 if let Ok(Some(_)) = driver.inspect(&instance.member_id).await {
@@ -458,26 +612,38 @@ impl CloudController {
 
     async fn expire_pending_and_draining(&mut self) {
         let now = Instant::now();
-        let members: Vec<Member> = self.topology.members().cloned().collect();
-        for m in members {
+        // Only the ids of members to act on are copied, in topology order.
+        let mut late = Vec::new();
+        let mut drained = Vec::new();
+        for m in self.topology.members() {
             if m.status < MemberStatus::Active {
-                let since = *self.pending_since.entry(m.member_id.clone()).or_insert(now);
+                let since = match self.pending_since.get(&m.member_id) {
+                    Some(since) => *since,
+                    None => {
+                        self.pending_since.insert(m.member_id.clone(), now);
+                        now
+                    }
+                };
                 if now.duration_since(since) > self.config.activation_timeout {
-                    let reason = format!(
-                        "member {} did not activate within {}s (its ports never answered)",
-                        m.member_id,
-                        self.config.activation_timeout.as_secs()
-                    );
-                    self.record_failure(&m.cluster_id, reason.clone());
-                    self.terminate(&m.cluster_id, &m.member_id, &reason).await;
+                    late.push((m.cluster_id.clone(), m.member_id.clone()));
                     continue;
                 }
             }
-            if let Some(deadline) = self.draining.get(&m.member_id) {
-                if now > *deadline {
-                    self.terminate(&m.cluster_id, &m.member_id, "drain timed out").await;
-                }
+            if self.draining.get(&m.member_id).is_some_and(|deadline| now > *deadline) {
+                drained.push((m.cluster_id.clone(), m.member_id.clone()));
             }
+        }
+        for (cluster_id, member_id) in late {
+            let reason = format!(
+                "member {member_id} did not activate within {}s (its ports never answered)",
+                self.config.activation_timeout.as_secs()
+            );
+            self.record_failure(&cluster_id, reason.clone());
+            self.avoid_partition_of(&cluster_id, &member_id);
+            self.terminate(&cluster_id, &member_id, &reason).await;
+        }
+        for (cluster_id, member_id) in drained {
+            self.terminate(&cluster_id, &member_id, "drain timed out").await;
         }
     }
 
@@ -493,16 +659,35 @@ impl CloudController {
 
     /// Brings a deployed application's clusters to their desired size.
     async fn converge(&mut self, deployment: &Deployment) {
-        let tenant = deployment.tenant_id;
-        let defs = match self.store.load_definitions(tenant).await {
-            Ok(d) => d,
-            Err(e) => return error!(error = %e, "cannot read definitions"),
-        };
+        let Some(inputs) = self.tenant_inputs(deployment.tenant_id).await else { return };
+        let defs = &inputs.defs;
         let Some(app_policy) = defs.application_policies.get(&deployment.application_policy_id).cloned() else {
             return self.fail_all(
                 deployment,
                 format!("application policy {:?} no longer exists", deployment.application_policy_id),
             );
+        };
+        for spec in &deployment.clusters {
+            self.cluster_min.insert(spec.cluster_id.clone(), spec.min);
+            self.ensure_cluster(deployment, spec, defs).await;
+            if !self.dependencies_active(deployment, spec) {
+                continue;
+            }
+            self.scale_cluster(deployment, spec, inputs.scales.get(&spec.cluster_id), &app_policy, defs).await;
+        }
+    }
+
+    /// A tenant's definitions and cluster sizes, read on first use in this reconcile.
+    async fn tenant_inputs(&mut self, tenant: i64) -> Option<Arc<TenantInputs>> {
+        if let Some(inputs) = self.tenant_inputs.get(&tenant) {
+            return Some(inputs.clone());
+        }
+        let defs = match self.store.load_definitions(tenant).await {
+            Ok(d) => d,
+            Err(e) => {
+                error!(error = %e, "cannot read definitions");
+                return None;
+            }
         };
         let scales: HashMap<String, ClusterScale> = match self.store.list(tenant, "cluster-scale").await {
             Ok(rows) => rows
@@ -510,16 +695,14 @@ impl CloudController {
                 .filter_map(|v| serde_json::from_value::<ClusterScale>(v).ok())
                 .map(|s| (s.cluster_id.clone(), s))
                 .collect(),
-            Err(e) => return error!(error = %e, "cannot read cluster sizes"),
-        };
-        for spec in &deployment.clusters {
-            self.cluster_min.insert(spec.cluster_id.clone(), spec.min);
-            self.ensure_cluster(deployment, spec, &defs).await;
-            if !self.dependencies_active(deployment, spec) {
-                continue;
+            Err(e) => {
+                error!(error = %e, "cannot read cluster sizes");
+                return None;
             }
-            self.scale_cluster(deployment, spec, scales.get(&spec.cluster_id), &app_policy, &defs).await;
-        }
+        };
+        let inputs = Arc::new(TenantInputs { defs, scales });
+        self.tenant_inputs.insert(tenant, inputs.clone());
+        Some(inputs)
     }
 
     fn fail_all(&mut self, deployment: &Deployment, error: String) {
@@ -554,6 +737,7 @@ impl CloudController {
                     clusters: BTreeMap::new(),
                 },
             );
+            self.changes.services.insert(spec.cartridge_type.clone());
             self.publish(&ServiceCreatedEvent { service_name: spec.cartridge_type.clone(), service_type, ports }).await;
         }
         let cluster = Cluster {
@@ -572,7 +756,7 @@ impl CloudController {
         if let Some(service) = self.topology.services.get_mut(&spec.cartridge_type) {
             service.clusters.insert(spec.cluster_id.clone(), cluster.clone());
         }
-        self.dirty = true;
+        self.changes.clusters.insert(spec.cluster_id.clone());
         info!(cluster_id = %spec.cluster_id, "cluster created");
         self.publish(&ClusterCreatedEvent { cluster }).await;
     }
@@ -618,8 +802,9 @@ impl CloudController {
             if self.failures.get(&spec.cluster_id).is_some_and(|f| Instant::now() < f.retry_at) {
                 return;
             }
+            let avoid = self.avoided_partitions(&spec.cluster_id);
             for _ in live.len() as u32..desired {
-                let Some(slot) = placement.next(&counts) else {
+                let Some(slot) = placement.next_avoiding(&counts, &avoid) else {
                     let msg = format!(
                         "cannot place more members: every partition is full ({} member(s) at most)",
                         placement.capacity()
@@ -627,7 +812,7 @@ impl CloudController {
                     if let Some(c) = self.topology.cluster_mut(&spec.cluster_id) {
                         if c.error.as_deref() != Some(msg.as_str()) {
                             c.error = Some(msg);
-                            self.dirty = true;
+                            self.changes.clusters.insert(spec.cluster_id.clone());
                         }
                     }
                     break;
@@ -723,7 +908,7 @@ impl CloudController {
         if let Some(c) = self.topology.cluster_mut(&spec.cluster_id) {
             c.members.insert(member_id.clone(), member.clone());
         }
-        self.dirty = true;
+        self.changes.clusters.insert(spec.cluster_id.clone());
         let member_spec = MemberSpec {
             member_id: member_id.clone(),
             cluster_id: spec.cluster_id.clone(),
@@ -771,7 +956,7 @@ impl CloudController {
                     }
                     initialized = Some(MemberRef::from(&*m));
                 }
-                self.dirty = true;
+                self.changes.clusters.insert(member.cluster_id.clone());
                 if let Some(member) = initialized {
                     self.publish(&MemberInitializedEvent { member, default_private_ip: Some(instance.address), ports })
                         .await;
@@ -780,6 +965,7 @@ impl CloudController {
             }
             Err(e) => {
                 self.record_failure(&member.cluster_id, e.to_string());
+                self.avoid_partition_of(&member.cluster_id, &member.member_id);
                 self.forget(&member, &e.to_string()).await;
                 false
             }
@@ -793,7 +979,7 @@ impl CloudController {
             let Some(cluster) = self.topology.cluster_mut(&spec.cluster_id) else { continue };
             if cluster.status != ClusterStatus::Terminating {
                 cluster.status = ClusterStatus::Terminating;
-                self.dirty = true;
+                self.changes.clusters.insert(spec.cluster_id.clone());
             }
             let members: Vec<Member> = cluster.members.values().cloned().collect();
             remaining += members.len();
@@ -828,7 +1014,7 @@ impl CloudController {
     async fn remove_cluster(&mut self, cluster_id: &str) {
         for service in self.topology.services.values_mut() {
             if let Some(c) = service.clusters.remove(cluster_id) {
-                self.dirty = true;
+                self.changes.clusters.insert(cluster_id.to_string());
                 self.failures.remove(cluster_id);
                 info!(cluster_id, "cluster removed");
                 let event =
@@ -843,7 +1029,14 @@ impl CloudController {
                 break;
             }
         }
-        self.topology.services.retain(|_, s| !s.clusters.is_empty());
+        let changes = &mut self.changes;
+        self.topology.services.retain(|name, s| {
+            let keep = !s.clusters.is_empty();
+            if !keep {
+                changes.services.insert(name.clone());
+            }
+            keep
+        });
     }
 
     /// Clusters whose deployment vanished (deleted from the store by hand) are drained too.

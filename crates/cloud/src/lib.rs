@@ -6,7 +6,7 @@ pub mod local;
 mod procfs;
 pub mod simulated;
 
-pub use controller::{CloudController, ControllerConfig};
+pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
 pub use local::LocalDriver;
 pub use simulated::SimulatedDriver;

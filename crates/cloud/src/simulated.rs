@@ -2,7 +2,7 @@
 //! as its agent would (started, activated after a delay, synthetic health stats,
 //! draining on request). No process, no port: nothing can be routed to it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ pub struct SimulatedDriver {
     stats_every: Duration,
     load: LoadModel,
     members: Members,
+    /// Partitions whose members start but never activate.
+    stuck: Mutex<HashSet<String>>,
 }
 
 impl SimulatedDriver {
@@ -46,7 +48,13 @@ impl SimulatedDriver {
                 }
             });
         }
-        SimulatedDriver { bus, start_delay, stats_every, load, members }
+        SimulatedDriver { bus, start_delay, stats_every, load, members, stuck: Default::default() }
+    }
+
+    /// Members placed in this partition from now on start but never activate, like
+    /// those of an IaaS zone whose instances never become reachable.
+    pub fn never_activate_in(&self, partition_id: &str) {
+        self.stuck.lock().unwrap().insert(partition_id.to_string());
     }
 
     /// A constant load for every member.
@@ -93,8 +101,12 @@ impl Driver for SimulatedDriver {
             };
             let member = member_ref(&instance);
             let (bus, delay, every, load) = (self.bus.clone(), self.start_delay, self.stats_every, self.load.clone());
+            let stuck = self.stuck.lock().unwrap().contains(&spec.partition_id);
             let task = tokio::spawn(async move {
                 let _ = bus.publish(&InstanceStartedEvent { member: member.clone() }).await;
+                if stuck {
+                    return std::future::pending().await;
+                }
                 tokio::time::sleep(delay).await;
                 let _ = bus.publish(&InstanceActivatedEvent { member: member.clone() }).await;
                 let mut tick = tokio::time::interval(every);

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use stratos_bus::{Bus, EmbeddedBroker};
+use stratos_bus::events::MemberCreatedEvent;
+use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
 use stratos_cloud::Driver;
 use stratos_cloud::{CloudController, ControllerConfig, SimulatedDriver};
 use stratos_model::topology::MemberStatus;
 use stratos_model::{
-    ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Kind, TerminationBehaviour, SUPER_TENANT,
+    ClusterScale, ClusterSpec, Deployment, DeploymentStatus, GroupSpec, Kind, TerminationBehaviour, SUPER_TENANT,
 };
 use stratos_store::Store;
 
@@ -20,10 +21,15 @@ struct World {
     driver: Arc<SimulatedDriver>,
     broker: EmbeddedBroker,
     load: Arc<AtomicU64>,
+    controller: tokio::task::JoinHandle<Result<(), String>>,
     _dir: tempfile::TempDir,
 }
 
 async fn world(min: u32, max: u32, partition_max: u32) -> World {
+    world_with(min, max, partition_max, |_| {}).await
+}
+
+async fn world_with(min: u32, max: u32, partition_max: u32, configure: impl FnOnce(&mut ControllerConfig)) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("s.db")).await.unwrap();
     let t = SUPER_TENANT;
@@ -74,14 +80,15 @@ async fn world(min: u32, max: u32, partition_max: u32) -> World {
     let driver = Arc::new(driver);
     let mut config = ControllerConfig::new(broker.url());
     config.reconcile_interval = Duration::from_millis(200);
+    configure(&mut config);
     let controller = CloudController::new(
         store.clone(),
         Bus::connect(&broker.url(), "cc").await.unwrap(),
         vec![driver.clone() as Arc<dyn Driver>],
         config,
     );
-    tokio::spawn(controller.run());
-    World { store, driver, broker, load, _dir: dir }
+    let controller = tokio::spawn(controller.run());
+    World { store, driver, broker, load, controller, _dir: dir }
 }
 
 fn cluster(alias: &str, min: u32, max: u32, depends_on: &[&str]) -> ClusterSpec {
@@ -113,6 +120,7 @@ async fn deploy_clusters(store: &Store, clusters: Vec<ClusterSpec>, behaviour: O
         deployed_at: 0,
         clusters,
         termination_behaviour: behaviour,
+        groups: vec![],
     };
     store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
 }
@@ -254,4 +262,163 @@ async fn a_cluster_going_down_takes_its_dependents_down_and_they_restart_in_orde
             assert_eq!(active_members(&w.store, "app.web").await, web, "{behaviour:?}: web keeps running");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_never_activates_is_replaced_in_another_partition() {
+    let w = world_with(1, 1, 5, |c| c.activation_timeout = Duration::from_millis(600)).await;
+    // Partition a takes members but none ever activates.
+    w.driver.never_activate_in("a");
+    let watcher = Bus::connect(&w.broker.url(), "watcher").await.unwrap();
+    let mut created = watcher.subscribe_to::<MemberCreatedEvent>().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    deploy(&w.store, 1, 1).await;
+
+    // Round-robin puts the first member in a; after the activation timeout and the
+    // back-off (2 s), the replacement goes to b instead of a again.
+    let (_, a, b) =
+        wait_for(&w.store, Duration::from_secs(20), "a member active in b", |n, _, b| n == 1 && b == 1).await;
+    assert_eq!((a, b), (0, 1));
+    let mut partitions = Vec::new();
+    while let Ok(Some(AnyEvent::MemberCreatedEvent(e))) =
+        tokio::time::timeout(Duration::from_millis(300), created.recv()).await
+    {
+        partitions.push(e.member.partition_id);
+    }
+    assert_eq!(partitions, ["a", "b"], "one try in a, then b");
+    let topology = w.store.load_topology().await.unwrap();
+    let cluster = topology.cluster("app.web").unwrap();
+    assert_eq!(cluster.error, None, "the activation clears the error");
+    assert_eq!(cluster.members.len(), 1, "the stuck member is gone: {:?}", cluster.members.keys());
+}
+
+/// A controller that starts on a store another one wrote adopts its members (on the
+/// same driver) instead of replacing them; from per-cluster documents and, once,
+/// from the single document of earlier builds, which it migrates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_adopts_the_saved_topology_and_migrates_the_old_record() {
+    let w = world(3, 3, 3).await;
+    deploy(&w.store, 3, 3).await;
+    let before = wait_active(&w.store, "app.web", "3 active", |m| m.len() == 3).await;
+    assert_eq!(w.store.list(SUPER_TENANT, "topology-cluster").await.unwrap().len(), 1, "one document per cluster");
+    assert_eq!(w.store.get(SUPER_TENANT, "topology", "current").await.unwrap(), None, "no whole-topology document");
+
+    let restart = |w: &World, name: &str| {
+        let mut config = ControllerConfig::new(w.broker.url());
+        config.reconcile_interval = Duration::from_millis(200);
+        let (store, driver, url, name) = (w.store.clone(), w.driver.clone(), w.broker.url(), name.to_string());
+        tokio::spawn(async move {
+            let bus = Bus::connect(&url, &name).await.unwrap();
+            CloudController::new(store, bus, vec![driver as Arc<dyn Driver>], config).run().await
+        })
+    };
+    // Adopted from per-cluster documents: nothing replaced after a few reconciles.
+    w.controller.abort();
+    let second = restart(&w, "cc2");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(active_members(&w.store, "app.web").await, before, "the same members, adopted");
+
+    // As an earlier build would have left it: the whole topology in one document.
+    second.abort();
+    let _ = second.await;
+    let saved = w.store.load_topology().await.unwrap();
+    w.store.save_topology(&Default::default()).await.unwrap();
+    w.store.put(SUPER_TENANT, "topology", "current", &serde_json::to_value(&saved).unwrap()).await.unwrap();
+    let _third = restart(&w, "cc3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.store.get(SUPER_TENANT, "topology", "current").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the old document was not migrated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(w.store.list(SUPER_TENANT, "topology-cluster").await.unwrap().len(), 1, "migrated per cluster");
+    assert_eq!(active_members(&w.store, "app.web").await, before, "the same members, after the migration");
+}
+
+/// `group <alias> <status>` / `application <status>` for the monitors' status events.
+fn status_change(e: AnyEvent) -> Option<String> {
+    Some(match e {
+        AnyEvent::GroupActivatedEvent(e) => format!("group {} Active", e.group_alias),
+        AnyEvent::GroupInactivatedEvent(e) => format!("group {} Inactive", e.group_alias),
+        AnyEvent::GroupTerminatingEvent(e) => format!("group {} Terminating", e.group_alias),
+        AnyEvent::ApplicationActivatedEvent(_) => "application Active".into(),
+        AnyEvent::ApplicationInactivatedEvent(_) => "application Inactive".into(),
+        AnyEvent::ApplicationTerminatingEvent(_) => "application Terminating".into(),
+        _ => return None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_and_application_monitors_roll_up_and_announce_their_status() {
+    let w = world(1, 1, 5).await;
+    let autoscaler = stratos_autoscaler::AutoscalerConfig {
+        interval: Duration::from_millis(400),
+        scale_down_after: 3,
+        use_prediction: false,
+        freshness: Duration::from_secs(2),
+    };
+    tokio::spawn(stratos_autoscaler::run(
+        w.store.clone(),
+        Bus::connect(&w.broker.url(), "as").await.unwrap(),
+        autoscaler,
+    ));
+    let watcher = Bus::connect(&w.broker.url(), "watcher").await.unwrap();
+    let mut events = watcher.subscribe("application/#").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // web; backend { db; cache }.
+    let mut deployment = Deployment {
+        application_id: "app".into(),
+        tenant_id: SUPER_TENANT,
+        application_policy_id: "ap".into(),
+        status: DeploymentStatus::Deployed,
+        deployed_at: 1,
+        clusters: vec![cluster("web", 1, 1, &[]), cluster("db", 1, 1, &[]), cluster("cache", 1, 1, &[])],
+        termination_behaviour: None,
+        groups: vec![GroupSpec {
+            alias: "backend".into(),
+            name: "backend".into(),
+            min: 1,
+            max: 1,
+            scaling_enabled: false,
+            clusters: vec!["db".into(), "cache".into()],
+            groups: vec![],
+        }],
+    };
+    w.store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+    // The group is active before the application around it.
+    let mut order = Vec::new();
+    while !order.contains(&"application Active".to_string()) {
+        let e = events.wait_for(Duration::from_secs(20), status_change).await;
+        order.push(e.unwrap_or_else(|| panic!("the application never became active: {order:?}")));
+    }
+    assert_eq!(order, ["group backend Active", "application Active"]);
+    let record = w.store.get(SUPER_TENANT, "application-status", "app").await.unwrap().unwrap();
+    assert_eq!(record["status"], "Active", "{record}");
+    assert_eq!(record["groups"]["backend"], "Active", "{record}");
+
+    // db's only member dies: backend and the application are inactive until it is replaced.
+    let db = active_members(&w.store, "app.db").await;
+    w.driver.terminate(&db[0], Duration::from_secs(1)).await.unwrap();
+    let mut order = Vec::new();
+    while order.last().map(String::as_str) != Some("application Active") {
+        let e = events.wait_for(Duration::from_secs(20), status_change).await;
+        order.push(e.unwrap_or_else(|| panic!("the application did not recover: {order:?}")));
+    }
+    assert_eq!(order, ["group backend Inactive", "application Inactive", "group backend Active", "application Active"]);
+
+    // Undeployed: both terminate; the record goes with the deployment.
+    deployment.status = DeploymentStatus::Undeploying;
+    w.store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        let e = events.wait_for(Duration::from_secs(20), status_change).await;
+        order.push(e.unwrap_or_else(|| panic!("no terminating: {order:?}")));
+    }
+    assert_eq!(order, ["group backend Terminating", "application Terminating"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.store.get(SUPER_TENANT, "application-status", "app").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the status record outlived the deployment");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().is_none());
 }

@@ -1,7 +1,6 @@
 //! Deploying and undeploying applications (Apache Stratos 4.1 routes), their
 //! runtime status, and the topology.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -12,7 +11,8 @@ use serde::Serialize;
 use stratos_bus::events::ApplicationDeployedEvent;
 use stratos_model::topology::{Member, Topology};
 use stratos_model::{
-    cluster_id, Application, ClusterSpec, Definitions, Deployment, DeploymentStatus, GroupComponent, Problems,
+    cluster_id, Application, ApplicationMonitorStatus, ClusterSpec, Definitions, Deployment, DeploymentStatus,
+    GroupSpec, MonitorStatus, Problems,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -112,29 +112,8 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
             depends_on: Vec::new(),
         });
     }
-    // Startup orders: each component waits for the one before it in every list.
-    let groups = group_members(&app.components.groups);
-    let expand = |name: &str| -> Vec<String> {
-        if let Some(alias) = name.strip_prefix("cartridge.") {
-            vec![alias.to_string()]
-        } else if let Some(alias) = name.strip_prefix("group.") {
-            groups.get(alias).cloned().unwrap_or_default()
-        } else {
-            Vec::new()
-        }
-    };
-    for order in app.components.dependencies.iter().flat_map(|d| &d.startup_orders) {
-        for pair in order.aliases.windows(2) {
-            let before = expand(&pair[0]);
-            for later in expand(&pair[1]) {
-                if let Some(c) = clusters.iter_mut().find(|c| c.alias == later) {
-                    c.depends_on.extend(before.iter().cloned());
-                }
-            }
-        }
-    }
     problems.into_result()?;
-    Ok(Deployment {
+    let mut deployment = Deployment {
         application_id: app.application_id.clone(),
         tenant_id: tenant,
         application_policy_id: policy_id.to_string(),
@@ -142,25 +121,30 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
         deployed_at: stratos_bus::now_millis(),
         clusters,
         termination_behaviour: app.components.dependencies.as_ref().map(|d| d.termination_behaviour),
-    })
+        groups: GroupSpec::tree(&app.components.groups),
+    };
+    apply_startup_orders(app, &mut deployment);
+    Ok(deployment)
 }
 
-/// Group alias → every cartridge alias inside it, nested groups included.
-fn group_members(groups: &[GroupComponent]) -> HashMap<String, Vec<String>> {
-    fn cartridges(g: &GroupComponent) -> Vec<String> {
-        let mut out: Vec<String> = g.cartridges.iter().map(|c| c.subscribable_info.alias.clone()).collect();
-        out.extend(g.groups.iter().flat_map(cartridges));
-        out
-    }
-    fn walk(groups: &[GroupComponent], out: &mut HashMap<String, Vec<String>>) {
-        for g in groups {
-            out.insert(g.alias.clone(), cartridges(g));
-            walk(&g.groups, out);
+/// Startup orders: each component waits for the one before it in every list. A
+/// group stands for its monitor, so it is active when every cluster in it, nested
+/// groups included, is; the controller waits for each of them.
+fn apply_startup_orders(app: &Application, deployment: &mut Deployment) {
+    for order in app.components.dependencies.iter().flat_map(|d| &d.startup_orders) {
+        for pair in order.aliases.windows(2) {
+            let before = deployment.expand(&pair[0]);
+            for later in deployment.expand(&pair[1]) {
+                if let Some(c) = deployment.clusters.iter_mut().find(|c| c.alias == later) {
+                    for alias in &before {
+                        if !c.depends_on.contains(alias) {
+                            c.depends_on.push(alias.clone());
+                        }
+                    }
+                }
+            }
         }
     }
-    let mut out = HashMap::new();
-    walk(groups, &mut out);
-    out
 }
 
 async fn undeploy(
@@ -190,7 +174,47 @@ pub struct Runtime {
     /// `not-deployed`, `deployed`, `undeploying`.
     pub status: String,
     pub application_policy_id: Option<String>,
+    /// The autoscaler's application monitor: `Created`, `Active`, `Inactive`,
+    /// `Terminating`; `None` when not deployed.
+    pub application_status: Option<MonitorStatus>,
+    /// The group monitors, nested as in the application.
+    pub groups: Vec<GroupRuntime>,
     pub clusters: Vec<ClusterRuntime>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRuntime {
+    pub alias: String,
+    pub name: String,
+    /// As the autoscaler's group monitor last rolled it up from its children.
+    pub status: MonitorStatus,
+    pub min: u32,
+    pub max: u32,
+    pub scaling_enabled: bool,
+    /// Aliases of the clusters directly in the group.
+    pub clusters: Vec<String>,
+    pub groups: Vec<GroupRuntime>,
+}
+
+impl GroupRuntime {
+    /// The deployment's group tree with the statuses the autoscaler recorded
+    /// (`Created` until it has looked at the group).
+    fn tree(groups: &[GroupSpec], status: Option<&ApplicationMonitorStatus>) -> Vec<GroupRuntime> {
+        groups
+            .iter()
+            .map(|g| GroupRuntime {
+                alias: g.alias.clone(),
+                name: g.name.clone(),
+                status: status.and_then(|s| s.groups.get(&g.alias).copied()).unwrap_or(MonitorStatus::Created),
+                min: g.min,
+                max: g.max,
+                scaling_enabled: g.scaling_enabled,
+                clusters: g.clusters.clone(),
+                groups: GroupRuntime::tree(&g.groups, status),
+            })
+            .collect()
+    }
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -199,6 +223,8 @@ pub struct ClusterRuntime {
     pub cluster_id: String,
     pub alias: String,
     pub cartridge_type: String,
+    /// The alias of the innermost group the cluster is in.
+    pub group: Option<String>,
     /// `Created`, `Active`, `Inactive`, `Terminating`, or `Pending` before the controller created it.
     pub status: String,
     pub min: u32,
@@ -225,12 +251,20 @@ async fn runtime(
             application_id: id,
             status: "not-deployed".into(),
             application_policy_id: None,
+            application_status: None,
+            groups: vec![],
             clusters: vec![],
         }));
     };
     let deployment: Deployment =
         serde_json::from_value(stored).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let topology = state.store.load_topology().await?;
+    let monitors: Option<ApplicationMonitorStatus> = state
+        .store
+        .get(tenant, "application-status", &id)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .filter(|s: &ApplicationMonitorStatus| s.deployed_at == deployment.deployed_at);
     let clusters = deployment
         .clusters
         .iter()
@@ -241,6 +275,7 @@ async fn runtime(
                 cluster_id: spec.cluster_id.clone(),
                 alias: spec.alias.clone(),
                 cartridge_type: spec.cartridge_type.clone(),
+                group: innermost_group(&deployment.groups, &spec.alias),
                 status: cluster.map(|c| format!("{:?}", c.status)).unwrap_or_else(|| "Pending".into()),
                 min: spec.min,
                 max: spec.max,
@@ -260,8 +295,16 @@ async fn runtime(
         application_id: id,
         status: status.into(),
         application_policy_id: Some(deployment.application_policy_id),
+        application_status: Some(monitors.as_ref().map_or(MonitorStatus::Created, |s| s.status)),
+        groups: GroupRuntime::tree(&deployment.groups, monitors.as_ref()),
         clusters,
     }))
+}
+
+fn innermost_group(groups: &[GroupSpec], alias: &str) -> Option<String> {
+    groups.iter().find_map(|g| {
+        innermost_group(&g.groups, alias).or_else(|| g.clusters.iter().any(|c| c == alias).then(|| g.alias.clone()))
+    })
 }
 
 async fn topology(State(state): State<Arc<AppState>>) -> ApiResult<Json<Topology>> {

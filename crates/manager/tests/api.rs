@@ -14,6 +14,7 @@ struct Api {
     base: String,
     http: reqwest::Client,
     bus: Bus,
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -23,11 +24,11 @@ impl Api {
         let store = Store::open_sqlite(&dir.path().join("stratos.db")).await.unwrap();
         let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
         let bus = Bus::connect(&broker.url(), &format!("manager-test-{}", dir.path().display())).await.unwrap();
-        let state = Arc::new(AppState::new(store, Some(bus.clone())));
+        let state = Arc::new(AppState::new(store.clone(), Some(bus.clone())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(stratos_manager::serve(listener, state, DEFAULT_BODY_LIMIT, std::future::pending()));
-        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, _dir: dir }
+        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, store, _dir: dir }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, &str)>) -> (StatusCode, Value) {
@@ -299,4 +300,60 @@ async fn tenants_are_created_once_with_valid_domains() {
         })
         .await;
     assert_eq!(got.as_deref(), Some("example.com"));
+}
+
+#[tokio::test]
+async fn groups_are_deployed_as_a_tree_and_their_status_shown() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    let sub = |t: &str, alias: &str| {
+        json!({"type": t, "cartridgeMin": 1, "cartridgeMax": 2,
+            "subscribableInfo": {"alias": alias, "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting"}})
+    };
+    // front; backend { api; data { worker } }: front starts once the whole backend is active.
+    let app = json!({"applicationId": "grouped", "components": {
+        "cartridges": [sub("php", "front")],
+        "groups": [{"name": "backend-group", "alias": "backend", "groupMinInstances": 1, "groupMaxInstances": 2,
+            "cartridges": [sub("python-api", "api")],
+            "groups": [{"name": "data-group", "alias": "data", "cartridges": [sub("python-api", "worker")]}]}],
+        "dependencies": {"startupOrders": [{"aliases": ["group.backend", "cartridge.front"]}]}
+    }});
+    let (status, body) = api.post("/api/applications", &app).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, deployment) = api.post("/api/applications/grouped/deploy/burst-local", &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deployment}");
+    let groups = &deployment["groups"];
+    assert_eq!(groups[0]["alias"], "backend");
+    assert_eq!(groups[0]["clusters"], json!(["api"]));
+    assert_eq!(groups[0]["groups"][0]["alias"], "data");
+    assert_eq!(groups[0]["groups"][0]["clusters"], json!(["worker"]));
+    let front = deployment["clusters"].as_array().unwrap().iter().find(|c| c["alias"] == "front").unwrap();
+    assert_eq!(front["dependsOn"], json!(["api", "worker"]), "group.backend is every cluster of the group, nested too");
+
+    // Before the autoscaler looked: every monitor is Created.
+    let (_, runtime) = api.get("/api/applications/grouped/runtime").await;
+    assert_eq!(runtime["applicationStatus"], "Created", "{runtime}");
+    assert_eq!(runtime["groups"][0]["status"], "Created");
+    assert_eq!(runtime["groups"][0]["groups"][0]["status"], "Created");
+    let group_of = |runtime: &Value, alias: &str| {
+        runtime["clusters"].as_array().unwrap().iter().find(|c| c["alias"] == alias).unwrap()["group"].clone()
+    };
+    assert_eq!(group_of(&runtime, "front"), Value::Null);
+    assert_eq!(group_of(&runtime, "api"), "backend");
+    assert_eq!(group_of(&runtime, "worker"), "data");
+
+    // What the autoscaler's monitors recorded, for this deployment only.
+    let record = |deployed_at: &Value| {
+        json!({"applicationId": "grouped", "deployedAt": deployed_at, "status": "Inactive",
+            "groups": {"backend": "Inactive", "data": "Active"}, "updatedAt": 1})
+    };
+    let tenant = stratos_model::SUPER_TENANT;
+    api.store.put(tenant, "application-status", "grouped", &record(&deployment["deployedAt"])).await.unwrap();
+    let (_, runtime) = api.get("/api/applications/grouped/runtime").await;
+    assert_eq!(runtime["applicationStatus"], "Inactive", "{runtime}");
+    assert_eq!(runtime["groups"][0]["status"], "Inactive");
+    assert_eq!(runtime["groups"][0]["groups"][0]["status"], "Active");
+    api.store.put(tenant, "application-status", "grouped", &record(&json!(1))).await.unwrap();
+    let (_, runtime) = api.get("/api/applications/grouped/runtime").await;
+    assert_eq!(runtime["applicationStatus"], "Created", "a record of an earlier deployment: {runtime}");
 }

@@ -1,7 +1,7 @@
 //! Where the next member of a cluster goes, and which partition gives one up
 //! first: pure functions over the policies and the current member counts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::{ApplicationAlgorithm, DeploymentPolicy, NetworkPartition, PartitionAlgorithm};
 
@@ -78,6 +78,26 @@ impl Placement {
             PartitionAlgorithm::RoundRobin => free.min_by_key(|(p, _)| count(&np.id, p)).map(|(p, _)| p)?,
         };
         Some((np.id.clone(), partition.clone()))
+    }
+
+    /// Where the next member goes when members in the `avoid` slots failed to
+    /// start or activate: another partition with room, as `next` would choose
+    /// among the others; the usual slot when no other has room (better a retry
+    /// where it failed than no member at all).
+    pub fn next_avoiding(&self, counts: &HashMap<Slot, u32>, avoid: &HashSet<Slot>) -> Option<Slot> {
+        if avoid.is_empty() {
+            return self.next(counts);
+        }
+        let mut elsewhere = self.clone();
+        for np in &mut elsewhere.network_partitions {
+            for (p, max) in &mut np.partitions {
+                if avoid.contains(&(np.id.clone(), p.clone())) {
+                    // A capacity of 0: full, so `next` passes over it.
+                    *max = 0;
+                }
+            }
+        }
+        elsewhere.next(counts).or_else(|| self.next(counts))
     }
 
     /// Which slot gives up a member first: the reverse of `next`, so that
@@ -212,6 +232,41 @@ mod tests {
         counts.insert(s("np1", "a"), 1);
         counts.insert(s("gone", "x"), 4);
         assert_eq!(p.next(&counts), Some(s("np1", "b")));
+    }
+
+    #[test]
+    fn a_failed_slot_is_passed_over_while_another_has_room() {
+        let rr = plan(A::OneAfterAnother, &[("np1", P::RoundRobin, &[("a", 2), ("b", 2)])]);
+        let oaa = plan(
+            A::OneAfterAnother,
+            &[("np1", P::OneAfterAnother, &[("a", 2), ("b", 1)]), ("np2", P::OneAfterAnother, &[("c", 1)])],
+        );
+        let counts = |items: &[(&str, &str, u32)]| -> HashMap<Slot, u32> {
+            items.iter().map(|(np, p, n)| (s(np, p), *n)).collect()
+        };
+        let avoid = |items: &[(&str, &str)]| -> HashSet<Slot> { items.iter().map(|(np, p)| s(np, p)).collect() };
+        // (what, placement, counts, slots to avoid, expected)
+        type Case<'a> = (&'a str, &'a Placement, HashMap<Slot, u32>, HashSet<Slot>, Option<Slot>);
+        let cases: Vec<Case> = vec![
+            ("nothing to avoid: as next", &rr, counts(&[]), avoid(&[]), Some(s("np1", "a"))),
+            ("a failed: b instead", &rr, counts(&[]), avoid(&[("np1", "a")]), Some(s("np1", "b"))),
+            ("b is full: back to a", &rr, counts(&[("np1", "b", 2)]), avoid(&[("np1", "a")]), Some(s("np1", "a"))),
+            ("b failed: a", &rr, counts(&[("np1", "a", 1)]), avoid(&[("np1", "b")]), Some(s("np1", "a"))),
+            ("both failed: as next", &rr, counts(&[]), avoid(&[("np1", "a"), ("np1", "b")]), Some(s("np1", "a"))),
+            ("everything full", &rr, counts(&[("np1", "a", 2), ("np1", "b", 2)]), avoid(&[("np1", "a")]), None),
+            ("one-after-another skips a", &oaa, counts(&[]), avoid(&[("np1", "a")]), Some(s("np1", "b"))),
+            (
+                "the whole first network partition failed: burst",
+                &oaa,
+                counts(&[]),
+                avoid(&[("np1", "a"), ("np1", "b")]),
+                Some(s("np2", "c")),
+            ),
+            ("an unknown slot changes nothing", &oaa, counts(&[]), avoid(&[("np9", "x")]), Some(s("np1", "a"))),
+        ];
+        for (what, placement, counts, avoid, expected) in cases {
+            assert_eq!(placement.next_avoiding(&counts, &avoid), expected, "{what}");
+        }
     }
 
     #[test]

@@ -9,18 +9,26 @@
 //!
 //! What the typed helpers store where:
 //! - definitions: tenant's own, collection [`Kind::name`] (`cartridge`, `deployment-policy`, …), id = definition id;
-//! - topology: tenant [`SUPER_TENANT`], collection `topology`, id `current`;
+//! - topology: tenant [`SUPER_TENANT`]; one document per cluster (collection
+//!   `topology-cluster`, id = cluster id, with its members) and one per service
+//!   (collection `topology-service`, id = service name, without its clusters), so a
+//!   change rewrites only the clusters it touched. Builds before this one kept the
+//!   whole topology in collection `topology`, id `current`: [`Store::migrate_topology`]
+//!   moves it once;
 //! - tenants: tenant [`SUPER_TENANT`], collection `tenant`, id = the tenant id in decimal.
 
 mod error;
 mod postgres;
 mod sqlite;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
-use stratos_model::topology::Topology;
+use stratos_model::topology::{Cluster, Port, Service, ServiceType, Topology};
 use stratos_model::{Definitions, Kind, Tenant, SUPER_TENANT};
 
 pub use error::StoreError;
@@ -30,7 +38,10 @@ pub use sqlite::SqliteStore;
 /// The schema version this build creates and understands.
 const SCHEMA_VERSION: i64 = 1;
 
-const TOPOLOGY: (&str, &str) = ("topology", "current");
+/// Where builds before per-cluster persistence kept the whole topology.
+const LEGACY_TOPOLOGY: (&str, &str) = ("topology", "current");
+const TOPOLOGY_SERVICES: &str = "topology-service";
+const TOPOLOGY_CLUSTERS: &str = "topology-cluster";
 const TENANTS: &str = "tenant";
 
 /// A handle on the database; clones share one connection.
@@ -47,7 +58,54 @@ pub(crate) struct Row {
     pub(crate) body: String,
 }
 
+/// One document to write (`body` Some) or delete (`body` None) in a batch.
+pub(crate) struct Write {
+    pub(crate) collection: String,
+    pub(crate) id: String,
+    pub(crate) body: Option<String>,
+}
+
+/// What changed in a topology since it was last saved: the names of services and
+/// the ids of clusters that were created, changed or removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TopologyChanges {
+    pub services: BTreeSet<String>,
+    pub clusters: BTreeSet<String>,
+}
+
+impl TopologyChanges {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.clusters.is_empty()
+    }
+
+    /// Adds `other`'s changes (after a failed save, so that the next one retries them).
+    pub fn merge(&mut self, other: TopologyChanges) {
+        self.services.extend(other.services);
+        self.clusters.extend(other.clusters);
+    }
+}
+
+/// A service's own document: the service without its clusters, which have theirs.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceRecord<'a> {
+    service_name: &'a str,
+    service_type: ServiceType,
+    ports: &'a [Port],
+}
+
 impl Row {
+    /// The body as a `T`, or an error naming the document.
+    fn typed<T: DeserializeOwned>(&self, collection: &str, what: &str) -> Result<T, StoreError> {
+        serde_json::from_str(&self.body).map_err(|error| StoreError::InvalidDocument {
+            tenant: self.tenant,
+            collection: collection.to_owned(),
+            id: self.id.clone(),
+            what: what.to_owned(),
+            error,
+        })
+    }
+
     fn parse(self, collection: &str) -> Result<(i64, String, Value), StoreError> {
         match serde_json::from_str(&self.body) {
             Ok(value) => Ok((self.tenant, self.id, value)),
@@ -174,26 +232,117 @@ impl Store {
         Ok(defs)
     }
 
-    pub async fn save_topology(&self, t: &Topology) -> Result<(), StoreError> {
-        let (collection, id) = TOPOLOGY;
-        let value =
-            serde_json::to_value(t).map_err(|error| StoreError::Encode { what: "the topology".into(), error })?;
-        self.put(SUPER_TENANT, collection, id, &value).await
+    /// Writes documents and deletes others (`None` body) of one tenant in one
+    /// transaction: all or none. An id may appear once per collection.
+    pub async fn write_batch(
+        &self,
+        tenant: i64,
+        writes: Vec<(String, String, Option<Value>)>,
+    ) -> Result<(), StoreError> {
+        let writes = writes
+            .into_iter()
+            .map(|(collection, id, body)| {
+                let body = body
+                    .map(|b| serde_json::to_string(&b))
+                    .transpose()
+                    .map_err(|error| StoreError::Encode { what: format!("{collection}/{id}"), error })?;
+                Ok(Write { collection, id, body })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_all(tenant, writes).await
     }
 
-    /// The saved topology, or an empty one if none was saved.
-    pub async fn load_topology(&self) -> Result<Topology, StoreError> {
-        let (collection, id) = TOPOLOGY;
-        match self.get(SUPER_TENANT, collection, id).await? {
-            None => Ok(Topology::default()),
-            Some(value) => serde_json::from_value(value).map_err(|error| StoreError::InvalidDocument {
-                tenant: SUPER_TENANT,
-                collection: collection.into(),
-                id: id.into(),
-                what: "topology".into(),
-                error,
-            }),
+    async fn write_all(&self, tenant: i64, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
         }
+        match self {
+            Store::Sqlite(s) => s.write_all(tenant, writes).await,
+            Store::Postgres(p) => p.write_all(tenant, writes).await,
+        }
+    }
+
+    async fn ids(&self, tenant: i64, collection: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ids(tenant, collection).await,
+            Store::Postgres(p) => p.ids(tenant, collection).await,
+        }
+    }
+
+    async fn raw_rows(&self, tenant: i64, collection: &str) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list(tenant, collection).await,
+            Store::Postgres(p) => p.list(tenant, collection).await,
+        }
+    }
+
+    /// Replaces the stored topology with `t`, whole.
+    pub async fn save_topology(&self, t: &Topology) -> Result<(), StoreError> {
+        let mut everything = TopologyChanges::default();
+        everything.services.extend(self.ids(SUPER_TENANT, TOPOLOGY_SERVICES).await?);
+        everything.clusters.extend(self.ids(SUPER_TENANT, TOPOLOGY_CLUSTERS).await?);
+        everything.services.extend(t.services.keys().cloned());
+        everything.clusters.extend(t.services.values().flat_map(|s| s.clusters.keys().cloned()));
+        let mut writes = topology_writes(t, &everything)?;
+        let (collection, id) = LEGACY_TOPOLOGY;
+        writes.push(Write { collection: collection.into(), id: id.into(), body: None });
+        self.write_all(SUPER_TENANT, writes).await
+    }
+
+    /// Saves what `changes` names of `t`, in one transaction: the services and
+    /// clusters it still has are written, the others deleted.
+    pub async fn save_topology_changes(&self, t: &Topology, changes: &TopologyChanges) -> Result<(), StoreError> {
+        self.write_all(SUPER_TENANT, topology_writes(t, changes)?).await
+    }
+
+    /// Moves a topology saved whole by an earlier build into per-cluster documents
+    /// (one transaction); true if there was one. The whole document wins over any
+    /// per-cluster rows: only an earlier build, run after this one, can have written it.
+    pub async fn migrate_topology(&self) -> Result<bool, StoreError> {
+        let Some(legacy) = self.legacy_topology().await? else { return Ok(false) };
+        self.save_topology(&legacy).await?;
+        tracing::info!(
+            clusters = legacy.services.values().map(|s| s.clusters.len()).sum::<usize>(),
+            "moved the topology saved as one document into one document per cluster"
+        );
+        Ok(true)
+    }
+
+    async fn legacy_topology(&self) -> Result<Option<Topology>, StoreError> {
+        let (collection, id) = LEGACY_TOPOLOGY;
+        let Some(body) = (match self {
+            Store::Sqlite(s) => s.get(SUPER_TENANT, collection, id).await?,
+            Store::Postgres(p) => p.get(SUPER_TENANT, collection, id).await?,
+        }) else {
+            return Ok(None);
+        };
+        Row { tenant: SUPER_TENANT, id: id.into(), body }.typed(collection, "topology").map(Some)
+    }
+
+    /// The saved topology, or an empty one if none was saved. A topology an earlier
+    /// build saved whole is read as it is, until the controller migrates it.
+    pub async fn load_topology(&self) -> Result<Topology, StoreError> {
+        if let Some(legacy) = self.legacy_topology().await? {
+            return Ok(legacy);
+        }
+        let mut t = Topology::default();
+        for row in self.raw_rows(SUPER_TENANT, TOPOLOGY_SERVICES).await? {
+            let service: Service = row.typed(TOPOLOGY_SERVICES, "service")?;
+            t.services.insert(service.service_name.clone(), service);
+        }
+        for row in self.raw_rows(SUPER_TENANT, TOPOLOGY_CLUSTERS).await? {
+            let cluster: Cluster = row.typed(TOPOLOGY_CLUSTERS, "cluster")?;
+            // Written in one transaction with its service; read in two queries, so a
+            // service created in between may be missing: the next read has it.
+            let service = t.services.entry(cluster.service_name.clone()).or_insert_with(|| Service {
+                service_name: cluster.service_name.clone(),
+                service_type: ServiceType::SingleTenant,
+                ports: Vec::new(),
+                clusters: Default::default(),
+            });
+            service.clusters.insert(cluster.cluster_id.clone(), cluster);
+        }
+        Ok(t)
     }
 
     /// Creates or replaces a tenant (keyed by its id).
@@ -223,4 +372,32 @@ impl Store {
         tenants.sort_by_key(|t| t.tenant_id);
         Ok(tenants)
     }
+}
+
+/// The writes that save `changes` of `t`: what it has is written, what it lacks deleted.
+fn topology_writes(t: &Topology, changes: &TopologyChanges) -> Result<Vec<Write>, StoreError> {
+    let encode = |what: &str, id: &str, r: serde_json::Result<String>| {
+        r.map_err(|error| StoreError::Encode { what: format!("{what} {id}"), error })
+    };
+    let mut writes = Vec::with_capacity(changes.services.len() + changes.clusters.len());
+    for name in &changes.services {
+        let body = match t.services.get(name) {
+            Some(s) => Some(encode(
+                "service",
+                name,
+                serde_json::to_string(&ServiceRecord {
+                    service_name: &s.service_name,
+                    service_type: s.service_type,
+                    ports: &s.ports,
+                }),
+            )?),
+            None => None,
+        };
+        writes.push(Write { collection: TOPOLOGY_SERVICES.into(), id: name.clone(), body });
+    }
+    for id in &changes.clusters {
+        let body = t.cluster(id).map(|c| encode("cluster", id, serde_json::to_string(c))).transpose()?;
+        writes.push(Write { collection: TOPOLOGY_CLUSTERS.into(), id: id.clone(), body });
+    }
+    Ok(writes)
 }

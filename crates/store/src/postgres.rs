@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use crate::{Row, StoreError, SCHEMA_VERSION};
+use crate::{Row, StoreError, Write, SCHEMA_VERSION};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +40,20 @@ const GET: &str = "SELECT body::text FROM documents WHERE tenant_id = $1 AND col
 const LIST: &str = "SELECT id, body::text FROM documents WHERE tenant_id = $1 AND collection = $2 ORDER BY id";
 const LIST_ALL: &str = "SELECT tenant_id, id, body::text FROM documents WHERE collection = $1 ORDER BY tenant_id, id";
 const DELETE: &str = "DELETE FROM documents WHERE tenant_id = $1 AND collection = $2 AND id = $3";
+const IDS: &str = "SELECT id FROM documents WHERE tenant_id = $1 AND collection = $2 ORDER BY id";
+// A batch is one statement (data-modifying CTEs run atomically): the connection is
+// shared by every clone of the store, so a BEGIN ... COMMIT could take in other
+// callers' statements. The caller makes the keys unique, as ON CONFLICT requires.
+const WRITE_ALL: &str = "
+WITH gone AS (
+    DELETE FROM documents d
+    USING unnest($2::text[], $3::text[]) AS x(collection, id)
+    WHERE d.tenant_id = $1 AND d.collection = x.collection AND d.id = x.id
+)
+INSERT INTO documents (tenant_id, collection, id, body, updated_at)
+SELECT $1, u.collection, u.id, u.body::jsonb, now()
+FROM unnest($4::text[], $5::text[], $6::text[]) AS u(collection, id, body)
+ON CONFLICT (tenant_id, collection, id) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at";
 
 /// The PostgreSQL back end of [`Store`](crate::Store); cheap to clone.
 #[derive(Clone)]
@@ -56,6 +70,8 @@ struct Inner {
     list: Statement,
     list_all: Statement,
     delete: Statement,
+    ids: Statement,
+    write_all: Statement,
 }
 
 impl PostgresStore {
@@ -104,7 +120,10 @@ impl PostgresStore {
         let list = client.prepare(LIST).await.map_err(schema_err)?;
         let list_all = client.prepare(LIST_ALL).await.map_err(schema_err)?;
         let delete = client.prepare(DELETE).await.map_err(schema_err)?;
-        Ok(PostgresStore { inner: Arc::new(Inner { describe, client, put, get, list, list_all, delete }) })
+        let ids = client.prepare(IDS).await.map_err(schema_err)?;
+        let write_all = client.prepare(WRITE_ALL).await.map_err(schema_err)?;
+        let inner = Inner { describe, client, put, get, list, list_all, delete, ids, write_all };
+        Ok(PostgresStore { inner: Arc::new(inner) })
     }
 
     pub(crate) fn describe(&self) -> &str {
@@ -162,6 +181,42 @@ impl PostgresStore {
             .await
             .map_err(self.err(format!("delete {collection}/{id} of tenant {tenant}")))?;
         Ok(n > 0)
+    }
+
+    /// Applies every write in one statement: all or none.
+    pub(crate) async fn write_all(&self, tenant: i64, writes: Vec<Write>) -> Result<(), StoreError> {
+        let count = writes.len();
+        let (mut del_c, mut del_i) = (Vec::new(), Vec::new());
+        let (mut put_c, mut put_i, mut put_b) = (Vec::new(), Vec::new(), Vec::new());
+        for w in writes {
+            match w.body {
+                Some(body) => {
+                    put_c.push(w.collection);
+                    put_i.push(w.id);
+                    put_b.push(body);
+                }
+                None => {
+                    del_c.push(w.collection);
+                    del_i.push(w.id);
+                }
+            }
+        }
+        let i = &self.inner;
+        i.client
+            .execute(&i.write_all, &[&tenant, &del_c, &del_i, &put_c, &put_i, &put_b])
+            .await
+            .map_err(self.err(format!("write {count} document(s) of tenant {tenant}")))?;
+        Ok(())
+    }
+
+    pub(crate) async fn ids(&self, tenant: i64, collection: &str) -> Result<Vec<String>, StoreError> {
+        let i = &self.inner;
+        let rows = i
+            .client
+            .query(&i.ids, &[&tenant, &collection])
+            .await
+            .map_err(self.err(format!("list ids of {collection} of tenant {tenant}")))?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 }
 

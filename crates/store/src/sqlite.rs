@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{Row, StoreError, SCHEMA_VERSION};
+use crate::{Row, StoreError, Write, SCHEMA_VERSION};
 
 /// How long a statement waits for another connection (another process) to release its lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +34,7 @@ const GET: &str = "SELECT body FROM documents WHERE tenant_id = ?1 AND collectio
 const LIST: &str = "SELECT id, body FROM documents WHERE tenant_id = ?1 AND collection = ?2 ORDER BY id";
 const LIST_ALL: &str = "SELECT tenant_id, id, body FROM documents WHERE collection = ?1 ORDER BY tenant_id, id";
 const DELETE: &str = "DELETE FROM documents WHERE tenant_id = ?1 AND collection = ?2 AND id = ?3";
+const IDS: &str = "SELECT id FROM documents WHERE tenant_id = ?1 AND collection = ?2 ORDER BY id";
 
 /// The SQLite back end of [`Store`](crate::Store); cheap to clone.
 #[derive(Clone)]
@@ -119,6 +120,37 @@ impl SqliteStore {
         let (c, i) = (collection.to_owned(), id.to_owned());
         self.with(format!("delete {collection}/{id} of tenant {tenant}"), move |conn| {
             Ok(conn.prepare_cached(DELETE)?.execute(params![tenant, c, i])? > 0)
+        })
+        .await
+    }
+
+    /// Applies every write in one transaction: all or none.
+    pub(crate) async fn write_all(&self, tenant: i64, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.with(format!("write {} document(s) of tenant {tenant}", writes.len()), move |conn| {
+            // The connection is this call's alone (behind the mutex), so a plain transaction is safe.
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut put = tx.prepare_cached(PUT)?;
+                let mut delete = tx.prepare_cached(DELETE)?;
+                for w in writes {
+                    match w.body {
+                        Some(body) => put.execute(params![tenant, w.collection, w.id, body])?,
+                        None => delete.execute(params![tenant, w.collection, w.id])?,
+                    };
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The ids of a tenant's documents in one collection, without their bodies.
+    pub(crate) async fn ids(&self, tenant: i64, collection: &str) -> Result<Vec<String>, StoreError> {
+        let c = collection.to_owned();
+        self.with(format!("list ids of {collection} of tenant {tenant}"), move |conn| {
+            let mut stmt = conn.prepare_cached(IDS)?;
+            let rows = stmt.query_map(params![tenant, c], |r| r.get(0))?;
+            rows.collect()
         })
         .await
     }

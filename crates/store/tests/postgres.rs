@@ -218,3 +218,20 @@ async fn postgres_errors_hide_password() {
         assert!(msg.contains("invalid PostgreSQL URL postgres") && !msg.contains("s3cret-pw"), "{msg}");
     }
 }
+
+#[tokio::test]
+async fn postgres_topology_per_cluster() {
+    let Some(server) = server_url() else { return };
+    let schema = TestSchema::create(&server).await;
+    let store = Store::open(&schema.url()).await.unwrap();
+    common::topology_per_cluster(&store).await;
+    common::batch_writes(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_topology_migration() {
+    let Some(server) = server_url() else { return };
+    let schema = TestSchema::create(&server).await;
+    let store = Store::open(&schema.url()).await.unwrap();
+    common::topology_migration(&store).await;
+}

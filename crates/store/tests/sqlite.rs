@@ -204,3 +204,22 @@ async fn sqlite_concurrent_writers_and_two_handles_on_one_file() {
         assert_eq!(all[39]["id"], "m39");
     }
 }
+
+#[tokio::test]
+async fn sqlite_topology_per_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::topology_per_cluster(&store).await;
+    common::batch_writes(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_topology_migration_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::topology_migration(&store).await;
+    let expected = store.load_topology().await.unwrap();
+    drop(store);
+    let reopened = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    assert_eq!(reopened.load_topology().await.unwrap(), expected);
+}

@@ -271,3 +271,119 @@ pub fn write_in_child_process(url: &str) {
     assert!(output.status.success(), "child failed ({}):\n{stdout}\n{stderr}", output.status);
     assert!(stdout.contains(CHILD_DONE), "child did not run the writer:\n{stdout}\n{stderr}");
 }
+
+/// A topology of `services` × `clusters` per service, each cluster with `members` members.
+pub fn topology_of(services: usize, clusters: usize, members: usize) -> Topology {
+    let mut t = Topology::default();
+    let template = topology();
+    for s in 0..services {
+        let mut service = template.services["php"].clone();
+        service.service_name = format!("svc{s}");
+        service.clusters.clear();
+        for c in 0..clusters {
+            let mut cluster = template.services["php"].clusters["shop.web.php"].clone();
+            cluster.cluster_id = format!("app.c{s}-{c}");
+            cluster.service_name = service.service_name.clone();
+            let one = cluster.members.values().next().unwrap().clone();
+            cluster.members = (0..members)
+                .map(|m| {
+                    let mut member = one.clone();
+                    member.member_id = format!("{}.{m:012x}", cluster.cluster_id);
+                    member.cluster_id = cluster.cluster_id.clone();
+                    member.service_name = service.service_name.clone();
+                    (member.member_id.clone(), member)
+                })
+                .collect();
+            service.clusters.insert(cluster.cluster_id.clone(), cluster);
+        }
+        t.services.insert(service.service_name.clone(), service);
+    }
+    t
+}
+
+/// The topology is stored one document per cluster (and per service); saving changes
+/// writes only the clusters named, deletes removed ones, and a reload assembles it.
+pub async fn topology_per_cluster(store: &Store) {
+    let mut t = topology_of(2, 3, 4);
+    store.save_topology(&t).await.unwrap();
+    assert_eq!(store.load_topology().await.unwrap(), t, "saved whole, loaded whole");
+    assert_eq!(store.list(SUPER_TENANT, "topology-cluster").await.unwrap().len(), 6, "one document per cluster");
+    let services = store.list(SUPER_TENANT, "topology-service").await.unwrap();
+    assert_eq!(services.len(), 2, "one document per service");
+    assert!(services[0].get("clusters").is_none(), "a service's document leaves its clusters out: {}", services[0]);
+
+    // A marker in a cluster's stored document that the next save must leave alone.
+    let untouched = "app.c0-1";
+    let mut marked = t.cluster(untouched).unwrap().clone();
+    marked.error = Some("marker: not rewritten".into());
+    store.put(SUPER_TENANT, "topology-cluster", untouched, &serde_json::to_value(&marked).unwrap()).await.unwrap();
+
+    // One member activated in c0-0; svc1 loses all its clusters, and so goes.
+    let mut changes = stratos_store::TopologyChanges::default();
+    let m = t.cluster_mut("app.c0-0").unwrap().members.values_mut().next().unwrap();
+    m.status = MemberStatus::Starting;
+    changes.clusters.insert("app.c0-0".into());
+    for id in t.services["svc1"].clusters.keys() {
+        changes.clusters.insert(id.clone());
+    }
+    t.services.remove("svc1");
+    changes.services.insert("svc1".into());
+    store.save_topology_changes(&t, &changes).await.unwrap();
+
+    let mut expected = t.clone();
+    *expected.cluster_mut(untouched).unwrap() = marked;
+    assert_eq!(store.load_topology().await.unwrap(), expected, "only the changed clusters were written");
+    assert_eq!(store.list(SUPER_TENANT, "topology-cluster").await.unwrap().len(), 3, "removed clusters deleted");
+    assert_eq!(store.list(SUPER_TENANT, "topology-service").await.unwrap().len(), 1, "removed service deleted");
+
+    // Nothing to save is no write at all.
+    store.save_topology_changes(&t, &Default::default()).await.unwrap();
+    // A whole save replaces everything, marker included.
+    store.save_topology(&t).await.unwrap();
+    assert_eq!(store.load_topology().await.unwrap(), t);
+}
+
+/// A topology an earlier build saved as one document is read as it is, then moved
+/// into per-cluster documents once; it wins over per-cluster rows found beside it.
+pub async fn topology_migration(store: &Store) {
+    let stale = topology_of(1, 2, 1);
+    store.save_topology(&stale).await.unwrap();
+    let legacy = topology_of(2, 2, 3);
+    let mut legacy = legacy;
+    legacy.services.get_mut("svc0").unwrap().clusters.remove("app.c0-1");
+    store.put(SUPER_TENANT, "topology", "current", &serde_json::to_value(&legacy).unwrap()).await.unwrap();
+
+    assert_eq!(store.load_topology().await.unwrap(), legacy, "the whole document is read before migration");
+    assert!(store.migrate_topology().await.unwrap(), "there was a document to migrate");
+    assert_eq!(store.get(SUPER_TENANT, "topology", "current").await.unwrap(), None, "the whole document is gone");
+    assert_eq!(store.load_topology().await.unwrap(), legacy, "migrated intact");
+    let ids: Vec<String> = store
+        .list(SUPER_TENANT, "topology-cluster")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v["clusterId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["app.c0-0", "app.c1-0", "app.c1-1"], "a stale cluster row was dropped");
+    assert!(!store.migrate_topology().await.unwrap(), "nothing left to migrate");
+    assert_eq!(store.load_topology().await.unwrap(), legacy);
+}
+
+/// A batch writes and deletes together.
+pub async fn batch_writes(store: &Store) {
+    let t = 31;
+    store.put(t, "thing", "old", &json!({"n": 0})).await.unwrap();
+    let writes = vec![
+        ("thing".to_owned(), "a".to_owned(), Some(json!({"n": 1}))),
+        ("thing".to_owned(), "b".to_owned(), Some(json!({"n": 2}))),
+        ("other".to_owned(), "a".to_owned(), Some(json!({"n": 3}))),
+        ("thing".to_owned(), "old".to_owned(), None),
+        ("thing".to_owned(), "never-was".to_owned(), None),
+    ];
+    store.write_batch(t, writes).await.unwrap();
+    assert_eq!(store.list(t, "thing").await.unwrap(), vec![json!({"n": 1}), json!({"n": 2})]);
+    assert_eq!(store.list(t, "other").await.unwrap(), vec![json!({"n": 3})]);
+    store.write_batch(t, vec![("thing".into(), "a".into(), Some(json!({"n": 10})))]).await.unwrap();
+    assert_eq!(store.get(t, "thing", "a").await.unwrap(), Some(json!({"n": 10})), "a batch replaces");
+    store.write_batch(t, vec![]).await.unwrap();
+}
