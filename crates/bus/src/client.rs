@@ -179,9 +179,14 @@ async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<
                 info!(broker = %url, "reconnected to the event bus");
                 if !ack.session_present {
                     let filters: Vec<String> = routes.lock().unwrap().iter().map(|r| r.filter.clone()).collect();
-                    for f in filters {
-                        let _ = client.subscribe(f, QoS::AtLeastOnce).await;
-                    }
+                    // From another task: with the request queue full of publishes, waiting
+                    // here for room would stop the very loop that empties it (a deadlock).
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        for f in filters {
+                            let _ = client.subscribe(f, QoS::AtLeastOnce).await;
+                        }
+                    });
                 }
             }
             Ok(_) => {}

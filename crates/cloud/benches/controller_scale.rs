@@ -153,6 +153,14 @@ async fn wait_until_stored(store: &Store, members: usize, deadline: Instant) -> 
 }
 
 fn main() {
+    // Warnings (a lost bus connection, a failed save) explain a slow run; RUST_LOG for more.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
     println!(
