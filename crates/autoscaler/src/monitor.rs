@@ -150,6 +150,10 @@ async fn roll_up_statuses(
 struct Monitors {
     /// (tenant, application id) → its tree.
     applications: HashMap<(i64, String), ApplicationMonitor>,
+    /// Each cluster's status as the controller last announced it. It wins over the
+    /// stored topology, which the controller writes a little after it announces, so
+    /// that a look at the store between the two cannot flip a monitor back.
+    heard: HashMap<String, MonitorStatus>,
 }
 
 impl Monitors {
@@ -170,8 +174,11 @@ impl Monitors {
             view.insert(cluster_id.as_str(), *status);
             views.push(view.clone());
         }
-        // Last, the topology as it is.
-        views.push(HashMap::new());
+        // Without announcements, the topology as it is. (After them, their last view:
+        // the events are newer than the store, which the controller writes a little later.)
+        if views.is_empty() {
+            views.push(HashMap::new());
+        }
         let mut seen = Vec::new();
         for deployment in deployments {
             let key = (deployment.tenant_id, deployment.application_id.clone());
@@ -190,8 +197,10 @@ impl Monitors {
             let terminating = deployment.status == DeploymentStatus::Undeploying;
             let mut changes = Vec::new();
             for view in &views {
+                let heard = &self.heard;
                 let leaf = |id: &str| {
                     view.get(id)
+                        .or_else(|| heard.get(id))
                         .copied()
                         .unwrap_or_else(|| groups::cluster_status(topology.cluster(id).map(|c| c.status)))
                 };
@@ -208,9 +217,21 @@ impl Monitors {
                     .map_err(|e| e.to_string())?;
             }
         }
+        self.heard.extend(announced.iter().map(|(id, status)| (id.clone(), *status)));
+        // Clusters no deployment names any more are forgotten.
+        let deployed: std::collections::HashSet<&str> =
+            deployments.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.as_str())).collect();
+        self.heard.retain(|id, _| deployed.contains(id.as_str()));
         // Undeployed: the controller deleted the deployment; its monitors go too.
         let gone: Vec<(i64, String)> = self.applications.keys().filter(|k| !seen.contains(k)).cloned().collect();
         for (tenant, application_id) in gone {
+            // Undeployed between two looks: it still went through terminating.
+            if let Some(monitor) = self.applications.get_mut(&(tenant, application_id.clone())) {
+                let leaf = |id: &str| groups::cluster_status(topology.cluster(id).map(|c| c.status));
+                for change in monitor.update(&leaf, true) {
+                    announce(bus, monitor, &change).await;
+                }
+            }
             self.applications.remove(&(tenant, application_id.clone()));
             info!(%application_id, "application monitor removed");
             store.delete(tenant, APPLICATION_STATUS, &application_id).await.map_err(|e| e.to_string())?;

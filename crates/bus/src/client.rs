@@ -88,6 +88,9 @@ impl Bus {
         options.set_keep_alive(Duration::from_secs(15));
         options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
         options.set_clean_session(true);
+        // QoS 1 publishes wait for the broker's acknowledgement; with rumqttc's default
+        // window of 100 a busy controller was held to a few thousand events per second.
+        options.set_inflight(1000);
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
 
         // The first poll performs the connection, so a bad address fails here, clearly.

@@ -24,6 +24,9 @@ use tracing::{debug, error, info, warn};
 use crate::driver::{Driver, Instance, InstanceState, MemberSpec, PortSpec};
 use stratos_model::placement::{Placement, Slot};
 
+/// The longest pause between reconciles that a slow reconcile may impose.
+const MAX_RECONCILE_PAUSE: Duration = Duration::from_secs(10);
+
 /// Most often the topology's changes are saved.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
@@ -189,18 +192,26 @@ impl CloudController {
         let mut tick = tokio::time::interval(self.config.reconcile_interval);
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut reconcile_wanted, mut next_reconcile) = (false, Instant::now());
         loop {
             tokio::select! {
                 Some(event) = status.recv() => self.on_instance_event(event).await,
-                Some(_) = apps.recv() => self.reconcile().await,
+                Some(_) = apps.recv() => reconcile_wanted = true,
                 Some(AnyEvent::MemberFaultEvent(fault)) = faults.recv() => {
                     // A member that stopped reporting is replaced, like one whose process died.
                     let reason = format!("faulty: {}", fault.reason);
                     warn!(member_id = %fault.member.member_id, %reason, "replacing a faulty member");
                     self.terminate(&fault.member.cluster_id, &fault.member.member_id, &reason).await;
                 }
-                _ = tick.tick() => self.reconcile().await,
+                _ = tick.tick() => reconcile_wanted = true,
                 _ = flush_tick.tick() => {}
+            }
+            // A reconcile of a large topology takes a while; agents' events are handled
+            // for at least twice as long before the next, so that they never starve.
+            if reconcile_wanted && Instant::now() >= next_reconcile {
+                reconcile_wanted = false;
+                let took = self.reconcile().await;
+                next_reconcile = Instant::now() + (took * 2).min(MAX_RECONCILE_PAUSE);
             }
             // Bursts of agent events are written and announced together: the
             // per-member events went out already; the snapshot can lag a little.
@@ -473,7 +484,7 @@ impl CloudController {
     }
 
     /// Compares desired with actual state and acts on every difference.
-    pub async fn reconcile(&mut self) {
+    pub async fn reconcile(&mut self) -> Duration {
         let started = Instant::now();
         self.reconcile_once().await;
         let took = started.elapsed();
@@ -483,9 +494,11 @@ impl CloudController {
         } else {
             debug!(?took, "reconciled");
         }
+        took
     }
 
     async fn reconcile_once(&mut self) {
+        let mut phases = Phases::start();
         let deployments = match self.store.list_all_tenants("deployment").await {
             Ok(rows) => rows
                 .into_iter()
@@ -506,11 +519,14 @@ impl CloudController {
         let deployments = self.deployments.clone();
         // Definitions and sizes may have changed since the last reconcile.
         self.tenant_inputs.clear();
+        phases.done("read deployments");
         let instances = self.list_instances().await;
+        phases.done("list instances");
         self.collect_gone_members(&instances).await;
         self.terminate_orphans(&instances).await;
         self.take_down().await;
         self.expire_pending_and_draining().await;
+        phases.done("check members");
         for deployment in deployments.iter() {
             match deployment.status {
                 DeploymentStatus::Deployed => self.converge(deployment).await,
@@ -518,7 +534,13 @@ impl CloudController {
             }
         }
         self.remove_clusters_without_deployment(&deployments).await;
+        phases.done("converge");
+        let launched = self.to_launch.len();
         self.launch_recorded().await;
+        phases.done("launch");
+        if phases.total() > Duration::from_secs(1) {
+            info!(launched, phases = %phases, "slow reconcile phases");
+        }
     }
 
     /// Starts the members this reconcile recorded, after one write of them all: a
@@ -1075,4 +1097,37 @@ fn new_member_id(cluster_id: &str) -> String {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
     format!("{cluster_id}.{:012x}", x & 0xFFFF_FFFF_FFFF)
+}
+
+/// How long each step of a reconcile took, for the log of a slow one.
+struct Phases {
+    started: Instant,
+    last: Instant,
+    took: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        let now = Instant::now();
+        Phases { started: now, last: now, took: Vec::new() }
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.took.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn total(&self) -> Duration {
+        self.last - self.started
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (phase, took)) in self.took.iter().enumerate() {
+            write!(f, "{}{phase} {} ms", if i == 0 { "" } else { ", " }, took.as_millis())?;
+        }
+        Ok(())
+    }
 }

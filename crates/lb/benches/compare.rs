@@ -12,6 +12,8 @@
 //! the proxy's CPU time (utime + stime of its process tree, from /proc, over the run)
 //! and its peak RSS (VmHWM, summed over its processes) are measured. Skipped when wrk
 //! is not installed. STRATOS_BENCH_ONLY=built-in (or nginx, haproxy) runs one proxy only.
+//! The proxies take turns for STRATOS_BENCH_ROUNDS rounds (3) and the table shows each
+//! figure's median, since this machine's speed drifts by ±15% between runs.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -308,36 +310,49 @@ async fn compare() {
     // Comparing variants of one proxy is quicker without the others.
     let only = std::env::var("STRATOS_BENCH_ONLY").ok();
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
-    let mut rows = Vec::new();
-    if wanted("built-in") {
-        let lb = ChildGuard(
-            Command::new(&me).env(ROLE, "lb").env("BROKER", broker.url()).env("RUST_LOG", "off").spawn().unwrap(),
-        );
-        wait_routed(proxy_port).await;
-        let pid = lb.0.id();
-        tokio::task::block_in_place(|| measure("built-in", pid, proxy_port, seconds, &mut rows));
-    }
-    for (name, kind) in [("nginx", Kind::Nginx), ("haproxy", Kind::Haproxy)] {
-        if !wanted(name) {
-            continue;
+    // This machine's speed drifts between runs: the proxies take turns, round after
+    // round, and each figure is the median over the rounds.
+    let rounds: usize = std::env::var("STRATOS_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let mut all = Vec::new();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        if wanted("built-in") {
+            let lb = ChildGuard(
+                Command::new(&me).env(ROLE, "lb").env("BROKER", broker.url()).env("RUST_LOG", "off").spawn().unwrap(),
+            );
+            wait_routed(proxy_port).await;
+            let pid = lb.0.id();
+            tokio::task::block_in_place(|| measure("built-in", pid, proxy_port, seconds, &mut all));
+            drop(lb);
+            wait_closed(proxy_port);
         }
-        if !kind.default_binary().exists() {
-            println!("compare: {name} is not installed, left out (apt-get install -y {name})");
-            continue;
+        for (name, kind) in [("nginx", Kind::Nginx), ("haproxy", Kind::Haproxy)] {
+            if !wanted(name) {
+                continue;
+            }
+            if !kind.default_binary().exists() {
+                if round == 1 {
+                    println!("compare: {name} is not installed, left out (apt-get install -y {name})");
+                }
+                continue;
+            }
+            let run_dir = std::env::temp_dir().join(format!("stratos-bench-{name}-{}", std::process::id()));
+            let ext_bus = Bus::connect(&broker.url(), &format!("bench-{name}-{round}")).await.unwrap();
+            let ext = extension::start(ext_bus, ExtensionConfig::new(kind, &run_dir)).await.unwrap();
+            wait_routed(proxy_port).await;
+            let pid = ext.proxy_pid().unwrap();
+            tokio::task::block_in_place(|| measure(name, pid, proxy_port, seconds, &mut all));
+            ext.stop().await;
+            let _ = std::fs::remove_dir_all(PathBuf::from(&run_dir));
+            wait_closed(proxy_port);
         }
-        let run_dir = std::env::temp_dir().join(format!("stratos-bench-{name}-{}", std::process::id()));
-        let ext_bus = Bus::connect(&broker.url(), &format!("bench-{name}")).await.unwrap();
-        let ext = extension::start(ext_bus, ExtensionConfig::new(kind, &run_dir)).await.unwrap();
-        wait_routed(proxy_port).await;
-        let pid = ext.proxy_pid().unwrap();
-        tokio::task::block_in_place(|| measure(name, pid, proxy_port, seconds, &mut rows));
-        ext.stop().await;
-        let _ = std::fs::remove_dir_all(PathBuf::from(&run_dir));
     }
+    let rows = medians(&all);
 
     println!();
     println!(
-        "{BACKENDS} backends, one cluster; wrk -t2 --latency, keep-alive, {seconds} s per row; {} CPUs",
+        "{BACKENDS} backends, one cluster; wrk -t2 --latency, keep-alive, {seconds} s per row; {} CPUs; \
+         median of {rounds} round(s) taken in turns",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(
@@ -357,5 +372,45 @@ async fn compare() {
             if r.requests > 0 { r.cpu_s * 1e6 / r.requests as f64 } else { 0.0 },
             r.rss_mib
         );
+    }
+}
+
+/// Per proxy and connection count, in order of first appearance: the median of each
+/// figure over the rounds (each figure on its own, so a row may mix rounds).
+fn medians(all: &[Row]) -> Vec<Row> {
+    let mut keys: Vec<(&'static str, u32)> = Vec::new();
+    for r in all {
+        if !keys.contains(&(r.proxy, r.connections)) {
+            keys.push((r.proxy, r.connections));
+        }
+    }
+    keys.into_iter()
+        .map(|(proxy, connections)| {
+            let runs: Vec<&Row> = all.iter().filter(|r| r.proxy == proxy && r.connections == connections).collect();
+            let median = |f: &dyn Fn(&Row) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            Row {
+                proxy,
+                connections,
+                requests_per_sec: median(&|r| r.requests_per_sec),
+                p50_ms: median(&|r| r.p50_ms),
+                p99_ms: median(&|r| r.p99_ms),
+                errors: runs.iter().map(|r| r.errors).sum(),
+                requests: median(&|r| r.requests as f64) as u64,
+                cpu_s: median(&|r| r.cpu_s),
+                rss_mib: median(&|r| r.rss_mib),
+            }
+        })
+        .collect()
+}
+
+/// Waits until nothing listens on `port` any more (the proxy of the last turn is gone).
+fn wait_closed(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while StdStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
