@@ -8,7 +8,7 @@ pub mod groups;
 mod monitor;
 
 pub use decision::{decide, predict, Action, Decision, FactorStats, Inputs, ScaleDownCounter, Thresholds, Vote};
-pub use monitor::{run, AutoscalerConfig, HISTORY_LENGTH};
+pub use monitor::{run, run_timed, AutoscalerConfig, HISTORY_LENGTH};
 
 /// Factor names, as the health processing publishes them.
 pub const REQUESTS_IN_FLIGHT: &str = "requests-in-flight";

@@ -59,6 +59,17 @@ struct Observed {
 }
 
 pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(), String> {
+    run_timed(store, bus, config, Default::default()).await
+}
+
+/// [`run`], recording how long each evaluation cycle (every cluster of every
+/// deployed application) takes in `cycles`.
+pub async fn run_timed(
+    store: Store,
+    bus: Bus,
+    config: AutoscalerConfig,
+    cycles: std::sync::Arc<stratos_model::DurationStats>,
+) -> Result<(), String> {
     let mut summaries = bus.subscribe("summarized-health-stats/#").await.map_err(|e| e.to_string())?;
     // Cluster status changes roll up through the group monitors at once, not at the next interval.
     let mut cluster_status = bus.subscribe("cluster/status/#").await.map_err(|e| e.to_string())?;
@@ -101,8 +112,16 @@ pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(),
                 }
             }
             _ = tick.tick() => {
+                let started = std::time::Instant::now();
                 if let Err(e) = evaluate_all(&store, &bus, &config, &observed, &mut counters, &mut monitors).await {
                     error!(error = %e, "evaluation failed");
+                }
+                let took = started.elapsed();
+                cycles.record(took);
+                if took > config.interval / 2 {
+                    info!(?took, "slow evaluation cycle: half the interval or more");
+                } else {
+                    debug!(?took, "evaluation cycle");
                 }
             }
         }

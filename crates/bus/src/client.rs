@@ -60,6 +60,11 @@ impl Subscription {
         self.rx.recv().await
     }
 
+    /// An event already received, if any, without waiting.
+    pub fn try_recv(&mut self) -> Option<AnyEvent> {
+        self.rx.try_recv().ok()
+    }
+
     /// Waits up to `timeout` for an event `pick` accepts, skipping the others.
     pub async fn wait_for<T>(&mut self, timeout: Duration, mut pick: impl FnMut(AnyEvent) -> Option<T>) -> Option<T> {
         tokio::time::timeout(timeout, async {

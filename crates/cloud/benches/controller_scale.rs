@@ -6,6 +6,11 @@
 //! the store would cost as much as what is measured; the end is checked in the store.
 //!
 //! `cargo bench -p stratos-cloud --bench controller_scale [-- 1000 10000]`
+//!
+//! With STRATOS_BENCH_AUTOSCALER=1 the health service and the autoscaler run in the
+//! same process too: members report load every 15 s, the autoscaler evaluates every
+//! 10 s, and once all members are active the run goes on for three more evaluation
+//! cycles; their mean and longest duration are printed as well.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -61,10 +66,21 @@ async fn run(members: usize) {
     let driver = SimulatedDriver::start(
         Bus::connect(&broker.url(), "sim").await.unwrap(),
         Duration::from_millis(100),
-        Duration::from_secs(3600),
+        if full_stack() { Duration::from_secs(15) } else { Duration::from_secs(3600) },
         SimulatedDriver::constant(10.0, 10.0),
     )
     .await;
+    let cycles = Arc::new(stratos_model::DurationStats::default());
+    if full_stack() {
+        let policy = json!({"id": "as", "loadThresholds": {"loadAverage": {"threshold": 80}}});
+        store.put(SUPER_TENANT, Kind::AutoscalingPolicy.name(), "as", &policy).await.unwrap();
+        let health = stratos_health::HealthConfig::default();
+        tokio::spawn(stratos_health::run(Bus::connect(&broker.url(), "health").await.unwrap(), health));
+        let autoscaler =
+            stratos_autoscaler::AutoscalerConfig { interval: Duration::from_secs(10), ..Default::default() };
+        let bus = Bus::connect(&broker.url(), "autoscaler").await.unwrap();
+        tokio::spawn(stratos_autoscaler::run_timed(store.clone(), bus, autoscaler, cycles.clone()));
+    }
     let mut config = ControllerConfig::new(broker.url());
     config.reconcile_interval = Duration::from_millis(500);
     let controller = CloudController::new(
@@ -136,12 +152,29 @@ async fn run(members: usize) {
         }
     }
     let elapsed = started.elapsed();
+    if full_stack() {
+        // Three evaluation cycles of the whole population.
+        let from = cycles.count();
+        while cycles.count() < from + 3 && Instant::now() < deadline + Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     if stored == 0 {
         // Timed out: how far it got.
         stored = wait_until_stored(&store, members, Instant::now()).await;
     }
+    let evaluation = if full_stack() {
+        format!(
+            "{:>11.1} {:>11.1} {:>7}",
+            cycles.mean().as_secs_f64() * 1000.0,
+            cycles.max().as_secs_f64() * 1000.0,
+            cycles.count()
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{members:>9} {clusters:>9} {:>12} {:>15.1} {:>11.1} {:>11.1} {:>10} {:>15.1}",
+        "{members:>9} {clusters:>9} {:>12} {:>15.1} {:>11.1} {:>11.1} {:>10} {:>15.1} {evaluation}",
         format!("{stored}/{members}"),
         elapsed.as_secs_f64(),
         stats.mean().as_secs_f64() * 1000.0,
@@ -175,12 +208,20 @@ fn main() {
         .try_init();
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
+    let (evaluation, evaluation_units) = if full_stack() {
+        (
+            format!("{:>11} {:>11} {:>7}", "evaluation", "longest", "cycles"),
+            format!("{:>11} {:>11}", "mean (ms)", "(ms)"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     println!(
-        "{:>9} {:>9} {:>12} {:>15} {:>11} {:>11} {:>10} {:>15}",
+        "{:>9} {:>9} {:>12} {:>15} {:>11} {:>11} {:>10} {:>15} {evaluation}",
         "members", "clusters", "active", "all active (s)", "reconcile", "longest", "reconciles", "peak RSS (MiB)"
     );
     println!(
-        "{:>9} {:>9} {:>12} {:>15} {:>11} {:>11} {:>10} {:>15}",
+        "{:>9} {:>9} {:>12} {:>15} {:>11} {:>11} {:>10} {:>15} {evaluation_units}",
         "", "", "(stored)", "", "mean (ms)", "(ms)", "", ""
     );
     for members in sizes {
@@ -189,4 +230,9 @@ fn main() {
         runtime.block_on(run(members));
         runtime.shutdown_background();
     }
+}
+
+/// STRATOS_BENCH_AUTOSCALER=1: the health service and the autoscaler run too.
+fn full_stack() -> bool {
+    std::env::var("STRATOS_BENCH_AUTOSCALER").is_ok_and(|v| v == "1")
 }

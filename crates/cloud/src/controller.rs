@@ -37,38 +37,8 @@ const SNAPSHOT_EVERY_PER_MEMBER: Duration = Duration::from_micros(100);
 /// The snapshot is never older than this, however large the topology.
 const SNAPSHOT_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 
-/// How long a reconcile takes, for benchmarks and diagnostics.
-#[derive(Debug, Default)]
-pub struct ReconcileStats {
-    count: AtomicU64,
-    total_micros: AtomicU64,
-    max_micros: AtomicU64,
-}
-
-impl ReconcileStats {
-    fn record(&self, took: Duration) {
-        let micros = took.as_micros() as u64;
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.total_micros.fetch_add(micros, Ordering::Relaxed);
-        self.max_micros.fetch_max(micros, Ordering::Relaxed);
-    }
-
-    /// Reconciles run so far.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Their mean duration.
-    pub fn mean(&self) -> Duration {
-        let count = self.count().max(1);
-        Duration::from_micros(self.total_micros.load(Ordering::Relaxed) / count)
-    }
-
-    /// The longest one.
-    pub fn max(&self) -> Duration {
-        Duration::from_micros(self.max_micros.load(Ordering::Relaxed))
-    }
-}
+/// How long reconciles take, for benchmarks and diagnostics.
+pub type ReconcileStats = stratos_model::DurationStats;
 
 /// How long the complete snapshot of a topology of `members` may lag behind.
 fn snapshot_interval(members: usize) -> Duration {
@@ -1086,7 +1056,6 @@ impl CloudController {
 
 /// `<cluster>.<12 hex digits>`: unique across restarts of this and other processes.
 fn new_member_id(cluster_id: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let mut x = (nanos as u64)

@@ -57,6 +57,15 @@ impl HealthState {
         entry.last_heard = entry.last_heard.max(now);
     }
 
+    /// A member the topology snapshot lists as serving: watched from `now` on if it
+    /// is new here. Unlike its activation, a snapshot says nothing about whether it
+    /// still reports, so a known member's silence goes on counting.
+    pub fn member_known(&mut self, member: MemberRef, now: f64) {
+        if !self.members.contains_key(&member.member_id) {
+            self.member_activated(member, now);
+        }
+    }
+
     /// A member left (terminated, draining): forget it.
     pub fn member_gone(&mut self, member_id: &str) {
         self.members.remove(member_id);
@@ -128,19 +137,52 @@ impl HealthState {
     }
 
     /// Members silent for longer than the fault delay; each is reported once.
-    pub fn faults(&mut self, now: f64) -> Vec<MemberFaultEvent> {
-        let mut out = Vec::new();
-        for m in self.members.values() {
-            let silent = now - m.last_heard;
-            if silent > self.fault_after && self.faulted.insert(m.member.member_id.clone()) {
-                out.push(MemberFaultEvent {
-                    member: m.member.clone(),
-                    reason: format!("no health statistics for {silent:.0} s"),
-                });
-            }
+    ///
+    /// When many fall silent at once (more than [`MASS_SILENCE_MIN`] and more than a
+    /// fifth of all members), none is reported; the bus or this service is far likelier at fault than
+    /// the members: replacing them all would turn an observer's trouble into an
+    /// outage (Kubernetes stops evicting from a mostly unready zone for the same
+    /// reason). They are held and looked at again at the next call; members whose
+    /// process or instance is gone are still replaced by the controller, which sees
+    /// that from its driver's listing.
+    pub fn faults(&mut self, now: f64) -> Faults {
+        let silent: Vec<(&MemberHealth, f64)> = self
+            .members
+            .values()
+            .map(|m| (m, now - m.last_heard))
+            .filter(|(m, silent)| *silent > self.fault_after && !self.faulted.contains(&m.member.member_id))
+            .collect();
+        if silent.len() > MASS_SILENCE_MIN && silent.len() * 5 > self.members.len() {
+            return Faults { events: Vec::new(), held: silent.len() };
         }
-        out
+        // And at most a fiftieth of all members per call: silence that spreads a
+        // little at a time (an observer falling behind) is not replaced wholesale
+        // before the hold above sees it.
+        let limit = MASS_SILENCE_MIN.max(self.members.len() / 50);
+        let held = silent.len().saturating_sub(limit);
+        let events: Vec<MemberFaultEvent> = silent
+            .into_iter()
+            .take(limit)
+            .map(|(m, silent)| MemberFaultEvent {
+                member: m.member.clone(),
+                reason: format!("no health statistics for {silent:.0} s"),
+            })
+            .collect();
+        self.faulted.extend(events.iter().map(|f| f.member.member_id.clone()));
+        Faults { events, held }
     }
+}
+
+/// Fewer silent members than this are always reported, however small the platform.
+pub const MASS_SILENCE_MIN: usize = 10;
+
+/// What [`HealthState::faults`] found.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Members to report as faulty.
+    pub events: Vec<MemberFaultEvent>,
+    /// Silent members not reported (yet), because too many are silent at once.
+    pub held: usize,
 }
 
 fn event(
@@ -209,13 +251,63 @@ mod tests {
         let mut h = HealthState::new(60.0, 60.0);
         h.member_activated(member("quiet", "c"), 0.0);
         h.member_stats(member("chatty", "c"), 0.0, Some(1.0), Some(1.0));
-        assert!(h.faults(59.0).is_empty());
+        assert!(h.faults(59.0).events.is_empty());
         h.member_stats(member("chatty", "c"), 50.0, Some(1.0), Some(1.0));
-        let faults = h.faults(61.0);
+        let faults = h.faults(61.0).events;
         assert_eq!(faults.len(), 1);
         assert_eq!(faults[0].member.member_id, "quiet");
-        assert!(h.faults(100.0).iter().all(|f| f.member.member_id != "quiet"), "reported once");
+        assert!(h.faults(100.0).events.iter().all(|f| f.member.member_id != "quiet"), "reported once");
         h.member_gone("chatty");
-        assert!(h.faults(1000.0).is_empty());
+        assert!(h.faults(1000.0).events.is_empty());
+    }
+
+    #[test]
+    fn mass_silence_is_held_not_reported() {
+        let mut h = HealthState::new(60.0, 60.0);
+        for i in 0..50 {
+            h.member_stats(member(&format!("m{i}"), "c"), 0.0, Some(1.0), Some(1.0));
+        }
+        // Ten of fifty go quiet: reported.
+        for i in 10..50 {
+            h.member_stats(member(&format!("m{i}"), "c"), 50.0, Some(1.0), Some(1.0));
+        }
+        let faults = h.faults(61.0);
+        assert_eq!((faults.events.len(), faults.held), (10, 0));
+        // All the others at once (40 of 50): held, and held again while it lasts.
+        let faults = h.faults(200.0);
+        assert_eq!((faults.events.len(), faults.held), (0, 40));
+        assert_eq!(h.faults(210.0).held, 40);
+        // Most report again: the few still silent are reported.
+        for i in 10..45 {
+            h.member_stats(member(&format!("m{i}"), "c"), 215.0, Some(1.0), Some(1.0));
+        }
+        let faults = h.faults(220.0);
+        assert_eq!((faults.events.len(), faults.held), (5, 0));
+    }
+
+    #[test]
+    fn a_snapshot_does_not_count_as_hearing_from_a_member() {
+        let mut h = HealthState::new(60.0, 60.0);
+        h.member_activated(member("quiet", "c"), 0.0);
+        h.member_known(member("quiet", "c"), 50.0);
+        h.member_known(member("new", "c"), 50.0);
+        let faults = h.faults(61.0).events;
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults[0].member.member_id, "quiet");
+    }
+
+    #[test]
+    fn faults_are_reported_a_fiftieth_of_the_members_at_a_time() {
+        let mut h = HealthState::new(60.0, 60.0);
+        for i in 0..1000 {
+            h.member_stats(member(&format!("m{i}"), "c"), 0.0, Some(1.0), Some(1.0));
+        }
+        for i in 100..1000 {
+            h.member_stats(member(&format!("m{i}"), "c"), 50.0, Some(1.0), Some(1.0));
+        }
+        // 100 of 1,000 silent (under a fifth): 20 per call.
+        let faults = h.faults(61.0);
+        assert_eq!((faults.events.len(), faults.held), (20, 80));
+        assert_eq!(h.faults(62.0).events.len(), 20);
     }
 }

@@ -18,6 +18,7 @@ pub mod placement;
 mod problems;
 mod property;
 mod tenant;
+mod timings;
 pub mod topology;
 
 pub use application::*;
@@ -33,6 +34,7 @@ pub use parse::{parse, parse_valid, Format};
 pub use problems::{Problem, Problems};
 pub use property::{property, Property};
 pub use tenant::Tenant;
+pub use timings::DurationStats;
 
 /// The tenant that owns platform-wide definitions (Apache Stratos' super tenant id).
 pub const SUPER_TENANT: i64 = -1234;
