@@ -138,15 +138,22 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Every deployment in the store, deployed or undeploying.
-async fn load_deployments(store: &Store) -> Result<Vec<Deployment>, String> {
-    Ok(store
+/// Every deployment in the store (deployed or undeploying) and the topology, which
+/// is not read when nothing is deployed.
+async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Topology), String> {
+    let deployments: Vec<Deployment> = store
         .list_all_tenants("deployment")
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter_map(|(_, v)| serde_json::from_value(v).ok())
-        .collect())
+        .collect();
+    let topology = if deployments.is_empty() {
+        Topology::default()
+    } else {
+        store.load_topology().await.map_err(|e| e.to_string())?
+    };
+    Ok((deployments, topology))
 }
 
 async fn roll_up_statuses(
@@ -155,12 +162,7 @@ async fn roll_up_statuses(
     monitors: &mut Monitors,
     announced: &[(String, MonitorStatus)],
 ) -> Result<(), String> {
-    let deployments = load_deployments(store).await?;
-    let topology = if deployments.is_empty() {
-        Topology::default()
-    } else {
-        store.load_topology().await.map_err(|e| e.to_string())?
-    };
+    let (deployments, topology) = load_deployments(store).await?;
     monitors.update(store, bus, &deployments, &topology, announced).await
 }
 
@@ -308,11 +310,7 @@ async fn evaluate_all(
     counters: &mut HashMap<String, ScaleDownCounter>,
     monitors: &mut Monitors,
 ) -> Result<(), String> {
-    let all = load_deployments(store).await?;
-    if all.is_empty() {
-        return monitors.update(store, bus, &all, &Topology::default(), &[]).await;
-    }
-    let topology = store.load_topology().await.map_err(|e| e.to_string())?;
+    let (all, topology) = load_deployments(store).await?;
     monitors.update(store, bus, &all, &topology, &[]).await?;
     let mut definitions: HashMap<i64, Definitions> = HashMap::new();
     for deployment in all.into_iter().filter(|d| d.status == DeploymentStatus::Deployed) {

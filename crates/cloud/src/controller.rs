@@ -290,11 +290,11 @@ impl CloudController {
             }
             AnyEvent::InstanceStartFailedEvent(e) => {
                 warn!(member_id = %e.member.member_id, error = %e.error, "member failed to start");
-                self.record_failure(
+                self.member_failed(
                     &e.member.cluster_id,
+                    &e.member.member_id,
                     format!("member {} failed to start: {}", e.member.member_id, e.error),
                 );
-                self.avoid_partition_of(&e.member.cluster_id, &e.member.member_id);
                 self.terminate(&e.member.cluster_id, &e.member.member_id, &format!("start failed: {}", e.error)).await;
             }
             _ => {}
@@ -332,9 +332,16 @@ impl CloudController {
         }
     }
 
-    /// After `record_failure` for a member (still in the topology): the retry goes
-    /// to another partition, for one back-off period past the retry, or until a
-    /// member of the cluster activates (which clears its failures).
+    /// A member (still in the topology) failed to start or activate: the cluster backs
+    /// off, and its retry goes to another partition.
+    fn member_failed(&mut self, cluster_id: &str, member_id: &str, error: String) {
+        self.record_failure(cluster_id, error);
+        self.avoid_partition_of(cluster_id, member_id);
+    }
+
+    /// After `record_failure` for a member: the retry goes to another partition, for
+    /// one back-off period past the retry, or until a member of the cluster activates
+    /// (which clears its failures).
     fn avoid_partition_of(&mut self, cluster_id: &str, member_id: &str) {
         let Some(m) = self.topology.cluster(cluster_id).and_then(|c| c.members.get(member_id)) else { return };
         let slot = (m.network_partition_id.clone(), m.partition_id.clone());
@@ -455,20 +462,20 @@ impl CloudController {
 
     /// Compares desired with actual state and acts on every difference.
     pub async fn reconcile(&mut self) -> Duration {
-        let started = Instant::now();
-        self.reconcile_once().await;
-        let took = started.elapsed();
+        let mut phases = Phases::start();
+        let launched = self.reconcile_once(&mut phases).await;
+        let took = phases.elapsed();
         self.stats.record(took);
         if took > Duration::from_secs(1) {
-            info!(?took, members = self.topology.members().count(), "slow reconcile");
+            info!(?took, members = self.topology.members().count(), launched, phases = %phases, "slow reconcile");
         } else {
             debug!(?took, "reconciled");
         }
         took
     }
 
-    async fn reconcile_once(&mut self) {
-        let mut phases = Phases::start();
+    /// Returns how many members it started.
+    async fn reconcile_once(&mut self, phases: &mut Phases) -> usize {
         let deployments = match self.store.list_all_tenants("deployment").await {
             Ok(rows) => rows
                 .into_iter()
@@ -482,7 +489,7 @@ impl CloudController {
                 .collect::<Vec<_>>(),
             Err(e) => {
                 error!(error = %e, "cannot read deployments; skipping this reconcile");
-                return;
+                return 0;
             }
         };
         self.deployments = Arc::new(deployments);
@@ -508,9 +515,7 @@ impl CloudController {
         let launched = self.to_launch.len();
         self.launch_recorded().await;
         phases.done("launch");
-        if phases.total() > Duration::from_secs(1) {
-            info!(launched, phases = %phases, "slow reconcile phases");
-        }
+        launched
     }
 
     /// Starts the members this reconcile recorded, after one write of them all: a
@@ -565,11 +570,11 @@ impl CloudController {
             .collect();
         for (m, reason) in gone {
             if m.status < MemberStatus::Active && !self.draining.contains_key(&m.member_id) {
-                self.record_failure(
+                self.member_failed(
                     &m.cluster_id,
+                    &m.member_id,
                     format!("member {} stopped before activating: {reason}", m.member_id),
                 );
-                self.avoid_partition_of(&m.cluster_id, &m.member_id);
             }
             // Let the driver clean up what is left (the record, a stopped container).
             if let Some(driver) = self.driver_of(&m) {
@@ -630,8 +635,7 @@ impl CloudController {
                 "member {member_id} did not activate within {}s (its ports never answered)",
                 self.config.activation_timeout.as_secs()
             );
-            self.record_failure(&cluster_id, reason.clone());
-            self.avoid_partition_of(&cluster_id, &member_id);
+            self.member_failed(&cluster_id, &member_id, reason.clone());
             self.terminate(&cluster_id, &member_id, &reason).await;
         }
         for (cluster_id, member_id) in drained {
@@ -956,8 +960,7 @@ impl CloudController {
                 true
             }
             Err(e) => {
-                self.record_failure(&member.cluster_id, e.to_string());
-                self.avoid_partition_of(&member.cluster_id, &member.member_id);
+                self.member_failed(&member.cluster_id, &member.member_id, e.to_string());
                 self.forget(&member, &e.to_string()).await;
                 false
             }
@@ -1071,6 +1074,7 @@ fn new_member_id(cluster_id: &str) -> String {
 /// How long each step of a reconcile took, for the log of a slow one.
 struct Phases {
     started: Instant,
+    /// When the last phase ended.
     last: Instant,
     took: Vec<(&'static str, Duration)>,
 }
@@ -1087,8 +1091,9 @@ impl Phases {
         self.last = now;
     }
 
-    fn total(&self) -> Duration {
-        self.last - self.started
+    /// Since the start, whichever phase the reconcile got to.
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 }
 
