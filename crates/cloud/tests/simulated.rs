@@ -183,17 +183,7 @@ async fn load_scales_out_to_the_required_size_and_back_in_one_member_at_a_time()
         fault_after: Duration::from_secs(60),
     };
     tokio::spawn(stratos_health::run(health_bus, health));
-    let autoscaler = stratos_autoscaler::AutoscalerConfig {
-        interval: Duration::from_millis(600),
-        scale_down_after: 3,
-        use_prediction: false,
-        freshness: Duration::from_secs(2),
-    };
-    tokio::spawn(stratos_autoscaler::run(
-        w.store.clone(),
-        Bus::connect(&w.broker.url(), "as").await.unwrap(),
-        autoscaler,
-    ));
+    start_autoscaler(&w, Duration::from_millis(600)).await;
     deploy(&w.store, 2, 6).await;
     wait_for(&w.store, Duration::from_secs(20), "min members", |n, _, _| n == 2).await;
 
@@ -348,11 +338,11 @@ fn status_change(e: AnyEvent) -> Option<String> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_and_application_monitors_roll_up_and_announce_their_status() {
-    let w = world(1, 1, 5).await;
+/// The autoscaler on `w`'s store and broker, evaluating every `interval` without
+/// prediction; summaries older than 2 s do not vote.
+async fn start_autoscaler(w: &World, interval: Duration) {
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
-        interval: Duration::from_millis(400),
+        interval,
         scale_down_after: 3,
         use_prediction: false,
         freshness: Duration::from_secs(2),
@@ -362,6 +352,12 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
         Bus::connect(&w.broker.url(), "as").await.unwrap(),
         autoscaler,
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_and_application_monitors_roll_up_and_announce_their_status() {
+    let w = world(1, 1, 5).await;
+    start_autoscaler(&w, Duration::from_millis(400)).await;
     let watcher = Bus::connect(&w.broker.url(), "watcher").await.unwrap();
     let mut events = watcher.subscribe("application/#").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
