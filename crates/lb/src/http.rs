@@ -1,5 +1,8 @@
 //! The HTTP proxy: serves a client connection (HTTP/1.1, or h2c with prior knowledge)
 //! and forwards each request to a member of the cluster its host (or tenant path) names.
+//!
+//! HTTP/1.1 connections start on the forwarding path of [`crate::h1`]; hyper serves h2c
+//! and the HTTP/1 requests that path hands over.
 
 use std::cell::OnceCell;
 use std::convert::Infallible;
@@ -16,11 +19,12 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::balance::{choose, sticky_choice, sticky_member, sticky_set_cookie, Candidate};
+use crate::h1::{self, Rewind};
 use crate::pool::{self, Conn};
 use crate::routing::{normalized_host, Upstream};
 use crate::stats::InFlight;
@@ -29,13 +33,13 @@ use crate::Shared;
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What the requests of one client connection share.
-struct Downstream {
-    shared: Arc<Shared>,
-    /// The worker serving the connection: its requests use that worker's pool.
-    worker: usize,
-    port: u16,
+pub(crate) struct Downstream {
+    pub shared: Arc<Shared>,
+    /// The worker serving the connection: its requests use that worker's pools.
+    pub worker: usize,
+    pub port: u16,
     /// The client's address as `X-Forwarded-For` names it, made once per connection.
-    forwarded_for: Option<HeaderValue>,
+    pub forwarded_for: Option<HeaderValue>,
 }
 
 /// Serves one client connection on proxy port `port`, on worker `worker`.
@@ -49,19 +53,34 @@ pub(crate) async fn serve(shared: Arc<Shared>, worker: usize, port: u16, stream:
     let max_header_bytes = shared.config.max_header_bytes.max(1024);
     let forwarded_for = HeaderValue::from_str(&peer.ip().to_canonical().to_string()).ok();
     let downstream = Arc::new(Downstream { shared: shared.clone(), worker, port, forwarded_for });
-    let io = TokioIo::new(stream);
     if h2 {
         let service = hyper::service::service_fn(move |req| handle(downstream.clone(), req));
         let result = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
-            .serve_connection(io, service)
+            .serve_connection(TokioIo::new(stream), service)
             .await;
         if let Err(e) = result {
             debug!(%peer, port, error = %e, "client connection ended with an error");
         }
         return;
     }
+    let mut stream = stream;
+    let Some(read) = h1::serve(&downstream, &mut stream).await else { return };
+    debug!(%peer, port, "a request for the general HTTP/1 path: hyper serves the connection from here");
+    serve_http1(downstream, Rewind::new(read, stream), peer).await;
+}
+
+/// Serves an HTTP/1 connection with hyper: requests the forwarding path in [`h1`] does
+/// not take (chunked or `Expect` bodies, upgrades, `CONNECT`, HTTP/1.0).
+async fn serve_http1<T>(downstream: Arc<Downstream>, io: T, peer: SocketAddr)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = downstream.shared.clone();
+    let port = downstream.port;
+    let header_timeout = (!shared.config.header_timeout.is_zero()).then_some(shared.config.header_timeout);
+    let max_header_bytes = shared.config.max_header_bytes.max(1024);
     // Boxed so that the connection can be polled without shutting it down and its
     // socket taken back: a head that times out half-read gets a 408 first.
     let service = hyper::service::service_fn(move |req| Box::pin(handle(downstream.clone(), req)));
@@ -71,11 +90,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, worker: usize, port: u16, stream:
         .max_header_size(max_header_bytes)
         // Room to read a head somewhat over the limit whole, so the 431 is not lost to a reset.
         .max_buf_size(max_header_bytes.saturating_add(64 * 1024).max(8192))
-        // Copy a response's head and body into one buffer rather than hand the kernel
-        // two: for the small responses typical of a proxy, cheaper (about 4% of the
-        // proxy's CPU time per request, measured).
         .writev(false)
-        .serve_connection(io, service);
+        .serve_connection(TokioIo::new(io), service);
     let result = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)).await;
     let parts = connection.into_parts();
     let mut stream = parts.io.into_inner();
@@ -92,7 +108,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, worker: usize, port: u16, stream:
 }
 
 /// Sent, as HAProxy does, when a request head does not arrive in time.
-fn request_timeout() -> Vec<u8> {
+pub(crate) fn request_timeout() -> Vec<u8> {
     let body = serde_json::json!({"error": "the request head did not arrive in time"}).to_string();
     format!(
         "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\

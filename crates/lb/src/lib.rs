@@ -6,9 +6,10 @@
 //!   atomically; listeners follow the table's proxy ports. Requests already routed keep
 //!   the table (and member) they started with, so a member leaving drains.
 //! - [`listeners`]: one accept loop per proxy port; each connection is served on one of
-//!   the [`workers`] (a thread per CPU) as HTTP ([`http`]: HTTP/1.1 or h2c, hyper, to
-//!   members over the worker's [`pool`] of keep-alive connections) or TCP ([`tcp`]:
-//!   `copy_bidirectional`).
+//!   the [`workers`] (a thread per CPU) as HTTP or TCP ([`tcp`]: `copy_bidirectional`).
+//!   HTTP/1.1 takes the forwarding path of [`h1`] (requests parsed in place and relayed
+//!   over plain keep-alive sockets to members); h2c, and HTTP/1 requests that path does
+//!   not take, go to hyper ([`http`], over the worker's [`pool`]).
 //! - [`checks`]: active TCP checks that eject members, and the in-flight counts
 //!   published as `health/InFlightRequestsEvent`.
 //! - Pure logic, unit-tested: [`routing`] (topology → table), [`balance`] (algorithms,
@@ -19,6 +20,7 @@
 pub mod balance;
 mod checks;
 pub mod extension;
+mod h1;
 mod http;
 mod listeners;
 mod pool;
@@ -122,6 +124,8 @@ pub(crate) struct Shared {
     /// Connections to members, one pool per worker (by index): a worker's requests use
     /// only connections it drives.
     pub pools: Vec<Arc<pool::Pool>>,
+    /// Plain keep-alive connections to members for [`h1`], one pool per worker.
+    pub member_pools: Vec<Arc<h1::MemberPool>>,
     /// Proxy port → the address its listener is bound to.
     pub bound: RwLock<BTreeMap<u16, SocketAddr>>,
     /// Bumped after every table swap and listener change.
@@ -171,6 +175,13 @@ pub async fn start(bus: Bus, config: LbConfig) -> anyhow::Result<Lb> {
         pools: (0..workers::workers().len())
             .map(|worker| {
                 let (pool, sweeper) = pool::Pool::new(config.connect_timeout);
+                workers::workers().spawn(worker, sweeper);
+                pool
+            })
+            .collect(),
+        member_pools: (0..workers::workers().len())
+            .map(|worker| {
+                let (pool, sweeper) = h1::MemberPool::new(config.connect_timeout);
                 workers::workers().spawn(worker, sweeper);
                 pool
             })
