@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use stratos_autoscaler::{decide, Action, FactorStats, Inputs, ScaleDownCounter, Thresholds};
 use stratos_bus::MemberRef;
-use stratos_health::{HealthState, LOAD_AVERAGE, MEMORY_CONSUMPTION, REQUESTS_IN_FLIGHT};
+use stratos_health::HealthState;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -59,21 +59,16 @@ fn main() {
             Thresholds { requests_in_flight: Some(80.0), load_average: Some(70.0), memory_consumption: Some(80.0) };
         let mut counters: Vec<ScaleDownCounter> = vec![ScaleDownCounter::default(); clusters];
         let started = Instant::now();
-        for s in summaries.iter().filter(|s| s.member_id.is_none()) {
+        for s in &summaries {
             let inputs = by_cluster.entry(s.cluster_id.as_str()).or_insert_with(|| Inputs {
                 min: 2,
                 max: 20,
                 current: 10,
                 ..Default::default()
             });
-            let stats =
-                FactorStats { average: s.average, gradient: s.gradient, second_derivative: s.second_derivative };
-            match s.factor.as_str() {
-                REQUESTS_IN_FLIGHT => inputs.requests_in_flight = Some(stats),
-                LOAD_AVERAGE => inputs.load_average = Some(stats),
-                MEMORY_CONSUMPTION => inputs.memory_consumption = Some(stats),
-                _ => {}
-            }
+            inputs.requests_in_flight = s.requests_in_flight.map(FactorStats::from);
+            inputs.load_average = s.load_average.map(FactorStats::from);
+            inputs.memory_consumption = s.memory_consumption.map(FactorStats::from);
         }
         let mut ups = 0;
         for (i, inputs) in by_cluster.values().enumerate() {

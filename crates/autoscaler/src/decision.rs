@@ -15,6 +15,12 @@ pub struct FactorStats {
     pub second_derivative: f64,
 }
 
+impl From<stratos_bus::events::FactorSummary> for FactorStats {
+    fn from(s: stratos_bus::events::FactorSummary) -> Self {
+        FactorStats { average: s.average, gradient: s.gradient, second_derivative: s.second_derivative }
+    }
+}
+
 /// What the cluster looks like to the autoscaler at one evaluation.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use stratos_bus::events::{
-    ApplicationActivatedEvent, ApplicationInactivatedEvent, ApplicationTerminatingEvent, GroupActivatedEvent,
-    GroupInactivatedEvent, GroupTerminatingEvent, ScalingDecisionEvent,
+    ApplicationActivatedEvent, ApplicationInactivatedEvent, ApplicationTerminatingEvent, ClusterHealthSummaryEvent,
+    FactorSummary, GroupActivatedEvent, GroupInactivatedEvent, GroupTerminatingEvent, ScalingDecisionEvent,
 };
 use stratos_bus::{now_millis, AnyEvent, Bus};
 use stratos_model::placement::{Placement, Slot};
@@ -50,12 +50,48 @@ impl Default for AutoscalerConfig {
 /// Decisions kept per cluster for `stratos cluster scaling-history`.
 pub const HISTORY_LENGTH: usize = 100;
 
+/// The latest health summary of every cluster, per network partition.
 #[derive(Default)]
 struct Observed {
-    /// (cluster, network partition, factor) → latest cluster summary and its time.
-    clusters: HashMap<(String, String, String), (FactorStats, u64)>,
-    /// member → latest load average.
-    member_load: HashMap<String, f64>,
+    /// cluster → network partition → its latest summary.
+    clusters: HashMap<String, HashMap<String, ClusterHealthSummaryEvent>>,
+}
+
+impl Observed {
+    fn take(&mut self, summary: ClusterHealthSummaryEvent) {
+        let partitions = self.clusters.entry(summary.cluster_id.clone()).or_default();
+        match partitions.get_mut(&summary.network_partition_id) {
+            Some(latest) => *latest = summary,
+            None => {
+                partitions.insert(summary.network_partition_id.clone(), summary);
+            }
+        }
+    }
+
+    /// The cluster's summaries no older than `oldest` (milliseconds since the epoch).
+    fn fresh(&self, cluster_id: &str, oldest: u64) -> impl Iterator<Item = &ClusterHealthSummaryEvent> {
+        self.clusters.get(cluster_id).into_iter().flat_map(|p| p.values()).filter(move |s| s.timestamp >= oldest)
+    }
+
+    /// A member's load average as its cluster's latest summary gives it.
+    fn member_load(&self, cluster_id: &str, member_id: &str) -> Option<f64> {
+        self.clusters
+            .get(cluster_id)?
+            .values()
+            .flat_map(|s| &s.members)
+            .find(|m| m.member_id == member_id)
+            .and_then(|m| m.load_average)
+            .map(|l| l.average)
+    }
+
+    /// Forgets summaries older than `oldest`: they no longer vote, and clusters that
+    /// went away would otherwise be kept for ever.
+    fn expire(&mut self, oldest: u64) {
+        self.clusters.retain(|_, partitions| {
+            partitions.retain(|_, s| s.timestamp >= oldest);
+            !partitions.is_empty()
+        });
+    }
 }
 
 pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(), String> {
@@ -85,14 +121,7 @@ pub async fn run_timed(
     info!(interval = ?config.interval, prediction = config.use_prediction, "autoscaler started");
     loop {
         tokio::select! {
-            Some(AnyEvent::HealthSummaryEvent(s)) = summaries.recv() => {
-                let stats = FactorStats { average: s.average, gradient: s.gradient, second_derivative: s.second_derivative };
-                match s.member_id {
-                    None => { observed.clusters.insert((s.cluster_id, s.network_partition_id, s.factor), (stats, s.timestamp)); }
-                    Some(member) if s.factor == crate::LOAD_AVERAGE => { observed.member_load.insert(member, s.average); }
-                    Some(_) => {}
-                }
-            }
+            Some(AnyEvent::ClusterHealthSummaryEvent(s)) = summaries.recv() => observed.take(s),
             Some(event) = cluster_status.recv() => {
                 let status = match event {
                     AnyEvent::ClusterStatusClusterActivatedEvent(e) => Some((e.cluster_id, MonitorStatus::Active)),
@@ -113,6 +142,7 @@ pub async fn run_timed(
             }
             _ = tick.tick() => {
                 let started = std::time::Instant::now();
+                observed.expire(oldest_fresh(&config));
                 if let Err(e) = evaluate_all(&store, &bus, &config, &observed, &mut counters, &mut monitors).await {
                     error!(error = %e, "evaluation failed");
                 }
@@ -380,14 +410,8 @@ fn inputs_for(
     observed: &Observed,
     config: &AutoscalerConfig,
 ) -> Inputs {
-    let oldest = now_millis().saturating_sub(config.freshness.as_millis() as u64);
-    let fresh = |factor: &str| -> Vec<FactorStats> {
-        observed
-            .clusters
-            .iter()
-            .filter(|((c, _, f), (_, t))| c == cluster_id && f == factor && *t >= oldest)
-            .map(|(_, (s, _))| *s)
-            .collect()
+    let fresh = |factor: fn(&ClusterHealthSummaryEvent) -> Option<FactorSummary>| -> Vec<FactorStats> {
+        observed.fresh(cluster_id, oldest_fresh(config)).filter_map(factor).map(FactorStats::from).collect()
     };
     // Requests in flight add up over network partitions; per-member loads average.
     let sum = |v: Vec<FactorStats>| -> Option<FactorStats> {
@@ -409,10 +433,15 @@ fn inputs_for(
         min,
         max,
         current,
-        requests_in_flight: sum(fresh(crate::REQUESTS_IN_FLIGHT)),
-        load_average: mean(fresh(crate::LOAD_AVERAGE)),
-        memory_consumption: mean(fresh(crate::MEMORY_CONSUMPTION)),
+        requests_in_flight: sum(fresh(|s| s.requests_in_flight)),
+        load_average: mean(fresh(|s| s.load_average)),
+        memory_consumption: mean(fresh(|s| s.memory_consumption)),
     }
+}
+
+/// Summaries older than this (milliseconds since the epoch) do not vote.
+fn oldest_fresh(config: &AutoscalerConfig) -> u64 {
+    now_millis().saturating_sub(config.freshness.as_millis() as u64)
 }
 
 type Plan<'a> = (&'a stratos_model::ClusterSpec, Vec<&'a Member>, Decision, Action);
@@ -487,7 +516,7 @@ fn least_loaded(
     live.iter()
         .filter(|m| (m.network_partition_id.clone(), m.partition_id.clone()) == slot)
         .min_by(|a, b| {
-            let load = |m: &Member| observed.member_load.get(&m.member_id).copied().unwrap_or(0.0);
+            let load = |m: &Member| observed.member_load(&spec.cluster_id, &m.member_id).unwrap_or(0.0);
             load(a).total_cmp(&load(b)).then(b.init_time.cmp(&a.init_time))
         })
         .map(|m| m.member_id.clone())
@@ -588,6 +617,65 @@ mod tests {
         };
         defs.applications.insert("app".into(), app);
         (defs, deployment)
+    }
+
+    fn live_member(id: &str, partition: &str) -> Member {
+        Member {
+            service_name: "c".into(),
+            cluster_id: "app.front".into(),
+            member_id: id.into(),
+            network_partition_id: "np".into(),
+            partition_id: partition.into(),
+            status: MemberStatus::Active,
+            default_private_ip: None,
+            default_public_ip: None,
+            ports: vec![],
+            init_time: 0,
+            properties: vec![],
+        }
+    }
+
+    #[test]
+    fn the_least_loaded_member_of_the_cluster_summary_is_removed() {
+        let (mut defs, mut deployment) = app_and_deployment(true);
+        let np = serde_json::json!({"id": "np", "provider": "simulated", "partitions": [{"id": "a"}, {"id": "b"}]});
+        defs.network_partitions.insert("np".into(), serde_json::from_value(np).unwrap());
+        defs.deployment_policies.insert(
+            "d".into(),
+            serde_json::from_value(serde_json::json!({"id": "d", "networkPartitions": [{"id": "np",
+                "partitionAlgo": "round-robin", "partitions": [{"id": "a", "partitionMax": 5}, {"id": "b", "partitionMax": 5}]}]}))
+            .unwrap(),
+        );
+        defs.application_policies.insert(
+            "p".into(),
+            serde_json::from_value(
+                serde_json::json!({"id": "p", "algorithm": "one-after-another", "networkPartitions": ["np"]}),
+            )
+            .unwrap(),
+        );
+        deployment.clusters.truncate(1);
+        let spec = &deployment.clusters[0];
+        // Members report their load; the health service summarises the cluster in one
+        // event, which is all the autoscaler hears of them.
+        let mut health = stratos_health::HealthState::new(60.0, 60.0);
+        let members = [("m1", "a", 50.0), ("m2", "a", 5.0), ("m3", "b", 30.0), ("m4", "b", 20.0)];
+        for (id, partition, load) in members {
+            let m = live_member(id, partition);
+            health.member_stats(stratos_bus::MemberRef::from(&m), 0.0, Some(load), Some(10.0));
+        }
+        let mut observed = Observed::default();
+        for summary in health.summaries(1.0, now_millis()) {
+            observed.take(summary);
+        }
+        let live: Vec<Member> = members.iter().map(|(id, partition, _)| live_member(id, partition)).collect();
+        let live: Vec<&Member> = live.iter().collect();
+        let victim = least_loaded(&deployment, spec, &live, &defs, &observed);
+        assert_eq!(victim.as_deref(), Some("m4"), "b empties first (round robin), and m4 is its least loaded");
+        // Its partition emptied, the least loaded of the other goes next.
+        let victim = least_loaded(&deployment, spec, &[live[0], live[1]], &defs, &observed);
+        assert_eq!(victim.as_deref(), Some("m2"));
+        let inputs = inputs_for(&spec.cluster_id, 1, 10, 4, &observed, &AutoscalerConfig::default());
+        assert_eq!(inputs.load_average.map(|l| l.average), Some(26.25), "the cluster's mean");
     }
 
     #[test]

@@ -174,15 +174,23 @@ events! {
         MemberFaultEvent { #[serde(flatten)] pub member: MemberRef, pub reason: String }
     }
     "summarized-health-stats" => {
-        /// Average, gradient and second derivative of one factor over a window.
-        HealthSummaryEvent {
+        /// Everything the health service concluded about one cluster in one network
+        /// partition over its window, once per interval: one message per cluster, not
+        /// one per member and factor, so that 100k members cost 10k messages.
+        ClusterHealthSummaryEvent {
             pub cluster_id: String,
             pub network_partition_id: String,
-            pub member_id: Option<String>,
-            pub factor: String,
-            pub average: f64,
-            pub gradient: f64,
-            pub second_derivative: f64,
+            /// Requests in flight as the load balancers report them for the cluster.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub requests_in_flight: Option<FactorSummary>,
+            /// The mean over the members that reported a load average.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub load_average: Option<FactorSummary>,
+            /// The mean over the members that reported their memory consumption.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub memory_consumption: Option<FactorSummary>,
+            /// Each member with statistics in the window.
+            pub members: Vec<MemberHealthSummary>,
             pub timestamp: u64,
         }
     }
@@ -210,6 +218,27 @@ events! {
             pub timestamp: u64,
         }
     }
+}
+
+/// Average, gradient (per second) and second derivative (per second²) of one
+/// factor over the health window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FactorSummary {
+    pub average: f64,
+    pub gradient: f64,
+    pub second_derivative: f64,
+}
+
+/// One member's factors inside its cluster's [`ClusterHealthSummaryEvent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberHealthSummary {
+    pub member_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<FactorSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_consumption: Option<FactorSummary>,
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every event.

@@ -10,7 +10,9 @@
 //! With STRATOS_BENCH_AUTOSCALER=1 the health service and the autoscaler run in the
 //! same process too: members report load every 15 s, the autoscaler evaluates every
 //! 10 s, and once all members are active the run goes on for three more evaluation
-//! cycles; their mean and longest duration are printed as well.
+//! cycles and at least 90 s; the cycles' mean and longest duration are printed as
+//! well, and how many members the health service reported faulty (members silent
+//! but held back as a mass silence are logged as warnings).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -94,6 +96,7 @@ async fn run(members: usize) {
     // Only what it counts: the complete topology snapshots are tens of MB at 100k.
     let mut events = watcher.subscribe("topology/MemberActivatedEvent").await.unwrap();
     let mut terminated = watcher.subscribe("topology/MemberTerminatedEvent").await.unwrap();
+    let mut faults = watcher.subscribe("health/MemberFaultEvent").await.unwrap();
     tokio::spawn(controller.run());
     // One application per 100 clusters, like many tenants' applications.
     let started = Instant::now();
@@ -153,10 +156,18 @@ async fn run(members: usize) {
     }
     let elapsed = started.elapsed();
     if full_stack() {
-        // Three evaluation cycles of the whole population.
+        // Three evaluation cycles of the whole population, and long enough for the
+        // health service to call a member that stopped reporting faulty.
         let from = cycles.count();
-        while cycles.count() < from + 3 && Instant::now() < deadline + Duration::from_secs(60) {
+        let settled = Instant::now() + STEADY;
+        while (cycles.count() < from + 3 || Instant::now() < settled) && Instant::now() < deadline + STEADY {
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut faulty = HashSet::new();
+    while let Some(e) = faults.try_recv() {
+        if let AnyEvent::MemberFaultEvent(f) = e {
+            faulty.insert(f.member.member_id);
         }
     }
     if stored == 0 {
@@ -165,10 +176,11 @@ async fn run(members: usize) {
     }
     let evaluation = if full_stack() {
         format!(
-            "{:>11.1} {:>11.1} {:>7}",
+            "{:>11.1} {:>11.1} {:>7} {:>7}",
             cycles.mean().as_secs_f64() * 1000.0,
             cycles.max().as_secs_f64() * 1000.0,
-            cycles.count()
+            cycles.count(),
+            faulty.len()
         )
     } else {
         String::new()
@@ -183,6 +195,11 @@ async fn run(members: usize) {
         rss_mib()
     );
 }
+
+/// How long the whole stack runs on once every member is active: over the health
+/// service's fault delay (60 s) and one interval, so that members it heard nothing
+/// from would be reported.
+const STEADY: Duration = Duration::from_secs(90);
 
 /// Active members in the store, once all of them are (the controller saves within
 /// a flush of the last activation), or at the deadline.
@@ -210,7 +227,7 @@ fn main() {
     let sizes = if sizes.is_empty() { vec![1_000, 10_000] } else { sizes };
     let (evaluation, evaluation_units) = if full_stack() {
         (
-            format!("{:>11} {:>11} {:>7}", "evaluation", "longest", "cycles"),
+            format!("{:>11} {:>11} {:>7} {:>7}", "evaluation", "longest", "cycles", "faulty"),
             format!("{:>11} {:>11}", "mean (ms)", "(ms)"),
         )
     } else {

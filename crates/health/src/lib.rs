@@ -5,10 +5,12 @@
 mod state;
 mod window;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use stratos_bus::events::{ClusterHealthSummaryEvent, MemberFaultEvent};
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, MemberRef};
-use tracing::{info, warn};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
 pub use state::{Faults, HealthState, LOAD_AVERAGE, MASS_SILENCE_MIN, MEMORY_CONSUMPTION, REQUESTS_IN_FLIGHT};
 pub use window::{Summary, Window};
@@ -37,22 +39,39 @@ fn secs(millis: u64) -> f64 {
     millis as f64 / 1000.0
 }
 
-/// Consumes `health/*` and member lifecycle events; publishes
-/// `summarized-health-stats/*` every interval and `health/MemberFaultEvent`s.
+/// Consumes `health/*` and member lifecycle events; publishes one
+/// `summarized-health-stats/ClusterHealthSummaryEvent` per cluster every interval,
+/// and `health/MemberFaultEvent`s.
 pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
     let mut health = bus.subscribe("health/#").await?;
     let mut topology = bus.subscribe("topology/#").await?;
     let mut state = HealthState::new(config.window.as_secs_f64(), config.fault_after.as_secs_f64());
     let mut tick = tokio::time::interval(config.interval);
+    // Publishing goes on in a task of its own: statistics keep being taken in while
+    // an interval's summaries wait for room on the bus.
+    let (outgoing, to_publish) = mpsc::channel::<Outgoing>(1);
+    tokio::spawn(publish(bus.clone(), to_publish));
     info!(window = ?config.window, interval = ?config.interval, "health-stat processing started");
     loop {
         tokio::select! {
-            Some(event) = health.recv() => take_stats(&mut state, event),
+            Some(event) = health.recv() => {
+                take_stats(&mut state, event);
+                // What else arrived meanwhile, in one go: at 100k members statistics
+                // come in thousands per second.
+                for _ in 0..INTAKE_BATCH {
+                    let Some(event) = health.try_recv() else { break };
+                    take_stats(&mut state, event);
+                }
+            }
             Some(event) = topology.recv() => match event {
                 AnyEvent::MemberActivatedEvent(e) => state.member_activated(e.member, secs(now_millis())),
                 AnyEvent::CompleteTopologyEvent(e) => {
+                    let now = secs(now_millis());
                     for m in e.topology.members().filter(|m| m.status.serves_traffic()) {
-                        state.member_known(MemberRef::from(m), secs(now_millis()));
+                        // Most are watched already: their names are not copied.
+                        if !state.watches(&m.member_id) {
+                            state.member_known(MemberRef::from(m), now);
+                        }
                     }
                 }
                 AnyEvent::MemberMaintenanceModeEvent(e) => state.member_gone(&e.member.member_id),
@@ -61,17 +80,16 @@ pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
                 _ => {}
             },
             _ = tick.tick() => {
+                let started = Instant::now();
                 // Statistics received but not yet taken in count first: a member is
                 // not silent because this service is behind.
+                let mut backlog = 0usize;
                 while let Some(event) = health.try_recv() {
                     take_stats(&mut state, event);
+                    backlog += 1;
                 }
                 let now = now_millis();
-                for summary in state.summaries(secs(now), now) {
-                    if let Err(e) = bus.publish(&summary).await {
-                        warn!(error = %e, "cannot publish a health summary");
-                    }
-                }
+                let summaries = state.summaries(secs(now), now);
                 let faults = state.faults(secs(now));
                 if faults.held > 0 {
                     warn!(
@@ -80,14 +98,49 @@ pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
                          this service is likelier at fault than they are)"
                     );
                 }
-                for fault in faults.events {
+                for fault in &faults.events {
                     warn!(member_id = %fault.member.member_id, reason = %fault.reason, "member fault");
-                    if let Err(e) = bus.publish(&fault).await {
-                        warn!(error = %e, "cannot publish a member fault");
-                    }
+                }
+                debug!(
+                    clusters = summaries.len(),
+                    faults = faults.events.len(),
+                    backlog,
+                    took = ?started.elapsed(),
+                    "health interval summarised"
+                );
+                let batch = Outgoing { summaries, faults: faults.events };
+                if let Err(mpsc::error::TrySendError::Full(batch)) = outgoing.try_send(batch) {
+                    warn!("the previous interval's summaries are still being published: intake waits for them");
+                    let _ = outgoing.send(batch).await;
                 }
             }
         }
+    }
+}
+
+/// Statistics taken in per wake-up before the other events get a turn.
+const INTAKE_BATCH: usize = 1024;
+
+/// What one interval publishes.
+struct Outgoing {
+    summaries: Vec<ClusterHealthSummaryEvent>,
+    faults: Vec<MemberFaultEvent>,
+}
+
+async fn publish(bus: Bus, mut batches: mpsc::Receiver<Outgoing>) {
+    while let Some(batch) = batches.recv().await {
+        let started = Instant::now();
+        for summary in &batch.summaries {
+            if let Err(e) = bus.publish(summary).await {
+                warn!(error = %e, cluster_id = %summary.cluster_id, "cannot publish a health summary");
+            }
+        }
+        for fault in &batch.faults {
+            if let Err(e) = bus.publish(fault).await {
+                warn!(error = %e, member_id = %fault.member.member_id, "cannot publish a member fault");
+            }
+        }
+        debug!(summaries = batch.summaries.len(), took = ?started.elapsed(), "health summaries published");
     }
 }
 

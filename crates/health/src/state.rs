@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use stratos_bus::events::{HealthSummaryEvent, MemberFaultEvent};
+use stratos_bus::events::{ClusterHealthSummaryEvent, FactorSummary, MemberFaultEvent, MemberHealthSummary};
 use stratos_bus::MemberRef;
 
 use crate::window::{Summary, Window};
@@ -61,9 +61,14 @@ impl HealthState {
     /// is new here. Unlike its activation, a snapshot says nothing about whether it
     /// still reports, so a known member's silence goes on counting.
     pub fn member_known(&mut self, member: MemberRef, now: f64) {
-        if !self.members.contains_key(&member.member_id) {
+        if !self.watches(&member.member_id) {
             self.member_activated(member, now);
         }
+    }
+
+    /// Whether the member is watched for silence (it was activated or reported).
+    pub fn watches(&self, member_id: &str) -> bool {
+        self.members.contains_key(member_id)
     }
 
     /// A member left (terminated, draining): forget it.
@@ -73,8 +78,21 @@ impl HealthState {
     }
 
     pub fn member_stats(&mut self, member: MemberRef, t: f64, load_average: Option<f64>, memory: Option<f64>) {
-        self.member_activated(member.clone(), t);
-        let m = self.members.get_mut(&member.member_id).expect("just inserted");
+        // Every member reports every interval: the one already watched is updated in
+        // place, without copying its names.
+        let m = match self.members.get_mut(&member.member_id) {
+            Some(m) => {
+                m.last_heard = m.last_heard.max(t);
+                if !self.faulted.is_empty() {
+                    self.faulted.remove(&member.member_id);
+                }
+                m
+            }
+            None => {
+                self.member_activated(member.clone(), t);
+                self.members.get_mut(&member.member_id).expect("just inserted")
+            }
+        };
         if let Some(v) = load_average {
             m.load_average.push(t, v);
         }
@@ -92,48 +110,64 @@ impl HealthState {
             .push(t, value);
     }
 
-    /// Summaries at `now`: per cluster for every factor with fresh data (load and
-    /// memory averaged over the cluster's members), and per member for load and memory.
-    pub fn summaries(&mut self, now: f64, timestamp: u64) -> Vec<HealthSummaryEvent> {
-        let mut out = Vec::new();
+    /// One summary per cluster and network partition at `now`: requests in flight as
+    /// the load balancers report them, load and memory averaged over the cluster's
+    /// members, and each member's own load and memory.
+    pub fn summaries(&mut self, now: f64, timestamp: u64) -> Vec<ClusterHealthSummaryEvent> {
+        for window in self.in_flight.values_mut() {
+            window.expire(now);
+        }
+        for m in self.members.values_mut() {
+            m.load_average.expire(now);
+            m.memory.expire(now);
+        }
+        // Borrowed names while grouping; each is copied once, into its event.
+        let mut clusters: BTreeMap<(&str, &str), ClusterHealthSummaryEvent> = BTreeMap::new();
+        let cluster = |cluster_id: &str, np: &str| -> ClusterHealthSummaryEvent {
+            ClusterHealthSummaryEvent {
+                cluster_id: cluster_id.to_string(),
+                network_partition_id: np.to_string(),
+                requests_in_flight: None,
+                load_average: None,
+                memory_consumption: None,
+                members: Vec::new(),
+                timestamp,
+            }
+        };
         // A load balancer reports every few seconds; a network partition it stopped
         // reporting (its last member left) must not keep voting with old samples.
         let stale_after = self.span / 4.0;
-        for ((cluster, np), window) in self.in_flight.iter_mut() {
-            window.expire(now);
+        for ((cluster_id, np), window) in &self.in_flight {
             if window.last_time().is_some_and(|t| now - t > stale_after) {
                 continue;
             }
             if let Some(s) = window.summary() {
-                out.push(event(cluster, np, None, REQUESTS_IN_FLIGHT, s, timestamp));
+                clusters
+                    .entry((cluster_id.as_str(), np.as_str()))
+                    .or_insert_with(|| cluster(cluster_id, np))
+                    .requests_in_flight = Some(factor(s));
             }
         }
-        let mut per_cluster: BTreeMap<(String, String, &'static str), Vec<Summary>> = BTreeMap::new();
-        for m in self.members.values_mut() {
-            for (factor, window) in [(LOAD_AVERAGE, &mut m.load_average), (MEMORY_CONSUMPTION, &mut m.memory)] {
-                window.expire(now);
-                if let Some(s) = window.summary() {
-                    let r = &m.member;
-                    out.push(event(&r.cluster_id, &r.network_partition_id, Some(&r.member_id), factor, s, timestamp));
-                    per_cluster
-                        .entry((r.cluster_id.clone(), r.network_partition_id.clone(), factor))
-                        .or_default()
-                        .push(s);
-                }
+        for m in self.members.values() {
+            let (load_average, memory) = (m.load_average.summary().map(factor), m.memory.summary().map(factor));
+            if load_average.is_none() && memory.is_none() {
+                continue;
             }
+            let r = &m.member;
+            clusters
+                .entry((r.cluster_id.as_str(), r.network_partition_id.as_str()))
+                .or_insert_with(|| cluster(&r.cluster_id, &r.network_partition_id))
+                .members
+                .push(MemberHealthSummary { member_id: r.member_id.clone(), load_average, memory_consumption: memory });
         }
-        for ((cluster, np, factor), summaries) in per_cluster {
-            let n = summaries.len() as f64;
-            let mean = |f: fn(&Summary) -> f64| summaries.iter().map(f).sum::<f64>() / n;
-            let s = Summary {
-                average: mean(|s| s.average),
-                gradient: mean(|s| s.gradient),
-                second_derivative: mean(|s| s.second_derivative),
-                samples: summaries.iter().map(|s| s.samples).sum(),
-            };
-            out.push(event(&cluster, &np, None, factor, s, timestamp));
-        }
-        out
+        clusters
+            .into_values()
+            .map(|mut c| {
+                c.load_average = mean(c.members.iter().filter_map(|m| m.load_average));
+                c.memory_consumption = mean(c.members.iter().filter_map(|m| m.memory_consumption));
+                c
+            })
+            .collect()
     }
 
     /// Members silent for longer than the fault delay; each is reported once.
@@ -185,24 +219,24 @@ pub struct Faults {
     pub held: usize,
 }
 
-fn event(
-    cluster: &str,
-    np: &str,
-    member: Option<&str>,
-    factor: &str,
-    s: Summary,
-    timestamp: u64,
-) -> HealthSummaryEvent {
-    HealthSummaryEvent {
-        cluster_id: cluster.to_string(),
-        network_partition_id: np.to_string(),
-        member_id: member.map(str::to_string),
-        factor: factor.to_string(),
-        average: s.average,
-        gradient: s.gradient,
-        second_derivative: s.second_derivative,
-        timestamp,
+fn factor(s: Summary) -> FactorSummary {
+    FactorSummary { average: s.average, gradient: s.gradient, second_derivative: s.second_derivative }
+}
+
+/// The mean of each of the summaries' figures; `None` without any.
+fn mean(summaries: impl Iterator<Item = FactorSummary>) -> Option<FactorSummary> {
+    let (mut sum, mut n) = (FactorSummary { average: 0.0, gradient: 0.0, second_derivative: 0.0 }, 0.0);
+    for s in summaries {
+        sum.average += s.average;
+        sum.gradient += s.gradient;
+        sum.second_derivative += s.second_derivative;
+        n += 1.0;
     }
+    (n > 0.0).then(|| FactorSummary {
+        average: sum.average / n,
+        gradient: sum.gradient / n,
+        second_derivative: sum.second_derivative / n,
+    })
 }
 
 #[cfg(test)]
@@ -220,16 +254,20 @@ mod tests {
     }
 
     #[test]
-    fn cluster_load_is_the_mean_of_its_members() {
+    fn one_summary_per_cluster_carries_its_mean_and_every_members_load() {
         let mut h = HealthState::new(60.0, 60.0);
         h.member_stats(member("a", "c"), 0.0, Some(20.0), Some(40.0));
         h.member_stats(member("b", "c"), 0.0, Some(60.0), None);
+        h.member_stats(member("x", "other"), 0.0, Some(5.0), Some(5.0));
         let s = h.summaries(1.0, 1000);
-        let cluster_load = s.iter().find(|e| e.member_id.is_none() && e.factor == LOAD_AVERAGE).unwrap();
-        assert_eq!(cluster_load.average, 40.0);
-        let cluster_mem = s.iter().find(|e| e.member_id.is_none() && e.factor == MEMORY_CONSUMPTION).unwrap();
-        assert_eq!(cluster_mem.average, 40.0, "only members that reported memory count");
-        assert_eq!(s.iter().filter(|e| e.member_id.as_deref() == Some("a")).count(), 2);
+        assert_eq!(s.len(), 2, "one per cluster");
+        let c = s.iter().find(|e| e.cluster_id == "c").unwrap();
+        assert_eq!(c.load_average.unwrap().average, 40.0);
+        assert_eq!(c.memory_consumption.unwrap().average, 40.0, "only members that reported memory count");
+        assert_eq!(c.requests_in_flight, None, "no load balancer reported");
+        let load = |id: &str| c.members.iter().find(|m| m.member_id == id).and_then(|m| m.load_average);
+        assert_eq!((load("a").unwrap().average, load("b").unwrap().average), (20.0, 60.0));
+        assert!(load("x").is_none(), "another cluster's member is not in it");
     }
 
     #[test]
@@ -239,11 +277,11 @@ mod tests {
             h.cluster_in_flight("c", "np1", t as f64 * 10.0, t as f64 * 10.0);
         }
         let s = h.summaries(30.0, 0);
-        let rif = s.iter().find(|e| e.factor == REQUESTS_IN_FLIGHT).unwrap();
+        let rif = s.iter().find_map(|e| e.requests_in_flight).unwrap();
         assert_eq!((rif.average, rif.gradient), (15.0, 1.0));
         // Once the reports stop for a quarter of the window, the factor stops voting.
-        assert!(h.summaries(46.0, 0).iter().all(|e| e.factor != REQUESTS_IN_FLIGHT));
-        assert!(h.summaries(200.0, 0).iter().all(|e| e.factor != REQUESTS_IN_FLIGHT));
+        assert!(h.summaries(46.0, 0).iter().all(|e| e.requests_in_flight.is_none()));
+        assert!(h.summaries(200.0, 0).iter().all(|e| e.requests_in_flight.is_none()));
     }
 
     #[test]

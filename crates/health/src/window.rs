@@ -65,13 +65,16 @@ impl Window {
             return None;
         }
         let average = self.samples.iter().map(|(_, v)| v).sum::<f64>() / n as f64;
-        let all: Vec<(f64, f64)> = self.samples.iter().copied().collect();
-        let slope = gradient(&all);
+        // By index, without copying the samples: this runs for every member and
+        // factor at every interval.
+        let at = |i: usize| self.samples[i];
+        let slope = gradient(at(0), at(n - 1));
         let second_derivative = if n >= 4 {
-            let (first, second) = all.split_at(n / 2);
+            // Halves [0, n/2) and [n/2, n).
+            let (first, second) = ((at(0), at(n / 2 - 1)), (at(n / 2), at(n - 1)));
             let dt = centre(second) - centre(first);
             if dt > 0.0 {
-                (gradient(second) - gradient(first)) / dt
+                (gradient(second.0, second.1) - gradient(first.0, first.1)) / dt
             } else {
                 0.0
             }
@@ -82,18 +85,17 @@ impl Window {
     }
 }
 
-fn gradient(samples: &[(f64, f64)]) -> f64 {
-    match (samples.first(), samples.last()) {
-        (Some((t0, v0)), Some((t1, v1))) if t1 > t0 => (v1 - v0) / (t1 - t0),
-        _ => 0.0,
+/// Change per second between two samples; 0 when they are not apart in time.
+fn gradient((t0, v0): (f64, f64), (t1, v1): (f64, f64)) -> f64 {
+    if t1 > t0 {
+        (v1 - v0) / (t1 - t0)
+    } else {
+        0.0
     }
 }
 
-fn centre(samples: &[(f64, f64)]) -> f64 {
-    match (samples.first(), samples.last()) {
-        (Some((t0, _)), Some((t1, _))) => (t0 + t1) / 2.0,
-        _ => 0.0,
-    }
+fn centre(((t0, _), (t1, _)): ((f64, f64), (f64, f64))) -> f64 {
+    (t0 + t1) / 2.0
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use stratos_bus::events::{InFlightRequestsEvent, MemberActivatedEvent, MemberHealthStatEvent};
 use stratos_bus::{now_millis, AnyEvent, Bus, EmbeddedBroker, MemberRef};
-use stratos_health::{HealthConfig, LOAD_AVERAGE, REQUESTS_IN_FLIGHT};
+use stratos_health::HealthConfig;
 
 fn member(id: &str) -> MemberRef {
     MemberRef {
@@ -56,23 +56,24 @@ async fn stats_become_summaries_and_silence_becomes_a_fault() {
         .await
         .unwrap();
 
-    let mut seen_load = None;
-    let mut seen_rif = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while (seen_load.is_none() || seen_rif.is_none()) && tokio::time::Instant::now() < deadline {
-        if let Ok(Some(AnyEvent::HealthSummaryEvent(e))) =
-            tokio::time::timeout(Duration::from_secs(1), out.recv()).await
-        {
-            if e.member_id.is_none() && e.factor == LOAD_AVERAGE {
-                seen_load = Some((e.average, e.gradient));
+    // One summary for the cluster, with the load balancer's figure, the cluster's
+    // mean and each member's own load (what the autoscaler picks a member to remove by).
+    let summary = out
+        .wait_for(Duration::from_secs(10), |e| match e {
+            AnyEvent::ClusterHealthSummaryEvent(s) if s.requests_in_flight.is_some() && s.load_average.is_some() => {
+                Some(s)
             }
-            if e.factor == REQUESTS_IN_FLIGHT {
-                seen_rif = Some(e.average);
-            }
-        }
-    }
-    assert_eq!(seen_load, Some((20.0, 10.0)), "average 20, rising 10 per second");
-    assert_eq!(seen_rif, Some(12.0));
+            _ => None,
+        })
+        .await
+        .expect("a cluster summary with load and requests in flight");
+    assert_eq!(summary.cluster_id, "app.web");
+    let load = summary.load_average.unwrap();
+    assert_eq!((load.average, load.gradient), (20.0, 10.0), "average 20, rising 10 per second");
+    assert_eq!(summary.requests_in_flight.unwrap().average, 12.0);
+    let busy = summary.members.iter().find(|m| m.member_id == "busy").expect("the member that reported");
+    assert_eq!(busy.load_average.unwrap().average, 20.0);
+    assert!(summary.members.iter().all(|m| m.member_id != "quiet"), "a member without statistics has no figures");
 
     let fault = faults
         .wait_for(Duration::from_secs(10), |e| match e {
