@@ -76,8 +76,11 @@ pub(crate) async fn serve(down: &Downstream, client: &mut TcpStream) -> Option<V
     loop {
         // Wait for a request head (or the rest of one).
         let deadline = (!header_timeout.is_zero()).then(|| tokio::time::Instant::now() + header_timeout);
+        // How much of the buffer has been looked at for the end of a head.
+        let mut scanned = 0;
         let prepared = loop {
-            if !buf.is_empty() {
+            // The first look parses at once: most heads come whole in one read.
+            if !buf.is_empty() && (scanned == 0 || head_may_end(&buf, scanned)) {
                 match read_request(down, &buf, max_head, &mut scratch.request) {
                     Step::Forward(prepared) => break prepared,
                     Step::NeedMore => {}
@@ -90,20 +93,22 @@ pub(crate) async fn serve(down: &Downstream, client: &mut TcpStream) -> Option<V
                         }
                         let consumed = buf.len().min(head_len_of(&buf));
                         buf.drain(..consumed);
+                        scanned = 0;
                         continue;
                     }
                 }
-                if buf.len() > max_head {
-                    let _ = client
-                        .write_all(&own_response(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            &head_too_large(max_head),
-                            true,
-                        ))
-                        .await;
-                    linger_close(client).await;
-                    return None;
-                }
+            }
+            scanned = buf.len();
+            if buf.len() > max_head {
+                let _ = client
+                    .write_all(&own_response(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        &head_too_large(max_head),
+                        true,
+                    ))
+                    .await;
+                linger_close(client).await;
+                return None;
             }
             buf.reserve(READ_CHUNK);
             let read = match deadline {
@@ -175,6 +180,15 @@ struct Prepared {
     head_method: bool,
     idempotent: bool,
     sticky: Option<String>,
+}
+
+/// Whether the bytes from `scanned` on (with the three before, where an end may
+/// straddle two reads) hold an empty line, without which no head is complete: a head
+/// arriving a few bytes at a time is not parsed again from its start after every read,
+/// which would cost time in the square of its length.
+fn head_may_end(buf: &[u8], scanned: usize) -> bool {
+    let tail = &buf[scanned.saturating_sub(3).min(buf.len())..];
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// Length of the (complete) request head at the start of `buf`.
@@ -845,6 +859,16 @@ mod tests {
             "HTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\nX-App: kept\r\n\
              Set-Cookie: STRATOS_STICKY=m1; Path=/; HttpOnly\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_head_is_parsed_again_only_once_it_may_have_ended() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Fed a byte at a time: only the last byte makes the empty line.
+        let looks: Vec<usize> = (1..=head.len()).filter(|&n| head_may_end(&head[..n], n - 1)).collect();
+        assert_eq!(looks, [head.len()]);
+        assert!(head_may_end(b"GET / HTTP/1.1\nHost: a\n\n", 20), "bare line feeds end a head too");
+        assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
     }
 
     #[test]
