@@ -42,6 +42,13 @@ pub struct Bus {
     client: AsyncClient,
     routes: Arc<Mutex<Vec<Route>>>,
     url: String,
+    /// Publishers take turns for the client's request queue. When it is full, each
+    /// publisher waiting on it directly is a waker in a list the queue scans on every
+    /// send it completes: 100,000 members reporting through one connection (the
+    /// simulated driver) spent the CPU in that scan and their statistics arrived
+    /// minutes late. Behind this lock, which queues its waiters in constant time,
+    /// at most one publisher waits on the request queue.
+    publishing: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct Route {
@@ -110,7 +117,7 @@ impl Bus {
         info!(broker = %url, client_id, "connected to the event bus");
         let routes = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(drive(eventloop, client.clone(), routes.clone(), url.to_string()));
-        Ok(Bus { client, routes, url: url.to_string() })
+        Ok(Bus { client, routes, url: url.to_string(), publishing: Default::default() })
     }
 
     pub fn url(&self) -> &str {
@@ -120,6 +127,7 @@ impl Bus {
     /// Publishes an event on its topic at QoS 1 (retained if the event type says so).
     pub async fn publish<E: Event>(&self, event: &E) -> Result<(), BusError> {
         let body = serde_json::to_vec(event)?;
+        let _turn = self.publishing.lock().await;
         self.client.publish(E::TOPIC, QoS::AtLeastOnce, E::RETAIN, body).await?;
         Ok(())
     }
@@ -127,6 +135,7 @@ impl Bus {
     /// Publishes any event.
     pub async fn publish_any(&self, event: &AnyEvent) -> Result<(), BusError> {
         let (topic, body, retain) = event.encode()?;
+        let _turn = self.publishing.lock().await;
         self.client.publish(topic, QoS::AtLeastOnce, retain, body).await?;
         Ok(())
     }

@@ -120,6 +120,45 @@ async fn late_joiners_get_the_latest_complete_topology() {
     }
 }
 
+/// Many tasks sharing one connection, as members of the simulated driver do: far
+/// more publishers than the request queue holds all get their events through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_from_many_tasks_sharing_a_connection_all_arrive() {
+    let broker = stratos_bus::EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let publisher = Bus::connect(&broker.url(), "many-publishers").await.unwrap();
+    let subscriber = Bus::connect(&broker.url(), "many-publishers-sub").await.unwrap();
+    let mut stats = subscriber.subscribe_to::<MemberHealthStatEvent>().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    const TASKS: usize = 5_000;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let bus = publisher.clone();
+            tokio::spawn(async move {
+                let stat = MemberHealthStatEvent {
+                    member: member(&format!("m{i}")),
+                    load_average: Some(i as f64),
+                    memory_consumption: None,
+                    timestamp: 0,
+                };
+                bus.publish(&stat).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < TASKS {
+        match tokio::time::timeout(WAIT, stats.recv()).await {
+            Ok(Some(AnyEvent::MemberHealthStatEvent(e))) => {
+                seen.insert(e.member.member_id);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), TASKS, "every member's statistics arrive once");
+}
+
 #[tokio::test]
 async fn a_malformed_message_does_not_stop_the_subscription() {
     let (brokers, _keep) = brokers::both();
