@@ -171,6 +171,11 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// Every deployment in the store (deployed or undeploying) and the topology, which
 /// is not read when nothing is deployed.
 async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Topology), String> {
+    // The topology first: the controller drains an undeployed application's clusters
+    // only after it has read the deployment as undeploying, so deployments read after
+    // the topology are never older than it (the other way round, a cluster drained
+    // for an undeploy could be read as merely inactive).
+    let topology = store.load_topology().await.map_err(|e| e.to_string())?;
     let deployments: Vec<Deployment> = store
         .list_all_tenants("deployment")
         .await
@@ -225,6 +230,14 @@ impl Monitors {
         if views.is_empty() {
             views.push(HashMap::new());
         }
+        // Before its first announcement in this batch, a cluster not heard of before
+        // counts as that first announced status, not as the stored topology: the store
+        // is newer than the announcements replayed, and mixing the two made monitors
+        // flap (down, up, down) on one status change.
+        let mut first_announced: HashMap<&str, MonitorStatus> = HashMap::new();
+        for (cluster_id, status) in announced {
+            first_announced.entry(cluster_id.as_str()).or_insert(*status);
+        }
         let mut seen = Vec::new();
         for deployment in deployments {
             let key = (deployment.tenant_id, deployment.application_id.clone());
@@ -247,6 +260,7 @@ impl Monitors {
                 let leaf = |id: &str| {
                     view.get(id)
                         .or_else(|| heard.get(id))
+                        .or_else(|| first_announced.get(id))
                         .copied()
                         .unwrap_or_else(|| groups::cluster_status(topology.cluster(id).map(|c| c.status)))
                 };
