@@ -82,8 +82,13 @@ fn config(listen: SocketAddr) -> Config {
         router: RouterConfig {
             max_connections: 10_010,
             max_outgoing_packet_count: 200,
-            max_segment_size: 100 * 1024 * 1024,
-            max_segment_count: 10,
+            // Each topic's log is kept in memory up to segments x size: 10 x 100 MiB
+            // let a 100k-member platform (statistics, member events, topology
+            // snapshots of tens of MB each) grow the broker by gigabytes. A subscriber
+            // that falls further behind than this skips ahead; subscribers here keep up
+            // within an interval. A larger message takes a segment of its own.
+            max_segment_size: 16 * 1024 * 1024,
+            max_segment_count: 4,
             ..Default::default()
         },
         v4: Some(HashMap::from([("stratos".to_string(), server)])),
