@@ -621,3 +621,67 @@ fn deploy_errors_are_4xx() {
     platform.ok(&["application-policy", "show", POLICY]);
     assert_eq!(status(&platform, APP)["status"], "deployed");
 }
+
+/// A member that takes its whole grace period to stop holds up nothing else: while the
+/// controller waits for it, a member of another application that dies is replaced.
+#[test]
+fn a_member_slow_to_stop_holds_up_nothing_else() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    add_definitions(&platform, sandbox.path());
+    let dir = sandbox.path();
+    // An app that never listens and ignores SIGTERM: its agent waits out its grace (10 s)
+    // before killing it, and the driver waits for the member's processes all that time.
+    let stubborn = json!(["sh", "-c", "trap '' TERM; exec sleep 600"]);
+    add(&platform, dir, "cartridge", cartridge("stubborn", json!({ "type": "local", "command": stubborn })));
+    add(
+        &platform,
+        dir,
+        "application",
+        json!({ "applicationId": "slow", "components": { "cartridges": [subscription("stubborn", "slow", 1, 1)] } }),
+    );
+    deploy(&platform);
+    let events = EventLog::topology(&platform);
+    let out = platform.cli(&["application", "deploy", "slow", "--policy", POLICY, "--no-wait"]);
+    assert!(out.success(), "{out}");
+    let started = events.wait_for(
+        Duration::from_secs(30),
+        "the stubborn member started",
+        |e| matches!(e, AnyEvent::MemberStartedEvent(s) if s.member.cluster_id == "slow.slow"),
+    );
+    let AnyEvent::MemberStartedEvent(started) = started else { unreachable!() };
+    let slow_member = started.member.member_id;
+
+    // Undeployed before it is active: the controller stops it at once, with SIGTERM.
+    let out = platform.cli(&["application", "undeploy", "slow", "--no-wait"]);
+    assert!(out.success(), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    let victim = member_list(&platform).into_iter().find(|m| m["clusterId"] == "two.web").map(|m| id(&m)).unwrap();
+    let pgid = member_processes(sandbox.path()).into_iter().find(|p| p.member_id == victim).map(|p| p.pgid).unwrap();
+    assert!(signal_group(pgid, "KILL"), "kill -KILL -- -{pgid}");
+    let killed_at = Instant::now();
+
+    let replaced = events.wait_for(
+        Duration::from_secs(30),
+        "a web member created after the kill",
+        |e| matches!(e, AnyEvent::MemberCreatedEvent(c) if c.member.cluster_id == "two.web"),
+    );
+    let AnyEvent::MemberCreatedEvent(replacement) = replaced else { unreachable!() };
+    let activated = |e: &AnyEvent| matches!(e, AnyEvent::MemberActivatedEvent(a) if a.member.member_id == replacement.member.member_id);
+    let slow_gone = |e: &AnyEvent| matches!(e, AnyEvent::MemberTerminatedEvent(t) if t.member.member_id == slow_member);
+    events.wait_for(Duration::from_secs(30), "the replacement active", activated);
+    eprintln!("the killed member's replacement was active {:?} after the kill", killed_at.elapsed());
+    events.wait_for(Duration::from_secs(30), "the stubborn member terminated", slow_gone);
+    eprintln!("the stubborn member was terminated {:?} after the kill", killed_at.elapsed());
+    let log = events.events();
+    let (replacement_at, slow_gone_at) =
+        (log.iter().position(activated).unwrap(), log.iter().position(slow_gone).unwrap());
+    assert!(
+        replacement_at < slow_gone_at,
+        "the replacement activated only after the stubborn member was stopped: the controller waited for it"
+    );
+    assert!(
+        member_processes(sandbox.path()).iter().all(|p| p.member_id != slow_member),
+        "the stubborn member outlived its termination"
+    );
+}

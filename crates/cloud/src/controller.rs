@@ -117,6 +117,19 @@ pub struct CloudController {
     takedown: Vec<(String, String)>,
     /// Members recorded in this reconcile, to start once the record is saved.
     to_launch: Vec<(Member, MemberSpec, Arc<dyn Driver>)>,
+    /// Members their driver is stopping, each in a task of its own: one that takes its
+    /// grace period to stop holds up nothing else. They stay in the topology until
+    /// their task reports on `stopped`.
+    terminating: std::collections::HashSet<String>,
+    stopped: (tokio::sync::mpsc::UnboundedSender<Stopped>, Option<tokio::sync::mpsc::UnboundedReceiver<Stopped>>),
+}
+
+/// A termination's outcome, from its task.
+struct Stopped {
+    cluster_id: String,
+    member_id: String,
+    reason: String,
+    result: Result<(), crate::driver::DriverError>,
 }
 
 impl CloudController {
@@ -140,6 +153,11 @@ impl CloudController {
             down: Default::default(),
             takedown: Vec::new(),
             to_launch: Vec::new(),
+            terminating: Default::default(),
+            stopped: {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
         }
     }
 
@@ -157,6 +175,7 @@ impl CloudController {
         let mut status = self.bus.subscribe("instance/status/#").await.map_err(|e| e.to_string())?;
         let mut apps = self.bus.subscribe("application/#").await.map_err(|e| e.to_string())?;
         let mut faults = self.bus.subscribe_to::<MemberFaultEvent>().await.map_err(|e| e.to_string())?;
+        let mut stopped = self.stopped.1.take().ok_or("the controller runs once")?;
         info!(members = self.topology.members().count(), "cloud controller started; adopting the stored topology");
         let mut last_flush = Instant::now();
         let mut tick = tokio::time::interval(self.config.reconcile_interval);
@@ -172,6 +191,11 @@ impl CloudController {
                     let reason = format!("faulty: {}", fault.reason);
                     warn!(member_id = %fault.member.member_id, %reason, "replacing a faulty member");
                     self.terminate(&fault.member.cluster_id, &fault.member.member_id, &reason).await;
+                }
+                Some(done) = stopped.recv() => {
+                    self.on_stopped(done).await;
+                    // Its cluster may now be empty (undeployed) or short of a member.
+                    reconcile_wanted = true;
                 }
                 _ = tick.tick() => reconcile_wanted = true,
                 _ = flush_tick.tick() => {}
@@ -427,19 +451,37 @@ impl CloudController {
         }
     }
 
-    /// Terminates a member through its driver and removes it from the topology.
+    /// Has a member's driver terminate it, in a task; the member leaves the topology
+    /// when the task reports ([`Self::on_stopped`]).
     async fn terminate(&mut self, cluster_id: &str, member_id: &str, reason: &str) {
+        if self.terminating.contains(member_id) {
+            return;
+        }
         let Some(member) = self.topology.cluster(cluster_id).and_then(|c| c.members.get(member_id)).cloned() else {
             return;
         };
-        if let Some(driver) = self.driver_of(&member) {
-            if let Err(e) = driver.terminate(member_id, self.config.terminate_grace).await {
-                // Keep the member: the next reconcile tries again.
-                error!(member_id, error = %e, "cannot terminate member");
-                return;
-            }
+        let Some(driver) = self.driver_of(&member) else {
+            return self.forget(&member, reason).await;
+        };
+        self.terminating.insert(member_id.to_string());
+        let (report, grace) = (self.stopped.0.clone(), self.config.terminate_grace);
+        let (cluster_id, member_id, reason) = (cluster_id.to_string(), member_id.to_string(), reason.to_string());
+        tokio::spawn(async move {
+            let result = driver.terminate(&member_id, grace).await;
+            let _ = report.send(Stopped { cluster_id, member_id, reason, result });
+        });
+    }
+
+    async fn on_stopped(&mut self, done: Stopped) {
+        self.terminating.remove(&done.member_id);
+        if let Err(e) = done.result {
+            // Kept in the topology: a later reconcile tries again.
+            return error!(member_id = %done.member_id, error = %e, "cannot terminate member");
         }
-        self.forget(&member, reason).await;
+        let member = self.topology.cluster(&done.cluster_id).and_then(|c| c.members.get(&done.member_id)).cloned();
+        if let Some(member) = member {
+            self.forget(&member, &done.reason).await;
+        }
     }
 
     /// Removes a member that no longer runs, and says so.
@@ -562,6 +604,7 @@ impl CloudController {
         let gone: Vec<(Member, String)> = self
             .topology
             .members()
+            .filter(|m| !self.terminating.contains(&m.member_id))
             .filter_map(|m| match instances.get(&m.member_id).map(|i| &i.state) {
                 Some(InstanceState::Running) => None,
                 Some(InstanceState::Exited { detail, .. }) => Some((m.clone(), detail.clone())),
@@ -597,13 +640,28 @@ impl CloudController {
                 self.topology.members().map(|m| m.member_id.as_str()).collect();
             orphans.retain(|i| !known.contains(i.member_id.as_str()));
         }
-        for instance in orphans {
-            warn!(member_id = %instance.member_id, "terminating an orphan member no topology names");
+        orphans.retain(|i| !self.terminating.contains(&i.member_id));
+        let orphans: Vec<(String, String)> =
+            orphans.into_iter().map(|i| (i.cluster_id.clone(), i.member_id.clone())).collect();
+        for (cluster_id, member_id) in orphans {
+            warn!(%member_id, "terminating an orphan member no topology names");
+            let mut owners = Vec::new();
             for driver in self.drivers.values() {
-                if let Ok(Some(_)) = driver.inspect(&instance.member_id).await {
-                    let _ = driver.terminate(&instance.member_id, self.config.terminate_grace).await;
+                if let Ok(Some(_)) = driver.inspect(&member_id).await {
+                    owners.push(driver.clone());
                 }
             }
+            // Like a member's, in a task of its own; nothing to forget when it reports.
+            self.terminating.insert(member_id.clone());
+            let (report, grace) = (self.stopped.0.clone(), self.config.terminate_grace);
+            tokio::spawn(async move {
+                let mut result = Ok(());
+                for driver in owners {
+                    result = result.and(driver.terminate(&member_id, grace).await);
+                }
+                let reason = "orphan".to_string();
+                let _ = report.send(Stopped { cluster_id, member_id, reason, result });
+            });
         }
     }
 
@@ -612,7 +670,7 @@ impl CloudController {
         // Only the ids of members to act on are copied, in topology order.
         let mut late = Vec::new();
         let mut drained = Vec::new();
-        for m in self.topology.members() {
+        for m in self.topology.members().filter(|m| !self.terminating.contains(&m.member_id)) {
             if m.status < MemberStatus::Active {
                 let since = match self.pending_since.get(&m.member_id) {
                     Some(since) => *since,
@@ -786,7 +844,11 @@ impl CloudController {
         let live: Vec<Member> = cluster
             .members
             .values()
-            .filter(|m| m.status < MemberStatus::InMaintenance && !self.draining.contains_key(&m.member_id))
+            .filter(|m| {
+                m.status < MemberStatus::InMaintenance
+                    && !self.draining.contains_key(&m.member_id)
+                    && !self.terminating.contains(&m.member_id)
+            })
             .cloned()
             .collect();
         let desired = scale.map_or(spec.desired, |s| s.desired).clamp(spec.min, spec.max.max(spec.min));
