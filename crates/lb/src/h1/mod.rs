@@ -129,7 +129,14 @@ pub(crate) async fn serve(down: &Downstream, client: &mut TcpStream) -> Option<V
             }
         };
         match forward(down, client, &mut buf, prepared, &mut scratch).await {
-            Ok(true) => {}
+            Ok(true) => {
+                // A large head or body grew a buffer: it is not kept for the connection's
+                // life, which for keep-alive clients may be long and mostly idle.
+                scratch.shrink();
+                if buf.is_empty() && buf.capacity() > 2 * READ_CHUNK {
+                    buf = Vec::with_capacity(READ_CHUNK);
+                }
+            }
             Ok(false) => {
                 let _ = client.shutdown().await;
                 return None;
@@ -148,6 +155,17 @@ struct Scratch {
     member: Vec<u8>,
     /// The response head (and first body bytes) as the client gets it.
     response: Vec<u8>,
+}
+
+impl Scratch {
+    /// Lets go of buffers grown past what a usual exchange needs.
+    fn shrink(&mut self) {
+        for buffer in [&mut self.request, &mut self.member, &mut self.response] {
+            if buffer.capacity() > 2 * READ_CHUNK {
+                *buffer = Vec::new();
+            }
+        }
+    }
 }
 
 /// The client connection failed: it is closed without a word.
