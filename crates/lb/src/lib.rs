@@ -22,6 +22,7 @@ mod checks;
 pub mod extension;
 mod h1;
 mod http;
+mod idle;
 mod listeners;
 mod pool;
 pub mod routing;

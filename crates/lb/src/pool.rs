@@ -9,12 +9,11 @@
 //! connection when an idle one turns out closed before taking it; idle connections are
 //! closed after 30 to 60 s.
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -25,22 +24,19 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::http::ReclaimableBody;
+use crate::idle::{self, IdleConnections, Reusable};
 
 type Sender = SendRequest<ReclaimableBody>;
 
-/// How long a connection may stay idle: closed after one to two of these.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub(crate) struct Pool {
     connect_timeout: Duration,
-    /// Idle connections by member authority (`host:port`); the last released is reused first.
-    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    idle: IdleConnections<Sender>,
 }
 
-struct Idle {
-    sender: Sender,
-    /// Idle through a whole sweep already: closed at the next one.
-    swept: bool,
+impl Reusable for Sender {
+    fn usable(&self) -> bool {
+        self.is_ready()
+    }
 }
 
 /// A connection in use; the response body releases it for the next request once read.
@@ -57,11 +53,11 @@ impl Conn {
     pub fn release(self) {
         let Conn { pool, authority, mut sender } = self;
         if sender.is_ready() {
-            pool.put(authority, sender);
+            pool.idle.put(&authority, sender);
         } else if !sender.is_closed() {
             tokio::spawn(async move {
                 if sender.ready().await.is_ok() {
-                    pool.put(authority, sender);
+                    pool.idle.put(&authority, sender);
                 }
             });
         }
@@ -71,8 +67,8 @@ impl Conn {
 impl Pool {
     /// A pool, and the task that closes its idle connections (to run on its worker).
     pub fn new(connect_timeout: Duration) -> (Arc<Pool>, impl Future<Output = ()> + Send + 'static) {
-        let pool = Arc::new(Pool { connect_timeout, idle: Mutex::default() });
-        let sweeper = sweep(Arc::downgrade(&pool));
+        let pool = Arc::new(Pool { connect_timeout, idle: IdleConnections::default() });
+        let sweeper = idle::sweep(Arc::downgrade(&pool), |pool: &Pool| &pool.idle);
         (pool, sweeper)
     }
 
@@ -83,7 +79,7 @@ impl Pool {
         authority: &Arc<str>,
         mut request: Request<ReclaimableBody>,
     ) -> Result<(Response<Incoming>, Conn), Error> {
-        while let Some(mut sender) = self.take_idle(authority) {
+        while let Some(mut sender) = self.idle.take(authority) {
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok((response, self.conn(authority, sender))),
                 Err(mut e) => match e.take_message() {
@@ -101,22 +97,6 @@ impl Pool {
 
     fn conn(self: &Arc<Self>, authority: &Arc<str>, sender: Sender) -> Conn {
         Conn { pool: self.clone(), authority: authority.clone(), sender }
-    }
-
-    fn put(&self, authority: Arc<str>, sender: Sender) {
-        self.idle.lock().unwrap().entry(authority).or_default().push(Idle { sender, swept: false });
-    }
-
-    /// The idle connection to `authority` released last, skipping those the member closed.
-    fn take_idle(&self, authority: &str) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap();
-        let list = idle.get_mut(authority)?;
-        while let Some(Idle { sender, .. }) = list.pop() {
-            if sender.is_ready() {
-                return Some(sender);
-            }
-        }
-        None
     }
 
     async fn connect(&self, authority: &str) -> Result<Sender, Error> {
@@ -140,26 +120,6 @@ impl Pool {
             }
         });
         Ok(sender)
-    }
-}
-
-/// Every [`IDLE_TIMEOUT`], closes the connections idle since the previous sweep, until
-/// the pool is gone.
-async fn sweep(pool: Weak<Pool>) {
-    let mut tick = tokio::time::interval(IDLE_TIMEOUT);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(pool) = pool.upgrade() else { return };
-        let mut idle = pool.idle.lock().unwrap();
-        for list in idle.values_mut() {
-            list.retain_mut(|i| {
-                let keep = !i.swept && !i.sender.is_closed();
-                i.swept = true;
-                keep
-            });
-        }
-        idle.retain(|_, list| !list.is_empty());
     }
 }
 

@@ -3,27 +3,18 @@
 //! pooled connection has nothing left to read; one that has (the member closed it, or
 //! sent stray bytes) is dropped when taken.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-/// How long a connection may stay idle: closed after one to two of these.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::idle::{self, IdleConnections, Reusable};
 
 pub(crate) struct MemberPool {
     connect_timeout: Duration,
-    /// Idle connections by member authority (`host:port`); the last released is reused first.
-    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
-}
-
-struct Idle {
-    stream: TcpStream,
-    /// Idle through a whole sweep already: closed at the next one.
-    swept: bool,
+    idle: IdleConnections<TcpStream>,
 }
 
 /// A connection to a member, and whether it served an exchange before: a reused
@@ -36,14 +27,14 @@ pub(crate) struct MemberConn {
 impl MemberPool {
     /// A pool, and the task that closes its idle connections (to run on its worker).
     pub fn new(connect_timeout: Duration) -> (Arc<MemberPool>, impl Future<Output = ()> + Send + 'static) {
-        let pool = Arc::new(MemberPool { connect_timeout, idle: Mutex::default() });
-        let sweeper = sweep(Arc::downgrade(&pool));
+        let pool = Arc::new(MemberPool { connect_timeout, idle: IdleConnections::default() });
+        let sweeper = idle::sweep(Arc::downgrade(&pool), |pool: &MemberPool| &pool.idle);
         (pool, sweeper)
     }
 
     /// An idle connection to `authority`, else a new one.
     pub async fn get(&self, authority: &str) -> io::Result<MemberConn> {
-        if let Some(stream) = self.take_idle(authority) {
+        if let Some(stream) = self.idle.take(authority) {
             return Ok(MemberConn { stream, reused: true });
         }
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
@@ -56,52 +47,17 @@ impl MemberPool {
 
     /// Puts a connection that finished an exchange cleanly back.
     pub fn put(&self, authority: &Arc<str>, stream: TcpStream) {
-        let mut idle = self.idle.lock().unwrap();
-        match idle.get_mut(authority) {
-            Some(list) => list.push(Idle { stream, swept: false }),
-            None => {
-                idle.insert(authority.clone(), vec![Idle { stream, swept: false }]);
-            }
-        }
-    }
-
-    fn take_idle(&self, authority: &str) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().unwrap();
-        let list = idle.get_mut(authority)?;
-        while let Some(Idle { stream, .. }) = list.pop() {
-            if nothing_to_read(&stream) {
-                return Some(stream);
-            }
-        }
-        None
+        self.idle.put(authority, stream);
     }
 }
 
-/// Whether an idle connection is still open with nothing pending. The read this takes
+/// An idle connection is usable while open with nothing pending. The read this takes
 /// is not an extra one per request: it finds the socket empty, so reading the response
 /// later waits for the reactor rather than trying (and failing) first.
-fn nothing_to_read(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
-/// Every [`IDLE_TIMEOUT`], closes the connections idle since the previous sweep, until
-/// the pool is gone.
-async fn sweep(pool: Weak<MemberPool>) {
-    let mut tick = tokio::time::interval(IDLE_TIMEOUT);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(pool) = pool.upgrade() else { return };
-        let mut idle = pool.idle.lock().unwrap();
-        for list in idle.values_mut() {
-            list.retain_mut(|i| {
-                let keep = !i.swept && nothing_to_read(&i.stream);
-                i.swept = true;
-                keep
-            });
-        }
-        idle.retain(|_, list| !list.is_empty());
+impl Reusable for TcpStream {
+    fn usable(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
