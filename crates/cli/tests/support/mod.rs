@@ -487,23 +487,47 @@ impl EventLog {
     /// Subscribes to `topology/#`; returns once the subscription is in place (the retained
     /// complete topology has arrived).
     pub fn topology(platform: &Platform) -> EventLog {
+        EventLog::subscribe(platform, &["topology/#"])
+    }
+
+    /// Subscribes to each topic filter (`application/#`, `topology/#`, ...) and collects the
+    /// events of all of them in one log: those of one filter in arrival order (those of two
+    /// filters may interleave a little out of it). Returns once the subscriptions are in place:
+    /// the broker handles a client's subscriptions in order, so they are once the retained
+    /// `CompleteTopologyEvent` has come through the last one (a filter that takes it, made
+    /// last, or else one for it alone, not logged).
+    pub fn subscribe(platform: &Platform, filters: &[&str]) -> EventLog {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let client_id = format!("stratos-cli-test-{}-{}", std::process::id(), free_port());
         let bus = runtime
             .block_on(stratos_bus::Bus::connect(&platform.broker_url(), &client_id))
             .unwrap_or_else(|e| panic!("cannot connect to the platform's broker: {e}"));
-        let mut subscription = runtime.block_on(bus.subscribe("topology/#")).unwrap();
         let events: Arc<Mutex<Vec<stratos_bus::AnyEvent>>> = Arc::default();
-        let into = events.clone();
-        runtime.spawn(async move {
-            while let Some(event) = subscription.recv().await {
-                into.lock().unwrap().push(event);
-            }
-        });
+        let retained = "topology/CompleteTopologyEvent";
+        // Overlapping filters would have the broker send the retained event twice: none added.
+        let (last, first): (Vec<&str>, Vec<&str>) =
+            filters.iter().copied().partition(|f| stratos_bus::topic_matches(f, retained));
+        for filter in first.iter().chain(&last) {
+            let mut subscription = runtime.block_on(bus.subscribe(filter)).unwrap();
+            let into = events.clone();
+            runtime.spawn(async move {
+                while let Some(event) = subscription.recv().await {
+                    into.lock().unwrap().push(event);
+                }
+            });
+        }
+        if last.is_empty() {
+            let mut marker = runtime.block_on(bus.subscribe(retained)).unwrap();
+            let arrived =
+                runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), marker.recv()).await });
+            assert!(matches!(arrived, Ok(Some(_))), "no retained CompleteTopologyEvent on the bus within 10 s");
+        }
         let log = EventLog { runtime, bus, events };
-        log.wait_for(Duration::from_secs(10), "the retained CompleteTopologyEvent", |e| {
-            matches!(e, stratos_bus::AnyEvent::CompleteTopologyEvent(_))
-        });
+        if !last.is_empty() {
+            log.wait_for(Duration::from_secs(10), "the retained CompleteTopologyEvent", |e| {
+                matches!(e, stratos_bus::AnyEvent::CompleteTopologyEvent(_))
+            });
+        }
         log
     }
 
