@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stratos_bus::AnyEvent;
 use support::{
-    cluster_members, free_port, member_list, member_processes, scaling_history, signal_group, EventLog, Load,
+    cluster_members, free_port, id, member_list, member_processes, scaling_history, signal_group, EventLog, Load,
     LoadReport, Platform, Sandbox, SlowHttpApp, QUICK_SCALING,
 };
 
@@ -156,10 +156,6 @@ fn until<T>(d: &Deployed, timeout: Duration, what: &str, mut check: impl FnMut()
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
-}
-
-fn id(member: &Value) -> String {
-    member["memberId"].as_str().unwrap_or_else(|| panic!("a member without an id: {member}")).to_owned()
 }
 
 fn ids(members: &[Value]) -> BTreeSet<String> {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    http_get, member_processes, proc_stat, signal_group, topology_members, EventLog, MemberProcess, Output, Platform,
-    Sandbox,
+    cluster, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog, MemberProcess,
+    Output, Platform, Sandbox,
 };
 
 const APP: &str = "two";
@@ -140,17 +140,6 @@ fn member_list(platform: &Platform) -> Vec<Value> {
     let out = platform.ok(&["member", "list", "-o", "json"]);
     let list: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON: {e}\n{out}"));
     list.as_array().unwrap_or_else(|| panic!("`member list -o json` is not an array\n{out}")).clone()
-}
-
-fn cluster<'a>(runtime: &'a Value, alias: &str) -> &'a Value {
-    runtime["clusters"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["alias"] == alias))
-        .unwrap_or_else(|| panic!("no cluster {alias:?} in {runtime:#}"))
-}
-
-fn id(member: &Value) -> String {
-    member["memberId"].as_str().unwrap_or_else(|| panic!("a member without an id: {member}")).to_owned()
 }
 
 /// The port the member's cartridge listens on (the allocated one, in the topology).

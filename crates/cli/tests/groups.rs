@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    add_definition, eventually, free_port, http_get, member_processes, signal_group, topology_members, EventLog,
-    Platform, Sandbox, BIN,
+    add_definition, cluster, eventually, free_port, http_get, id, member_processes, signal_group, topology_members,
+    EventLog, Platform, Sandbox, BIN,
 };
 
 /// Evaluations (and so the monitors' periodic roll-up) every 2 s; the clusters have
@@ -84,17 +84,6 @@ fn runtime(platform: &Platform, app: &str) -> Value {
     let (code, body) = http_get(platform.api_port, &path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     assert_eq!(code, 200, "GET {path} answered {code}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
-}
-
-fn cluster<'a>(runtime: &'a Value, alias: &str) -> &'a Value {
-    runtime["clusters"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["alias"] == alias))
-        .unwrap_or_else(|| panic!("no cluster {alias:?} in {runtime:#}"))
-}
-
-fn id(member: &Value) -> String {
-    member["memberId"].as_str().unwrap_or_else(|| panic!("a member without an id: {member}")).to_owned()
 }
 
 /// GET / on the member's (allocated) port is sample-http's answer naming the member.

@@ -938,3 +938,16 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Str
     }
     Ok((status, String::from_utf8_lossy(&body).into_owned(), close))
 }
+
+/// A cluster of `application status -o json` (its runtime), by alias.
+pub fn cluster<'a>(runtime: &'a serde_json::Value, alias: &str) -> &'a serde_json::Value {
+    runtime["clusters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["alias"] == alias))
+        .unwrap_or_else(|| panic!("no cluster {alias:?} in {runtime:#}"))
+}
+
+/// A member's id, from its JSON in the topology or `member list`.
+pub fn id(member: &serde_json::Value) -> String {
+    member["memberId"].as_str().unwrap_or_else(|| panic!("a member without an id: {member}")).to_owned()
+}
