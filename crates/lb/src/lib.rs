@@ -173,20 +173,8 @@ pub async fn start(bus: Bus, config: LbConfig) -> anyhow::Result<Lb> {
     let tenants = bus.subscribe("tenant/#").await.context("subscribing to tenant events")?;
     let (version, _) = tokio_watch::channel(0);
     let shared = Arc::new(Shared {
-        pools: (0..workers::workers().len())
-            .map(|worker| {
-                let (pool, sweeper) = pool::Pool::new(config.connect_timeout);
-                workers::workers().spawn(worker, sweeper);
-                pool
-            })
-            .collect(),
-        member_pools: (0..workers::workers().len())
-            .map(|worker| {
-                let (pool, sweeper) = h1::MemberPool::new(config.connect_timeout);
-                workers::workers().spawn(worker, sweeper);
-                pool
-            })
-            .collect(),
+        pools: per_worker(|| pool::Pool::new(config.connect_timeout)),
+        member_pools: per_worker(|| h1::MemberPool::new(config.connect_timeout)),
         config,
         table: RwLock::new(Arc::new(RoutingTable::default())),
         registry: stats::Registry::default(),
@@ -205,6 +193,20 @@ pub async fn start(bus: Bus, config: LbConfig) -> anyhow::Result<Lb> {
         tasks.push(tokio::spawn(checks::active_checks(shared.clone())));
     }
     Ok(Lb { shared, watcher: Some(watcher), tasks })
+}
+
+/// One pool per worker, made by `make`, whose sweeper runs on that worker.
+fn per_worker<P, S>(make: impl Fn() -> (Arc<P>, S)) -> Vec<Arc<P>>
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    (0..workers::workers().len())
+        .map(|worker| {
+            let (pool, sweeper) = make();
+            workers::workers().spawn(worker, sweeper);
+            pool
+        })
+        .collect()
 }
 
 /// Runs the load balancer until the event bus goes away.
