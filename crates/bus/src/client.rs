@@ -166,15 +166,21 @@ async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<
     let mut backoff = Duration::from_millis(100);
     let mut owner_check = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let polled = tokio::select! {
-            polled = eventloop.poll() => polled,
-            _ = owner_check.tick() => {
-                // Only this task holds the routes: every `Bus` handle is gone.
-                if Arc::strong_count(&routes) == 1 {
-                    let _ = client.try_disconnect();
-                    return;
+        // One poll is never abandoned half-way: once it has taken a request off the
+        // queue, dropping it while the socket is busy loses that packet (a subscribe,
+        // or a publish, silently never sent) or leaves it unsent in the write buffer.
+        let poll = eventloop.poll();
+        tokio::pin!(poll);
+        let polled = loop {
+            tokio::select! {
+                polled = &mut poll => break polled,
+                _ = owner_check.tick() => {
+                    // Only this task holds the routes: every `Bus` handle is gone.
+                    if Arc::strong_count(&routes) == 1 {
+                        let _ = client.try_disconnect();
+                        return;
+                    }
                 }
-                continue;
             }
         };
         match polled {

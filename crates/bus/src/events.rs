@@ -153,6 +153,9 @@ events! {
         TenantCreatedEvent { pub tenant: Tenant }
         TenantUpdatedEvent { pub tenant: Tenant }
         TenantRemovedEvent { pub tenant_id: i64 }
+        /// Every tenant, retained: a consumer that starts late, or missed a change,
+        /// learns the tenants from the last snapshot instead of from history.
+        CompleteTenantEvent retained true { pub tenants: Vec<Tenant> }
     }
     "health" => {
         /// Published by the agent every interval: load average per core ×100, memory %.

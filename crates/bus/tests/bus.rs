@@ -159,6 +159,80 @@ async fn publishes_from_many_tasks_sharing_a_connection_all_arrive() {
     assert_eq!(seen.len(), TASKS, "every member's statistics arrive once");
 }
 
+/// A broker that stops reading for a while (busy, or a congested network) holds up
+/// publishes; none is lost. The client's event loop used to be abandoned mid-write
+/// by a once-a-second timer, which dropped the packet being written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_survive_a_broker_that_stops_reading_for_a_while() {
+    let broker = stratos_bus::EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let stalled = stalling_relay(broker.addr(), Duration::from_millis(2500)).await;
+    let publisher = Bus::connect(&format!("mqtt://{stalled}"), "stalled-publisher").await.unwrap();
+    let subscriber = Bus::connect(&broker.url(), "stalled-subscriber").await.unwrap();
+    let mut stats = subscriber.subscribe_to::<MemberHealthStatEvent>().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Large enough to fill the socket buffers while the relay is not reading.
+    const EVENTS: usize = 40;
+    let padding = "x".repeat(512 * 1024);
+    for i in 0..EVENTS {
+        let stat = MemberHealthStatEvent {
+            member: MemberRef { member_id: format!("m{i}-{padding}"), ..member("") },
+            load_average: Some(i as f64),
+            memory_consumption: None,
+            timestamp: 0,
+        };
+        publisher.publish(&stat).await.unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < EVENTS {
+        match tokio::time::timeout(WAIT, stats.recv()).await {
+            Ok(Some(AnyEvent::MemberHealthStatEvent(e))) => {
+                seen.insert(e.load_average.unwrap() as usize);
+            }
+            _ => break,
+        }
+    }
+    let missing: Vec<usize> = (0..EVENTS).filter(|i| !seen.contains(i)).collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+}
+
+/// Forwards TCP connections to `target`, not reading from the client for `stall`
+/// once the connection has carried its first bytes (the MQTT handshake).
+async fn stalling_relay(target: std::net::SocketAddr, stall: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(target).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut stalled = false;
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    if !stalled {
+                        // Let the connection and subscription through, then stop reading.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        stalled = true;
+                        tokio::time::sleep(stall).await;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn a_malformed_message_does_not_stop_the_subscription() {
     let (brokers, _keep) = brokers::both();

@@ -473,6 +473,10 @@ pub fn apply_event(topology: &mut Topology, tenants: &mut BTreeMap<i64, String>,
             tenants.insert(tenant.tenant_id, tenant.tenant_domain.clone()) != Some(tenant.tenant_domain.clone())
         }
         AnyEvent::TenantRemovedEvent(e) => tenants.remove(&e.tenant_id).is_some(),
+        AnyEvent::CompleteTenantEvent(e) => {
+            let all: BTreeMap<i64, String> = e.tenants.iter().map(|t| (t.tenant_id, t.tenant_domain.clone())).collect();
+            std::mem::replace(tenants, all) != *tenants
+        }
         _ => false,
     }
 }

@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use stratos_bus::events::{AnyEvent, TenantCreatedEvent};
+use stratos_bus::events::{AnyEvent, CompleteTenantEvent, TenantCreatedEvent};
+use stratos_bus::Bus;
 use stratos_lb::{Algorithm, LbConfig};
 use stratos_model::topology::{MemberStatus, ServiceType};
 use stratos_model::{Protocol, Tenant};
@@ -111,6 +112,50 @@ async fn routes_by_host_and_tenant_path_with_clear_errors() {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, expected);
     }
+}
+
+/// The manager's retained tenant snapshot: a load balancer started after the tenants
+/// were created routes their domains, and a newer snapshot replaces the older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_load_balancer_learns_tenant_domains_from_the_snapshot() {
+    let t5 = Backend::start("T5").await;
+    let topo = topology(
+        &[("mt", ServiceType::MultiTenant)],
+        vec![cluster("t5.mt", 5, &["mt.stratos.test"], vec![http_member("t5.mt", "t5", t5.port())])],
+    );
+    let env = Env::start(topo, LbConfig::default()).await;
+    let five = |domain: &str| Tenant { tenant_id: 5, tenant_domain: domain.into(), active: true, email: None, created_at: 0 };
+    env.bus.publish(&CompleteTenantEvent { tenants: vec![five("five.test")] }).await.unwrap();
+
+    let late_bus = Bus::connect(&env.broker.url(), "late-lb").await.unwrap();
+    let late = stratos_lb::start(late_bus, LbConfig { ephemeral_ports: true, ..LbConfig::default() }).await.unwrap();
+    let client = client();
+    for lb in [&env.lb, &late] {
+        let addr = lb
+            .wait_until(Duration::from_secs(10), |lb| {
+                let routed = lb.table().route_http(HTTP_PORT, "lb.stratos.test", "/t/five.test/").is_some();
+                lb.addr_for_port(HTTP_PORT).filter(|_| routed)
+            })
+            .await
+            .expect("the tenant's domain is routed");
+        let r = get(&client, addr, "lb.stratos.test", "/t/five.test/x", None).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "T5"));
+    }
+
+    // The tenant's domain changed: the old one no longer routes, the new one does.
+    env.bus.publish(&CompleteTenantEvent { tenants: vec![five("cinq.test")] }).await.unwrap();
+    let addr = late
+        .wait_until(Duration::from_secs(10), |lb| {
+            let table = lb.table();
+            let moved = table.route_http(HTTP_PORT, "lb.stratos.test", "/t/cinq.test/").is_some()
+                && table.route_http(HTTP_PORT, "lb.stratos.test", "/t/five.test/").is_none();
+            lb.addr_for_port(HTTP_PORT).filter(|_| moved)
+        })
+        .await
+        .expect("the newer snapshot replaces the older");
+    let r = get(&client, addr, "lb.stratos.test", "/t/five.test/x", None).await.unwrap();
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&client, addr, "lb.stratos.test", "/t/cinq.test/x", None).await.unwrap().body, "T5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,5 +70,8 @@ pub async fn serve(
     body_limit: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Err(e) = tenants::announce(&state).await {
+        tracing::warn!(error = ?e, "cannot read the tenants to announce them");
+    }
     axum::serve(listener, router(state, body_limit)).with_graceful_shutdown(shutdown).await
 }

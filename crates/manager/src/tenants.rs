@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use stratos_bus::events::TenantCreatedEvent;
+use stratos_bus::events::{CompleteTenantEvent, TenantCreatedEvent};
 use stratos_model::{Problems, Tenant};
 
 use crate::body::decode;
@@ -68,5 +68,17 @@ async fn create(
     state.store.put_tenant(&tenant).await?;
     tracing::info!(tenant_id = tenant.tenant_id, domain = %tenant.tenant_domain, "tenant created");
     state.publish(&TenantCreatedEvent { tenant: tenant.clone() }).await;
+    let mut all = tenants;
+    all.push(tenant.clone());
+    state.publish(&CompleteTenantEvent { tenants: all }).await;
     Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// Publishes the retained snapshot of every tenant, so that load balancers started
+/// before or after the manager agree with the store.
+pub async fn announce(state: &AppState) -> ApiResult<()> {
+    let tenants = state.store.tenants().await?;
+    tracing::info!(tenants = tenants.len(), "announcing tenants");
+    state.publish(&CompleteTenantEvent { tenants }).await;
+    Ok(())
 }

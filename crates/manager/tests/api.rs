@@ -300,6 +300,16 @@ async fn tenants_are_created_once_with_valid_domains() {
         })
         .await;
     assert_eq!(got.as_deref(), Some("example.com"));
+    // A consumer that subscribes afterwards gets every tenant from the retained snapshot.
+    let late_bus = Bus::connect(api.bus.url(), "late-subscriber").await.unwrap();
+    let mut late = late_bus.subscribe("tenant/#").await.unwrap();
+    let snapshot = late
+        .wait_for(Duration::from_secs(5), |e| match e {
+            AnyEvent::CompleteTenantEvent(e) => Some(e.tenants.into_iter().map(|t| t.tenant_domain).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(snapshot, Some(vec!["example.com".to_string(), "other.org".to_string()]));
 }
 
 #[tokio::test]
