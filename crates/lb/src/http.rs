@@ -219,7 +219,21 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
             None => ReclaimableBody::Empty(size_hint),
         };
         let request = upstream_request(&parts, member.authority_key(), body)?;
-        match pool.send(member.authority_key(), request).await {
+        let sent = pool.send(member.authority_key(), request);
+        let sent = match shared.config.response_limit() {
+            None => sent.await,
+            // Dropping the exchange closes its connection: the member's late answer has no taker.
+            Some(limit) => match tokio::time::timeout(limit, sent).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    // Slow is not dead: not ejected, and not sent to another member.
+                    debug!(member_id = %member.member_id, ?limit, "member did not answer in time");
+                    let body = did_not_answer(&member.member_id, &upstream.cluster_id, limit);
+                    return Err(error_response(StatusCode::GATEWAY_TIMEOUT, body));
+                }
+            },
+        };
+        match sent {
             Ok((response, conn)) => {
                 if response.status().is_server_error() {
                     shared.eject(&member.stats, &format!("answered {}", response.status()));
@@ -262,6 +276,15 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
             "clusterId": upstream.cluster_id,
         }),
     ))
+}
+
+/// The body of a 504: which member of which cluster, and the limit it overran.
+pub(crate) fn did_not_answer(member_id: &str, cluster_id: &str, limit: Duration) -> serde_json::Value {
+    serde_json::json!({
+        "error": format!("member {member_id} of cluster {cluster_id} did not answer within {limit:?}"),
+        "clusterId": cluster_id,
+        "memberId": member_id,
+    })
 }
 
 fn error_chain(e: &dyn StdError) -> String {

@@ -67,6 +67,10 @@ pub struct LbConfig {
     /// Time allowed to connect to a member.
     #[arg(long = "lb-connect-timeout", value_parser = parse_duration, default_value = "3s")]
     pub connect_timeout: Duration,
+    /// A member must start its response within this time, and not pause longer inside
+    /// one: else the client gets 504 (or, mid-response, its connection closes). 0s: no limit.
+    #[arg(long = "lb-response-timeout", value_parser = parse_duration, default_value = "60s")]
+    pub response_timeout: Duration,
     /// How often in-flight request counts are published on the bus.
     #[arg(long = "lb-publish-interval", value_parser = parse_duration, default_value = "5s")]
     pub publish_interval: Duration,
@@ -93,12 +97,20 @@ impl Default for LbConfig {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             connect_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(60),
             publish_interval: Duration::from_secs(5),
             eject_for: Duration::from_secs(10),
             max_eject_for: Duration::from_secs(60),
             active_check_interval: Duration::from_secs(5),
             ephemeral_ports: false,
         }
+    }
+}
+
+impl LbConfig {
+    /// The response timeout, if there is one.
+    pub(crate) fn response_limit(&self) -> Option<Duration> {
+        (!self.response_timeout.is_zero()).then_some(self.response_timeout)
     }
 }
 
@@ -174,7 +186,7 @@ pub async fn start(bus: Bus, config: LbConfig) -> anyhow::Result<Lb> {
     let (version, _) = tokio_watch::channel(0);
     let shared = Arc::new(Shared {
         pools: per_worker(|| pool::Pool::new(config.connect_timeout)),
-        member_pools: per_worker(|| h1::MemberPool::new(config.connect_timeout)),
+        member_pools: per_worker(|| h1::MemberPool::new(config.connect_timeout, config.response_limit())),
         config,
         table: RwLock::new(Arc::new(RoutingTable::default())),
         registry: stats::Registry::default(),

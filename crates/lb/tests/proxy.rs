@@ -124,7 +124,8 @@ async fn a_late_load_balancer_learns_tenant_domains_from_the_snapshot() {
         vec![cluster("t5.mt", 5, &["mt.stratos.test"], vec![http_member("t5.mt", "t5", t5.port())])],
     );
     let env = Env::start(topo, LbConfig::default()).await;
-    let five = |domain: &str| Tenant { tenant_id: 5, tenant_domain: domain.into(), active: true, email: None, created_at: 0 };
+    let five =
+        |domain: &str| Tenant { tenant_id: 5, tenant_domain: domain.into(), active: true, email: None, created_at: 0 };
     env.bus.publish(&CompleteTenantEvent { tenants: vec![five("five.test")] }).await.unwrap();
 
     let late_bus = Bus::connect(&env.broker.url(), "late-lb").await.unwrap();

@@ -14,6 +14,8 @@ use crate::idle::{self, IdleConnections, Reusable};
 
 pub(crate) struct MemberPool {
     connect_timeout: Duration,
+    /// How long one read or write on a member connection may take (the response timeout).
+    pub io_limit: Option<Duration>,
     idle: IdleConnections<TcpStream>,
 }
 
@@ -26,8 +28,11 @@ pub(crate) struct MemberConn {
 
 impl MemberPool {
     /// A pool, and the task that closes its idle connections (to run on its worker).
-    pub fn new(connect_timeout: Duration) -> (Arc<MemberPool>, impl Future<Output = ()> + Send + 'static) {
-        let pool = Arc::new(MemberPool { connect_timeout, idle: IdleConnections::default() });
+    pub fn new(
+        connect_timeout: Duration,
+        io_limit: Option<Duration>,
+    ) -> (Arc<MemberPool>, impl Future<Output = ()> + Send + 'static) {
+        let pool = Arc::new(MemberPool { connect_timeout, io_limit, idle: IdleConnections::default() });
         let sweeper = idle::sweep(Arc::downgrade(&pool), |pool: &MemberPool| &pool.idle);
         (pool, sweeper)
     }
@@ -71,7 +76,7 @@ mod tests {
     async fn idle_connections_are_reused_unless_the_member_closed_them() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Arc<str> = listener.local_addr().unwrap().to_string().into();
-        let (pool, _sweeper) = MemberPool::new(Duration::from_secs(1));
+        let (pool, _sweeper) = MemberPool::new(Duration::from_secs(1), None);
 
         let first = pool.get(&authority).await.unwrap();
         assert!(!first.reused);
@@ -94,7 +99,7 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             listener.local_addr().unwrap().to_string()
         };
-        let (pool, _sweeper) = MemberPool::new(Duration::from_secs(1));
+        let (pool, _sweeper) = MemberPool::new(Duration::from_secs(1), None);
         assert!(pool.get(&closed).await.is_err());
     }
 }

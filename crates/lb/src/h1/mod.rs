@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::balance::{sticky_member, sticky_set_cookie};
-use crate::http::{pick, request_timeout, Downstream};
+use crate::http::{did_not_answer, pick, request_timeout, Downstream};
 use crate::routing::{normalized_host, Upstream};
 
 use chunked::ChunkedEnd;
@@ -446,6 +446,31 @@ async fn linger_close(client: &mut TcpStream) {
     .await;
 }
 
+/// A member connection whose reads and writes each fail with `TimedOut` after `limit`.
+struct Member<'a> {
+    stream: &'a mut TcpStream,
+    limit: Option<Duration>,
+}
+
+impl Member<'_> {
+    async fn read_buf(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        within(self.limit, self.stream.read_buf(buf)).await
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        within(self.limit, self.stream.write_all(bytes)).await
+    }
+}
+
+async fn within<T>(limit: Option<Duration>, io: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+    match limit {
+        None => io.await,
+        Some(limit) => tokio::time::timeout(limit, io)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "the member took too long"))),
+    }
+}
+
 /// How a response's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -477,6 +502,8 @@ enum MemberError {
     Invalid(String),
     /// The client went away while its request body was being sent.
     ClientGone,
+    /// The member took longer than the response timeout to answer (or to take the request).
+    Timeout(Duration),
 }
 
 /// A failed attempt, and whether it was on a connection that served before.
@@ -496,9 +523,8 @@ async fn attempt(
     head_method: bool,
 ) -> Result<(TcpStream, ResponseHead), Attempt> {
     let mut conn = pool.get(authority).await.map_err(|e| Attempt { error: MemberError::Connect(e), reused: false })?;
-    match exchange(&mut conn.stream, client, client_buf, &scratch.request, body_left, &mut scratch.member, head_method)
-        .await
-    {
+    let member = Member { stream: &mut conn.stream, limit: pool.io_limit };
+    match exchange(member, client, client_buf, &scratch.request, body_left, &mut scratch.member, head_method).await {
         Ok(head) => Ok((conn.stream, head)),
         Err(error) => Err(Attempt { error, reused: conn.reused }),
     }
@@ -542,6 +568,16 @@ async fn forward(
                 continue;
             }
             Err(Attempt { error: MemberError::ClientGone, .. }) => return Err(ClientGone),
+            Err(Attempt { error: MemberError::Timeout(limit), .. }) => {
+                // Slow is not dead: the member is not ejected, and the request, which it
+                // may be working on, is not sent to another.
+                drop(in_flight);
+                debug!(member_id = %member.member_id, ?limit, "member did not answer in time");
+                let body = did_not_answer(&member.member_id, &upstream.cluster_id, limit);
+                let response = own_response(StatusCode::GATEWAY_TIMEOUT, &body, p.close || body_left > 0);
+                client.write_all(&response).await.map_err(|_| ClientGone)?;
+                return Ok(!p.close && body_left == 0);
+            }
             Err(Attempt { error, .. }) => {
                 drop(in_flight);
                 let (reason, detail, retry) = match &error {
@@ -552,7 +588,7 @@ async fn forward(
                         ("request failed", format!("client error (SendRequest): {error}"), p.idempotent && !answered)
                     }
                     MemberError::Invalid(what) => ("invalid response", what.clone(), false),
-                    MemberError::ClientGone => unreachable!("matched above"),
+                    MemberError::ClientGone | MemberError::Timeout(_) => unreachable!("matched above"),
                 };
                 debug!(member_id = %member.member_id, reason, detail, "member failed");
                 shared.eject(&member.stats, reason);
@@ -584,7 +620,8 @@ async fn forward(
         let cookie = (shared.config.sticky && p.sticky.as_deref() != Some(member.member_id.as_str()))
             .then(|| sticky_set_cookie(&member.member_id));
         let close_client = p.close || head.framing == Framing::UntilClose;
-        let member_clean = relay(client, &mut stream, &head, scratch, cookie.as_deref(), close_client).await?;
+        let member_io = Member { stream: &mut stream, limit: pool.io_limit };
+        let member_clean = relay(client, member_io, &head, scratch, cookie.as_deref(), close_client).await?;
         drop(in_flight);
         if member_clean && head.keep_alive {
             pool.put(member.authority_key(), stream);
@@ -606,7 +643,7 @@ async fn forward(
 /// Sends the request (`request`, then `body_left` more body bytes from the client) and
 /// reads the response head into `member_buf`, passing interim (1xx) responses on.
 async fn exchange(
-    stream: &mut TcpStream,
+    mut member: Member<'_>,
     client: &mut TcpStream,
     client_buf: &mut Vec<u8>,
     request: &[u8],
@@ -614,10 +651,13 @@ async fn exchange(
     member_buf: &mut Vec<u8>,
     head_method: bool,
 ) -> Result<ResponseHead, MemberError> {
-    let failed =
-        |error: io::Error, member_buf: &Vec<u8>| MemberError::Exchange { error, answered: !member_buf.is_empty() };
+    let limit = member.limit;
+    let failed = |error: io::Error, member_buf: &Vec<u8>| match error.kind() {
+        io::ErrorKind::TimedOut => MemberError::Timeout(limit.unwrap_or_default()),
+        _ => MemberError::Exchange { error, answered: !member_buf.is_empty() },
+    };
     member_buf.clear();
-    stream.write_all(request).await.map_err(|e| failed(e, member_buf))?;
+    member.write_all(request).await.map_err(|e| failed(e, member_buf))?;
     while *body_left > 0 {
         if client_buf.is_empty() {
             client_buf.reserve(READ_CHUNK);
@@ -627,13 +667,13 @@ async fn exchange(
             }
         }
         let take = (*body_left).min(client_buf.len() as u64) as usize;
-        stream.write_all(&client_buf[..take]).await.map_err(|e| failed(e, member_buf))?;
+        member.write_all(&client_buf[..take]).await.map_err(|e| failed(e, member_buf))?;
         client_buf.drain(..take);
         *body_left -= take as u64;
     }
     loop {
         member_buf.reserve(READ_CHUNK);
-        match stream.read_buf(member_buf).await {
+        match member.read_buf(member_buf).await {
             Ok(0) => {
                 let error = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response");
                 return Err(failed(error, member_buf));
@@ -715,7 +755,7 @@ fn parse_response(buf: &[u8], head_method: bool) -> Result<Option<ResponseHead>,
 /// and can take another request.
 async fn relay(
     client: &mut TcpStream,
-    member: &mut TcpStream,
+    mut member: Member<'_>,
     head: &ResponseHead,
     scratch: &mut Scratch,
     cookie: Option<&str>,
