@@ -28,6 +28,7 @@ use crate::h1::{self, Rewind};
 use crate::pool::{self, Conn};
 use crate::routing::{normalized_host, Upstream};
 use crate::stats::InFlight;
+use crate::upgrade::{self, Tunnel};
 use crate::Shared;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -40,6 +41,9 @@ pub(crate) struct Downstream {
     pub port: u16,
     /// The client's address as `X-Forwarded-For` names it, made once per connection.
     pub forwarded_for: Option<HeaderValue>,
+    /// A member connection that switched protocols, for the client's once hyper has
+    /// sent the 101 and let go of it.
+    pub tunnel: Mutex<Option<Tunnel>>,
 }
 
 /// Serves one client connection on proxy port `port`, on worker `worker`.
@@ -52,7 +56,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, worker: usize, port: u16, stream:
     };
     let max_header_bytes = shared.config.max_header_bytes.max(1024);
     let forwarded_for = HeaderValue::from_str(&peer.ip().to_canonical().to_string()).ok();
-    let downstream = Arc::new(Downstream { shared: shared.clone(), worker, port, forwarded_for });
+    let downstream =
+        Arc::new(Downstream { shared: shared.clone(), worker, port, forwarded_for, tunnel: Mutex::new(None) });
     if h2 {
         let service = hyper::service::service_fn(move |req| handle(downstream.clone(), req));
         let result = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -79,6 +84,7 @@ where
 {
     let shared = downstream.shared.clone();
     let port = downstream.port;
+    let upgrades = downstream.clone();
     let header_timeout = (!shared.config.header_timeout.is_zero()).then_some(shared.config.header_timeout);
     let max_header_bytes = shared.config.max_header_bytes.max(1024);
     // Boxed so that the connection can be polled without shutting it down and its
@@ -96,7 +102,13 @@ where
     let parts = connection.into_parts();
     let mut stream = parts.io.into_inner();
     match result {
-        Ok(()) => {}
+        Ok(()) => {
+            let tunnel = upgrades.tunnel.lock().unwrap().take();
+            if let Some(tunnel) = tunnel {
+                upgrade::join(tunnel, stream, &parts.read_buf).await;
+                return;
+            }
+        }
         Err(e) if e.is_timeout() && !parts.read_buf.is_empty() => {
             debug!(%peer, port, "request head not complete in time: 408");
             let _ = stream.write_all(&request_timeout()).await;
@@ -145,7 +157,7 @@ async fn handle(downstream: Arc<Downstream>, req: Request<Incoming>) -> Result<R
     Ok(proxy(&downstream, req).await.unwrap_or_else(|error| error))
 }
 
-fn error_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
+pub(crate) fn error_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::Own(Full::new(Bytes::from(body.to_string()))));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -197,6 +209,11 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
     } else {
         None
     };
+
+    if let Some(protocol) = upgrade::requested(&req) {
+        let (parts, _empty_body) = req.into_parts();
+        return Ok(upgrade::proxy(downstream, parts, &upstream, sticky.as_deref(), protocol, &host_header).await);
+    }
 
     let (mut parts, body) = req.into_parts();
     prepare_headers(&mut parts.headers, downstream.forwarded_for.as_ref(), &host_header);
@@ -365,7 +382,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Usually there is none: a look at each name costs less than nine removals.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
@@ -390,7 +407,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Readies the client's headers for the member: drops hop-by-hop headers, adds the
 /// client (`forwarded_for`, its address) to `X-Forwarded-For`, and sets `Host` and
 /// `X-Forwarded-Host` to the host the client asked for.
-fn prepare_headers(headers: &mut HeaderMap, forwarded_for: Option<&HeaderValue>, host: &HeaderValue) {
+pub(crate) fn prepare_headers(headers: &mut HeaderMap, forwarded_for: Option<&HeaderValue>, host: &HeaderValue) {
     strip_hop_by_hop(headers);
     if let Some(client) = forwarded_for {
         let previous: Vec<&str> =
@@ -423,7 +440,7 @@ fn bad_target(parts: &Parts) -> Response<ProxyBody> {
 
 /// The request for the member at `authority`.
 #[allow(clippy::result_large_err)]
-fn upstream_request(
+pub(crate) fn upstream_request(
     parts: &Parts,
     authority: &str,
     body: ReclaimableBody,
@@ -553,6 +570,11 @@ pub(crate) struct TrackedBody {
 }
 
 impl TrackedBody {
+    /// A body from a connection that is not pooled (it closes after this response).
+    pub(crate) fn unpooled(inner: Incoming, in_flight: InFlight) -> TrackedBody {
+        TrackedBody { inner, _in_flight: in_flight, conn: None }
+    }
+
     fn release(&mut self) {
         if let Some(conn) = self.conn.take() {
             conn.release();

@@ -28,6 +28,7 @@ mod pool;
 pub mod routing;
 pub mod stats;
 mod tcp;
+mod upgrade;
 mod watch;
 mod workers;
 

@@ -611,6 +611,52 @@ async fn nginx_proxies_tcp() {
     proxies_tcp(Kind::Nginx).await;
 }
 
+/// WebSocket upgrades pass through the external proxy to a member and back.
+async fn tunnels_websockets(kind: Kind) {
+    if !available(kind) {
+        return;
+    }
+    let member = support::upgrading_member().await;
+    let proxy_port = free_port();
+    let topo = topology(
+        &[("php", ServiceType::SingleTenant)],
+        vec![cluster(
+            "app.php",
+            -1234,
+            &[HOST],
+            vec![http_member("app.php", "a", MemberStatus::Active, member, proxy_port)],
+        )],
+    );
+    let s = setup(kind, topo, proxy_port, &["a"], Duration::from_secs(5)).await;
+    let mut stream = TcpStream::connect(s.proxy).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    support::read_until(&mut stream, &mut got, b"\r\n\r\n").await;
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{kind}: {head}");
+    assert!(head.contains("upgrade: websocket"), "{kind}: {head}");
+    for message in ["hello ", "world "] {
+        stream.write_all(message.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        support::read_until(&mut stream, &mut got, message.to_ascii_uppercase().as_bytes()).await;
+    }
+    s.ext.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_tunnels_websockets() {
+    tunnels_websockets(Kind::Haproxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_tunnels_websockets() {
+    tunnels_websockets(Kind::Nginx).await;
+}
+
 #[tokio::test]
 async fn a_missing_proxy_is_a_clear_error() {
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();

@@ -101,7 +101,10 @@ http {{
     keepalive_timeout 60s;
     keepalive_requests 100000;
     proxy_http_version 1.1;
-    proxy_set_header Connection \"\";
+    # WebSocket and other upgrades pass; other requests keep the member connection alive.
+    map $http_upgrade $connection_upgrade {{ default upgrade; \"\" \"\"; }}
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
     proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;

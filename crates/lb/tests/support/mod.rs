@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -352,4 +353,78 @@ pub async fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A member that accepts upgrades to `websocket` on `/ws` and then answers every
+/// byte it gets in upper case; it declines any other upgrade with a 426 naming
+/// the forwarded headers it saw.
+pub async fn upgrading_member() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let service = hyper::service::service_fn(|mut req: Request<Incoming>| async move {
+                let wants = req.headers().get("upgrade").map(|v| v.to_str().unwrap().to_string());
+                let forwarded_for = req.headers().get("x-forwarded-for").map(|v| v.to_str().unwrap().to_string());
+                let key = req.headers().get("sec-websocket-key").map(|v| v.to_str().unwrap().to_string());
+                if req.uri().path() != "/ws" || wants.as_deref() != Some("websocket") {
+                    let text = format!("no upgrade to {wants:?}; forwarded for {forwarded_for:?}");
+                    let response =
+                        Response::builder().status(StatusCode::UPGRADE_REQUIRED).body(Full::new(Bytes::from(text)));
+                    return Ok::<_, Infallible>(response.unwrap());
+                }
+                let on_upgrade = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    let mut io = TokioIo::new(on_upgrade.await.expect("the proxy completes the upgrade"));
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match io.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                let upper: Vec<u8> = buf[..n].to_ascii_uppercase();
+                                if io.write_all(&upper).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+                let response = Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("connection", "upgrade")
+                    .header("upgrade", "websocket")
+                    .header("sec-websocket-accept", websocket_accept(key.as_deref().unwrap_or_default()))
+                    .header("x-forwarded-for-seen", forwarded_for.unwrap_or_default())
+                    .body(Full::new(Bytes::new()));
+                Ok(response.unwrap())
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    port
+}
+
+/// Reads from `stream` until `buf` ends with `end`.
+pub async fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, end: &[u8]) {
+    let mut chunk = [0u8; 4096];
+    while !buf.ends_with(end) {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("nothing more in 5 s; got {:?}", String::from_utf8_lossy(buf)))
+            .unwrap();
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The `Sec-WebSocket-Accept` that answers `key` (RFC 6455 §4.2.2).
+fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    let digest = sha1_smol::Sha1::from(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11")).digest().bytes();
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
