@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -224,6 +224,10 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
     let (slot, _unsent_body) =
         if end_of_stream { (None, Some(body)) } else { (Some(Arc::new(Mutex::new(Some(body)))), None) };
     let idempotent = is_idempotent(&parts.method);
+    let body_sent = Arc::new(OnceLock::new());
+    if slot.is_none() {
+        let _ = body_sent.set(Instant::now());
+    }
     let pool = &shared.pools[downstream.worker];
 
     let mut index = pick(shared, &upstream, sticky.as_deref(), None);
@@ -232,7 +236,7 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
         let member = &upstream.members[i];
         let in_flight = member.stats.start();
         let body = match &slot {
-            Some(slot) => ReclaimableBody::Slot { slot: slot.clone(), taken: None, size_hint },
+            Some(slot) => ReclaimableBody::Slot { slot: slot.clone(), taken: None, size_hint, sent: body_sent.clone() },
             None => ReclaimableBody::Empty(size_hint),
         };
         let request = upstream_request(&parts, member.authority_key(), body)?;
@@ -240,9 +244,9 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
         let sent = match shared.config.response_limit() {
             None => sent.await,
             // Dropping the exchange closes its connection: the member's late answer has no taker.
-            Some(limit) => match tokio::time::timeout(limit, sent).await {
-                Ok(sent) => sent,
-                Err(_) => {
+            Some(limit) => match answered_within(sent, limit, &body_sent).await {
+                Some(sent) => sent,
+                None => {
                     // Slow is not dead: not ejected, and not sent to another member.
                     debug!(member_id = %member.member_id, ?limit, "member did not answer in time");
                     let body = did_not_answer(&member.member_id, &upstream.cluster_id, limit);
@@ -293,6 +297,28 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
             "clusterId": upstream.cluster_id,
         }),
     ))
+}
+
+/// `exchange`'s answer, unless the member takes longer than `limit` once the request
+/// body has gone out whole (`body_sent`): a slow client's upload is not the member's delay.
+async fn answered_within<F: std::future::Future>(
+    exchange: F,
+    limit: Duration,
+    body_sent: &OnceLock<Instant>,
+) -> Option<F::Output> {
+    tokio::pin!(exchange);
+    let mut deadline = Instant::now() + limit;
+    loop {
+        if let Ok(answer) = tokio::time::timeout_at(deadline.into(), &mut exchange).await {
+            return Some(answer);
+        }
+        deadline = match body_sent.get() {
+            Some(&sent) if sent + limit <= Instant::now() => return None,
+            Some(&sent) => sent + limit,
+            // Still uploading: look again in a while.
+            None => Instant::now() + limit.min(Duration::from_secs(1)),
+        };
+    }
 }
 
 /// The body of a 504: which member of which cluster, and the limit it overran.
@@ -489,6 +515,8 @@ pub(crate) enum ReclaimableBody {
         slot: Arc<Mutex<Option<Incoming>>>,
         taken: Option<Incoming>,
         size_hint: SizeHint,
+        /// When the body had gone out whole: the member's time to answer starts then.
+        sent: Arc<OnceLock<Instant>>,
     },
 }
 
@@ -497,7 +525,7 @@ impl Body for ReclaimableBody {
     type Error = hyper::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let ReclaimableBody::Slot { slot, taken, .. } = self.get_mut() else {
+        let ReclaimableBody::Slot { slot, taken, sent, .. } = self.get_mut() else {
             return Poll::Ready(None);
         };
         if taken.is_none() {
@@ -506,7 +534,12 @@ impl Body for ReclaimableBody {
                 None => return Poll::Ready(None),
             }
         }
-        Pin::new(taken.as_mut().expect("taken above")).poll_frame(cx)
+        let body = taken.as_mut().expect("taken above");
+        let polled = Pin::new(&mut *body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || body.is_end_stream() {
+            let _ = sent.set(Instant::now());
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

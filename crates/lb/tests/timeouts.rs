@@ -153,3 +153,47 @@ async fn a_slow_member_within_the_limit_is_served() {
         assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "slow"));
     }
 }
+
+/// A member that reads a request's whole body before it answers with the body's length.
+async fn counting_member() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                use http_body_util::BodyExt;
+                let body = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                    hyper::body::Bytes::from(format!("got {body} bytes")),
+                )))
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    port
+}
+
+/// The member's time starts once it has the whole request: an upload slower than the
+/// limit (chunked, so hyper's path streams it) is answered, not cut short with a 504.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_slower_than_the_limit_is_not_a_timeout() {
+    let env = env_with(&[("upload.test", counting_member().await)]).await;
+    let mut stream = TcpStream::connect(env.addr(HTTP_PORT)).await.unwrap();
+    stream
+        .write_all(b"POST /up HTTP/1.1\r\nHost: upload.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..6 {
+        stream.write_all(b"5\r\nhello\r\n").await.unwrap();
+        tokio::time::sleep(LIMIT / 2).await;
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    assert!(started.elapsed() > LIMIT * 2);
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("got 30 bytes"), "{answer}");
+}
