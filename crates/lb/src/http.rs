@@ -279,14 +279,8 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
                         continue;
                     }
                 }
-                return Err(error_response(
-                    StatusCode::BAD_GATEWAY,
-                    serde_json::json!({
-                        "error": format!("member {} of cluster {}: {reason}: {}", member.member_id, upstream.cluster_id, error_chain(&e)),
-                        "clusterId": upstream.cluster_id,
-                        "memberId": member.member_id,
-                    }),
-                ));
+                let body = member_failed(&member.member_id, &upstream.cluster_id, reason, &error_chain(&e));
+                return Err(error_response(StatusCode::BAD_GATEWAY, body));
             }
         }
     }
@@ -319,6 +313,15 @@ async fn answered_within<F: std::future::Future>(
             None => Instant::now() + limit.min(Duration::from_secs(1)),
         };
     }
+}
+
+/// The body of a 502: which member of which cluster failed, how, and the detail.
+pub(crate) fn member_failed(member_id: &str, cluster_id: &str, reason: &str, detail: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": format!("member {member_id} of cluster {cluster_id}: {reason}: {detail}"),
+        "clusterId": cluster_id,
+        "memberId": member_id,
+    })
 }
 
 /// The body of a 504: which member of which cluster, and the limit it overran.

@@ -22,8 +22,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use crate::http::{
-    did_not_answer, error_response, pick, prepare_headers, strip_hop_by_hop, upstream_request, Downstream, ProxyBody,
-    ReclaimableBody, TrackedBody,
+    did_not_answer, error_response, member_failed, pick, prepare_headers, strip_hop_by_hop, upstream_request,
+    Downstream, ProxyBody, ReclaimableBody, TrackedBody,
 };
 use crate::routing::Upstream;
 use crate::stats::InFlight;
@@ -102,14 +102,8 @@ pub(crate) async fn proxy(
         Err((reason, detail)) => {
             debug!(member_id = %member.member_id, reason, detail, "member failed");
             shared.eject(&member.stats, reason);
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                serde_json::json!({
-                    "error": format!("member {} of cluster {}: {reason}: {detail}", member.member_id, upstream.cluster_id),
-                    "clusterId": upstream.cluster_id,
-                    "memberId": member.member_id,
-                }),
-            );
+            let body = member_failed(&member.member_id, &upstream.cluster_id, reason, &detail);
+            return error_response(StatusCode::BAD_GATEWAY, body);
         }
     };
     member.stats.record_success_at(std::time::Instant::now);
@@ -122,14 +116,8 @@ pub(crate) async fn proxy(
     let member_io = match hyper::upgrade::on(&mut response).await {
         Ok(io) => io,
         Err(e) => {
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                serde_json::json!({
-                    "error": format!("member {} of cluster {}: upgrade failed: {e}", member.member_id, upstream.cluster_id),
-                    "clusterId": upstream.cluster_id,
-                    "memberId": member.member_id,
-                }),
-            )
+            let body = member_failed(&member.member_id, &upstream.cluster_id, "upgrade failed", &e.to_string());
+            return error_response(StatusCode::BAD_GATEWAY, body);
         }
     };
     let switched_to = response.headers().get(header::UPGRADE).cloned();

@@ -15,7 +15,6 @@ use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use stratos_lb::LbConfig;
-use stratos_model::topology::ServiceType;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -94,14 +93,7 @@ async fn closing_member(body: &'static str) -> u16 {
 }
 
 async fn env(members: Vec<(&str, u16)>) -> Env {
-    let clusters = members
-        .iter()
-        .map(|(host, port)| {
-            let cluster_id = format!("{}.web", host.split('.').next().unwrap());
-            cluster(&cluster_id, -1234, &[host], vec![http_member(&cluster_id, &format!("{host}-1"), *port)])
-        })
-        .collect();
-    Env::start(topology(&[("web", ServiceType::SingleTenant)], clusters), LbConfig::default()).await
+    Env::start(web_topology(&members), LbConfig::default()).await
 }
 
 /// Reads one response from `stream` (`Content-Length` or `Transfer-Encoding: chunked`

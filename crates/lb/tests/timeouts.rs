@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stratos_lb::LbConfig;
-use stratos_model::topology::ServiceType;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -57,16 +56,9 @@ async fn hanging_member(answer: &'static [u8]) -> (u16, Arc<Seen>) {
 }
 
 async fn env_with(members: &[(&str, u16)]) -> Env {
-    let clusters = members
-        .iter()
-        .map(|(host, port)| {
-            let cluster_id = format!("{}.web", host.split('.').next().unwrap());
-            cluster(&cluster_id, -1234, &[host], vec![http_member(&cluster_id, &format!("{host}-1"), *port)])
-        })
-        .collect();
     // No active checks: the members count only the connections requests make.
     let config = LbConfig { response_timeout: LIMIT, active_check_interval: Duration::ZERO, ..LbConfig::default() };
-    Env::start(topology(&[("web", ServiceType::SingleTenant)], clusters), config).await
+    Env::start(web_topology(members), config).await
 }
 
 /// Sends `request` on a new connection and reads until the proxy closes it or `wait` ends.

@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::balance::{sticky_member, sticky_set_cookie};
-use crate::http::{did_not_answer, pick, request_timeout, Downstream};
+use crate::http::{did_not_answer, member_failed, pick, request_timeout, Downstream};
 use crate::routing::{normalized_host, Upstream};
 
 use chunked::ChunkedEnd;
@@ -599,15 +599,8 @@ async fn forward(
                         continue;
                     }
                 }
-                let response = own_response(
-                    StatusCode::BAD_GATEWAY,
-                    &serde_json::json!({
-                        "error": format!("member {} of cluster {}: {reason}: {detail}", member.member_id, upstream.cluster_id),
-                        "clusterId": upstream.cluster_id,
-                        "memberId": member.member_id,
-                    }),
-                    p.close || body_left > 0,
-                );
+                let body = member_failed(&member.member_id, &upstream.cluster_id, reason, &detail);
+                let response = own_response(StatusCode::BAD_GATEWAY, &body, p.close || body_left > 0);
                 client.write_all(&response).await.map_err(|_| ClientGone)?;
                 return Ok(!p.close && body_left == 0);
             }

@@ -222,6 +222,19 @@ pub fn cluster(cluster_id: &str, tenant_id: i64, hosts: &[&str], members: Vec<Me
 }
 
 /// A topology of services built from clusters (`<app>.<service>` ids).
+/// One single-tenant `web` cluster per `(host, member port)`: cluster `<first label>.web`
+/// with member `<host>-1`.
+pub fn web_topology(members: &[(&str, u16)]) -> Topology {
+    let clusters = members
+        .iter()
+        .map(|(host, port)| {
+            let cluster_id = format!("{}.web", host.split('.').next().unwrap());
+            cluster(&cluster_id, -1234, &[host], vec![http_member(&cluster_id, &format!("{host}-1"), *port)])
+        })
+        .collect();
+    topology(&[("web", ServiceType::SingleTenant)], clusters)
+}
+
 pub fn topology(services: &[(&str, ServiceType)], clusters: Vec<Cluster>) -> Topology {
     let mut map: BTreeMap<String, Service> = services
         .iter()
