@@ -8,13 +8,11 @@ use std::cell::OnceCell;
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
@@ -24,6 +22,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::balance::{choose, sticky_choice, sticky_member, sticky_set_cookie, Candidate};
+use crate::bodies::{ProxyBody, ReclaimableBody, TrackedBody};
 use crate::h1::{self, Rewind};
 use crate::pool::{self, Conn};
 use crate::routing::{normalized_host, Upstream};
@@ -263,7 +262,7 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
                 }
                 let cookie = (shared.config.sticky && sticky.as_deref() != Some(member.member_id.as_str()))
                     .then(|| sticky_set_cookie(&member.member_id));
-                return Ok(client_response(response, in_flight, conn, cookie));
+                return Ok(client_response(response, in_flight, conn, cookie, shared.config.response_limit()));
             }
             Err(pool::Error::BadAuthority) => return Err(bad_target(&parts)),
             Err(e) => {
@@ -495,153 +494,14 @@ fn client_response(
     in_flight: InFlight,
     conn: Conn,
     cookie: Option<String>,
+    idle_limit: Option<Duration>,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         parts.headers.append(header::SET_COOKIE, value);
     }
-    let mut body = TrackedBody { inner: body, _in_flight: in_flight, conn: Some(conn) };
-    if body.inner.is_end_stream() {
-        // HEAD, 204, 304, or an empty body: the connection is free already.
-        body.release();
-    }
-    Response::from_parts(parts, ProxyBody::Member(body))
-}
-
-/// The client's request body, handed to the member's request only when first polled:
-/// if connecting fails, the body is still in the slot and can go to another member.
-pub(crate) enum ReclaimableBody {
-    /// A body at its end from the start (hyper does not poll those).
-    Empty(SizeHint),
-    Slot {
-        slot: Arc<Mutex<Option<Incoming>>>,
-        taken: Option<Incoming>,
-        size_hint: SizeHint,
-        /// When the body had gone out whole: the member's time to answer starts then.
-        sent: Arc<OnceLock<Instant>>,
-    },
-}
-
-impl Body for ReclaimableBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let ReclaimableBody::Slot { slot, taken, sent, .. } = self.get_mut() else {
-            return Poll::Ready(None);
-        };
-        if taken.is_none() {
-            match slot.lock().unwrap().take() {
-                Some(body) => *taken = Some(body),
-                None => return Poll::Ready(None),
-            }
-        }
-        let body = taken.as_mut().expect("taken above");
-        let polled = Pin::new(&mut *body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) || body.is_end_stream() {
-            let _ = sent.set(Instant::now());
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ReclaimableBody::Empty(_) => true,
-            ReclaimableBody::Slot { taken, .. } => taken.as_ref().is_some_and(Body::is_end_stream),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ReclaimableBody::Empty(size_hint) => *size_hint,
-            ReclaimableBody::Slot { taken, size_hint, .. } => taken.as_ref().map_or(*size_hint, Body::size_hint),
-        }
-    }
-}
-
-/// What the proxy answers with. An enum rather than a boxed body: no allocation per
-/// response.
-pub(crate) enum ProxyBody {
-    /// A member's response.
-    Member(TrackedBody),
-    /// The proxy's own answer (an error).
-    Own(Full<Bytes>),
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            ProxyBody::Member(body) => Pin::new(body).poll_frame(cx),
-            ProxyBody::Own(body) => {
-                Pin::new(body).poll_frame(cx).map(|frame| frame.map(|frame| frame.map_err(|never| match never {})))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Member(body) => body.is_end_stream(),
-            ProxyBody::Own(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Member(body) => body.size_hint(),
-            ProxyBody::Own(body) => body.size_hint(),
-        }
-    }
-}
-
-/// A member's response body; the request stays in flight until it is streamed (or
-/// dropped), and the connection goes back to the pool once it is read to the end.
-pub(crate) struct TrackedBody {
-    inner: Incoming,
-    _in_flight: InFlight,
-    conn: Option<Conn>,
-}
-
-impl TrackedBody {
-    /// A body from a connection that is not pooled (it closes after this response).
-    pub(crate) fn unpooled(inner: Incoming, in_flight: InFlight) -> TrackedBody {
-        TrackedBody { inner, _in_flight: in_flight, conn: None }
-    }
-
-    fn release(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.release();
-        }
-    }
-}
-
-impl Body for TrackedBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            // hyper stops polling once is_end_stream says so, so check after each frame too.
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
-            // A broken connection is not reused (dropping it closes it).
-            Poll::Ready(Some(Err(_))) => self.conn = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+    Response::from_parts(parts, ProxyBody::Member(TrackedBody::pooled(body, in_flight, conn, idle_limit)))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! [`extension`] runs HAProxy or nginx instead, configured from the same routing table.
 
 pub mod balance;
+mod bodies;
 mod checks;
 pub mod extension;
 mod h1;

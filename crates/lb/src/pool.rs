@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::http::ReclaimableBody;
+use crate::bodies::ReclaimableBody;
 use crate::idle::{self, IdleConnections, Reusable};
 
 type Sender = SendRequest<ReclaimableBody>;

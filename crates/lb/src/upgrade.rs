@@ -21,9 +21,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
+use crate::bodies::{ProxyBody, ReclaimableBody, TrackedBody};
 use crate::http::{
     did_not_answer, error_response, member_failed, pick, prepare_headers, strip_hop_by_hop, upstream_request,
-    Downstream, ProxyBody, ReclaimableBody, TrackedBody,
+    Downstream,
 };
 use crate::routing::Upstream;
 use crate::stats::InFlight;

@@ -120,18 +120,24 @@ async fn a_member_that_never_answers_gets_the_client_a_504_naming_it() {
 async fn a_member_stalling_mid_body_gets_the_client_connection_closed() {
     let (stalling, seen) = hanging_member(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf-").await;
     let env = env_with(&[("stall.test", stalling)]).await;
-    let (answer, took) =
-        exchange(env.addr(HTTP_PORT), b"GET / HTTP/1.1\r\nHost: stall.test\r\n\r\n", Duration::from_secs(10)).await;
-    // The head and the bytes that came went through; then the connection closed, cut
-    // short, so the client can tell the response is incomplete.
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.ends_with("\r\n\r\nhalf-"), "{answer}");
-    assert!(took >= LIMIT && took < LIMIT * 5, "closed after {took:?}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.closed_by_proxy.load(Ordering::SeqCst) < 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // The forwarding path (a GET), and hyper's (a chunked upload).
+    let requests: [&[u8]; 2] = [
+        b"GET / HTTP/1.1\r\nHost: stall.test\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: stall.test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    ];
+    for (n, request) in requests.into_iter().enumerate() {
+        let (answer, took) = exchange(env.addr(HTTP_PORT), request, Duration::from_secs(10)).await;
+        // The head and the bytes that came went through; then the connection closed, cut
+        // short, so the client can tell the response is incomplete.
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nhalf-"), "{answer}");
+        assert!(took >= LIMIT && took < LIMIT * 5, "closed after {took:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.closed_by_proxy.load(Ordering::SeqCst) < n + 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen.closed_by_proxy.load(Ordering::SeqCst), n + 1);
     }
-    assert_eq!(seen.closed_by_proxy.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
