@@ -14,7 +14,8 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const LIMIT: Duration = Duration::from_millis(600);
+// Far above the test members' own delays, so that a loaded machine does not turn them into 504s.
+const LIMIT: Duration = Duration::from_millis(1500);
 
 /// What a hanging member has seen: connections accepted, and closed by the proxy.
 #[derive(Default)]
@@ -98,7 +99,7 @@ async fn a_member_that_never_answers_gets_the_client_a_504_naming_it() {
     for request in requests {
         let (answer, took) = exchange(addr, request, Duration::from_secs(10)).await;
         assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
-        assert!(answer.contains("member silent.test-1 of cluster silent.web did not answer within 600ms"), "{answer}");
+        assert!(answer.contains("member silent.test-1 of cluster silent.web did not answer within 1.5s"), "{answer}");
         assert!(took >= LIMIT && took < LIMIT * 5, "answered after {took:?}");
     }
     // Slow is not dead: the member still gets requests (a 504 again, not a 503).
