@@ -19,7 +19,7 @@ use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::bodies::{ProxyBody, ReclaimableBody, TrackedBody};
 use crate::http::{
@@ -169,7 +169,7 @@ where
 {
     let Tunnel { member, member_id, cluster_id, _in_flight } = tunnel;
     let mut member = TokioIo::new(member);
-    info!(%member_id, %cluster_id, "connection upgraded: relaying both ways");
+    debug!(%member_id, %cluster_id, "connection upgraded: relaying both ways");
     if !early.is_empty() && member.write_all(early).await.is_err() {
         return;
     }
