@@ -69,8 +69,9 @@ pub struct LbConfig {
     /// Time allowed to connect to a member.
     #[arg(long = "lb-connect-timeout", value_parser = parse_duration, default_value = "3s")]
     pub connect_timeout: Duration,
-    /// A member must start its response within this time, and not pause longer inside
-    /// one: else the client gets 504 (or, mid-response, its connection closes). 0s: no limit.
+    /// A member must start its response within this time of having the whole request,
+    /// and not pause longer inside one: else the client gets 504 (or, mid-response, its
+    /// connection closes). A slow member is not ejected for it. 0s: no limit.
     #[arg(long = "lb-response-timeout", value_parser = parse_duration, default_value = "60s")]
     pub response_timeout: Duration,
     /// How often in-flight request counts are published on the bus.
