@@ -332,7 +332,7 @@ pub(crate) fn did_not_answer(member_id: &str, cluster_id: &str, limit: Duration)
     })
 }
 
-fn error_chain(e: &dyn StdError) -> String {
+pub(crate) fn error_chain(e: &dyn StdError) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -461,7 +461,7 @@ fn target(parts: &Parts) -> &str {
     parts.uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
-fn bad_target(parts: &Parts) -> Response<ProxyBody> {
+pub(crate) fn bad_target(parts: &Parts) -> Response<ProxyBody> {
     let path = target(parts);
     error_response(StatusCode::BAD_REQUEST, serde_json::json!({"error": format!("bad request target {path:?}")}))
 }

@@ -99,7 +99,9 @@ impl Pool {
         Conn { pool: self.clone(), authority: authority.clone(), sender }
     }
 
-    async fn connect(&self, authority: &str) -> Result<Sender, Error> {
+    /// A new connection to the member at `authority`, outside the pool: [`Pool::send`]
+    /// uses it when no idle one is left, and an upgrade keeps it for its tunnel.
+    pub(crate) async fn connect(&self, authority: &str) -> Result<Sender, Error> {
         if authority.parse::<hyper::http::uri::Authority>().is_err() {
             return Err(Error::BadAuthority);
         }
@@ -113,9 +115,10 @@ impl Pool {
         // handing the kernel a head and a body apart.
         let (sender, connection) =
             http1::Builder::new().writev(false).handshake(TokioIo::new(stream)).await.map_err(Error::Request)?;
-        // On this worker, like the requests that will use it.
+        // On this worker, like the requests that will use it. With upgrades: a connection
+        // that never switches protocols runs just the same.
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            if let Err(e) = connection.with_upgrades().await {
                 debug!(error = %e, "member connection ended with an error");
             }
         });

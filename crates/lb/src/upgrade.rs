@@ -9,7 +9,6 @@
 //! written the 101 and given the client's connection back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::body::{Body, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
@@ -18,14 +17,14 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::bodies::{ProxyBody, ReclaimableBody, TrackedBody};
 use crate::http::{
-    did_not_answer, error_response, member_failed, pick, prepare_headers, strip_hop_by_hop, upstream_request,
-    Downstream,
+    bad_target, did_not_answer, error_chain, error_response, member_failed, pick, prepare_headers, strip_hop_by_hop,
+    upstream_request, Downstream,
 };
+use crate::pool;
 use crate::routing::Upstream;
 use crate::stats::InFlight;
 
@@ -85,7 +84,11 @@ pub(crate) async fn proxy(
             Ok(request) => request,
             Err(response) => return response,
         };
-    let exchange = send(member.authority_key(), request, shared.config.connect_timeout);
+    let pool = &shared.pools[downstream.worker];
+    let exchange = async {
+        let mut sender = pool.connect(member.authority_key()).await?;
+        sender.send_request(request).await.map_err(pool::Error::Request)
+    };
     let answer = match shared.config.response_limit() {
         None => exchange.await,
         Some(limit) => match tokio::time::timeout(limit, exchange).await {
@@ -100,10 +103,12 @@ pub(crate) async fn proxy(
     };
     let mut response = match answer {
         Ok(response) => response,
-        Err((reason, detail)) => {
-            debug!(member_id = %member.member_id, reason, detail, "member failed");
+        Err(pool::Error::BadAuthority) => return bad_target(&parts),
+        Err(e) => {
+            let reason = if e.is_connect() { "cannot connect" } else { "request failed" };
+            debug!(member_id = %member.member_id, error = %e, reason, "member failed");
             shared.eject(&member.stats, reason);
-            let body = member_failed(&member.member_id, &upstream.cluster_id, reason, &detail);
+            let body = member_failed(&member.member_id, &upstream.cluster_id, reason, &error_chain(&e));
             return error_response(StatusCode::BAD_GATEWAY, body);
         }
     };
@@ -135,30 +140,6 @@ pub(crate) async fn proxy(
         parts.headers.insert(header::UPGRADE, protocol);
     }
     Response::from_parts(parts, ProxyBody::Own(Default::default()))
-}
-
-/// Sends `request` on a new connection to `authority`, kept for the upgrade.
-async fn send(
-    authority: &str,
-    request: Request<ReclaimableBody>,
-    connect_timeout: Duration,
-) -> Result<Response<Incoming>, (&'static str, String)> {
-    let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(authority)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(("cannot connect", e.to_string())),
-        Err(_) => return Err(("cannot connect", "connect timed out".into())),
-    };
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ("request failed", e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
-            debug!(error = %e, "upgraded member connection ended with an error");
-        }
-    });
-    sender.send_request(request).await.map_err(|e| ("request failed", e.to_string()))
 }
 
 /// Joins the client's connection (`client`, with `early` bytes it sent after the
