@@ -283,13 +283,7 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
             }
         }
     }
-    Err(error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        serde_json::json!({
-            "error": format!("cluster {} has no member left to try", upstream.cluster_id),
-            "clusterId": upstream.cluster_id,
-        }),
-    ))
+    Err(error_response(StatusCode::SERVICE_UNAVAILABLE, no_member_left(&upstream.cluster_id)))
 }
 
 /// `exchange`'s answer, unless the member takes longer than `limit` once the request
@@ -312,6 +306,14 @@ async fn answered_within<F: std::future::Future>(
             None => Instant::now() + limit.min(Duration::from_secs(1)),
         };
     }
+}
+
+/// The body of a 503 when every member of the cluster failed or is ejected.
+pub(crate) fn no_member_left(cluster_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": format!("cluster {cluster_id} has no member left to try"),
+        "clusterId": cluster_id,
+    })
 }
 
 /// The body of a 502: which member of which cluster failed, how, and the detail.

@@ -21,8 +21,8 @@ use tracing::debug;
 
 use crate::bodies::{ProxyBody, ReclaimableBody, TrackedBody};
 use crate::http::{
-    bad_target, did_not_answer, error_chain, error_response, member_failed, pick, prepare_headers, strip_hop_by_hop,
-    upstream_request, Downstream,
+    bad_target, did_not_answer, error_chain, error_response, member_failed, no_member_left, pick, prepare_headers,
+    strip_hop_by_hop, upstream_request, Downstream,
 };
 use crate::pool;
 use crate::routing::Upstream;
@@ -69,13 +69,7 @@ pub(crate) async fn proxy(
     parts.headers.insert(header::UPGRADE, protocol);
 
     let Some(i) = pick(shared, upstream, sticky, None) else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({
-                "error": format!("cluster {} has no member left to try", upstream.cluster_id),
-                "clusterId": upstream.cluster_id,
-            }),
-        );
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, no_member_left(&upstream.cluster_id));
     };
     let member = &upstream.members[i];
     let in_flight = member.stats.start();

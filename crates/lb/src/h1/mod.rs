@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::balance::{sticky_member, sticky_set_cookie};
-use crate::http::{did_not_answer, member_failed, pick, request_timeout, Downstream};
+use crate::http::{did_not_answer, member_failed, no_member_left, pick, request_timeout, Downstream};
 use crate::routing::{normalized_host, Upstream};
 
 use chunked::ChunkedEnd;
@@ -621,14 +621,8 @@ async fn forward(
         }
         return Ok(!close_client);
     }
-    let response = own_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &serde_json::json!({
-            "error": format!("cluster {} has no member left to try", upstream.cluster_id),
-            "clusterId": upstream.cluster_id,
-        }),
-        p.close || body_left > 0,
-    );
+    let body = no_member_left(&upstream.cluster_id);
+    let response = own_response(StatusCode::SERVICE_UNAVAILABLE, &body, p.close || body_left > 0);
     client.write_all(&response).await.map_err(|_| ClientGone)?;
     Ok(!p.close && body_left == 0)
 }
