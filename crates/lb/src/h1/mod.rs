@@ -446,7 +446,8 @@ async fn linger_close(client: &mut TcpStream) {
     .await;
 }
 
-/// A member connection whose reads and writes each fail with `TimedOut` after `limit`.
+/// A member connection whose reads and writes each fail with [`ResponseTimedOut`]
+/// after `limit`.
 struct Member<'a> {
     stream: &'a mut TcpStream,
     limit: Option<Duration>,
@@ -467,8 +468,25 @@ async fn within<T>(limit: Option<Duration>, io: impl std::future::Future<Output 
         None => io.await,
         Some(limit) => tokio::time::timeout(limit, io)
             .await
-            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "the member took too long"))),
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, ResponseTimedOut))),
     }
+}
+
+/// The response timeout ran out: told apart from the kernel's own `ETIMEDOUT` (a
+/// member gone unreachable, which is a failure to eject for, not slowness).
+#[derive(Debug)]
+struct ResponseTimedOut;
+
+impl std::fmt::Display for ResponseTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the member took too long")
+    }
+}
+
+impl std::error::Error for ResponseTimedOut {}
+
+fn is_response_timeout(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<ResponseTimedOut>())
 }
 
 /// How a response's body ends.
@@ -639,9 +657,12 @@ async fn exchange(
     head_method: bool,
 ) -> Result<ResponseHead, MemberError> {
     let limit = member.limit;
-    let failed = |error: io::Error, member_buf: &Vec<u8>| match error.kind() {
-        io::ErrorKind::TimedOut => MemberError::Timeout(limit.unwrap_or_default()),
-        _ => MemberError::Exchange { error, answered: !member_buf.is_empty() },
+    let failed = |error: io::Error, member_buf: &Vec<u8>| {
+        if is_response_timeout(&error) {
+            MemberError::Timeout(limit.unwrap_or_default())
+        } else {
+            MemberError::Exchange { error, answered: !member_buf.is_empty() }
+        }
     };
     member_buf.clear();
     member.write_all(request).await.map_err(|e| failed(e, member_buf))?;
