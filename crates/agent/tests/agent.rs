@@ -172,9 +172,13 @@ impl Agent {
 
     /// The app's process: the agent's child.
     fn app_pid(&self) -> i32 {
-        let path = format!("/proc/{}/task/{}/children", self.pid(), self.pid());
-        let children = std::fs::read_to_string(&path).unwrap_or_default();
-        let pids: Vec<i32> = children.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        // Each thread lists the children it started.
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        let pids: Vec<i32> = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
+            .collect();
         assert_eq!(pids.len(), 1, "the agent should have one child, the app: {pids:?}");
         pids[0]
     }

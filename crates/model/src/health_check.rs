@@ -72,9 +72,13 @@ pub struct ResolvedHealthCheck {
     /// The port the cartridge declares (the agent finds where it listens).
     pub port: u32,
     pub kind: HealthCheckKind,
+    #[serde(default = "default_path")]
     pub path: String,
+    #[serde(default = "default_interval")]
     pub interval_seconds: u32,
+    #[serde(default = "default_timeout")]
     pub timeout_seconds: u32,
+    #[serde(default = "default_threshold")]
     pub failure_threshold: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected_statuses: Vec<u16>,
@@ -82,6 +86,19 @@ pub struct ResolvedHealthCheck {
     pub send: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
+}
+
+fn default_path() -> String {
+    DEFAULT_PATH.into()
+}
+fn default_interval() -> u32 {
+    DEFAULT_INTERVAL_SECONDS
+}
+fn default_timeout() -> u32 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+fn default_threshold() -> u32 {
+    DEFAULT_FAILURE_THRESHOLD
 }
 
 impl HealthCheckKind {
