@@ -696,3 +696,49 @@ async fn a_hanging_clone_is_killed_and_fails_the_start() {
     eprintln!("the hanging clone failed the start after {:?}", started.elapsed());
     held.abort();
 }
+
+/// Python's HTTP server behind TLS, with a self-signed certificate made in `dir` by openssl.
+fn tls_server(port: u16, dir: &Path) -> Vec<String> {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let script = format!(
+        r#"
+import http.server, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("{dir}/cert.pem", "{dir}/key.pem")
+server = http.server.HTTPServer(("127.0.0.1", {port}), http.server.SimpleHTTPRequestHandler)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#,
+        dir = dir.display()
+    );
+    vec!["python3".into(), "-c".into(), script]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_tls_app_is_reported() {
+    let certs = tempfile::tempdir().unwrap();
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "tls").await;
+    let port = free_port();
+    let checks = serde_json::json!([{ "port": 8080, "kind": "tls", "intervalSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2 }]);
+    let mut agent = Spec::new(&broker, "m-tls", tls_server(port, certs.path()), vec![port])
+        .env("STRATOS_HEALTH_CHECKS", checks.to_string())
+        .start();
+    expect_started_and_activated(&mut sub, "m-tls").await;
+    // The server answers the agent's hello (and then drops the handshake it never finishes).
+    agent.wait_log("health check passed").await;
+
+    signal(agent.app_pid(), libc::SIGSTOP);
+    let reason = expect_unhealthy(&mut sub, "m-tls").await;
+    assert!(reason.contains(&format!("a TLS hello to 127.0.0.1:{port} did not answer within 1 s")), "{reason}");
+
+    signal(agent.app_pid(), libc::SIGCONT);
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-tls".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+}

@@ -394,3 +394,36 @@ fn a_hanging_clone_fails_the_start_with_a_clear_error() {
     assert!(error.contains("git clone did not finish within 2 s and was killed"), "{error}");
     assert!(!error.contains("did not activate"), "reported as the start failure, not a timeout: {error}");
 }
+
+#[test]
+fn a_member_whose_app_exits_is_replaced() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    add_watched_app(&platform, sandbox.path(), free_port(), 3);
+    let before = eventually(Duration::from_secs(30), "two active members", || match active(&platform) {
+        a if a.len() == 2 => Ok(a),
+        a => Err(format!("{a:?}")),
+    });
+    let events = EventLog::topology(&platform);
+    let victim = before.iter().next().unwrap().clone();
+    // The app alone: its agent lives on, sees it go and ends the member.
+    signal(app_pid(&sandbox, &victim), "KILL");
+    let terminated = events.wait_for(
+        Duration::from_secs(30),
+        "MemberTerminatedEvent of the member",
+        |e| matches!(e, AnyEvent::MemberTerminatedEvent(t) if t.member.member_id == victim),
+    );
+    let AnyEvent::MemberTerminatedEvent(terminated) = terminated else { unreachable!() };
+    eprintln!("terminated: {}", terminated.reason);
+    eventually(Duration::from_secs(60), "the member replaced", || {
+        let now = active(&platform);
+        if now.len() == 2 && !now.contains(&victim) {
+            Ok(())
+        } else {
+            Err(format!("active: {now:?}"))
+        }
+    });
+    assert!(member_processes(sandbox.path()).iter().all(|p| p.member_id != victim), "the member's agent runs on");
+    let log = std::fs::read_to_string(sandbox.path().join("members").join(&victim).join("work/app.log")).unwrap();
+    assert!(log.contains("app was killed by signal 9"), "the agent's note in app.log:\n{log}");
+}
