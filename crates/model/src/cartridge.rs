@@ -133,6 +133,23 @@ impl Definition for Cartridge {
         if let Some(check) = &self.health_check {
             check.validate("healthCheck", None, p);
         }
+        let mut timings = Problems::default();
+        for (i, m) in self.port_mapping.iter().enumerate() {
+            let resolved =
+                HealthCheck::resolve(m.port, m.protocol, m.health_check.as_ref(), self.health_check.as_ref());
+            let at = format!("portMapping[{i}].healthCheck");
+            crate::health_check::check_timing(&resolved, m.health_check.as_ref(), &at, "healthCheck", &mut timings);
+        }
+        if let Some(check) = self.health_check.as_ref().filter(|_| self.port_mapping.is_empty()) {
+            let resolved = HealthCheck::resolve(0, Protocol::Tcp, None, Some(check));
+            crate::health_check::check_timing(&resolved, None, "healthCheck", "healthCheck", &mut timings);
+        }
+        // A cartridge-wide timeout too long for several ports is one problem.
+        for problem in timings.0 {
+            if !p.iter().any(|q| *q == problem) {
+                p.0.push(problem);
+            }
+        }
         let mut iaases = std::collections::HashSet::new();
         for (i, iaas) in self.iaas_provider.iter().enumerate() {
             let at = format!("iaasProvider[{i}]");

@@ -164,18 +164,13 @@ impl HealthCheck {
                 p.push(format!("{at}.path"), "only an http check has a path");
             }
         }
-        let interval = self.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS);
         if let Some(i) = self.interval_seconds {
             if !(1..=3600).contains(&i) {
                 p.push(format!("{at}.intervalSeconds"), format!("{i} is not between 1 and 3600"));
             }
         }
-        if let Some(t) = self.timeout_seconds {
-            if t < 1 {
-                p.push(format!("{at}.timeoutSeconds"), "must be at least 1");
-            } else if t > interval {
-                p.push(format!("{at}.timeoutSeconds"), format!("{t} is longer than the interval ({interval} s)"));
-            }
+        if self.timeout_seconds == Some(0) {
+            p.push(format!("{at}.timeoutSeconds"), "must be at least 1");
         }
         if let Some(n) = self.failure_threshold {
             if !(1..=100).contains(&n) {
@@ -202,6 +197,23 @@ impl HealthCheck {
             }
         }
     }
+}
+
+/// A check's timeout must fit in its interval, once the port's and the cartridge's fields
+/// are merged: reported at the `timeoutSeconds` that set it (`at_port` or `at_cartridge`).
+pub fn check_timing(
+    resolved: &ResolvedHealthCheck,
+    on_port: Option<&HealthCheck>,
+    at_port: &str,
+    at_cartridge: &str,
+    p: &mut Problems,
+) {
+    let (timeout, interval) = (resolved.timeout_seconds, resolved.interval_seconds);
+    if timeout == 0 || interval == 0 || timeout <= interval {
+        return;
+    }
+    let at = if on_port.is_some_and(|h| h.timeout_seconds.is_some()) { at_port } else { at_cartridge };
+    p.push(format!("{at}.timeoutSeconds"), format!("{timeout} is longer than the interval ({interval} s)"));
 }
 
 #[cfg(test)]
@@ -239,12 +251,26 @@ mod tests {
     }
 
     #[test]
+    fn the_timeout_fits_the_merged_interval() {
+        let cartridge = HealthCheck { interval_seconds: Some(10), timeout_seconds: Some(3), ..Default::default() };
+        let port = HealthCheck { timeout_seconds: Some(9), ..Default::default() };
+        let mut p = Problems::default();
+        let resolved = HealthCheck::resolve(80, Protocol::Http, Some(&port), Some(&cartridge));
+        check_timing(&resolved, Some(&port), "portMapping[0].healthCheck", "healthCheck", &mut p);
+        assert!(p.is_empty(), "9 s fits the cartridge's 10 s interval: {p}");
+        let port = HealthCheck { interval_seconds: Some(2), ..Default::default() };
+        let resolved = HealthCheck::resolve(80, Protocol::Http, Some(&port), Some(&cartridge));
+        check_timing(&resolved, Some(&port), "portMapping[0].healthCheck", "healthCheck", &mut p);
+        assert_eq!(p.to_string(), "healthCheck.timeoutSeconds: 3 is longer than the interval (2 s)");
+    }
+
+    #[test]
     fn problems_name_their_field() {
         let bad = HealthCheck {
             kind: Some(HealthCheckKind::Tcp),
             path: Some("health".into()),
             interval_seconds: Some(2),
-            timeout_seconds: Some(3),
+            timeout_seconds: Some(0),
             failure_threshold: Some(0),
             expected_statuses: vec![99],
             send: Some(String::new()),
