@@ -4,9 +4,9 @@
 //! Each member's record (`member.json`) lives in its directory, so a restarted
 //! controller finds, adopts or terminates the members an earlier one started.
 //!
-//! The member runs in `<member>/work` (its `app.log`, its artifacts), as the member user
-//! when one is set (`nobody` by default when the platform runs as root): tenants' code
-//! never runs as the platform's user, and cannot rewrite the record in `<member>`, which
+//! The member runs in `<member>/work` (its `app.log`, its artifacts) and, when the
+//! platform runs as root, with a uid of its own (see `member_user.rs`): tenants' code never
+//! runs as root nor as another member, and cannot rewrite the record in `<member>`, which
 //! names the process group the driver signals.
 
 use std::collections::HashMap;
