@@ -3,8 +3,9 @@
 //! It deploys the member's artifacts (git), starts the app, reports the member's
 //! lifecycle on the bus (`InstanceStartedEvent`, then `InstanceActivatedEvent` once every
 //! port answers), checks that the app keeps answering (`InstanceUnhealthyEvent` after the
-//! cartridge's `failureThreshold` of failed health checks in a row), ships the app's output (`LogEvent`, and `app.log` in the member
-//! directory), publishes health stats, and drains the member on request
+//! cartridge's `failureThreshold` of failed health checks in a row), ships the app's output
+//! (`LogEvent`, and `app.log` in the member directory), publishes health stats, and drains
+//! the member on request
 //! (`InstanceCleanupMemberEvent` → `InstanceMaintenanceModeEvent` → the controller's
 //! `MemberMaintenanceModeEvent`, on which load balancers stop routing to the member, and a
 //! grace → cleanup → `InstanceReadyToShutdownEvent` → exit 0).
@@ -32,6 +33,7 @@ use stratos_bus::events::{
     InstanceStartedEvent, InstanceUnhealthyEvent, MemberHealthStatEvent, MemberMaintenanceModeEvent,
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Event, MemberRef};
+use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -40,7 +42,6 @@ use crate::app::{describe, App};
 use crate::git::GitOptions;
 use crate::logs::LogSink;
 use crate::watch::{PortCheck, Watch};
-use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
 
 /// How long the agent keeps trying to reach the broker at start.
 const CONNECT_FOR: Duration = Duration::from_secs(60);
