@@ -667,6 +667,7 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
     use clap::Parser;
+    use stratos_model::HealthCheckKind;
 
     #[derive(Parser)]
     struct Cli {
@@ -710,6 +711,35 @@ mod tests {
         assert!(parse_command("[]").is_err());
         assert!(parse_ports(r#"[{"port":"x"}]"#).is_err());
         assert_eq!(parse_ports(r#"[{"port":80}]"#).unwrap()[0].probe_port(), Some(80));
+    }
+
+    #[test]
+    fn each_port_gets_its_check_or_its_protocol_default() {
+        let cli = Cli::try_parse_from([
+            "agent",
+            "--member-id=m1",
+            "--cluster-id=c1",
+            "--service-name=php",
+            "--app-id=a1",
+            "--network-partition-id=np1",
+            "--partition-id=p1",
+            "--broker=mqtt://127.0.0.1:1883",
+            r#"--command=["app"]"#,
+            r#"--ports=[{"protocol":"http","port":8080,"hostPort":40001},{"protocol":"tcp","port":6379,"hostPort":40002},
+                        {"protocol":"https","port":8443,"hostPort":40003},{"protocol":"udp","port":53}]"#,
+            r#"--health-checks=[{"port":6379,"kind":"tcp","send":"PING\r\n","expect":"PONG","intervalSeconds":1}]"#,
+        ])
+        .unwrap();
+        let checks = cli.agent.port_checks();
+        let summary: Vec<(u16, HealthCheckKind, u32)> =
+            checks.iter().map(|c| (c.host_port, c.check.kind, c.check.interval_seconds)).collect();
+        assert_eq!(
+            summary,
+            [(40001, HealthCheckKind::Http, 5), (40002, HealthCheckKind::Tcp, 1), (40003, HealthCheckKind::Tls, 5)],
+            "UDP is not checked"
+        );
+        assert_eq!(checks[1].check.expect.as_deref(), Some("PONG"));
+        assert_eq!(checks[1].check.timeout_seconds, 2, "a field left out takes its default");
     }
 
     #[test]
