@@ -75,6 +75,12 @@ pub struct UpArgs {
 
 pub async fn run(args: UpArgs) -> Result<()> {
     logging::init(args.log_format);
+    let member_users =
+        args.member_user.clone().unwrap_or_else(|| stratos_cloud::MemberUsers::for_platform(Some(args.member_uids)));
+    if member_users != stratos_cloud::MemberUsers::Platform {
+        // Before the data directory and the store exist: members must not read them.
+        stratos_cloud::member_user::keep_platform_files_private(&args.data_dir).map_err(anyhow::Error::msg)?;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
 
@@ -98,8 +104,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     let agent = std::env::current_exe().context("cannot find the stratos binary to run member agents")?;
-    let member_users =
-        args.member_user.clone().unwrap_or_else(|| stratos_cloud::MemberUsers::for_platform(Some(args.member_uids)));
     if member_users.is_root() {
         tracing::warn!("members run as root: tenants' code gets the machine (see --member-user)");
     } else {

@@ -286,6 +286,9 @@ fn members_run_with_uids_of_their_own_when_the_platform_is_root() {
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o711);
     }
     assert_eq!(member_uids.len(), 2, "each member has a uid of its own: {member_uids:?}");
+    // What the platform keeps in the data directory, which members can search, is its own.
+    let store = std::fs::metadata(sandbox.path().join("stratos.db")).unwrap();
+    assert_eq!(store.permissions().mode() & 0o077, 0, "the store is readable by members");
 }
 
 /// Adds an application whose cluster clones `repo`; the CLI's output.

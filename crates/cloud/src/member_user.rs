@@ -143,6 +143,27 @@ pub fn reachable_by(path: &Path, identity: Identity) -> Result<(), String> {
     Ok(())
 }
 
+/// When members run as other users: everything the platform creates from now on (its
+/// store, tokens, logs) is its own alone (umask 077), and the SQLite files it already has
+/// are made so too (SQLite gives its WAL and shared-memory files the database's mode).
+/// Members reach their own directories through modes the driver sets explicitly.
+pub fn keep_platform_files_private(data_dir: &Path) -> Result<(), String> {
+    // SAFETY: umask(2) cannot fail and touches no memory.
+    unsafe { libc::umask(0o077) };
+    for name in ["stratos.db", "stratos.db-wal", "stratos.db-shm"] {
+        let path = data_dir.join(name);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                let private = std::fs::Permissions::from_mode(meta.permissions().mode() & 0o700);
+                std::fs::set_permissions(&path, private)
+                    .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Whether the platform runs as root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
