@@ -1,0 +1,78 @@
+//! `stratos user add|list|remove`.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::client::{ApiArgs, Client};
+use crate::output::{print_one, Output};
+
+#[derive(Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    action: UserAction,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user with a role: viewer, developer, tenant-admin or platform-admin.
+    /// The password is asked for (or read with --password-stdin).
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// The user's tenant (by domain); the caller's own when absent.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users (a tenant admin sees its tenant's), without passwords.
+    List,
+    /// Remove a user; its tokens are revoked.
+    Remove { name: String },
+}
+
+pub async fn run(args: UserArgs) -> Result<()> {
+    let client = Client::new(&args.api)?;
+    match args.action {
+        UserAction::Add { name, role, tenant, password_stdin } => {
+            let password =
+                crate::session::read_password(password_stdin, &format!("password for the new user {name}: "))?;
+            let mut body = json!({"username": name, "password": password, "role": role});
+            if let Some(t) = tenant {
+                body["tenantDomain"] = json!(t);
+            }
+            client.call(Method::POST, "/api/users", Some((body.to_string(), "application/json"))).await?;
+            println!("user {name:?} added");
+        }
+        UserAction::List => {
+            let users = client.call(Method::GET, "/api/users", None).await?.unwrap_or_default();
+            if args.output != Output::Table {
+                print_one(&users, args.output);
+                return Ok(());
+            }
+            let mut table = Table::new();
+            table.load_preset(UTF8_BORDERS_ONLY).set_header(vec!["USER", "TENANT", "ROLE"]);
+            for u in users.as_array().into_iter().flatten() {
+                table.add_row(vec![
+                    u["username"].as_str().unwrap_or("?").to_string(),
+                    u["tenantId"].to_string(),
+                    u["role"].as_str().unwrap_or("?").to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+        UserAction::Remove { name } => {
+            client.call(Method::DELETE, &format!("/api/users/{name}"), None).await?;
+            println!("user {name:?} removed");
+        }
+    }
+    Ok(())
+}
