@@ -251,7 +251,14 @@ impl Platform {
                 return Err(proc);
             }
             // The banner's last line, then the API itself.
-            if proc.stdout().contains("Client commands use") && http_get(api_port, "/api/health").is_ok() {
+            // With TLS on the API, plain HTTP cannot probe it: the banner comes after the bind.
+            let tls = extra.iter().any(|a| a.starts_with("--api-tls"));
+            let answers = if tls {
+                TcpStream::connect(("127.0.0.1", api_port)).is_ok()
+            } else {
+                http_get(api_port, "/api/health").is_ok()
+            };
+            if proc.stdout().contains("Client commands use") && answers {
                 break;
             }
             assert!(Instant::now() < deadline, "`stratos up` was not up within 30 s\n{}", proc.describe());
