@@ -47,6 +47,19 @@ pub fn check(allowed_origins: &[String], names: &[String], headers: &HeaderMap) 
             ));
         }
     }
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    if has_body && !headers.contains_key(header::CONTENT_TYPE) {
+        // `fetch` sends a Blob body without a type and without asking first.
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a request body needs a Content-Type: application/json or application/yaml",
+        ));
+    }
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let content_type = content_type.to_str().unwrap_or("");
         let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -134,6 +147,9 @@ mod tests {
         {
             assert!(check(&none, &none, &headers(&[(header::CONTENT_TYPE, t)])).is_ok(), "{t}");
         }
+        let e = check(&none, &none, &headers(&[(header::CONTENT_LENGTH, "12")])).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "a body without a type");
+        assert!(check(&none, &none, &headers(&[(header::CONTENT_LENGTH, "0")])).is_ok(), "no body, no type needed");
         let e = check(&none, &none, &headers(&[(header::HOST, "rebound.example:9443")])).unwrap_err();
         assert_eq!(e.status, StatusCode::MISDIRECTED_REQUEST);
     }

@@ -475,3 +475,38 @@ async fn quotas_and_the_cluster_cap_are_checked_at_deploy() {
     let a = api.must(&api.admin, Method::DELETE, "/api/cartridges/php", None, 409).await;
     assert!(a.to_string().contains("tenants/acme.test/applications/a"), "{a}");
 }
+
+#[tokio::test]
+async fn records_of_tokens_dead_for_a_week_are_deleted_at_the_next_login() {
+    let api = Api::start(ApiConfig::default()).await;
+    let now = stratos_bus::now_millis();
+    let week = 7 * 24 * 3600 * 1000;
+    let (_, old) = stratos_manager::auth::TokenRecord::issue(
+        "admin",
+        stratos_model::SUPER_TENANT,
+        1000,
+        "old".into(),
+        now - 2 * week,
+    );
+    let (_, recent) = stratos_manager::auth::TokenRecord::issue(
+        "admin",
+        stratos_model::SUPER_TENANT,
+        1000,
+        "recent".into(),
+        now - week / 2,
+    );
+    stratos_manager::auth::save_token(&api.store, &old).await.unwrap();
+    stratos_manager::auth::save_token(&api.store, &recent).await.unwrap();
+    // A login (of a user of its own: the admin's password is not known here) purges.
+    api.user(&api.admin, "ops", "viewer", None).await;
+    let ids: Vec<String> = api
+        .store
+        .list(stratos_model::SUPER_TENANT, "api-token")
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!ids.contains(&old.id), "a token dead for two weeks is gone");
+    assert!(ids.contains(&recent.id), "a token dead for half a week is kept, to say it expired");
+}

@@ -88,6 +88,23 @@ pub async fn revoke_tokens_of(store: &Store, username: &str, keep: Option<&str>,
     Ok(revoked)
 }
 
+/// How long a dead token's record is kept (to tell "revoked" or "expired" from
+/// "unknown" when it is presented) before it is deleted.
+const KEEP_DEAD_TOKENS_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Deletes the records of tokens dead (expired or revoked) for over a week.
+pub async fn purge_dead_tokens(store: &Store, now: u64) -> ApiResult<usize> {
+    let mut purged = 0;
+    for t in all_tokens(store).await? {
+        let died = t.revoked_at.unwrap_or(t.expires_at).min(t.expires_at);
+        if t.unusable(now).is_some() && now.saturating_sub(died) > KEEP_DEAD_TOKENS_MS {
+            store.delete(SUPER_TENANT, TOKENS, &t.id).await?;
+            purged += 1;
+        }
+    }
+    Ok(purged)
+}
+
 fn typed<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> ApiResult<Option<T>> {
     value.map(serde_json::from_value).transpose().map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store: a malformed identity record: {e}"))

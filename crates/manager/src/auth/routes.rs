@@ -171,6 +171,10 @@ async fn login(
         TokenRecord::issue(&user.username, user.tenant_id, ttl * 1000, description, stratos_bus::now_millis());
     save_token(&state.store, &record).await?;
     tracing::info!(user = %user.username, token_id = %record.id, tenant = user.tenant_id, "token issued");
+    let purged = super::purge_dead_tokens(&state.store, stratos_bus::now_millis()).await?;
+    if purged > 0 {
+        tracing::info!(purged, "deleted the records of tokens dead for over a week");
+    }
     let answer = LoginAnswer {
         token,
         id: record.id,
@@ -355,6 +359,14 @@ async fn change_password(
         return Err(super::forbidden(format!("a {} cannot change the password of a {}", p.role, user.role)));
     }
     let change: NewPassword = decode(&headers, body)?;
+    if own {
+        if let Err(wait) = state.login_limiter.check(&user.username, None, Instant::now()) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many wrong passwords; try again in {} s", wait.as_secs()),
+            ));
+        }
+    }
     let mut problems = Problems::default();
     password::check("password", &change.password, &mut problems);
     if own && change.current_password.is_none() {
