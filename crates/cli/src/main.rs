@@ -11,6 +11,7 @@ mod members;
 mod output;
 mod sample_http;
 mod session;
+mod tenants;
 mod trust;
 mod up;
 mod users;
@@ -65,6 +66,8 @@ enum Command {
     Whoami(session::SessionArgs),
     /// Manage users: add (with a role), list, remove.
     User(users::UserArgs),
+    /// Manage tenants and their quotas (platform admins).
+    Tenant(tenants::TenantArgs),
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Logout(a) => session::logout(a).await,
             Command::Whoami(a) => session::whoami(a).await,
             Command::User(a) => users::run(a).await,
+            Command::Tenant(a) => tenants::run(a).await,
             Command::SampleHttp(a) => {
                 logging::init(logging::LogFormat::Text);
                 sample_http::run(a).await

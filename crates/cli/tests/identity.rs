@@ -98,14 +98,40 @@ fn login_saves_a_private_token_and_logout_revokes_it() {
     assert_eq!(mode(&config.path().join("stratos/apis")), 0o700);
     let out = stratos_with(config.path(), &["whoami", "--api", &api], "");
     assert!(out.status.success() && text(&out).contains("admin (platform-admin)"), "{}", text(&out));
-    // Users: a viewer of a tenant cannot write.
+    // A tenant, a viewer of it, its quota.
     let admin = platform.admin_token();
+    let out = stratos_with(config.path(), &["tenant", "add", "acme.test", "--api", &api], "");
+    assert!(out.status.success(), "{}", text(&out));
     let out = stratos_with(
         config.path(),
-        &["user", "add", "viewer1", "--role", "viewer", "--password-stdin", "--api", &api, "--token", &admin],
+        &[
+            "user",
+            "add",
+            "viewer1",
+            "--role",
+            "viewer",
+            "--tenant",
+            "acme.test",
+            "--password-stdin",
+            "--api",
+            &api,
+            "--token",
+            &admin,
+        ],
         "a long enough password\n",
     );
     assert!(out.status.success(), "{}", text(&out));
+    let out = stratos_with(config.path(), &["tenant", "quota", "acme.test", "--max-clusters", "3", "--api", &api], "");
+    assert!(out.status.success() && text(&out).contains("3 clusters"), "{}", text(&out));
+    let viewer = tempfile::tempdir().unwrap();
+    let login = ["login", "--api", &api, "--user", "viewer1", "--password-stdin"];
+    let out = stratos_with(viewer.path(), &login, "a long enough password\n");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = stratos_with(viewer.path(), &["tenant", "list", "-o", "json", "--api", &api], "");
+    assert!(out.status.success() && text(&out).contains("acme.test"), "{}", text(&out));
+    let policy = support::examples_dir().join("autoscaling-policy-economy.json");
+    let out = stratos_with(viewer.path(), &["autoscaling-policy", "add", policy.to_str().unwrap(), "--api", &api], "");
+    assert!(!out.status.success() && text(&out).contains("(403)"), "a viewer writes: {}", text(&out));
     let out = stratos_with(config.path(), &["user", "list", "--api", &api, "-o", "json"], "");
     assert!(text(&out).contains("viewer1") && !text(&out).contains("argon2"), "{}", text(&out));
     let out = stratos_with(config.path(), &["logout", "--api", &api], "");

@@ -167,6 +167,8 @@ async fn every_route_refuses_the_wrong_callers_and_changes_nothing() {
                 );
                 continue;
             }
+            assert_eq!(operation["security"], json!([{"bearer": []}]), "{method} {template} documents its token");
+            assert!(operation["responses"]["401"].is_object(), "{method} {template} documents its 401");
             // Logging out is the caller's own business; tested on its own.
             if template == "/api/tokens/current" && method == "DELETE" {
                 continue;
@@ -213,7 +215,8 @@ async fn every_route_refuses_the_wrong_callers_and_changes_nothing() {
             }
         }
     }
-    assert!(checked > 150, "only {checked} calls");
+    assert!(checked > 250, "only {checked} calls");
+    assert!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
     // The foreign tenant wrote into its own tenant only, if anywhere.
     let _ = w.other;
 }
