@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use stratos_model::Problems;
 
@@ -19,20 +19,15 @@ pub fn check(path: &str, password: &str, problems: &mut Problems) {
     }
 }
 
-/// An argon2id hash (OWASP's parameters, the crate's defaults) with a random salt.
+/// An argon2id hash (OWASP's parameters, the crate's defaults) with a random salt
+/// from the OS, as a PHC string.
 pub fn hash(password: &str) -> String {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).expect("the OS random number generator");
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes make a salt");
-    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashes any password").to_string()
+    Argon2::default().hash_password(password.as_bytes()).expect("argon2 hashes any password").to_string()
 }
 
 /// Whether `password` matches `phc`; a malformed hash matches nothing.
 pub fn verify(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
 }
 
 /// Spends the time of a verification against a hash of nothing, so that a login with an
