@@ -258,6 +258,12 @@ async fn the_callers_own_tenant_works_and_logout_revokes() {
         .await;
     assert_eq!(w.api.get(&w.viewer, "/api/autoscalingPolicies/private").await.status, StatusCode::NOT_FOUND);
     assert_eq!(w.api.get(&w.viewer, "/api/autoscalingPolicies/economy").await.status, StatusCode::OK);
+    // A token is never cached on the way.
+    let a = w
+        .api
+        .call(None, Method::POST, "/api/tokens", Some(&json!({"username": "acme-viewer", "password": PASSWORD})), &[])
+        .await;
+    assert_eq!(a.headers["cache-control"], "no-store");
     // Whoami, then logout: the token stops working at once.
     let me = w.api.get(&w.acme_dev, "/api/tokens/current").await.body;
     assert_eq!(

@@ -183,7 +183,10 @@ async fn login(
         role: user.role,
         expires_at: record.expires_at,
     };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    // RFC 6749 5.1: a response with a token is not to be cached.
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 async fn whoami(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<Whoami>> {
