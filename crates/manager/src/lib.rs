@@ -70,10 +70,14 @@ async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
+    let (user, tenant) = match response.extensions().get::<auth::Caller>() {
+        Some(c) => (c.user.as_str(), Some(c.tenant_id)),
+        None => ("-", None),
+    };
     if status >= 500 {
-        tracing::error!(%method, %path, status, micros, "request");
+        tracing::error!(%method, %path, status, micros, user, tenant, "request");
     } else {
-        tracing::info!(%method, %path, status, micros, "request");
+        tracing::info!(%method, %path, status, micros, user, tenant, "request");
     }
     response
 }

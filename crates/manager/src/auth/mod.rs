@@ -126,8 +126,18 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
         let e = forbidden(format!("user {:?} is a viewer and may not change anything", principal.user));
         return e.into_response();
     }
+    let caller = Caller { user: principal.user.clone(), tenant_id: principal.tenant_id };
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(caller);
+    response
+}
+
+/// Who made a request, on its response: for the request log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: String,
+    pub tenant_id: i64,
 }
 
 fn is_public(method: &Method, path: &str) -> bool {
