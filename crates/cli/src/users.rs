@@ -37,6 +37,14 @@ enum UserAction {
     List,
     /// Remove a user; its tokens are revoked.
     Remove { name: String },
+    /// Change a password: one's own (the current one is asked first) or, as an admin, a
+    /// user's of its tenant. The user's other tokens are revoked.
+    Passwd {
+        name: String,
+        /// Read the passwords from standard input: the current one (for one's own), then the new one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 pub async fn run(args: UserArgs) -> Result<()> {
@@ -72,6 +80,32 @@ pub async fn run(args: UserArgs) -> Result<()> {
         UserAction::Remove { name } => {
             client.call(Method::DELETE, &format!("/api/users/{name}"), None).await?;
             println!("user {name:?} removed");
+        }
+        UserAction::Passwd { name, password_stdin } => {
+            let me = client.call(Method::GET, "/api/tokens/current", None).await?.unwrap_or_default();
+            let own = me["username"] == name.as_str();
+            let mut lines = if password_stdin {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                text.lines().map(str::to_owned).collect::<Vec<_>>().into_iter()
+            } else {
+                Vec::new().into_iter()
+            };
+            let mut ask = |prompt: &str| -> Result<String> {
+                match lines.next() {
+                    Some(line) if !line.is_empty() => Ok(line),
+                    _ if password_stdin => anyhow::bail!("standard input lacks a line for the {prompt}"),
+                    _ => crate::session::read_password(false, &format!("{prompt}: ")),
+                }
+            };
+            let mut body = json!({});
+            if own {
+                body["currentPassword"] = json!(ask("current password")?);
+            }
+            body["password"] = json!(ask(&format!("new password for {name}"))?);
+            let path = format!("/api/users/{name}/password");
+            client.call(Method::PUT, &path, Some((body.to_string(), "application/json"))).await?;
+            println!("password of {name:?} changed; its other tokens are revoked");
         }
     }
     Ok(())

@@ -134,6 +134,22 @@ fn login_saves_a_private_token_and_logout_revokes_it() {
     assert!(!out.status.success() && text(&out).contains("(403)"), "a viewer writes: {}", text(&out));
     let out = stratos_with(config.path(), &["user", "list", "--api", &api, "-o", "json"], "");
     assert!(text(&out).contains("viewer1") && !text(&out).contains("argon2"), "{}", text(&out));
+    // The first admin changes its generated password; the login token stays, the old password goes.
+    let out = stratos_with(
+        config.path(),
+        &["user", "passwd", "admin", "--password-stdin", "--api", &api],
+        &format!("{}\nthe admin's own password\n", password.trim()),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let again = tempfile::tempdir().unwrap();
+    let out = stratos_with(again.path(), &["login", "--api", &api, "--user", "admin", "--password-stdin"], &password);
+    assert!(!out.status.success(), "the old password still works: {}", text(&out));
+    let out = stratos_with(
+        again.path(),
+        &["login", "--api", &api, "--user", "admin", "--password-stdin"],
+        "the admin's own password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
     let out = stratos_with(config.path(), &["logout", "--api", &api], "");
     assert!(out.status.success() && text(&out).contains("revoked"), "{}", text(&out));
     let out = stratos_with(config.path(), &["whoami", "--api", &api], "");
