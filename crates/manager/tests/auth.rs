@@ -54,6 +54,23 @@ async fn world() -> World {
     .await;
     api.must(&acme_dev, Method::POST, "/api/applications/acme-app/deploy/acme-ap", None, 202).await;
     api.store.put(acme, "scaling-history", "acme-app.web", &json!([])).await.unwrap();
+    // What the controller would have made: acme's cluster with a member, and one of the platform's.
+    let member = |cluster: &str, id: &str| {
+        json!({"serviceName": "php", "clusterId": cluster, "memberId": id, "networkPartitionId": "np-local-1",
+            "partitionId": "p1", "status": "Active", "initTime": 1})
+    };
+    let cluster = |id: &str, app: &str, tenant: i64, member_id: &str| {
+        json!({"clusterId": id, "serviceName": "php", "appId": app, "alias": "web", "tenantId": tenant,
+            "hostNames": [format!("{app}.web.stratos.local")], "autoscalePolicyName": "economy",
+            "deploymentPolicyName": "dp", "status": "Active", "members": {member_id: member(id, member_id)}})
+    };
+    let topology: stratos_model::topology::Topology = serde_json::from_value(json!({"services": {"php": {
+        "serviceName": "php", "serviceType": "SingleTenant", "clusters": {
+            "acme-app.web": cluster("acme-app.web", "acme-app", acme, "acme-member-1"),
+            "platform-app.web": cluster("platform-app.web", "platform-app", stratos_model::SUPER_TENANT, "platform-member-1"),
+        }}}}))
+    .unwrap();
+    api.store.save_topology(&topology).await.unwrap();
 
     let acme_dev_token_id = acme_dev.split('_').nth(1).unwrap().to_owned();
     let expired =
@@ -154,7 +171,17 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
 async fn every_route_refuses_the_wrong_callers_and_changes_nothing() {
     let w = world().await;
     let doc = w.api.get(&w.admin_token(), "/api/openapi.json").await.body;
-    let acme_names = ["acme-cart", "acme-np", "acme-dp", "acme-asp", "acme-ap", "acme-app", "acme.test", "acme-dev"];
+    let acme_names = [
+        "acme-cart",
+        "acme-np",
+        "acme-dp",
+        "acme-asp",
+        "acme-ap",
+        "acme-app",
+        "acme.test",
+        "acme-dev",
+        "acme-member-1",
+    ];
     let mut checked = 0;
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
@@ -258,6 +285,13 @@ async fn the_callers_own_tenant_works_and_logout_revokes() {
         .await;
     assert_eq!(w.api.get(&w.viewer, "/api/autoscalingPolicies/private").await.status, StatusCode::NOT_FOUND);
     assert_eq!(w.api.get(&w.viewer, "/api/autoscalingPolicies/economy").await.status, StatusCode::OK);
+    // The topology (members) of the caller's tenant only; all of it for a platform admin.
+    let topology = w.api.get(&w.viewer, "/api/topology").await.text;
+    assert!(topology.contains("acme-member-1") && !topology.contains("platform-member-1"), "{topology}");
+    let topology = w.api.get(&w.api.admin, "/api/topology").await.text;
+    assert!(topology.contains("acme-member-1") && topology.contains("platform-member-1"), "{topology}");
+    let runtime = w.api.get(&w.viewer, "/api/applications/acme-app/runtime").await.body;
+    assert_eq!(runtime["clusters"][0]["members"][0]["memberId"], "acme-member-1", "{runtime}");
     // A token is never cached on the way.
     let a = w
         .api
