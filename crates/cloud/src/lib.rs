@@ -1,12 +1,15 @@
 //! The Stratos cloud controller: IaaS drivers, member lifecycle, the topology.
 
+mod cluster_owners;
 mod controller;
 pub mod driver;
 pub mod local;
+pub mod ownership;
 mod procfs;
 pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
 pub use local::LocalDriver;
+pub use ownership::Strangers;
 pub use simulated::SimulatedDriver;

@@ -40,6 +40,9 @@ struct Record {
     address: String,
     ports: Vec<AllocatedPort>,
     started_at: u64,
+    /// The platform that made the member (absent in records of earlier builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform_id: Option<String>,
 }
 
 impl LocalDriver {
@@ -72,6 +75,7 @@ impl LocalDriver {
             address: r.address.clone(),
             ports: r.ports.clone(),
             started_at: r.started_at,
+            platform_id: r.platform_id.clone(),
         }
     }
 
@@ -131,6 +135,7 @@ impl LocalDriver {
         if let Some(repo) = &spec.artifact_repository {
             cmd.env("STRATOS_ARTIFACT_REPO", repo);
         }
+        mark_platform(&mut cmd, spec);
         let mut child = cmd.spawn().map_err(|e| format!("cannot run the agent {program:?}: {e}"))?;
         let pid = child.id().ok_or("the agent exited at once")? as i32;
         let start_ticks = procfs::stat(pid).map(|(_, _, t)| t).unwrap_or(0);
@@ -142,6 +147,7 @@ impl LocalDriver {
             address: self.host.clone(),
             ports,
             started_at: stratos_bus::now_millis(),
+            platform_id: Some(spec.platform_id.clone()),
         };
         write_atomically(&dir.join("member.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))
             .map_err(|e| format!("cannot write member.json: {e}"))?;
@@ -231,6 +237,11 @@ impl Driver for LocalDriver {
     fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>> {
         Box::pin(async move { Ok(self.read(member_id).map(|r| self.instance(&r))) })
     }
+}
+
+/// Tells the member which platform made it; the same id goes into its `member.json`.
+fn mark_platform(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
+    cmd.env("STRATOS_PLATFORM_ID", &spec.platform_id);
 }
 
 fn free_port(host: &str) -> Result<u32, String> {

@@ -80,6 +80,7 @@ async fn create<D: Resource>(
         )));
     }
     def.check(&defs).map_err(|p| invalid::<D>(def.id(), p))?;
+    refuse_claimed_names(&state, &def, &defs, tenant).await?;
     state
         .store
         .put(tenant, D::KIND.name(), def.id(), &serde_json::to_value(&def).expect("definitions serialise"))
@@ -133,6 +134,7 @@ async fn replace<D: Resource>(
         return Err(not_found(D::KIND, def.id()));
     }
     def.check(&defs).map_err(|p| invalid::<D>(def.id(), p))?;
+    refuse_claimed_names(&state, &def, &defs, tenant).await?;
     insert(&mut defs, &def);
     let mut broken = Problems::default();
     for (kind, id) in defs.dependents_of(D::KIND, def.id()) {
@@ -196,6 +198,24 @@ async fn remove<D: Resource>(
         state.publish(&ApplicationDeletedEvent { application_id: id, tenant_id: tenant }).await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An application naming a host name (or making a cluster id) that another deployed
+/// application's cluster holds is refused now, not at its deploy.
+async fn refuse_claimed_names<D: Resource>(
+    state: &AppState,
+    def: &D,
+    defs: &Definitions,
+    tenant: i64,
+) -> ApiResult<()> {
+    if D::KIND != Kind::Application {
+        return Ok(());
+    }
+    let app: Application = serde_json::from_value(serde_json::to_value(def).expect("definitions serialise"))
+        .expect("an application reads back");
+    crate::claims::refuse_application_clashes(state, &app, defs, tenant)
+        .await
+        .map_err(|e| e.context(format!("cannot save application {:?}", app.application_id)))
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {

@@ -1,6 +1,7 @@
 //! The Stratos manager: the REST API (`/api/...`) and its OpenAPI document.
 
 mod body;
+mod claims;
 mod definitions;
 mod deployments;
 mod error;
@@ -32,19 +33,27 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
+/// 200 when the store takes a write (a read alone passes with an unwritable WAL or a
+/// locked database), else 503 with the store's error as the reason.
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let store_ok = state.store.list(stratos_model::SUPER_TENANT, "health-probe").await.is_ok();
+    let store_error = state.store.probe_write().await.err().map(|e| e.to_string());
+    if let Some(reason) = &store_error {
+        tracing::error!(reason = %reason, store = %state.store.describe(), "health: the store fails");
+    }
     let body = json!({
-        "status": if store_ok { "ok" } else { "degraded" },
+        "status": if store_error.is_none() { "ok" } else { "unavailable" },
         "store": state.store.describe(),
+        "storeError": store_error,
         "broker": state.bus.as_ref().map(|b| b.url().to_string()),
     });
-    let status = if store_ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    let status =
+        if store_error.is_none() { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 

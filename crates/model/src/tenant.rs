@@ -27,6 +27,10 @@ impl Tenant {
     pub fn validate(&self, p: &mut Problems) {
         if !crate::is_host_name(&self.tenant_domain) {
             p.push("tenantDomain", format!("{:?} is not a domain name", self.tenant_domain));
+        } else if self.tenant_domain.chars().all(|c| c.is_ascii_digit()) {
+            // `/t/<tenant domain or id>/` routes by either: a domain of digits would
+            // take the path of the tenant with that id.
+            p.push("tenantDomain", format!("{:?} reads as a tenant id; a domain needs a letter", self.tenant_domain));
         }
         if let Some(email) = &self.email {
             if !email.contains('@') {

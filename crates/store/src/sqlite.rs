@@ -161,6 +161,7 @@ fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|error| StoreError::CreateDir { path: parent.to_path_buf(), error })?;
     }
+    check_writable(&path)?;
     let mut conn = Connection::open(&path).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
     // WAL: readers do not block the writer, and other processes (the CLI, a
@@ -188,4 +189,36 @@ fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
     tx.commit().map_err(open_err)?;
 
     Ok(SqliteStore { inner: Arc::new(Inner { describe, conn: Mutex::new(conn) }) })
+}
+
+/// Refuses a database whose files this process cannot write, naming the file.
+///
+/// In WAL mode SQLite maps `<db>-shm` into memory. When it cannot open that file for
+/// writing it maps it read-only, past the end of a short file, and the first read
+/// there kills the whole process with SIGBUS, with no word of why. A `-wal` it cannot
+/// write fails every write with a 500. Both are refused here, before SQLite sees them;
+/// so is a directory where SQLite could not create them.
+fn check_writable(path: &Path) -> Result<(), StoreError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::OpenOptions::new().read(true).write(true).open(&file) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StoreError::NotWritable { path: file, error }),
+        }
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".stratos-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        // Left by a process of the same id that died: still proof the directory is writable.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::NotWritable { path: dir, error }),
+    }
 }
