@@ -22,10 +22,10 @@ pub async fn deployed_claims(state: &AppState) -> ApiResult<Vec<ClusterClaims>> 
         let deployment: Deployment = serde_json::from_value(value).map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unreadable deployment in the store: {e}"))
         })?;
-        if !cartridges.contains_key(&tenant) {
-            cartridges.insert(tenant, state.store.load_definitions(tenant).await?);
-        }
-        let defs = &cartridges[&tenant];
+        let defs = match cartridges.entry(tenant) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(state.store.load_definitions(tenant).await?),
+        };
         out.extend(ClusterClaims::of(&deployment, |spec| {
             defs.cartridges.get(&spec.cartridge_type).is_some_and(|c| c.multi_tenant)
         }));
@@ -51,7 +51,7 @@ pub async fn refuse_clashes(
     Err(ApiError {
         status: StatusCode::CONFLICT,
         error: "a host name or cluster id it claims already belongs to another deployed application".into(),
-        problems: problems(app, deployment, &found).0,
+        problems: problems(app, &found).0,
     })
 }
 
@@ -83,7 +83,7 @@ pub async fn refuse_application_clashes(
 }
 
 /// Each clash at the field of the application that makes the claim.
-fn problems(app: &Application, deployment: &Deployment, found: &[Clash]) -> Problems {
+fn problems(app: &Application, found: &[Clash]) -> Problems {
     let at: HashMap<&str, (String, usize)> = app
         .subscriptions()
         .into_iter()
@@ -97,7 +97,6 @@ fn problems(app: &Application, deployment: &Deployment, found: &[Clash]) -> Prob
             // The default host name and the cluster id come from the application id and the alias.
             ClashOn::HostName(_) | ClashOn::ClusterId => format!("{path}.subscribableInfo.alias"),
         };
-        let _ = deployment;
         problems.push(field, clash.message.clone());
     }
     problems

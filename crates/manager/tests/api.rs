@@ -467,6 +467,9 @@ async fn ids_that_break_urls_topics_or_the_cli_are_refused_by_the_api_and_the_sc
     assert_eq!(param["pattern"], stratos_model::ID_PATTERN, "{param}");
 }
 
+/// A request body: (content type, text).
+type Body<'a> = (&'a str, &'a str);
+
 /// Whether `value` is what `schema` (with `$ref`s into `schemas`) describes: types,
 /// required properties, properties and array items (what the error schema uses).
 fn conforms(value: &Value, schema: &Value, schemas: &Value, at: &str) -> Result<(), String> {
@@ -515,7 +518,7 @@ async fn every_error_body_matches_the_openapi_error_schema() {
     assert!(schemas["ErrorBody"]["required"].as_array().unwrap().contains(&json!("problems")));
     let duplicate = example_text("php-web/cartridge-php.json");
     let big = format!("{{\"id\": \"{}\"}}", "x".repeat(DEFAULT_BODY_LIMIT + 1));
-    let cases: Vec<(StatusCode, reqwest::Method, &str, Option<(&str, &str)>)> = vec![
+    let cases: Vec<(StatusCode, reqwest::Method, &str, Option<Body>)> = vec![
         (StatusCode::BAD_REQUEST, reqwest::Method::POST, "/api/cartridges", Some(("application/json", "{\"type\": "))),
         (StatusCode::NOT_FOUND, reqwest::Method::GET, "/api/cartridges/nope", None),
         (StatusCode::NOT_FOUND, reqwest::Method::GET, "/api/no-such-route", None),
