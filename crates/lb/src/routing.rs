@@ -241,7 +241,9 @@ pub fn build(topology: &Topology, tenants: &BTreeMap<i64, String>, registry: &Re
     // behind it (a forged or legacy topology).
     let mut clusters: Vec<(&Service, &Cluster)> =
         topology.services.values().flat_map(|s| s.clusters.values().map(move |c| (s, c))).collect();
-    clusters.sort_by(|(_, a), (_, b)| (a.created_at, &a.cluster_id).cmp(&(b.created_at, &b.cluster_id)));
+    // Ties (topologies saved before creation times were kept) in the order of old: by
+    // service, then cluster id. The sort is stable and the input is in that order.
+    clusters.sort_by_key(|(_, c)| c.created_at);
     for (service, cluster) in clusters {
         let multi_tenant = service.service_type == ServiceType::MultiTenant;
         {
