@@ -39,3 +39,24 @@ impl Tenant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(domain: &str) -> Problems {
+        let mut p = Problems::default();
+        Tenant { tenant_id: 1, tenant_domain: domain.into(), active: true, email: None, created_at: 0 }
+            .validate(&mut p);
+        p
+    }
+
+    #[test]
+    fn a_domain_of_digits_would_take_another_tenant_s_path_and_is_refused() {
+        // `/t/2/` routes to tenant 2 by id: a tenant with domain "2" would take it.
+        assert_eq!(problems("2").0.len(), 1);
+        assert_eq!(problems("2").0[0].path, "tenantDomain");
+        assert!(problems("acme2.com").is_empty());
+        assert!(problems("2acme").is_empty());
+    }
+}
