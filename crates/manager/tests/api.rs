@@ -594,9 +594,17 @@ async fn health_is_503_when_the_store_cannot_write() {
     let (status, body) = health().await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // The disk fills up: reads still work, writes cannot; health says so.
+    // The disk fills up: reads still work, writes cannot; health says so (its probe's
+    // outcome is kept a second).
     let filler = disk.fill();
-    let (status, body) = health().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = health().await;
+        if status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unavailable");
     assert!(body["storeError"].as_str().unwrap().contains("full"), "{body}");
@@ -604,6 +612,13 @@ async fn health_is_503_when_the_store_cannot_write() {
     assert_eq!(list.status(), StatusCode::OK, "reads go on");
 
     std::fs::remove_file(filler).unwrap();
-    let (status, body) = health().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = health().await;
+        if status == StatusCode::OK || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(status, StatusCode::OK, "the disk has room again: {body}");
 }

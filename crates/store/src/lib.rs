@@ -148,7 +148,9 @@ impl Store {
         Store::open_sqlite(Path::new(path)).await
     }
 
-    /// Opens (creating it and its directory if needed) a SQLite database in WAL mode.
+    /// Opens (creating it and its directory if needed) a SQLite database in WAL mode,
+    /// for this process alone while the store lives (EXCLUSIVE locking: no `-shm` is
+    /// mapped; another process opening it waits the busy timeout, then fails).
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
         let store = Store::Sqlite(SqliteStore::open(path).await?);
         tracing::info!(store = %store.describe(), schema_version = SCHEMA_VERSION, "store opened");
