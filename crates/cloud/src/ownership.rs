@@ -170,6 +170,13 @@ pub async fn establish(
                     census.unmarked_unrecorded.len()
                 ));
             }
+            if census.own > census.own_unrecorded.len() && !ids.is_empty() {
+                return Err(format!(
+                    "cannot adopt: {} running member(s) of this store's own platform would become strangers; \
+                     use --remove-members for the others, or start with the store that made them",
+                    census.own
+                ));
+            }
             let adopted = match ids.first() {
                 Some(id) => store.create_platform_id(Some(id)).await.map_err(|e| e.to_string())?,
                 None => store.create_platform_id(None).await.map_err(|e| e.to_string())?,
