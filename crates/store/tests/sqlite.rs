@@ -263,3 +263,10 @@ async fn sqlite_unwritable_files_are_refused_naming_them() {
     assert!(matches!(err, StoreError::NotWritable { .. }), "{err:?}");
     assert!(err.to_string().contains("s.db-wal") && err.to_string().contains("not writable"), "{err}");
 }
+
+#[tokio::test]
+async fn sqlite_platform_definitions_are_shared_with_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::platform_definitions_are_shared(&store).await;
+}
