@@ -131,6 +131,7 @@ impl LocalDriver {
         if let Some(repo) = &spec.artifact_repository {
             cmd.env("STRATOS_ARTIFACT_REPO", repo);
         }
+        set_bus_credentials(&mut cmd, spec);
         let mut child = cmd.spawn().map_err(|e| format!("cannot run the agent {program:?}: {e}"))?;
         let pid = child.id().ok_or("the agent exited at once")? as i32;
         let start_ticks = procfs::stat(pid).map(|(_, _, t)| t).unwrap_or(0);
@@ -258,4 +259,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
+}
+
+/// The member's own bus credentials, in its agent's environment (never on a command
+/// line, which every user can read). They override any `env.` property of the
+/// cartridge's with the same names.
+fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
+    cmd.env_remove("STRATOS_BUS_USERNAME").env_remove("STRATOS_BUS_PASSWORD");
+    if let Some(credentials) = &spec.bus_credentials {
+        cmd.env("STRATOS_BUS_USERNAME", &credentials.username).env("STRATOS_BUS_PASSWORD", &credentials.password);
+    }
 }

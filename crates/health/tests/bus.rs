@@ -19,14 +19,14 @@ fn member(id: &str) -> MemberRef {
 #[tokio::test]
 async fn stats_become_summaries_and_silence_becomes_a_fault() {
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let bus = Bus::connect(&broker.url(), "health-under-test").await.unwrap();
+    let bus = Bus::connect(&broker.platform_url(), "health-under-test").await.unwrap();
     let config = HealthConfig {
         window: Duration::from_secs(60),
         interval: Duration::from_millis(300),
         fault_after: Duration::from_secs(2),
     };
     tokio::spawn(stratos_health::run(bus, config));
-    let client = Bus::connect(&broker.url(), "health-client").await.unwrap();
+    let client = Bus::connect(&broker.platform_url(), "health-client").await.unwrap();
     let mut out = client.subscribe("summarized-health-stats/#").await.unwrap();
     let mut faults = client.subscribe("health/MemberFaultEvent").await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -72,7 +72,7 @@ fn wait_listening(port: u16) {
 /// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.
 pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
     let embedded = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).expect("embedded broker");
-    let mut urls = vec![("embedded", embedded.url())];
+    let mut urls = vec![("embedded", embedded.platform_url())];
     let mosquitto = Mosquitto::start(0);
     if let Some(m) = &mosquitto {
         urls.push(("mosquitto", m.url()));
