@@ -66,7 +66,7 @@ fn within(filter: &str, base: &str) -> bool {
 }
 
 /// An id usable as one topic level: not empty, no separator, no wildcard.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty() && !id.contains(['/', '+', '#']) && !id.starts_with('$')
 }
 

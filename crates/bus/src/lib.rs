@@ -9,6 +9,7 @@ mod client;
 mod credentials;
 pub mod events;
 mod gate;
+pub mod mosquitto;
 
 pub use broker::{BrokerError, EmbeddedBroker};
 pub use client::{

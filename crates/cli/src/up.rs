@@ -30,6 +30,11 @@ pub struct UpArgs {
     broker: Option<String>,
     #[command(flatten)]
     bus_auth: stratos_lb::BusAuth,
+    /// With --broker: the broker is a Mosquitto 2 with the dynamic-security plugin, whose admin
+    /// is the platform's user; each member gets its own client and role there while it lives
+    /// (README "The event bus"). Without it, members connect to an external broker without credentials.
+    #[arg(long, requires = "broker")]
+    mosquitto_dynsec: bool,
     /// Address the embedded MQTT broker listens on (ignored with --broker).
     #[arg(long, env = "STRATOS_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     mqtt_listen: SocketAddr,
@@ -79,11 +84,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
         Some(url) => {
             stratos_lb::check_broker_url(url)?;
-            let platform_url = match args.bus_auth.credentials()? {
-                Some(credentials) => stratos_bus::with_credentials(url, &credentials),
+            let credentials = args.bus_auth.credentials()?;
+            let platform_url = match &credentials {
+                Some(credentials) => stratos_bus::with_credentials(url, credentials),
                 None => url.clone(),
             };
-            (url.clone(), platform_url, None, false)
+            let member_credentials = match (&credentials, args.mosquitto_dynsec) {
+                (Some(credentials), true) => {
+                    // The platform password is also the key of members' credentials.
+                    let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
+                    let provisioner =
+                        stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
+                    tokio::spawn(provisioner.run());
+                    Some(secret)
+                }
+                (None, true) => anyhow::bail!(
+                    "--mosquitto-dynsec needs the platform's password: --bus-password-file or STRATOS_BUS_PASSWORD"
+                ),
+                (_, false) => None,
+            };
+            (url.clone(), platform_url, member_credentials, false)
         }
         None => {
             let secret_file = args.data_dir.join(BUS_PASSWORD_FILE);
