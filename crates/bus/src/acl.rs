@@ -37,6 +37,21 @@ pub fn may_publish(who: &Identity, topic: &str, retain: bool) -> bool {
     }
 }
 
+/// Is a member's message body about the member itself? Everything a member may
+/// publish names its member (`memberId`) and cluster (`clusterId`) at the top of its
+/// JSON body; the topic confines the member id, and this the cluster id too, so that
+/// a member cannot report its statistics, say, into another cluster's figures.
+pub fn body_is_about_itself(who: &Identity, payload: &[u8]) -> bool {
+    match who {
+        Identity::Platform => true,
+        Identity::Member { member_id, cluster_id } => {
+            let Ok(serde_json::Value::Object(body)) = serde_json::from_slice(payload) else { return false };
+            body.get("memberId").and_then(|v| v.as_str()) == Some(member_id.as_str())
+                && body.get("clusterId").and_then(|v| v.as_str()) == Some(cluster_id.as_str())
+        }
+    }
+}
+
 /// May `who` subscribe to `filter`? Only if every topic the filter can match is one
 /// the identity may read: a wildcard never reaches above a member's own subtree, so
 /// `#`, `+/…` and `instance/notifier/cluster/+/…` are refused to members.
@@ -140,6 +155,18 @@ mod tests {
             assert!(!may_subscribe(&m, filter), "{filter}");
         }
         assert!(may_subscribe(&Identity::Platform, "#"));
+    }
+
+    #[test]
+    fn a_members_bodies_name_its_own_member_and_cluster() {
+        let m = member();
+        assert!(body_is_about_itself(&m, br#"{"memberId":"m1","clusterId":"php.web","load":1}"#));
+        assert!(!body_is_about_itself(&m, br#"{"memberId":"m1","clusterId":"victim","load":1}"#));
+        assert!(!body_is_about_itself(&m, br#"{"memberId":"m2","clusterId":"php.web"}"#));
+        assert!(!body_is_about_itself(&m, br#"{"memberId":"m1"}"#));
+        assert!(!body_is_about_itself(&m, b"not json"));
+        assert!(!body_is_about_itself(&m, b"[]"));
+        assert!(body_is_about_itself(&Identity::Platform, b"anything"));
     }
 
     #[test]

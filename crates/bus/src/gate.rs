@@ -5,9 +5,10 @@
 //! the gate is the only way in. For each client the gate reads the CONNECT, checks
 //! its username and password ([`PlatformSecret::verify`]) and that a member is not
 //! revoked, then opens its own connection to rumqttd with the internal credential and
-//! relays packets both ways, frame by frame. Every PUBLISH (and a CONNECT's will) of
-//! a member is checked against [`may_publish`]: a forbidden one disconnects it with a
-//! WARN naming it. A SUBSCRIBE with a filter [`may_subscribe`] refuses is answered by
+//! relays packets both ways, frame by frame. Every PUBLISH of a member is checked
+//! against [`may_publish`] (its topic) and [`body_is_about_itself`] (its body's member
+//! and cluster ids), a CONNECT's will against [`may_publish`]: a forbidden publish
+//! disconnects it with a WARN naming it. A SUBSCRIBE with a filter [`may_subscribe`] refuses is answered by
 //! the gate with failure (0x80) for each of its filters and never reaches rumqttd.
 //! Platform connections are relayed without parsing beyond the frame.
 
@@ -24,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::acl::{may_publish, may_subscribe};
+use crate::acl::{body_is_about_itself, may_publish, may_subscribe};
 use crate::client::MAX_PACKET_SIZE;
 use crate::credentials::{Credentials, Identity, PlatformSecret};
 
@@ -249,9 +250,10 @@ async fn relay_client<S>(
         if *identity != Identity::Platform {
             match header.packet_type() {
                 Ok(PacketType::Publish) => match Publish::read(header, frame.clone()) {
-                    Ok(p) if may_publish(identity, &p.topic, p.retain) => {}
+                    Ok(p)
+                        if may_publish(identity, &p.topic, p.retain) && body_is_about_itself(identity, &p.payload) => {}
                     Ok(p) => {
-                        return warn!(%peer, %identity, topic = %p.topic, retain = p.retain, "forbidden publish: bus client disconnected")
+                        return warn!(%peer, %identity, topic = %p.topic, retain = p.retain, "forbidden publish (topic, retain flag, or a body about another member or cluster): bus client disconnected")
                     }
                     Err(e) => return warn!(%peer, %identity, error = %e, "unreadable PUBLISH; disconnected"),
                 },

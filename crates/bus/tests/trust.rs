@@ -224,17 +224,32 @@ async fn a_member_speaks_only_for_itself_and_platform_components_see_it() {
     })
     .await
     .unwrap();
-    // On its own topic, a body about another member: the broker lets it through, the
-    // consumer drops it.
-    let forged = serde_json::to_vec(&InstanceActivatedEvent { member: member_ref("victim") }).unwrap();
-    let (host, port) = stratos_bus::parse_broker_url(&broker.url()).unwrap();
-    let mut options = MqttOptions::new("agent-m1-raw", host, port);
+    // On its own topic, a body about another member, or its own member in another
+    // cluster: the broker disconnects it.
     let own = broker.member_credentials(CLUSTER, "m1");
-    options.set_credentials(own.username.clone(), own.password.clone());
-    let (raw_me, mut eventloop) = AsyncClient::new(options, 10);
+    for body in [
+        serde_json::to_vec(&InstanceActivatedEvent { member: member_ref("victim") }).unwrap(),
+        serde_json::to_vec(&MemberHealthStatEvent {
+            member: MemberRef { cluster_id: "victim.cluster".into(), ..member_ref("m1") },
+            load_average: Some(1000.0),
+            memory_consumption: None,
+            timestamp: 1,
+        })
+        .unwrap(),
+    ] {
+        let (raw_me, mut eventloop) = raw(&broker, "agent-m1-raw", Some(&own));
+        connected(&mut eventloop).await;
+        raw_me.publish(InstanceActivatedEvent::topic_for("m1"), QoS::AtLeastOnce, false, body).await.unwrap();
+        let answers = until_disconnected(&mut eventloop).await;
+        assert!(!answers.iter().any(|p| matches!(p, Packet::PubAck(_))), "a forged body was acknowledged");
+    }
+    // A broker with weaker rules (an open one) would pass such a body: the consumer
+    // drops it. The platform may publish anything, so it stands in for that broker.
+    let forged = serde_json::to_vec(&InstanceActivatedEvent { member: member_ref("victim") }).unwrap();
+    let (raw_platform, mut eventloop) = raw(&broker, "weak-broker", Some(&broker.secret().platform_credentials()));
     connected(&mut eventloop).await;
     tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    raw_me.publish(InstanceActivatedEvent::topic_for("m1"), QoS::AtLeastOnce, false, forged).await.unwrap();
+    raw_platform.publish(InstanceActivatedEvent::topic_for("m1"), QoS::AtLeastOnce, false, forged).await.unwrap();
     me.publish(&InstanceActivatedEvent { member: member_ref("m1") }).await.unwrap();
 
     let mut got = Vec::new();
