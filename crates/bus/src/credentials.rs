@@ -155,7 +155,7 @@ impl PlatformSecret {
 /// `bytes` random bytes from the operating system, hex-encoded.
 pub(crate) fn random_hex(bytes: usize) -> Result<String, SecretError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::getrandom(&mut buf).map_err(|e| SecretError::Random(e.to_string()))?;
+    getrandom::fill(&mut buf).map_err(|e| SecretError::Random(e.to_string()))?;
     Ok(hex(&buf))
 }
 

@@ -32,6 +32,9 @@ use crate::credentials::{Credentials, Identity, PlatformSecret};
 /// A member's agent sends small messages (status, statistics, log lines): a larger
 /// packet from a member is refused before it is buffered.
 const MEMBER_MAX_PACKET_SIZE: usize = 1024 * 1024;
+/// Connections one member may hold at once (its agent needs one): a member cannot
+/// use up the broker's connections.
+const MEMBER_MAX_CONNECTIONS: usize = 4;
 /// How long a new connection has to send its CONNECT.
 const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 
@@ -133,6 +136,18 @@ impl Gate {
             Identity::Member { member_id, .. } => format!("m-{member_id}-{}", connect.client_id),
         };
         connect.login = Some(Login::new(&self.internal_credentials.username, &self.internal_credentials.password));
+        let (close_tx, mut closed) = watch::channel(false);
+        // Unregistered when this connection ends, however it ends.
+        let _registration = match self.register(&identity, close_tx) {
+            Ok(id) => Registration { gate: self.clone(), identity: identity.clone(), id },
+            Err(why) => {
+                warn!(%peer, %identity, reason = why, "bus connection refused");
+                let _ =
+                    write_packet(&mut client_tx, |b| ConnAck::new(ConnectReturnCode::NotAuthorized, false).write(b))
+                        .await;
+                return;
+            }
+        };
         let broker = match TcpStream::connect(self.internal).await {
             Ok(s) => s,
             Err(e) => {
@@ -150,12 +165,6 @@ impl Gate {
             return;
         }
 
-        let (close_tx, mut closed) = watch::channel(false);
-        let registration = self.register(&identity, close_tx);
-        if registration.is_none() && matches!(identity, Identity::Member { .. }) {
-            // Revoked between authentication and registration.
-            return;
-        }
         debug!(%peer, %identity, "bus client connected");
         let client_tx = Arc::new(tokio::sync::Mutex::new(client_tx));
         let max = match identity {
@@ -176,9 +185,6 @@ impl Gate {
             () = upstream => {}
             () = downstream => {}
             () = revoked => info!(%peer, %identity, "closed the connection of a terminated member"),
-        }
-        if let Some(id) = registration {
-            self.unregister(&identity, id);
         }
     }
 
@@ -201,22 +207,26 @@ impl Gate {
         Ok(identity)
     }
 
-    /// Remembers a member's connection so that its termination closes it; `None` if
-    /// the member is revoked (or for the platform, which is never revoked).
-    fn register(&self, identity: &Identity, close: watch::Sender<bool>) -> Option<u64> {
-        let Identity::Member { member_id, .. } = identity else { return None };
+    /// Remembers a member's connection so that its termination closes it (`None` for
+    /// the platform, which is never revoked); refuses a revoked member, or one with too
+    /// many connections already.
+    fn register(&self, identity: &Identity, close: watch::Sender<bool>) -> Result<Option<u64>, &'static str> {
+        let Identity::Member { member_id, .. } = identity else { return Ok(None) };
         let mut members = self.members.lock().unwrap();
         if members.revoked.contains(member_id) {
-            return None;
+            return Err("the member was terminated");
+        }
+        if members.open.get(member_id).map_or(0, Vec::len) >= MEMBER_MAX_CONNECTIONS {
+            return Err("the member has too many connections open");
         }
         members.next_connection += 1;
         let id = members.next_connection;
         members.open.entry(member_id.clone()).or_default().push((id, close));
-        Some(id)
+        Ok(Some(id))
     }
 
-    fn unregister(&self, identity: &Identity, id: u64) {
-        let Identity::Member { member_id, .. } = identity else { return };
+    fn unregister(&self, identity: &Identity, id: Option<u64>) {
+        let (Identity::Member { member_id, .. }, Some(id)) = (identity, id) else { return };
         let mut members = self.members.lock().unwrap();
         if let Some(open) = members.open.get_mut(member_id) {
             open.retain(|(i, _)| *i != id);
@@ -224,6 +234,19 @@ impl Gate {
                 members.open.remove(member_id);
             }
         }
+    }
+}
+
+/// A member's connection in the gate's registry, for as long as it lives.
+struct Registration {
+    gate: Arc<Gate>,
+    identity: Identity,
+    id: Option<u64>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.gate.unregister(&self.identity, self.id);
     }
 }
 

@@ -383,3 +383,26 @@ async fn a_terminated_members_credentials_stop_working() {
     assert_eq!(try_connect(&broker, Some(&doomed)).await, Err(ConnectReturnCode::NotAuthorized));
     assert_eq!(try_connect(&broker, Some(&broker.member_credentials(CLUSTER, "m2"))).await, Ok(()));
 }
+
+/// A member cannot use up the broker's connections: a few at once, no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_holds_only_a_few_connections() {
+    let broker = broker();
+    let creds = broker.member_credentials(CLUSTER, "m1");
+    let mut open = Vec::new();
+    for i in 0..4 {
+        let (client, mut eventloop) = raw(&broker, &format!("c{i}"), Some(&creds));
+        connected(&mut eventloop).await;
+        open.push((client, eventloop));
+    }
+    assert_eq!(try_connect(&broker, Some(&creds)).await, Err(ConnectReturnCode::NotAuthorized));
+    // Other members and the platform are not affected.
+    assert_eq!(try_connect(&broker, Some(&broker.member_credentials(CLUSTER, "m2"))).await, Ok(()));
+    // One closed, one more may come (once the gate has seen it go).
+    drop(open.pop());
+    let deadline = Instant::now() + WAIT;
+    while try_connect(&broker, Some(&creds)).await.is_err() {
+        assert!(Instant::now() < deadline, "a closed connection was never given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
