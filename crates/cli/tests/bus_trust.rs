@@ -12,7 +12,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use stratos_bus::mosquitto::{mosquitto_conf, DYNSEC_PLUGIN};
 use stratos_bus::{Credentials, PlatformSecret};
-use support::{eventually, free_port, member_list, wait_listening, Platform, Proc, Sandbox};
+use support::{eventually, free_port, member_list, stratos, wait_listening, Platform, Proc, Sandbox, BIN};
 
 /// What a member with `credentials` gets from the broker: refused, or its SUBACK to `#`.
 fn try_member(port: u16, credentials: &Credentials) -> Result<Vec<SubscribeReasonCode>, String> {
@@ -102,5 +102,58 @@ fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
             Ok(codes) => Err(format!("still accepted: {codes:?}")),
         }
     });
+    drop(platform.stop());
+}
+
+/// `stratos lb` run on its own reaches the embedded broker with the platform password
+/// from `stratos up`'s data directory, and without it is refused, clearly.
+#[test]
+fn a_separate_load_balancer_needs_the_platform_password() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    let broker = platform.broker_url();
+    let password_file = sandbox.path().join("bus-password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&password_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the platform password file is readable by others");
+    }
+    let banner = platform.proc.stdout();
+    assert!(
+        banner.contains(password_file.to_str().unwrap()),
+        "the banner does not say where the password is:\n{banner}"
+    );
+    let secret = std::fs::read_to_string(&password_file).unwrap();
+    assert!(
+        !banner.contains(secret.trim()) && !platform.proc.stderr().contains(secret.trim()),
+        "the secret was printed"
+    );
+
+    let out = stratos(&["lb", "--broker", &broker]);
+    assert!(!out.success(), "an anonymous load balancer was let in\n{out}");
+    assert!(out.stderr.contains("refused") && out.stderr.contains("password"), "{out}");
+
+    let in_url = format!("mqtt://stratos:{}@127.0.0.1:{}", secret.trim(), platform.mqtt_port);
+    let out = stratos(&["lb", "--broker", &in_url]);
+    assert!(!out.success() && out.stderr.contains("--bus-password-file"), "{out}");
+    assert!(!out.stderr.contains(secret.trim()), "the password was echoed\n{out}");
+
+    let mut command = Command::new(BIN);
+    command.args(["lb", "--broker", &broker, "--bus-password-file", password_file.to_str().unwrap()]);
+    let mut lb = Proc::spawn("stratos lb", command);
+    eventually(Duration::from_secs(20), "stratos lb connects", || {
+        if let Some(status) = lb.try_status() {
+            return Err(format!("stratos lb exited ({status}):\n{}", lb.stderr()));
+        }
+        let stderr = lb.stderr();
+        if stderr.contains("connected to the event bus") {
+            Ok(())
+        } else {
+            Err(stderr)
+        }
+    });
+    assert!(!lb.stderr().contains(secret.trim()), "the password was logged");
+    lb.signal("TERM");
     drop(platform.stop());
 }
