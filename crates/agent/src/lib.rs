@@ -83,9 +83,10 @@ pub struct AgentConfig {
     #[arg(long, env = "STRATOS_BROKER")]
     pub broker: String,
     /// The member's username on the event bus, issued by the controller when it started the member.
+    /// Its password comes from STRATOS_BUS_PASSWORD only (a command line is readable by every user).
     #[arg(long, env = "STRATOS_BUS_USERNAME")]
     pub bus_username: Option<String>,
-    /// The member's bus password (from the environment only: a command line is readable by every user).
+    // The member's bus password: from STRATOS_BUS_PASSWORD, never a flag.
     #[arg(skip = BusPassword::from_env())]
     pub bus_password: Option<BusPassword>,
     /// The app's command, a JSON array: ["python3","-m","http.server","40123"].
