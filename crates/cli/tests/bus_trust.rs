@@ -91,14 +91,19 @@ fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
         secret.member_credentials(first["clusterId"].as_str().unwrap(), first["memberId"].as_str().unwrap());
     assert_eq!(try_member(port, &credentials), Ok(vec![SubscribeReasonCode::Failure]), "a member subscribing to #");
     let stranger = PlatformSecret::generate().unwrap().member_credentials("php-web.php", "nobody");
-    assert!(try_member(port, &stranger).is_err(), "credentials the platform never issued");
+    let refused = try_member(port, &stranger);
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("refused")),
+        "credentials the platform never issued: {refused:?}"
+    );
 
     // Undeployed: the member's client is gone from Mosquitto.
     let out = platform.cli(&["application", "undeploy", "php-web"]);
     assert!(out.success(), "{out}");
     eventually(Duration::from_secs(60), "the undeployed member's credentials are refused", || {
         match try_member(port, &credentials) {
-            Err(e) => Ok(e),
+            Err(e) if e.contains("refused") => Ok(e),
+            Err(e) => Err(e),
             Ok(codes) => Err(format!("still accepted: {codes:?}")),
         }
     });
@@ -155,5 +160,36 @@ fn a_separate_load_balancer_needs_the_platform_password() {
     });
     assert!(!lb.stderr().contains(secret.trim()), "the password was logged");
     lb.signal("TERM");
+    drop(platform.stop());
+}
+
+/// The same on `stratos up`'s embedded broker: the controller's members connect with
+/// their own credentials, are confined, and are refused once undeployed.
+#[test]
+fn embedded_broker_members_are_confined_and_revoked_at_undeploy() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
+    platform.add_php_web();
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    let members = member_list(&platform);
+    assert!(!members.is_empty());
+    let first = &members[0];
+    let credentials =
+        secret.member_credentials(first["clusterId"].as_str().unwrap(), first["memberId"].as_str().unwrap());
+    assert_eq!(try_member(platform.mqtt_port, &credentials), Ok(vec![SubscribeReasonCode::Failure]), "# is refused");
+    let out = platform.cli(&["application", "undeploy", "php-web"]);
+    assert!(out.success(), "{out}");
+    eventually(Duration::from_secs(60), "the undeployed member's credentials are refused", || {
+        match try_member(platform.mqtt_port, &credentials) {
+            Err(e) if e.contains("refused") => Ok(e),
+            Err(e) => Err(e),
+            Ok(codes) => Err(format!("still accepted: {codes:?}")),
+        }
+    });
+    let log = platform.proc.stderr();
+    assert!(!log.contains(&secret.platform_credentials().password), "the platform secret was logged");
+    assert!(!log.contains(&credentials.password), "a member's password was logged");
     drop(platform.stop());
 }
