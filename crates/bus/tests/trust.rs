@@ -328,6 +328,16 @@ async fn a_member_subscribed_to_everything_reads_nothing_of_anyone_elses() {
         }
     }
     assert_eq!(received, vec![InstanceCleanupMemberEvent::topic_for("m1")], "the member read others' events");
+    // Nor does anything of theirs come after it, within a bounded wait.
+    let after = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            if let Ok(MqttEvent::Incoming(Packet::Publish(p))) = eventloop.poll().await {
+                return p.topic;
+            }
+        }
+    })
+    .await;
+    assert!(after.is_err(), "the member read {after:?} after its own notification");
 }
 
 async fn next_suback(eventloop: &mut EventLoop) -> rumqttc::SubAck {
