@@ -78,11 +78,14 @@ impl App {
         let group = procfs::stat(std::process::id()).map(|s| s.pgrp);
         let tree = procfs::descendants(self.pid);
         let deadline = Instant::now() + grace;
-        signal(self.pid, libc::SIGTERM);
-        for &pid in &tree {
-            // Only what is still in the member's process group (a pid may have been reused).
-            if group.is_some_and(|g| procfs::alive_in_group(pid, g)) {
-                signal(pid, libc::SIGTERM);
+        // SIGCONT after SIGTERM, as init systems do: a stopped (frozen) app gets to act on it.
+        for sig in [libc::SIGTERM, libc::SIGCONT] {
+            signal(self.pid, sig);
+            for &pid in &tree {
+                // Only what is still in the member's process group (a pid may have been reused).
+                if group.is_some_and(|g| procfs::alive_in_group(pid, g)) {
+                    signal(pid, sig);
+                }
             }
         }
         let status = match tokio::time::timeout_at(deadline.into(), self.child.wait()).await {

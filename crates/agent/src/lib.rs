@@ -2,8 +2,10 @@
 //!
 //! It deploys the member's artifacts (git), starts the app, reports the member's
 //! lifecycle on the bus (`InstanceStartedEvent`, then `InstanceActivatedEvent` once every
-//! port answers), ships the app's output (`LogEvent`, and `app.log` in the member
-//! directory), publishes health stats, and drains the member on request
+//! port answers), checks that the app keeps answering (`InstanceUnhealthyEvent` after the
+//! cartridge's `failureThreshold` of failed health checks in a row), ships the app's output
+//! (`LogEvent`, and `app.log` in the member directory), publishes health stats, and drains
+//! the member on request
 //! (`InstanceCleanupMemberEvent` → `InstanceMaintenanceModeEvent` → the controller's
 //! `MemberMaintenanceModeEvent`, on which load balancers stop routing to the member, and a
 //! grace → cleanup → `InstanceReadyToShutdownEvent` → exit 0).
@@ -15,7 +17,10 @@
 mod app;
 mod git;
 mod logs;
+mod probe;
 mod procfs;
+mod tracker;
+mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,16 +30,19 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use stratos_bus::events::{
     InstanceActivatedEvent, InstanceCleanupClusterEvent, InstanceCleanupMemberEvent, InstanceMaintenanceModeEvent,
-    InstanceReadyToShutdownEvent, InstanceStartFailedEvent, InstanceStartedEvent, MemberHealthStatEvent,
-    MemberMaintenanceModeEvent,
+    InstanceReadyToShutdownEvent, InstanceStartFailedEvent, InstanceStartedEvent, InstanceUnhealthyEvent,
+    MemberHealthStatEvent, MemberMaintenanceModeEvent,
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
+use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::app::{describe, App};
+use crate::git::GitOptions;
 use crate::logs::LogSink;
+use crate::watch::{PortCheck, Watch};
 
 /// How long the agent keeps trying to reach the broker at start.
 const CONNECT_FOR: Duration = Duration::from_secs(60);
@@ -100,9 +108,23 @@ pub struct AgentConfig {
     /// Where the app's ports are probed.
     #[arg(long, env = "STRATOS_HOST", default_value = "127.0.0.1")]
     pub host: String,
-    /// A git repository cloned into ./artifacts (the app then runs there) and pulled on ArtifactUpdatedEvent.
+    /// A git repository cloned into ./artifacts (the app then runs there) and pulled on ArtifactUpdatedEvent:
+    /// https://, http://, ssh://, git:// or scp-style git@host:path.
     #[arg(long, env = "STRATOS_ARTIFACT_REPO")]
     pub artifact_repo: Option<String>,
+    /// Seconds a clone or a pull may take before git (and what it started) is killed; a clone
+    /// that times out fails the member's start.
+    #[arg(long, env = "STRATOS_GIT_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub git_timeout_secs: u64,
+    /// Also clone local paths and file:// repositories (the platform's --allow-local-repos).
+    #[arg(long, env = "STRATOS_ALLOW_LOCAL_REPOS")]
+    pub allow_local_repos: bool,
+    /// The app's health checks, a JSON array with one entry per declared port:
+    /// [{"port":8080,"kind":"http","path":"/","intervalSeconds":5,"timeoutSeconds":2,"failureThreshold":3}]
+    /// (kinds: http, tcp with optional "send"/"expect", tls, none). A port without an entry gets its
+    /// protocol's default: http → GET /, https → TLS hello, tcp → connect, udp → none.
+    #[arg(long, env = "STRATOS_HEALTH_CHECKS", value_parser = parse_health_checks, default_value = "[]")]
+    pub health_checks: ::std::vec::Vec<ResolvedHealthCheck>,
     /// A command (JSON array) run, for up to 30 s, when the member is cleaned up, before the app is stopped.
     #[arg(long, env = "STRATOS_CLEANUP_COMMAND", value_parser = parse_command)]
     pub cleanup_command: Option<::std::vec::Vec<String>>,
@@ -153,6 +175,16 @@ fn http() -> String {
     "http".into()
 }
 
+/// A port's protocol as the cartridge names it; unknown ones are taken for TCP.
+fn protocol_of(name: &str) -> Protocol {
+    match name.to_ascii_lowercase().as_str() {
+        "http" => Protocol::Http,
+        "https" => Protocol::Https,
+        "udp" => Protocol::Udp,
+        _ => Protocol::Tcp,
+    }
+}
+
 impl PortMapping {
     /// The port probed for activation; `None` for UDP, which cannot be probed.
     pub fn probe_port(&self) -> Option<u16> {
@@ -169,6 +201,12 @@ fn parse_command(s: &str) -> Result<Vec<String>, String> {
     Ok(command)
 }
 
+fn parse_health_checks(s: &str) -> Result<Vec<ResolvedHealthCheck>, String> {
+    serde_json::from_str(s).map_err(|e| {
+        format!("expected a JSON array of {{\"port\":8080,\"kind\":\"http\",\"path\":\"/\",\"intervalSeconds\":5,\"timeoutSeconds\":2,\"failureThreshold\":3}} ({e})")
+    })
+}
+
 fn parse_ports(s: &str) -> Result<Vec<PortMapping>, String> {
     serde_json::from_str(s).map_err(|e| {
         format!("expected a JSON array of {{\"protocol\":\"http\",\"port\":8080,\"hostPort\":40123}} ({e})")
@@ -176,6 +214,28 @@ fn parse_ports(s: &str) -> Result<Vec<PortMapping>, String> {
 }
 
 impl AgentConfig {
+    /// Every probed port with its check: the one given for it, else its protocol's default.
+    pub fn port_checks(&self) -> Vec<PortCheck> {
+        self.ports
+            .iter()
+            .filter_map(|p| {
+                let host_port = p.probe_port()?;
+                let declared = u32::from(p.port);
+                let check = self
+                    .health_checks
+                    .iter()
+                    .find(|c| c.port == declared)
+                    .cloned()
+                    .unwrap_or_else(|| HealthCheck::resolve(declared, protocol_of(&p.protocol), None, None));
+                Some(PortCheck { host_port, check })
+            })
+            .collect()
+    }
+
+    fn git_options(&self) -> GitOptions {
+        GitOptions { timeout: Duration::from_secs(self.git_timeout_secs), allow_local: self.allow_local_repos }
+    }
+
     pub fn member_ref(&self) -> MemberRef {
         MemberRef {
             service_name: self.service_name.clone(),
@@ -257,7 +317,7 @@ impl Agent {
                         info!(signal = sig, "stopped while deploying the artifacts");
                         return Ok(());
                     }
-                    deployed = git::deploy(repo, &dir) => deployed,
+                    deployed = git::deploy(repo, &dir, cfg.git_options()) => deployed,
                 };
                 match deployed {
                     Ok(summary) => {
@@ -291,6 +351,9 @@ impl Agent {
         let mut republish = tokio::time::interval_at(Instant::now() + REPUBLISH_EVERY, REPUBLISH_EVERY);
         let git_lock = Arc::new(tokio::sync::Mutex::new(()));
         let mut notifier_open = true;
+        // The app's health checks, from its activation on; the ports found unhealthy.
+        let mut watch: Option<Watch> = None;
+        let mut unhealthy: std::collections::BTreeMap<u32, String> = Default::default();
 
         let end = loop {
             tokio::select! {
@@ -334,6 +397,18 @@ impl Agent {
                     activated = true;
                     info!(ports = %ports_text(&ports), "the app listens; member activated");
                     publish(&bus, &InstanceActivatedEvent { member: self.member.clone() }).await;
+                    watch = Some(Watch::start(&cfg.host, cfg.port_checks()));
+                }
+                verdict = next_verdict(&mut watch) => {
+                    if verdict.unhealthy {
+                        warn!(port = verdict.port, reason = %verdict.reason, "the app is unhealthy");
+                        logs.agent(&format!("unhealthy: {}", verdict.reason));
+                        unhealthy.insert(verdict.port, verdict.reason.clone());
+                        publish(&bus, &InstanceUnhealthyEvent { member: self.member.clone(), reason: verdict.reason }).await;
+                    } else if unhealthy.remove(&verdict.port).is_some() {
+                        info!(port = verdict.port, "{}", verdict.reason);
+                        logs.agent(&verdict.reason);
+                    }
                 }
                 () = &mut deadline, if !activated => {
                     let error = format!(
@@ -351,10 +426,15 @@ impl Agent {
                     if activated {
                         publish(&bus, &InstanceActivatedEvent { member: self.member.clone() }).await;
                     }
+                    if let Some(reason) = unhealthy.values().next() {
+                        publish(&bus, &InstanceUnhealthyEvent { member: self.member.clone(), reason: reason.clone() }).await;
+                    }
                 }
             }
         };
 
+        // Stopping the app is not a failure to report.
+        drop(watch);
         match end {
             End::Signal(sig) => {
                 info!(signal = sig, "stopping the app");
@@ -417,11 +497,11 @@ impl Agent {
             warn!("ignoring ArtifactUpdatedEvent: the member has no artifact repository");
             return;
         }
-        let (dir, logs, lock) = (app_dir.to_path_buf(), logs.clone(), lock.clone());
+        let (dir, logs, lock, options) = (app_dir.to_path_buf(), logs.clone(), lock.clone(), self.cfg.git_options());
         tokio::spawn(
             async move {
                 let _one_at_a_time = lock.lock().await;
-                match git::pull(&dir).await {
+                match git::pull(&dir, options).await {
                     Ok(summary) => {
                         info!(%summary, "artifacts updated");
                         logs.agent(&summary);
@@ -444,6 +524,14 @@ impl Agent {
         publish_confirmed(bus, &InstanceStartFailedEvent { member: self.member.clone(), error: error.clone() }).await;
         bus.close().await;
         Err(anyhow!(error))
+    }
+}
+
+/// The next health change, once the checks run.
+async fn next_verdict(watch: &mut Option<Watch>) -> watch::Verdict {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -619,6 +707,7 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
     use clap::Parser;
+    use stratos_model::HealthCheckKind;
 
     #[derive(Parser)]
     struct Cli {
@@ -662,6 +751,35 @@ mod tests {
         assert!(parse_command("[]").is_err());
         assert!(parse_ports(r#"[{"port":"x"}]"#).is_err());
         assert_eq!(parse_ports(r#"[{"port":80}]"#).unwrap()[0].probe_port(), Some(80));
+    }
+
+    #[test]
+    fn each_port_gets_its_check_or_its_protocol_default() {
+        let cli = Cli::try_parse_from([
+            "agent",
+            "--member-id=m1",
+            "--cluster-id=c1",
+            "--service-name=php",
+            "--app-id=a1",
+            "--network-partition-id=np1",
+            "--partition-id=p1",
+            "--broker=mqtt://127.0.0.1:1883",
+            r#"--command=["app"]"#,
+            r#"--ports=[{"protocol":"http","port":8080,"hostPort":40001},{"protocol":"tcp","port":6379,"hostPort":40002},
+                        {"protocol":"https","port":8443,"hostPort":40003},{"protocol":"udp","port":53}]"#,
+            r#"--health-checks=[{"port":6379,"kind":"tcp","send":"PING\r\n","expect":"PONG","intervalSeconds":1}]"#,
+        ])
+        .unwrap();
+        let checks = cli.agent.port_checks();
+        let summary: Vec<(u16, HealthCheckKind, u32)> =
+            checks.iter().map(|c| (c.host_port, c.check.kind, c.check.interval_seconds)).collect();
+        assert_eq!(
+            summary,
+            [(40001, HealthCheckKind::Http, 5), (40002, HealthCheckKind::Tcp, 1), (40003, HealthCheckKind::Tls, 5)],
+            "UDP is not checked"
+        );
+        assert_eq!(checks[1].check.expect.as_deref(), Some("PONG"));
+        assert_eq!(checks[1].check.timeout_seconds, 2, "a field left out takes its default");
     }
 
     #[test]

@@ -118,6 +118,9 @@ impl<'a> Spec<'a> {
             .env_remove("STRATOS_ARTIFACT_REPO")
             .env_remove("STRATOS_CLEANUP_COMMAND")
             .env_remove("STRATOS_HOST")
+            .env_remove("STRATOS_HEALTH_CHECKS")
+            .env_remove("STRATOS_GIT_TIMEOUT_SECS")
+            .env_remove("STRATOS_ALLOW_LOCAL_REPOS")
             .env("STRATOS_MEMBER_ID", self.member_id)
             .env("STRATOS_CLUSTER_ID", CLUSTER)
             .env("STRATOS_SERVICE_NAME", "web")
@@ -172,6 +175,33 @@ impl Agent {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
+
+    /// The app's process: the agent's child.
+    fn app_pid(&self) -> i32 {
+        // Each thread lists the children it started.
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        let pids: Vec<i32> = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(pids.len(), 1, "the agent should have one child, the app: {pids:?}");
+        pids[0]
+    }
+
+    /// Polls the agent's log until it holds `text`.
+    async fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log().contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} in agent.log within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn signal(pid: i32, signal: libc::c_int) {
+    // SAFETY: kill(2) on a process this test started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
 }
 
 impl Drop for Agent {
@@ -456,6 +486,7 @@ async fn artifacts_are_cloned_and_updated() {
     let repo = source.path().to_str().unwrap().to_string();
     let mut agent = Spec::new(&broker, "m-git", command.map(String::from).to_vec(), vec![port])
         .env("STRATOS_ARTIFACT_REPO", &repo)
+        .env("STRATOS_ALLOW_LOCAL_REPOS", "true")
         .start();
     expect_started_and_activated(&mut sub, "m-git").await;
     assert_eq!(get(port, "/index.html").await.unwrap(), (200, "v1\n".to_string()));
@@ -489,4 +520,234 @@ async fn artifacts_are_cloned_and_updated() {
     bus.publish(&InstanceCleanupMemberEvent { member_id: "m-git".into() }).await.unwrap();
     assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
     assert!(!agent.group_alive());
+}
+
+/// Checks every second, 1 s to answer, `threshold` failures in a row.
+fn fast_checks(port: u32, threshold: u32, extra: serde_json::Value) -> String {
+    let mut check = serde_json::json!({
+        "port": port, "kind": "http", "path": "/", "intervalSeconds": 1, "timeoutSeconds": 1, "failureThreshold": threshold
+    });
+    check.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::json!([check]).to_string()
+}
+
+async fn expect_unhealthy(sub: &mut Subscription, member_id: &str) -> String {
+    expect(sub, "InstanceUnhealthyEvent", |ev| match ev {
+        AnyEvent::InstanceUnhealthyEvent(e) if e.member.member_id == member_id => Some(e.reason),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_app_is_reported_unhealthy_and_then_recovered() {
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "frozen").await;
+    let port = free_port();
+    let mut agent = Spec::new(&broker, "m-frozen", http_server(port), vec![port])
+        .env("STRATOS_HEALTH_CHECKS", fast_checks(8080, 3, serde_json::json!({})))
+        .start();
+    expect_started_and_activated(&mut sub, "m-frozen").await;
+    agent.wait_log("health checks started").await;
+
+    // Frozen, the app's listen backlog still completes TCP handshakes: only a read tells.
+    let app = agent.app_pid();
+    signal(app, libc::SIGSTOP);
+    assert!(accepts(port), "the kernel still accepts connections for a stopped process");
+    let reason = expect_unhealthy(&mut sub, "m-frozen").await;
+    assert!(reason.contains("port 8080 failed 3 health checks in a row"), "{reason}");
+    assert!(reason.contains(&format!("GET http://127.0.0.1:{port}/ did not answer within 1 s")), "{reason}");
+    expect(&mut sub, "the agent's note in the member's log", |ev| match ev {
+        AnyEvent::LogEvent(e) if e.member.member_id == "m-frozen" && e.line.contains("unhealthy: port 8080") => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+
+    signal(app, libc::SIGCONT);
+    expect(&mut sub, "the recovery in the member's log", |ev| match ev {
+        AnyEvent::LogEvent(e) if e.member.member_id == "m-frozen" && e.line.contains("port 8080 answers again") => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-frozen".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+    assert!(!agent.group_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_answers_again_before_the_threshold_is_not_reported() {
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "hiccup").await;
+    let port = free_port();
+    let mut agent = Spec::new(&broker, "m-hiccup", http_server(port), vec![port])
+        .env("STRATOS_HEALTH_CHECKS", fast_checks(8080, 4, serde_json::json!({})))
+        .start();
+    expect_started_and_activated(&mut sub, "m-hiccup").await;
+    agent.wait_log("health checks started").await;
+
+    let app = agent.app_pid();
+    signal(app, libc::SIGSTOP);
+    agent.wait_log("health check failed").await;
+    signal(app, libc::SIGCONT);
+    // As many checks pass after the failure as would have reached the threshold.
+    let failed_at = agent.log().rfind("health check failed").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while agent.log()[failed_at..].matches("health check passed").count() < 4 {
+        assert!(Instant::now() < deadline, "the checks did not pass again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reported = sub
+        .wait_for(Duration::from_secs(1), |ev| match ev {
+            AnyEvent::InstanceUnhealthyEvent(e) if e.member.member_id == "m-hiccup" => Some(e.reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reported, None, "a member that answered again within its threshold was reported");
+
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-hiccup".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+}
+
+/// A line-oriented TCP service: answers `PONG` to `PING`.
+fn pong_server(port: u16) -> Vec<String> {
+    let script = format!(
+        r#"
+import socketserver
+class Pong(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            if line.strip() == b"PING":
+                self.wfile.write(b"+PONG\r\n")
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("127.0.0.1", {port}), Pong).serve_forever()
+"#
+    );
+    vec!["python3".into(), "-c".into(), script]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_app_behind_a_tcp_request_check_is_reported() {
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "pong").await;
+    let port = free_port();
+    let checks = serde_json::json!([{
+        "port": 8080, "kind": "tcp", "send": "PING\n", "expect": "PONG",
+        "intervalSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2
+    }]);
+    let mut agent = Spec::new(&broker, "m-pong", pong_server(port), vec![port])
+        .env("STRATOS_HEALTH_CHECKS", checks.to_string())
+        .start();
+    expect_started_and_activated(&mut sub, "m-pong").await;
+    agent.wait_log("health checks started").await;
+    // Answering PONG, it passes.
+    agent.wait_log("health check passed").await;
+
+    signal(agent.app_pid(), libc::SIGSTOP);
+    let reason = expect_unhealthy(&mut sub, "m-pong").await;
+    assert!(reason.contains(&format!("tcp 127.0.0.1:{port} did not answer within 1 s")), "{reason}");
+
+    signal(agent.app_pid(), libc::SIGCONT);
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-pong".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_repositories_and_git_helpers_are_refused() {
+    let source = tempfile::tempdir().unwrap();
+    git(source.path(), &["init", "-q"]);
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "local-repo").await;
+    let cases = [
+        ("m-file", format!("file://{}", source.path().display()), "--allow-local-repos"),
+        ("m-path", source.path().display().to_string(), "--allow-local-repos"),
+        ("m-fd", "fd::17".to_string(), "git remote helpers (fd::) are not allowed"),
+        ("m-ext", "ext::sh".to_string(), "git remote helpers (ext::) are not allowed"),
+    ];
+    for (member_id, repo, why) in cases {
+        let mut agent = Spec::new(&broker, member_id, http_server(free_port()), vec![free_port()])
+            .env("STRATOS_ARTIFACT_REPO", &repo)
+            .start();
+        let error = expect_start_failed(&mut sub, member_id).await;
+        assert!(error.starts_with(&format!("cannot deploy the artifacts: repository {repo:?} refused")), "{error}");
+        assert!(error.contains(why), "{error}");
+        assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
+        assert!(!agent.dir.join("artifacts").exists(), "{repo}: git ran");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_clone_is_killed_and_fails_the_start() {
+    // A git daemon that takes the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            conns.push(conn);
+        }
+    });
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "hang").await;
+    let started = Instant::now();
+    let mut agent = Spec::new(&broker, "m-hang", http_server(free_port()), vec![free_port()])
+        .env("STRATOS_ARTIFACT_REPO", format!("git://127.0.0.1:{silent_port}/repo.git"))
+        .env("STRATOS_GIT_TIMEOUT_SECS", "2")
+        .start();
+    let error = expect_start_failed(&mut sub, "m-hang").await;
+    assert_eq!(error, "cannot deploy the artifacts: git clone did not finish within 2 s and was killed");
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
+    assert!(!agent.group_alive(), "git (or what it started) outlived the agent");
+    eprintln!("the hanging clone failed the start after {:?}", started.elapsed());
+    held.abort();
+}
+
+/// Python's HTTP server behind TLS, with a self-signed certificate made in `dir` by openssl.
+fn tls_server(port: u16, dir: &Path) -> Vec<String> {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let script = format!(
+        r#"
+import http.server, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("{dir}/cert.pem", "{dir}/key.pem")
+server = http.server.HTTPServer(("127.0.0.1", {port}), http.server.SimpleHTTPRequestHandler)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#,
+        dir = dir.display()
+    );
+    vec!["python3".into(), "-c".into(), script]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_tls_app_is_reported() {
+    let certs = tempfile::tempdir().unwrap();
+    let broker = broker();
+    let (bus, mut sub) = observe(&broker, "tls").await;
+    let port = free_port();
+    let checks = serde_json::json!([{ "port": 8080, "kind": "tls", "intervalSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2 }]);
+    let mut agent = Spec::new(&broker, "m-tls", tls_server(port, certs.path()), vec![port])
+        .env("STRATOS_HEALTH_CHECKS", checks.to_string())
+        .start();
+    expect_started_and_activated(&mut sub, "m-tls").await;
+    // The server answers the agent's hello (and then drops the handshake it never finishes).
+    agent.wait_log("health check passed").await;
+
+    signal(agent.app_pid(), libc::SIGSTOP);
+    let reason = expect_unhealthy(&mut sub, "m-tls").await;
+    assert!(reason.contains(&format!("a TLS hello to 127.0.0.1:{port} did not answer within 1 s")), "{reason}");
+
+    signal(agent.app_pid(), libc::SIGCONT);
+    bus.publish(&InstanceCleanupMemberEvent { member_id: "m-tls".into() }).await.unwrap();
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
 }

@@ -186,6 +186,10 @@ events! {
         }
         MemberMaintenanceModeEvent { #[serde(flatten)] pub member: MemberRef }
         MemberReadyToShutdownEvent { #[serde(flatten)] pub member: MemberRef }
+        /// The controller took the member out of service (its app stopped answering its
+        /// health checks): load balancers stop routing to it at once; it is terminated
+        /// and replaced.
+        MemberSuspendedEvent { #[serde(flatten)] pub member: MemberRef, pub reason: String }
         MemberTerminatedEvent {
             #[serde(flatten)] pub member: MemberRef,
             /// Why the member went away (undeploy, scale-down, process exited, ...).
@@ -200,6 +204,9 @@ events! {
         InstanceMaintenanceModeEvent { #[serde(flatten)] pub member: MemberRef }
         InstanceReadyToShutdownEvent { #[serde(flatten)] pub member: MemberRef }
         InstanceStartFailedEvent { #[serde(flatten)] pub member: MemberRef, pub error: String }
+        /// The agent's health checks of its app failed `failureThreshold` times in a row
+        /// (repeated every 30 s while they keep failing).
+        InstanceUnhealthyEvent { #[serde(flatten)] pub member: MemberRef, pub reason: String }
     }
     "instance/notifier/member" (member_id) => {
         InstanceCleanupMemberEvent { pub member_id: String }

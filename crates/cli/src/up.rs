@@ -62,6 +62,23 @@ pub struct UpArgs {
     /// Scale on current averages only, without predicting the next interval.
     #[arg(long)]
     no_prediction: bool,
+    /// Who members of the local driver run as: `platform` (the platform's own user), NAME or
+    /// UID[:GID] (every member as that user). By default, when the platform runs as root, each
+    /// member gets a uid and group of its own from --member-uids, so that tenants' code never
+    /// runs as root nor as another member (which it could signal or read); otherwise members
+    /// run as the platform's user. The agent binary and the data directory must be reachable
+    /// by them (checked at start). `root` or `platform` as root: only for code you trust.
+    #[arg(long, env = "STRATOS_MEMBER_USER", value_parser = stratos_cloud::MemberUsers::parse)]
+    member_user: Option<stratos_cloud::MemberUsers>,
+    /// The uids (and gids) members get one each when the platform runs as root: FIRST-LAST,
+    /// a range no account or subordinate id range uses.
+    #[arg(long, env = "STRATOS_MEMBER_UIDS", value_parser = stratos_cloud::MemberUsers::parse_range, default_value = "1900000-1999999")]
+    member_uids: (u32, u32),
+    /// Let applications name artifact repositories on this machine (local paths, file:// URLs).
+    /// Off by default: a tenant's repository would read the platform's own files. For a
+    /// single-user machine and tests.
+    #[arg(long, env = "STRATOS_ALLOW_LOCAL_REPOS")]
+    allow_local_repos: bool,
     #[command(flatten)]
     lb: stratos_lb::LbConfig,
     /// Log format on stderr.
@@ -71,6 +88,12 @@ pub struct UpArgs {
 
 pub async fn run(args: UpArgs) -> Result<()> {
     logging::init(args.log_format);
+    let member_users =
+        args.member_user.clone().unwrap_or_else(|| stratos_cloud::MemberUsers::for_platform(Some(args.member_uids)));
+    if member_users != stratos_cloud::MemberUsers::Platform {
+        // Before the data directory and the store exist: members must not read them.
+        stratos_cloud::member_user::keep_platform_files_private(&args.data_dir).map_err(anyhow::Error::msg)?;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
 
@@ -120,18 +143,30 @@ pub async fn run(args: UpArgs) -> Result<()> {
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     let agent = std::env::current_exe().context("cannot find the stratos binary to run member agents")?;
+    if member_users.is_root() {
+        tracing::warn!("members run as root: tenants' code gets the machine (see --member-user)");
+    } else {
+        tracing::info!(users = %member_users.describe(), "local members' user");
+    }
     let local = stratos_cloud::LocalDriver::new(
         args.data_dir.join("members"),
         vec![agent.display().to_string(), "agent".into()],
-    );
+    )
+    .with_member_users(member_users);
+    local.prepare().map_err(anyhow::Error::msg)?;
+    let controller_config = stratos_cloud::ControllerConfig {
+        allow_local_repos: args.allow_local_repos,
+        member_credentials,
+        ..stratos_cloud::ControllerConfig::new(broker_url.clone())
+    };
+    if args.allow_local_repos {
+        tracing::warn!("applications may name local artifact repositories (--allow-local-repos)");
+    }
     let controller = stratos_cloud::CloudController::new(
         store.clone(),
         Bus::connect(&platform_url, &format!("stratos-cloud-{}", std::process::id())).await?,
         vec![std::sync::Arc::new(local)],
-        stratos_cloud::ControllerConfig {
-            member_credentials,
-            ..stratos_cloud::ControllerConfig::new(broker_url.clone())
-        },
+        controller_config,
     );
     tokio::spawn(async move {
         if let Err(e) = controller.run().await {
@@ -175,7 +210,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} for the API (use --api-listen)", args.api_listen))?;
     let api = listener.local_addr()?;
-    let state = Arc::new(AppState::new(store.clone(), Some(bus.clone())));
+    let mut state = AppState::new(store.clone(), Some(bus.clone()));
+    state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
+    let state = Arc::new(state);
 
     println!("Stratos is up");
     println!("  API        http://{api}/api   (OpenAPI: http://{api}/api/openapi.json)");

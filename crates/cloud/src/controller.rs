@@ -61,6 +61,8 @@ pub struct ControllerConfig {
     pub drain_timeout: Duration,
     /// Grace between SIGTERM (or its IaaS equivalent) and a forced stop.
     pub terminate_grace: Duration,
+    /// Agents may clone local paths and file:// repositories (`--allow-local-repos`).
+    pub allow_local_repos: bool,
 }
 
 impl ControllerConfig {
@@ -72,6 +74,7 @@ impl ControllerConfig {
             activation_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(20),
             terminate_grace: Duration::from_secs(10),
+            allow_local_repos: false,
         }
     }
 }
@@ -317,6 +320,7 @@ impl CloudController {
                     self.terminate(&e.member.cluster_id, &e.member.member_id, "drained").await;
                 }
             }
+            AnyEvent::InstanceUnhealthyEvent(e) => self.on_unhealthy(e.member, e.reason).await,
             AnyEvent::InstanceStartFailedEvent(e) => {
                 warn!(member_id = %e.member.member_id, error = %e.error, "member failed to start");
                 self.member_failed(
@@ -328,6 +332,21 @@ impl CloudController {
             }
             _ => {}
         }
+    }
+
+    /// A member whose app stopped answering its health checks: out of rotation at once
+    /// (`MemberSuspendedEvent`; load balancers stop routing to it), then terminated like a
+    /// faulty member; `converge` starts its replacement, since a suspended member is not live.
+    async fn on_unhealthy(&mut self, member: MemberRef, reason: String) {
+        if self.terminating.contains(&member.member_id) || !self.advance(&member, MemberStatus::Suspended) {
+            // Unknown, already suspended, or on its way out: the repeats of the report end here.
+            return;
+        }
+        warn!(member_id = %member.member_id, cluster_id = %member.cluster_id, %reason, "member unhealthy: suspending and replacing it");
+        self.draining.remove(&member.member_id);
+        self.publish(&MemberSuspendedEvent { member: member.clone(), reason: reason.clone() }).await;
+        self.update_cluster_status(&member.cluster_id).await;
+        self.terminate(&member.cluster_id, &member.member_id, &format!("unhealthy: {reason}")).await;
     }
 
     /// Moves a member forward to `to`; false when it is unknown or already there or past it.
@@ -994,13 +1013,30 @@ impl CloudController {
                 .as_ref()
                 .map(|s| s.member_credentials(&spec.cluster_id, &member_id)),
             artifact_repository: spec.artifact_repository.clone(),
-            env: iaas
-                .property
-                .iter()
-                .filter_map(|p| p.name.strip_prefix("env.").map(|k| (k.to_string(), p.value.clone())))
-                .collect(),
+            env: self.member_env(iaas, cartridge),
         };
         Some((member, member_spec, driver))
+    }
+
+    /// The environment of a member's agent and app: the cartridge's `env.*` properties, then
+    /// what the platform decides (the health checks; local repositories only if allowed).
+    fn member_env(
+        &self,
+        iaas: &stratos_model::IaasProvider,
+        cartridge: &stratos_model::Cartridge,
+    ) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = iaas
+            .property
+            .iter()
+            .filter_map(|p| p.name.strip_prefix("env.").map(|k| (k.to_string(), p.value.clone())))
+            .collect();
+        let checks = serde_json::to_string(&cartridge.health_checks()).expect("health checks serialise");
+        env.insert("STRATOS_HEALTH_CHECKS".into(), checks);
+        env.remove("STRATOS_ALLOW_LOCAL_REPOS");
+        if self.config.allow_local_repos {
+            env.insert("STRATOS_ALLOW_LOCAL_REPOS".into(), "true".into());
+        }
+        env
     }
 
     /// Starts a recorded member through its driver.

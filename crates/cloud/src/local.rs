@@ -3,9 +3,15 @@
 //!
 //! Each member's record (`member.json`) lives in its directory, so a restarted
 //! controller finds, adopts or terminates the members an earlier one started.
+//!
+//! The member runs in `<member>/work` (its `app.log`, its artifacts) and, when the
+//! platform runs as root, with a uid of its own (see `member_user.rs`): tenants' code never
+//! runs as root nor as another member, and cannot rewrite the record in `<member>`, which
+//! names the process group the driver signals.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,6 +23,7 @@ use tracing::{info, warn};
 use crate::driver::{
     substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, MemberSpec,
 };
+use crate::member_user::{next_free_uid, reachable_by, Identity, MemberUsers};
 use crate::procfs;
 
 /// How a member's agent process ended: exit code, and words for it.
@@ -26,6 +33,10 @@ pub struct LocalDriver {
     root: PathBuf,
     agent: Vec<String>,
     host: String,
+    /// Who members run as.
+    users: MemberUsers,
+    /// The per-member uid handed out last.
+    last_uid: Mutex<Option<u32>>,
     /// Exit of members this process started (others have no exit code to read).
     exits: Arc<Mutex<HashMap<String, Exit>>>,
 }
@@ -40,13 +51,123 @@ struct Record {
     address: String,
     ports: Vec<AllocatedPort>,
     started_at: u64,
+    /// The uid the member runs as, when not the platform's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
 }
 
 impl LocalDriver {
     /// Members live under `root`; `agent` is the command that runs the cartridge
     /// agent (`[path/to/stratos, agent]`).
     pub fn new(root: impl Into<PathBuf>, agent: Vec<String>) -> LocalDriver {
-        LocalDriver { root: root.into(), agent, host: "127.0.0.1".into(), exits: Default::default() }
+        LocalDriver {
+            root: root.into(),
+            agent,
+            host: "127.0.0.1".into(),
+            users: MemberUsers::Platform,
+            last_uid: Mutex::new(None),
+            exits: Default::default(),
+        }
+    }
+
+    /// Members run as `users` (see [`MemberUsers::for_platform`]).
+    pub fn with_member_users(mut self, users: MemberUsers) -> LocalDriver {
+        self.users = users;
+        self
+    }
+
+    /// Before any member starts: makes the members' root traversable (not listable) by
+    /// the users members run as, and the data directory above it too when it is the
+    /// platform's own and shuts everyone out (a fresh temporary one); then checks that
+    /// they can reach it and run the agent, so that a data directory under `/root` is a
+    /// clear error at start, not every member failing.
+    pub fn prepare(&self) -> Result<(), String> {
+        let probe = match &self.users {
+            MemberUsers::Platform => return Ok(()),
+            MemberUsers::Fixed { identity, .. } => *identity,
+            MemberUsers::PerMember { first, .. } => Identity { uid: *first, gid: *first },
+        };
+        std::fs::create_dir_all(&self.root).map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
+        set_mode(&self.root, 0o711)?;
+        if let Some(data_dir) = self.root.parent() {
+            let meta = std::fs::metadata(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            // SAFETY: geteuid(2) cannot fail.
+            if meta.uid() == unsafe { libc::geteuid() } && meta.permissions().mode() & 0o001 == 0 {
+                set_mode(data_dir, (meta.permissions().mode() & 0o7777) | 0o001)?;
+                info!(dir = %data_dir.display(), "the data directory is now searchable (not readable) by members");
+            }
+        }
+        let advice = "choose a --data-dir they can reach (e.g. under /var/lib), or --member-user";
+        reachable_by(&self.root, probe).map_err(|e| {
+            format!("members run as {} and cannot reach their directories: {e}; {advice}", self.users.describe())
+        })?;
+        if let Some(program) = self.agent.first().map(Path::new).filter(|p| p.is_absolute()) {
+            let runnable = program.parent().map_or(Ok(()), |dir| reachable_by(dir, probe)).and_then(|()| {
+                let mode = std::fs::metadata(program).map_err(|e| e.to_string())?.permissions().mode();
+                if mode & 0o001 == 0 {
+                    Err(format!("{} is not executable by others", program.display()))
+                } else {
+                    Ok(())
+                }
+            });
+            runnable.map_err(|e| format!("members run as {} and cannot run the agent: {e}", self.users.describe()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs the member in `<dir>/work`, as the member's user when it is not the
+    /// platform's: `work` is made theirs alone (the app and git write there); `dir`,
+    /// with the record naming the process group the driver signals, stays the platform's.
+    fn confine(&self, cmd: &mut tokio::process::Command, dir: &Path) -> Result<Option<Identity>, String> {
+        let work = dir.join(WORK_DIR);
+        std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+        cmd.current_dir(&work);
+        let (identity, name) = match &self.users {
+            MemberUsers::Platform => return Ok(None),
+            MemberUsers::Fixed { name, identity } => (*identity, name.clone()),
+            MemberUsers::PerMember { first, count } => {
+                let uid = self.allocate_uid(*first, *count)?;
+                (Identity { uid, gid: uid }, format!("stratos-member-{uid}"))
+            }
+        };
+        set_mode(dir, 0o711)?;
+        set_mode(&dir.join("agent.log"), 0o600)?;
+        std::os::unix::fs::chown(&work, Some(identity.uid), Some(identity.gid))
+            .map_err(|e| format!("cannot give {} to uid {}: {e}", work.display(), identity.uid))?;
+        set_mode(&work, 0o700)?;
+        // std drops the supplementary groups too when it changes the uid.
+        cmd.uid(identity.uid).gid(identity.gid).env("HOME", &work).env("USER", &name).env("LOGNAME", &name);
+        Ok(Some(identity))
+    }
+
+    /// A uid no running member has, after the last one handed out (so that a uid comes
+    /// back only once the range went round).
+    fn allocate_uid(&self, first: u32, count: u32) -> Result<u32, String> {
+        let mut last = self.last_uid.lock().unwrap();
+        let records = self.all_records();
+        if last.is_none() {
+            *last = records.iter().filter(|(_, live)| !live).filter_map(|(r, _)| r.uid).max();
+        }
+        let in_use: std::collections::HashSet<u32> =
+            records.iter().filter(|(_, live)| *live).filter_map(|(r, _)| r.uid).collect();
+        let uid = next_free_uid(first, count, *last, |u| in_use.contains(&u))
+            .ok_or_else(|| format!("every uid from {first} to {} is in use by a member", first + (count - 1)))?;
+        *last = Some(uid);
+        Ok(uid)
+    }
+
+    /// Every record under the root, with whether its member is live (not terminated).
+    fn all_records(&self) -> Vec<(Record, bool)> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Vec::new() };
+        let read = |path: PathBuf| std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        entries
+            .flatten()
+            .flat_map(|e| {
+                let dir = e.path();
+                [(dir.join("member.json"), true), (dir.join("member.terminated.json"), false)]
+            })
+            .filter_map(|(path, live)| read(path).map(|r| (r, live)))
+            .collect()
     }
 
     fn dir(&self, member_id: &str) -> PathBuf {
@@ -132,7 +253,11 @@ impl LocalDriver {
             cmd.env("STRATOS_ARTIFACT_REPO", repo);
         }
         set_bus_credentials(&mut cmd, spec);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot run the agent {program:?}: {e}"))?;
+        let identity = self.confine(&mut cmd, &dir)?;
+        let mut child = cmd.spawn().map_err(|e| match identity {
+            Some(id) => format!("cannot run the agent {program:?} as uid {}: {e}", id.uid),
+            None => format!("cannot run the agent {program:?}: {e}"),
+        })?;
         let pid = child.id().ok_or("the agent exited at once")? as i32;
         let start_ticks = procfs::stat(pid).map(|(_, _, t)| t).unwrap_or(0);
         let record = Record {
@@ -143,6 +268,7 @@ impl LocalDriver {
             address: self.host.clone(),
             ports,
             started_at: stratos_bus::now_millis(),
+            uid: identity.map(|i| i.uid),
         };
         write_atomically(&dir.join("member.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))
             .map_err(|e| format!("cannot write member.json: {e}"))?;
@@ -185,6 +311,9 @@ impl LocalDriver {
         // The directory keeps the member's logs; without its record the member is no longer listed.
         let dir = self.dir(member_id);
         let _ = std::fs::rename(dir.join("member.json"), dir.join("member.terminated.json"));
+        // Its files stay for the platform's eyes only: a later member given the same uid
+        // cannot reach them.
+        let _ = set_mode(&dir, 0o700);
         self.exits.lock().unwrap().remove(member_id);
         info!(member_id, "member terminated");
         Ok(())
@@ -232,6 +361,14 @@ impl Driver for LocalDriver {
     fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>> {
         Box::pin(async move { Ok(self.read(member_id).map(|r| self.instance(&r))) })
     }
+}
+
+/// Where a member runs, inside its directory.
+pub const WORK_DIR: &str = "work";
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))
 }
 
 fn free_port(host: &str) -> Result<u32, String> {

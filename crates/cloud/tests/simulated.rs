@@ -418,3 +418,53 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
     }
     assert!(w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_member_is_suspended_at_once_and_replaced() {
+    use stratos_bus::events::InstanceUnhealthyEvent;
+    let w = world(2, 2, 5).await;
+    deploy(&w.store, 2, 2).await;
+    let before = wait_active(&w.store, "app.web", "two members up", |m| m.len() == 2).await;
+    let topology = w.store.load_topology().await.unwrap();
+    let victim = topology.cluster("app.web").unwrap().members[&before[0]].clone();
+    // What the member's agent says once its app failed its checks.
+    let agent = Bus::connect(&w.broker.url(), "agent-of-victim").await.unwrap();
+    let mut events = agent.subscribe("topology/#").await.unwrap();
+    let unhealthy = InstanceUnhealthyEvent {
+        member: stratos_bus::MemberRef::from(&victim),
+        reason:
+            "port 80 failed 3 health checks in a row (every 1 s): GET http://127.0.0.1:80/ did not answer within 1 s"
+                .into(),
+    };
+    agent.publish(&unhealthy).await.unwrap();
+
+    let suspended = events
+        .wait_for(Duration::from_secs(10), |e| match e {
+            AnyEvent::MemberSuspendedEvent(s) if s.member.member_id == victim.member_id => Some(s),
+            _ => None,
+        })
+        .await
+        .expect("MemberSuspendedEvent");
+    assert_eq!(suspended.reason, unhealthy.reason);
+    let terminated = events
+        .wait_for(Duration::from_secs(10), |e| match e {
+            AnyEvent::MemberTerminatedEvent(t) if t.member.member_id == victim.member_id => Some(t),
+            _ => None,
+        })
+        .await
+        .expect("MemberTerminatedEvent");
+    assert_eq!(terminated.reason, format!("unhealthy: {}", unhealthy.reason));
+    let after = wait_active(&w.store, "app.web", "replaced", |m| m.len() == 2 && !m.contains(&victim.member_id)).await;
+    assert!(after.contains(&before[1]), "the healthy member stays: {after:?}");
+
+    // The agent's repeat, arriving late, changes nothing.
+    agent.publish(&unhealthy).await.unwrap();
+    let again = events
+        .wait_for(Duration::from_secs(2), |e| match e {
+            AnyEvent::MemberSuspendedEvent(s) => Some(s),
+            _ => None,
+        })
+        .await;
+    assert_eq!(again, None, "a repeat suspended a member");
+    assert_eq!(active_members(&w.store, "app.web").await.len(), 2);
+}

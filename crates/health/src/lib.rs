@@ -76,6 +76,7 @@ pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
                 }
                 AnyEvent::MemberMaintenanceModeEvent(e) => state.member_gone(&e.member.member_id),
                 AnyEvent::MemberReadyToShutdownEvent(e) => state.member_gone(&e.member.member_id),
+                AnyEvent::MemberSuspendedEvent(e) => state.member_gone(&e.member.member_id),
                 AnyEvent::MemberTerminatedEvent(e) => state.member_gone(&e.member.member_id),
                 _ => {}
             },

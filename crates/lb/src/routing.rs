@@ -464,6 +464,9 @@ pub fn apply_event(topology: &mut Topology, tenants: &mut BTreeMap<i64, String>,
         AnyEvent::MemberReadyToShutdownEvent(e) => {
             set_member(topology, &e.member, MemberStatus::ReadyToShutdown, None, None)
         }
+        // Its app stopped answering: out of rotation now, before the controller's
+        // termination (which may take its grace period) removes it.
+        AnyEvent::MemberSuspendedEvent(e) => set_member(topology, &e.member, MemberStatus::Suspended, None, None),
         AnyEvent::MemberTerminatedEvent(e) => match topology.cluster_mut(&e.member.cluster_id) {
             Some(cluster) => cluster.members.remove(&e.member.member_id).is_some(),
             None => false,
@@ -486,7 +489,7 @@ pub(crate) mod tests {
     use super::*;
     use stratos_bus::events::{
         ClusterRemovedEvent, CompleteTopologyEvent, MemberActivatedEvent, MemberReadyToShutdownEvent,
-        MemberTerminatedEvent,
+        MemberSuspendedEvent, MemberTerminatedEvent,
     };
     use stratos_model::topology::{Cluster, ClusterStatus};
 
@@ -778,6 +781,15 @@ pub(crate) mod tests {
         assert!(apply_event(&mut topo, &mut tenants, &rts));
         let table = build(&topo, &tenants, &registry);
         assert_eq!(ids(table.route_http(8280, "app2.php.stratos.test", "/").unwrap()), vec!["m10"]);
+
+        // A suspended member (its app stopped answering) leaves rotation at once.
+        let suspended = AnyEvent::MemberSuspendedEvent(MemberSuspendedEvent {
+            member: mref("app2.php", "m10"),
+            reason: "unhealthy".into(),
+        });
+        assert!(apply_event(&mut topo, &mut tenants, &suspended));
+        let table = build(&topo, &tenants, &registry);
+        assert!(table.route_http(8280, "app2.php.stratos.test", "/").unwrap().members.is_empty());
 
         let gone = AnyEvent::MemberTerminatedEvent(MemberTerminatedEvent {
             member: mref("app2.php", "m10"),

@@ -70,6 +70,7 @@ async fn create<D: Resource>(
     let def: D = decode(&headers, body)?;
     let _write = state.write_lock.lock().await;
     let mut defs = state.store.load_definitions(tenant).await?;
+    defs.repo_policy = state.repo_policy;
     if state.store.get(tenant, D::KIND.name(), def.id()).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "{} {:?} already exists; update it with PUT /api/{}/{}",
@@ -129,6 +130,7 @@ async fn replace<D: Resource>(
     }
     let _write = state.write_lock.lock().await;
     let mut defs = state.store.load_definitions(tenant).await?;
+    defs.repo_policy = state.repo_policy;
     if state.store.get(tenant, D::KIND.name(), def.id()).await?.is_none() {
         return Err(not_found(D::KIND, def.id()));
     }

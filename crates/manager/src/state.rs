@@ -12,11 +12,14 @@ pub struct AppState {
     pub bus: Option<Bus>,
     /// Serialises writes so that reference checks and the write they guard agree.
     pub write_lock: Mutex<()>,
+    /// Which artifact repositories applications may name (remote ones unless the
+    /// administrator allows local ones).
+    pub repo_policy: stratos_model::RepoUrlPolicy,
 }
 
 impl AppState {
     pub fn new(store: Store, bus: Option<Bus>) -> Self {
-        AppState { store, bus, write_lock: Mutex::new(()) }
+        AppState { store, bus, write_lock: Mutex::new(()), repo_policy: Default::default() }
     }
 
     /// Publishes an event; a bus failure is logged, never fails the request that

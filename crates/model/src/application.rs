@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::property::{check_properties, Property};
-use crate::{Definition, Definitions, Kind, Problems};
+use crate::{Definition, Definitions, Kind, Problems, RepoUrlPolicy};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -234,8 +234,9 @@ impl Definition for Application {
                 }
             }
             if let Some(repo) = &info.artifact_repository {
-                if repo.repo_url.trim().is_empty() {
-                    p.push(format!("{at}.subscribableInfo.artifactRepository.repoUrl"), "must not be empty");
+                // Local repositories are a platform setting, checked with the references.
+                if let Err(why) = crate::check_repo_url(&repo.repo_url, RepoUrlPolicy { allow_local: true }) {
+                    p.push(format!("{at}.subscribableInfo.artifactRepository.repoUrl"), why);
                 }
             }
             check_properties(&info.property, &format!("{at}.subscribableInfo.property"), p);
@@ -280,6 +281,13 @@ impl Definition for Application {
 
     fn check_references(&self, defs: &Definitions, p: &mut Problems) {
         for (at, c) in self.subscriptions() {
+            // What any platform refuses was reported by `validate`; here, what this one does.
+            if let Some(repo) = &c.subscribable_info.artifact_repository {
+                let anywhere = crate::check_repo_url(&repo.repo_url, RepoUrlPolicy { allow_local: true });
+                if let (Ok(()), Err(why)) = (anywhere, crate::check_repo_url(&repo.repo_url, defs.repo_policy)) {
+                    p.push(format!("{at}.subscribableInfo.artifactRepository.repoUrl"), why);
+                }
+            }
             if !defs.cartridges.contains_key(&c.cartridge_type) {
                 p.push(format!("{at}.type"), format!("cartridge {:?} is not defined", c.cartridge_type));
             }

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::health_check::{HealthCheck, ResolvedHealthCheck};
 use crate::property::{check_properties, Property};
 use crate::{Definition, Definitions, Kind, Problems};
 
@@ -43,6 +44,9 @@ pub struct Cartridge {
     pub iaas_provider: Vec<IaasProvider>,
     #[serde(default, alias = "properties")]
     pub property: Vec<Property>,
+    /// How the agent checks every port of a member (a port's own `healthCheck` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -72,6 +76,9 @@ pub struct PortMapping {
     /// The port the load balancer exposes for it; 0 for none.
     #[serde(default, deserialize_with = "crate::lenient::u32")]
     pub proxy_port: u32,
+    /// How the agent checks this port; over the cartridge's `healthCheck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +126,29 @@ impl Definition for Cartridge {
                     p.push(format!("{at}.name"), format!("duplicate port name {name:?}"));
                 }
             }
+            if let Some(check) = &m.health_check {
+                check.validate(&format!("{at}.healthCheck"), Some(m.protocol), p);
+            }
+        }
+        if let Some(check) = &self.health_check {
+            check.validate("healthCheck", None, p);
+        }
+        let mut timings = Problems::default();
+        for (i, m) in self.port_mapping.iter().enumerate() {
+            let resolved =
+                HealthCheck::resolve(m.port, m.protocol, m.health_check.as_ref(), self.health_check.as_ref());
+            let at = format!("portMapping[{i}].healthCheck");
+            crate::health_check::check_timing(&resolved, m.health_check.as_ref(), &at, "healthCheck", &mut timings);
+        }
+        if let Some(check) = self.health_check.as_ref().filter(|_| self.port_mapping.is_empty()) {
+            let resolved = HealthCheck::resolve(0, Protocol::Tcp, None, Some(check));
+            crate::health_check::check_timing(&resolved, None, "healthCheck", "healthCheck", &mut timings);
+        }
+        // A cartridge-wide timeout too long for several ports is one problem.
+        for problem in timings.0 {
+            if !p.iter().any(|q| *q == problem) {
+                p.0.push(problem);
+            }
         }
         let mut iaases = std::collections::HashSet::new();
         for (i, iaas) in self.iaas_provider.iter().enumerate() {
@@ -155,5 +185,13 @@ impl Definition for Cartridge {
 impl Cartridge {
     pub fn iaas(&self, iaas_type: &str) -> Option<&IaasProvider> {
         self.iaas_provider.iter().find(|i| i.iaas_type == iaas_type)
+    }
+
+    /// The check of every port, defaults filled in (`none` for those not checked).
+    pub fn health_checks(&self) -> Vec<ResolvedHealthCheck> {
+        self.port_mapping
+            .iter()
+            .map(|m| HealthCheck::resolve(m.port, m.protocol, m.health_check.as_ref(), self.health_check.as_ref()))
+            .collect()
     }
 }

@@ -34,6 +34,9 @@ pub struct Definitions {
     pub autoscaling_policies: BTreeMap<String, AutoscalingPolicy>,
     pub application_policies: BTreeMap<String, ApplicationPolicy>,
     pub applications: BTreeMap<String, Application>,
+    /// Which artifact repositories applications may name: a platform setting, not a
+    /// definition (the manager sets it; by default remote repositories only).
+    pub repo_policy: crate::RepoUrlPolicy,
 }
 
 impl Definitions {

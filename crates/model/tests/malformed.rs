@@ -148,6 +148,33 @@ const CASES: &[Case] = &[
         expect: &[("portMapping[0].protocol", "unknown variant `ftp`")],
     },
     Case {
+        name: "health checks out of range (YAML)",
+        kind: Cartridge,
+        format: Yaml,
+        text: "
+            type: redis
+            category: data
+            healthCheck: {intervalSeconds: 0}
+            portMapping:
+              - {protocol: tcp, port: 6379, healthCheck: {path: /ping, intervalSeconds: 4, timeoutSeconds: 9, send: PING}}
+              - {protocol: udp, port: 53, healthCheck: {kind: http, failureThreshold: 101}}
+            ",
+        expect: &[
+            ("portMapping[0].healthCheck.path", "only an http check has a path"),
+            ("portMapping[0].healthCheck.timeoutSeconds", "9 is longer than the interval (4 s)"),
+            ("portMapping[1].healthCheck.kind", "a UDP port cannot be checked"),
+            ("portMapping[1].healthCheck.failureThreshold", "101 is not between 1 and 100"),
+            ("healthCheck.intervalSeconds", "0 is not between 1 and 3600"),
+        ],
+    },
+    Case {
+        name: "health check kind unknown",
+        kind: Cartridge,
+        format: Json,
+        text: r#"{"type": "web", "category": "framework", "healthCheck": {"kind": "ping"}}"#,
+        expect: &[("healthCheck.kind", "unknown variant `ping`")],
+    },
+    Case {
         name: "terminationBehaviour terminate-some",
         kind: Application,
         format: Json,
@@ -463,6 +490,22 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "artifact repositories on the platform's machine, git helpers",
+        kind: Application,
+        format: Json,
+        text: r#"{"applicationId": "app", "components": {"cartridges": [
+                 {"type": "php", "cartridgeMin": 1, "cartridgeMax": 1,
+                  "subscribableInfo": {"alias": "web", "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting",
+                    "artifactRepository": {"repoUrl": "file:///srv/repos/app.git"}}},
+                 {"type": "php", "cartridgeMin": 1, "cartridgeMax": 1,
+                  "subscribableInfo": {"alias": "api", "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting",
+                    "artifactRepository": {"repoUrl": "ext::sh -c id"}}}]}}"#,
+        expect: &[
+            ("components.cartridges[0].subscribableInfo.artifactRepository.repoUrl", "--allow-local-repos"),
+            ("components.cartridges[1].subscribableInfo.artifactRepository.repoUrl", "contains ' '"),
+        ],
+    },
+    Case {
         name: "application without cartridges",
         kind: Application,
         format: Json,
@@ -627,7 +670,12 @@ fn parse_valid_reports_the_same_problems_without_the_reference_checks() {
         let with_refs = problems(case, &defs);
         let reference_problems: Vec<_> = with_refs
             .iter()
-            .filter(|p| p.message.contains("is not defined") || p.message.contains("has no partition"))
+            .filter(|p| {
+                p.message.contains("is not defined")
+                    || p.message.contains("has no partition")
+                    // A platform setting (--allow-local-repos), checked with the references.
+                    || p.message.contains("--allow-local-repos")
+            })
             .cloned()
             .collect();
         let mut expected = with_refs.clone();

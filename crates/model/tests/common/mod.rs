@@ -80,6 +80,7 @@ pub fn example_defs() -> Definitions {
         autoscaling_policies: load_all(AUTOSCALING_POLICIES),
         application_policies: load_all(APPLICATION_POLICIES),
         applications: load_all(APPLICATIONS),
+        ..Default::default()
     }
 }
 
