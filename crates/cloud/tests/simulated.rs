@@ -427,8 +427,10 @@ async fn an_unhealthy_member_is_suspended_at_once_and_replaced() {
     let before = wait_active(&w.store, "app.web", "two members up", |m| m.len() == 2).await;
     let topology = w.store.load_topology().await.unwrap();
     let victim = topology.cluster("app.web").unwrap().members[&before[0]].clone();
-    // What the member's agent says once its app failed its checks.
-    let agent = Bus::connect(&w.broker.url(), "agent-of-victim").await.unwrap();
+    // What the member's agent says once its app failed its checks (sent with the
+    // platform's credentials: this connection also watches the topology, and the late
+    // repeat below must reach the controller, which a terminated member's could not).
+    let agent = Bus::connect(&w.broker.platform_url(), "agent-of-victim").await.unwrap();
     let mut events = agent.subscribe("topology/#").await.unwrap();
     let unhealthy = InstanceUnhealthyEvent {
         member: stratos_bus::MemberRef::from(&victim),
