@@ -9,15 +9,14 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{Client, DEFAULT_API};
+use crate::client::{ApiArgs, Client};
 use crate::definitions::{self, Action};
 use crate::output::{print_one, Output};
 
 #[derive(Args)]
 pub struct ApplicationArgs {
-    /// Base URL of the Stratos API.
-    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// How to print results.
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -56,7 +55,7 @@ enum AppAction {
 }
 
 pub async fn run(args: ApplicationArgs) -> Result<()> {
-    let client = Client::new(&args.api);
+    let client = Client::new(&args.api)?;
     match args.action {
         AppAction::Definition(action) => {
             definitions::run_action(stratos_model::Kind::Application, &client, action, args.output).await

@@ -1,19 +1,63 @@
-//! The REST client the CLI commands use.
+//! The REST client the CLI commands use: where the API is, the token it sends, and
+//! how it trusts the API's certificate.
 
-use anyhow::{anyhow, Context, Result};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::credentials::{read_token_file, ApiRecord};
+
 pub const DEFAULT_API: &str = "http://127.0.0.1:9443";
+
+/// Where the API is and how to talk to it: shared by every client command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ApiArgs {
+    /// Base URL of the Stratos API.
+    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
+    pub api: String,
+    /// Bearer token to send. Without it: the one `stratos login` saved for this API,
+    /// else the admin token file a `stratos up` on this machine recorded for it.
+    #[arg(long, global = true, env = "STRATOS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Trust this CA certificate (PEM) for an https:// API.
+    #[arg(long, global = true, env = "STRATOS_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Trust the API's certificate by its SHA-256 fingerprint, as `stratos up` prints it
+    /// (pinning: for a self-signed certificate).
+    #[arg(long, global = true, env = "STRATOS_TLS_FINGERPRINT")]
+    pub tls_fingerprint: Option<String>,
+}
 
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl Client {
-    pub fn new(base: &str) -> Client {
-        Client { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string() }
+    /// A client for `args.api` with its token and trust settings resolved.
+    pub fn new(args: &ApiArgs) -> Result<Client> {
+        let record = ApiRecord::load(&args.api);
+        let token = args.token.clone().or_else(|| record.token()).or_else(|| default_data_dir_token(&args.api));
+        Client::with_token(args, &record, token)
+    }
+
+    /// A client that sends no token (logging in).
+    pub fn anonymous(args: &ApiArgs) -> Result<Client> {
+        Client::with_token(args, &ApiRecord::load(&args.api), None)
+    }
+
+    fn with_token(args: &ApiArgs, record: &ApiRecord, token: Option<String>) -> Result<Client> {
+        let fingerprint = args.tls_fingerprint.clone().or_else(|| record.tls_fingerprint.clone());
+        let ca_cert = args.ca_cert.clone().or_else(|| record.ca_cert.clone());
+        let http = crate::trust::http_client(fingerprint.as_deref(), ca_cert.as_deref())?;
+        Ok(Client { http, base: args.api.trim_end_matches('/').to_string(), token })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Sends a request; a non-2xx answer becomes an error with the server's problems listed.
@@ -25,11 +69,14 @@ impl Client {
     ) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some((text, content_type)) = body {
             request = request.header("content-type", content_type).body(text);
         }
-        let response = request.send().await.with_context(|| {
-            format!("cannot reach the Stratos API at {} (is `stratos up` running? set --api)", self.base)
+        let response = request.send().await.map_err(|e| {
+            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
         })?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
@@ -39,8 +86,35 @@ impl Client {
             }
             return serde_json::from_str(&text).map(Some).with_context(|| format!("{method} {url} answered non-JSON"));
         }
-        Err(anyhow!(describe_error(status, &text)))
+        let mut message = describe_error(status, &text);
+        if status == StatusCode::UNAUTHORIZED {
+            message.push_str(&format!(
+                "\n  log in with `stratos login --api {} --user NAME`, or pass --token / STRATOS_TOKEN",
+                self.base
+            ));
+        }
+        bail!(message)
     }
+}
+
+/// The admin token file in `./.stratos`, the default data directory, when the API is
+/// the default one: `stratos up` run here without flags.
+fn default_data_dir_token(api: &str) -> Option<String> {
+    if api.trim_end_matches('/') != DEFAULT_API {
+        return None;
+    }
+    read_token_file(&PathBuf::from(".stratos").join(stratos_manager::bootstrap::TOKEN_FILE))
+}
+
+/// An error with its causes (a TLS failure is three levels down).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
 }
 
 /// `invalid deployment policy "dp" (400)` followed by one line per problem.

@@ -6,14 +6,13 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{Client, DEFAULT_API};
+use crate::client::{ApiArgs, Client};
 use crate::output::{print_one, Output};
 
 #[derive(Args)]
 pub struct ClusterArgs {
-    /// Base URL of the Stratos API.
-    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
     #[command(subcommand)]
@@ -33,7 +32,7 @@ enum ClusterAction {
 }
 
 pub async fn run(args: ClusterArgs) -> Result<()> {
-    let client = Client::new(&args.api);
+    let client = Client::new(&args.api)?;
     let ClusterAction::ScalingHistory { cluster, last } = args.action;
     let history =
         client.call(Method::GET, &format!("/api/clusters/{cluster}/scalingHistory"), None).await?.unwrap_or_default();

@@ -7,14 +7,13 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use stratos_model::Kind;
 
-use crate::client::{Client, DEFAULT_API};
+use crate::client::{ApiArgs, Client};
 use crate::output::{print_list, print_one, Output};
 
 #[derive(Args)]
 pub struct DefinitionArgs {
-    /// Base URL of the Stratos API.
-    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// How to print results.
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -43,7 +42,7 @@ pub enum Action {
 }
 
 pub async fn run(kind: Kind, args: DefinitionArgs) -> Result<()> {
-    run_action(kind, &Client::new(&args.api), args.action, args.output).await
+    run_action(kind, &Client::new(&args.api)?, args.action, args.output).await
 }
 
 pub async fn run_action(kind: Kind, client: &Client, action: Action, output: Output) -> Result<()> {

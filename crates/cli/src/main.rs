@@ -1,14 +1,20 @@
 //! `stratos`: runs the platform (`stratos up`) and talks to it (`stratos cartridge add ...`).
 
 mod applications;
+mod bootstrap;
 mod client;
 mod clusters;
+mod credentials;
 mod definitions;
 mod logging;
 mod members;
 mod output;
 mod sample_http;
+mod session;
+mod tenants;
+mod trust;
 mod up;
+mod users;
 
 use std::process::ExitCode;
 
@@ -52,6 +58,16 @@ enum Command {
     Cluster(clusters::ClusterArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
+    /// Log in to an API: saves a token (0600) in the user's config directory for later commands.
+    Login(session::LoginArgs),
+    /// Log out of an API: revokes and forgets the token `stratos login` saved.
+    Logout(session::SessionArgs),
+    /// Show who the CLI acts as on an API: user, tenant and role.
+    Whoami(session::SessionArgs),
+    /// Manage users: add (with a role), list, remove.
+    User(users::UserArgs),
+    /// Manage tenants and their quotas (platform admins).
+    Tenant(tenants::TenantArgs),
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
@@ -89,6 +105,11 @@ fn main() -> ExitCode {
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,
+            Command::Login(a) => session::login(a).await,
+            Command::Logout(a) => session::logout(a).await,
+            Command::Whoami(a) => session::whoami(a).await,
+            Command::User(a) => users::run(a).await,
+            Command::Tenant(a) => tenants::run(a).await,
             Command::SampleHttp(a) => {
                 logging::init(logging::LogFormat::Text);
                 sample_http::run(a).await

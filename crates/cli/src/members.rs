@@ -6,14 +6,13 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{Client, DEFAULT_API};
+use crate::client::{ApiArgs, Client};
 use crate::output::{print_one, Output};
 
 #[derive(Args)]
 pub struct MemberArgs {
-    /// Base URL of the Stratos API.
-    #[arg(long, global = true, env = "STRATOS_API", default_value = DEFAULT_API)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
     #[command(subcommand)]
@@ -31,7 +30,7 @@ enum MemberAction {
 }
 
 pub async fn run(args: MemberArgs) -> Result<()> {
-    let client = Client::new(&args.api);
+    let client = Client::new(&args.api)?;
     let MemberAction::List { application } = args.action;
     let topology = client.call(Method::GET, "/api/topology", None).await?.unwrap_or_default();
     let mut members: Vec<Value> = Vec::new();

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use stratos_bus::events::CompleteTopologyEvent;
 use stratos_bus::{Bus, EmbeddedBroker};
-use stratos_manager::{AppState, DEFAULT_BODY_LIMIT};
+use stratos_manager::quota::Limits;
+use stratos_manager::tls::ApiTls;
+use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
 use stratos_store::Store;
 
 use crate::logging::{self, LogFormat};
@@ -20,9 +22,44 @@ pub const BUS_PASSWORD_FILE: &str = "bus-password";
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// Address the REST API listens on.
+    /// Address the REST API listens on. An address other than loopback needs TLS
+    /// (--api-tls-cert/--api-tls-key or --api-tls-self-signed), or --api-insecure-http.
     #[arg(long, env = "STRATOS_API_LISTEN", default_value = "127.0.0.1:9443")]
     api_listen: SocketAddr,
+    /// Serve the API in TLS with this certificate chain (PEM, leaf first); with --api-tls-key.
+    #[arg(long, requires = "api_tls_key", conflicts_with = "api_tls_self_signed")]
+    api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --api-tls-cert.
+    #[arg(long, requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
+    /// Serve the API in TLS with a self-signed certificate, generated once into the data
+    /// directory; its SHA-256 fingerprint is printed for clients to pin (--tls-fingerprint).
+    #[arg(long)]
+    api_tls_self_signed: bool,
+    /// Allow plain HTTP on an address other than loopback: tokens and passwords then
+    /// cross the network readable by anyone on the path. Only behind a TLS-terminating proxy.
+    #[arg(long)]
+    api_insecure_http: bool,
+    /// A web origin (`https://console.example.com`) whose pages may call the API; repeatable.
+    /// Requests carrying any other Origin are refused (none is allowed by default).
+    #[arg(long = "api-allow-origin", value_name = "ORIGIN")]
+    api_allow_origins: Vec<String>,
+    /// A DNS name clients reach the API by (checked against Host, against DNS rebinding);
+    /// repeatable. IP addresses and `localhost` are always accepted.
+    #[arg(long = "api-name", value_name = "NAME")]
+    api_names: Vec<String>,
+    /// How long the token of a login lives, in seconds (a login may ask for less).
+    #[arg(long, default_value_t = 12 * 3600)]
+    api_token_ttl: u64,
+    /// Default quota of members per tenant: its deployed clusters' cartridgeMax summed.
+    #[arg(long, default_value_t = Limits::default().tenant_max_members)]
+    tenant_max_members: u32,
+    /// Default quota of deployed clusters per tenant.
+    #[arg(long, default_value_t = Limits::default().tenant_max_clusters)]
+    tenant_max_clusters: u32,
+    /// The largest cartridgeMin/cartridgeMax any cluster may have, platform-wide.
+    #[arg(long, default_value_t = Limits::default().max_cluster_size)]
+    max_cluster_size: u32,
     /// Use this external MQTT broker (e.g. mqtt://127.0.0.1:1883) instead of starting the embedded one.
     /// The platform connects with --bus-username and the password of --bus-password-file (or
     /// STRATOS_BUS_PASSWORD); see README "The event bus" for Mosquitto's ACLs.
@@ -97,10 +134,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
 
+    let tls = api_tls(&args)?;
+    if tls.is_none() && !args.api_listen.ip().is_loopback() && !args.api_insecure_http {
+        anyhow::bail!(
+            "--api-listen {} is not a loopback address: serve the API in TLS (--api-tls-cert and --api-tls-key, or \
+             --api-tls-self-signed), or pass --api-insecure-http if a TLS proxy stands in front",
+            args.api_listen
+        );
+    }
+
     let store = match &args.store {
         Some(url) => Store::open(url).await?,
         None => Store::open_sqlite(&args.data_dir.join("stratos.db")).await?,
     };
+    let admin = crate::bootstrap::admin_credentials(&store, &args.data_dir).await?;
 
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
@@ -210,12 +257,38 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} for the API (use --api-listen)", args.api_listen))?;
     let api = listener.local_addr()?;
-    let mut state = AppState::new(store.clone(), Some(bus.clone()));
+    let config = ApiConfig {
+        allowed_origins: args.api_allow_origins.clone(),
+        names: args.api_names.clone(),
+        token_ttl: Duration::from_secs(args.api_token_ttl.max(60)),
+        limits: Limits {
+            tenant_max_members: args.tenant_max_members,
+            tenant_max_clusters: args.tenant_max_clusters,
+            max_cluster_size: args.max_cluster_size,
+        },
+        ..ApiConfig::default()
+    };
+    let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
     let state = Arc::new(state);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let client_url = format!("{scheme}://{}", crate::bootstrap::client_addr(api));
+    crate::bootstrap::record_for_cli(&client_url, &admin.token_file, tls.as_ref().map(|t| t.fingerprint.as_str()));
 
     println!("Stratos is up");
-    println!("  API        http://{api}/api   (OpenAPI: http://{api}/api/openapi.json)");
+    println!("  API        {scheme}://{api}/api   (OpenAPI: {scheme}://{api}/api/openapi.json)");
+    if let Some(tls) = &tls {
+        println!("  TLS        certificate {}", tls.cert_file.display());
+        println!("             SHA-256 fingerprint {}", tls.fingerprint);
+    }
+    println!("  admin      token in {} (0600; the CLI on this machine finds it)", admin.token_file.display());
+    if let Some(password_file) = &admin.password_file {
+        println!(
+            "             first platform admin {:?} created; its password is in {} (0600)",
+            stratos_manager::bootstrap::FIRST_ADMIN,
+            password_file.display()
+        );
+    }
     if embedded {
         println!(
             "  event bus  {broker_url}   (embedded broker; platform password in {}, for --bus-password-file)",
@@ -227,12 +300,27 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("  store      {}", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
-    println!("Client commands use --api http://{api} (or STRATOS_API). Ctrl-C stops the platform.");
+    println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");
 
-    stratos_manager::serve(listener, state, args.body_limit, shutdown_signal()).await?;
+    let tls_config = tls.map(|t| t.config);
+    stratos_manager::serve_with(listener, tls_config, state, args.body_limit, shutdown_signal()).await?;
     bus.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The API's certificate, if it is served in TLS.
+fn api_tls(args: &UpArgs) -> Result<Option<ApiTls>> {
+    if let (Some(cert), Some(key)) = (&args.api_tls_cert, &args.api_tls_key) {
+        return Ok(Some(ApiTls::from_files(cert, key)?));
+    }
+    if args.api_tls_self_signed {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        let tls = ApiTls::self_signed(&args.data_dir, &args.api_names, &[args.api_listen.ip()])?;
+        return Ok(Some(tls));
+    }
+    Ok(None)
 }
 
 async fn shutdown_signal() {

@@ -223,9 +223,13 @@ fn table_and_json_output() {
     let added: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert_eq!(added["id"], "x", "{out}");
 
-    // STRATOS_API works in place of --api.
-    let out =
-        Command::new(support::BIN).args(["cartridge", "list"]).env("STRATOS_API", platform.api()).output().unwrap();
+    // STRATOS_API works in place of --api (the token found as `stratos up` recorded it).
+    let out = Command::new(support::BIN)
+        .args(["cartridge", "list"])
+        .env("STRATOS_API", platform.api())
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .output()
+        .unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("python-api"));
 
     // --log-format json: every log line on stderr is a JSON object.

@@ -81,7 +81,7 @@ fn status(platform: &Platform, app: &str) -> Value {
 /// CLI process: for polling.
 fn runtime(platform: &Platform, app: &str) -> Value {
     let path = format!("/api/applications/{app}/runtime");
-    let (code, body) = http_get(platform.api_port, &path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let (code, body) = platform.api_get(&path);
     assert_eq!(code, 200, "GET {path} answered {code}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
 }

@@ -35,7 +35,7 @@ pub fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, Byte
         Format::Yaml
     } else if content_type.contains("json") {
         Format::Json
-    } else if content_type.is_empty() || content_type.starts_with("text/plain") {
+    } else if content_type.is_empty() {
         Format::sniff(text)
     } else {
         return Err(ApiError::new(

@@ -2,7 +2,15 @@
 //!
 //! Writes are serialised by one lock so that a reference check and the write it
 //! guards see the same definitions; a rejected write stores nothing.
+//!
+//! Who writes what: developers their tenant's policies and applications; admins
+//! (tenant admins in their tenant) cartridges and network partitions; only platform
+//! admins the platform's shared definitions (the super tenant's cartridges, network
+//! partitions and autoscaling policies) and any cartridge of the `local` provider,
+//! whose command runs on the platform's own host. Tenants read the platform's shared
+//! definitions beside their own (`stratos_store::shared_with_tenants`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -17,12 +25,14 @@ use serde_json::Value;
 use stratos_bus::events::{ApplicationCreatedEvent, ApplicationDeletedEvent};
 use stratos_model::{
     Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, Definition, Definitions, DeploymentPolicy, Kind,
-    NetworkPartition, Problems,
+    NetworkPartition, Problems, SUPER_TENANT,
 };
+use stratos_store::shared_with_tenants;
 
+use crate::auth::{forbidden, Principal};
 use crate::body::decode;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, TenantId};
+use crate::state::AppState;
 
 /// A definition kind the API serves.
 pub trait Resource: Definition + Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static {}
@@ -46,28 +56,82 @@ fn routes_for<D: Resource>() -> Router<Arc<AppState>> {
         .route(&item, get(show::<D>).put(update::<D>).delete(remove::<D>))
 }
 
-async fn list<D: Resource>(
-    State(state): State<Arc<AppState>>,
-    TenantId(tenant): TenantId,
-) -> ApiResult<Json<Vec<Value>>> {
-    Ok(Json(state.store.list(tenant, D::KIND.name()).await?))
+/// The tenant's own definitions and the platform's it shares, ordered by id.
+async fn list<D: Resource>(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<Vec<Value>>> {
+    let kind = D::KIND;
+    let mut all = state.store.list(p.tenant_id, kind.name()).await?;
+    if p.tenant_id != SUPER_TENANT {
+        let own: HashSet<String> = all.iter().map(|v| id_of(kind, v)).collect();
+        for v in state.store.list(SUPER_TENANT, kind.name()).await? {
+            if shared_with_tenants(kind, &v) && !own.contains(&id_of(kind, &v)) {
+                all.push(v);
+            }
+        }
+        all.sort_by_key(|v| id_of(kind, v));
+    }
+    Ok(Json(all))
 }
 
 async fn show<D: Resource>(
     State(state): State<Arc<AppState>>,
-    TenantId(tenant): TenantId,
+    p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    state.store.get(tenant, D::KIND.name(), &id).await?.map(Json).ok_or_else(|| not_found(D::KIND, &id))
+    if let Some(own) = state.store.get(p.tenant_id, D::KIND.name(), &id).await? {
+        return Ok(Json(own));
+    }
+    platform_shared(&state, &p, D::KIND, &id).await?.map(Json).ok_or_else(|| not_found(D::KIND, &id))
+}
+
+fn id_of(kind: Kind, definition: &Value) -> String {
+    definition[kind.id_field()].as_str().unwrap_or_default().to_owned()
+}
+
+/// The platform's definition `id`, if it is shared with the caller's tenant.
+async fn platform_shared(state: &AppState, p: &Principal, kind: Kind, id: &str) -> ApiResult<Option<Value>> {
+    if p.tenant_id == SUPER_TENANT {
+        return Ok(None);
+    }
+    Ok(state.store.get(SUPER_TENANT, kind.name(), id).await?.filter(|v| shared_with_tenants(kind, v)))
+}
+
+/// Cartridges and network partitions: what runs and where, managed by admins.
+fn admin_kind(kind: Kind) -> bool {
+    matches!(kind, Kind::Cartridge | Kind::NetworkPartition)
+}
+
+/// A cartridge with a `local` provider runs its command on the platform's own host.
+fn runs_on_platform_host(cartridge: &Value) -> bool {
+    cartridge["iaasProvider"].as_array().into_iter().flatten().any(|p| p["type"] == "local")
+}
+
+/// Whether `p` may write a `kind` definition, given the new one and the one it replaces.
+pub fn authorize_write(p: &Principal, kind: Kind, new: Option<&Value>, stored: Option<&Value>) -> ApiResult<()> {
+    p.require_write()?;
+    let words = kind.words();
+    if p.tenant_id == SUPER_TENANT && (admin_kind(kind) || kind == Kind::AutoscalingPolicy) {
+        p.require_platform_admin(&format!("change the platform's {words}s, which every tenant uses"))?;
+    } else if admin_kind(kind) {
+        p.require_tenant_admin(&format!("change {words}s"))?;
+    }
+    if kind == Kind::Cartridge && new.into_iter().chain(stored).any(runs_on_platform_host) {
+        p.require_platform_admin(
+            "add, change or remove a cartridge of the `local` provider, which runs its command on the platform's own host",
+        )?;
+    }
+    Ok(())
 }
 
 async fn create<D: Resource>(
     State(state): State<Arc<AppState>>,
-    TenantId(tenant): TenantId,
+    p: Principal,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<D>)> {
+    p.require_write()?;
     let def: D = decode(&headers, body)?;
+    authorize_write(&p, D::KIND, Some(&serde_json::to_value(&def).expect("definitions serialise")), None)?;
+    let tenant = p.tenant_id;
     let _write = state.write_lock.lock().await;
     let mut defs = state.store.load_definitions(tenant).await?;
     defs.repo_policy = state.repo_policy;
@@ -77,6 +141,13 @@ async fn create<D: Resource>(
             D::KIND.words(),
             def.id(),
             D::KIND.resource(),
+            def.id()
+        )));
+    }
+    if platform_shared(&state, &p, D::KIND, def.id()).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "the platform has a {} {:?}, which this tenant uses; choose another id",
+            D::KIND.words(),
             def.id()
         )));
     }
@@ -95,32 +166,50 @@ async fn create<D: Resource>(
 
 async fn update_from_body<D: Resource>(
     State(state): State<Arc<AppState>>,
-    tenant: TenantId,
+    p: Principal,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<D>> {
+    p.require_write()?;
     let def: D = decode(&headers, body)?;
-    replace(state, tenant, None, def).await
+    replace(state, p, None, def).await
 }
 
 async fn update<D: Resource>(
     State(state): State<Arc<AppState>>,
-    tenant: TenantId,
+    p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<D>> {
+    p.require_write()?;
     let def: D = decode(&headers, body)?;
-    replace(state, tenant, Some(id), def).await
+    replace(state, p, Some(id), def).await
+}
+
+/// The caller's own definition `id`, or why it cannot change it: a platform
+/// definition it only reads (403), or none (404).
+async fn own_for_write(state: &AppState, p: &Principal, kind: Kind, id: &str) -> ApiResult<Value> {
+    if let Some(own) = state.store.get(p.tenant_id, kind.name(), id).await? {
+        return Ok(own);
+    }
+    if platform_shared(state, p, kind, id).await?.is_some() {
+        return Err(forbidden(format!(
+            "{} {id:?} is the platform's, which tenants use as it is; only platform admins change it",
+            kind.words()
+        )));
+    }
+    Err(not_found(kind, id))
 }
 
 /// Replaces a definition; refused when it would break a definition that names it.
 async fn replace<D: Resource>(
     state: Arc<AppState>,
-    TenantId(tenant): TenantId,
+    p: Principal,
     path_id: Option<String>,
     def: D,
 ) -> ApiResult<Json<D>> {
+    let tenant = p.tenant_id;
     if let Some(id) = &path_id {
         if id != def.id() {
             let mut p = Problems::default();
@@ -131,9 +220,9 @@ async fn replace<D: Resource>(
     let _write = state.write_lock.lock().await;
     let mut defs = state.store.load_definitions(tenant).await?;
     defs.repo_policy = state.repo_policy;
-    if state.store.get(tenant, D::KIND.name(), def.id()).await?.is_none() {
-        return Err(not_found(D::KIND, def.id()));
-    }
+    let stored = own_for_write(&state, &p, D::KIND, def.id()).await?;
+    let new = serde_json::to_value(&def).expect("definitions serialise");
+    authorize_write(&p, D::KIND, Some(&new), Some(&stored))?;
     def.check(&defs).map_err(|p| invalid::<D>(def.id(), p))?;
     insert(&mut defs, &def);
     let mut broken = Problems::default();
@@ -143,6 +232,9 @@ async fn replace<D: Resource>(
                 broken.push(format!("{}/{id}: {}", kind.resource(), p.path), p.message);
             }
         }
+    }
+    if tenant == SUPER_TENANT {
+        broken.0.extend(tenants_broken_by(&state, D::KIND, def.id(), Some(new)).await?.0);
     }
     if !broken.is_empty() {
         return Err(ApiError {
@@ -161,13 +253,24 @@ async fn replace<D: Resource>(
 
 async fn remove<D: Resource>(
     State(state): State<Arc<AppState>>,
-    TenantId(tenant): TenantId,
+    p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    p.require_write()?;
+    let tenant = p.tenant_id;
     let _write = state.write_lock.lock().await;
     let defs = state.store.load_definitions(tenant).await?;
-    if state.store.get(tenant, D::KIND.name(), &id).await?.is_none() {
-        return Err(not_found(D::KIND, &id));
+    let stored = own_for_write(&state, &p, D::KIND, &id).await?;
+    authorize_write(&p, D::KIND, None, Some(&stored))?;
+    if tenant == SUPER_TENANT {
+        let broken = tenants_broken_by(&state, D::KIND, &id, None).await?;
+        if !broken.is_empty() {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                error: format!("{} {id:?} is used by tenants' definitions; they must change first", D::KIND.words()),
+                problems: broken.0,
+            });
+        }
     }
     let users = defs.dependents_of(D::KIND, &id);
     if !users.is_empty() {
@@ -198,6 +301,62 @@ async fn remove<D: Resource>(
         state.publish(&ApplicationDeletedEvent { application_id: id, tenant_id: tenant }).await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What replacing the platform's definition `id` by `replacement` (or removing it, `None`)
+/// would break in the tenants that use it: each tenant's definitions are checked
+/// against its view with the change made. A tenant with its own definition of that id
+/// does not use the platform's.
+async fn tenants_broken_by(state: &AppState, kind: Kind, id: &str, replacement: Option<Value>) -> ApiResult<Problems> {
+    let mut broken = Problems::default();
+    let was_shared =
+        state.store.get(SUPER_TENANT, kind.name(), id).await?.is_some_and(|v| shared_with_tenants(kind, &v));
+    if !was_shared {
+        return Ok(broken);
+    }
+    for tenant in state.store.tenants().await? {
+        let own = state.store.load_own_definitions(tenant.tenant_id).await?;
+        if view_has_own(&own, kind, id) || own.dependents_of(kind, id).is_empty() {
+            continue;
+        }
+        let mut view = state.store.load_definitions(tenant.tenant_id).await?;
+        let users = own.dependents_of(kind, id);
+        match replacement.clone().filter(|v| shared_with_tenants(kind, v)) {
+            Some(new) => {
+                view.insert_json(kind, new).expect("a definition reads back");
+                for (k, user) in users {
+                    if let Err(problems) = check_references_of(&view, k, &user) {
+                        for p in problems.0 {
+                            broken.push(
+                                format!("tenants/{}/{}/{user}: {}", tenant.tenant_domain, k.resource(), p.path),
+                                p.message,
+                            );
+                        }
+                    }
+                }
+            }
+            None => {
+                for (k, user) in users {
+                    broken.push(
+                        format!("tenants/{}/{}/{user}", tenant.tenant_domain, k.resource()),
+                        format!("names the platform's {} {id:?}", kind.words()),
+                    );
+                }
+            }
+        }
+    }
+    Ok(broken)
+}
+
+fn view_has_own(own: &Definitions, kind: Kind, id: &str) -> bool {
+    match kind {
+        Kind::Cartridge => own.cartridges.contains_key(id),
+        Kind::NetworkPartition => own.network_partitions.contains_key(id),
+        Kind::DeploymentPolicy => own.deployment_policies.contains_key(id),
+        Kind::AutoscalingPolicy => own.autoscaling_policies.contains_key(id),
+        Kind::ApplicationPolicy => own.application_policies.contains_key(id),
+        Kind::Application => own.applications.contains_key(id),
+    }
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {

@@ -15,7 +15,9 @@ use stratos_model::{
     GroupSpec, MonitorStatus, Problems,
 };
 
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::quota;
 use crate::state::{AppState, TenantId};
 
 /// Suffix of the host name every cluster gets: `<application>.<alias>.<domain>`.
@@ -32,9 +34,11 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn deploy(
     State(state): State<Arc<AppState>>,
-    TenantId(tenant): TenantId,
+    p: Principal,
     Path((id, policy)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    p.require_write()?;
+    let tenant = p.tenant_id;
     let _write = state.write_lock.lock().await;
     let defs = state.store.load_definitions(tenant).await?;
     let app =
@@ -47,6 +51,26 @@ async fn deploy(
     }
     let deployment = plan(app, &policy, tenant, &defs)
         .map_err(|p| ApiError::invalid(format!("cannot deploy application {id:?} with policy {policy:?}"), p))?;
+    let mut too_big = Problems::default();
+    quota::check_cluster_sizes(app, state.config.limits.max_cluster_size, &mut too_big);
+    if !too_big.is_empty() {
+        return Err(ApiError::invalid(format!("cannot deploy application {id:?}: a cluster is too large"), too_big));
+    }
+    if tenant != stratos_model::SUPER_TENANT {
+        let existing: Vec<Deployment> = state
+            .store
+            .list(tenant, "deployment")
+            .await?
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect();
+        let quota = crate::tenants::quota_of(&state.store, tenant).await?.effective(&state.config.limits);
+        quota::check_quota(&existing, &deployment, quota).map_err(|problems| ApiError {
+            status: StatusCode::FORBIDDEN,
+            error: format!("deploying application {id:?} would exceed the tenant's quota"),
+            problems: problems.0,
+        })?;
+    }
     state
         .store
         .put(tenant, "deployment", &id, &serde_json::to_value(&deployment).expect("deployments serialise"))
@@ -149,9 +173,11 @@ fn apply_startup_orders(app: &Application, deployment: &mut Deployment) {
 
 async fn undeploy(
     State(state): State<Arc<AppState>>,
-    TenantId(tenant): TenantId,
+    p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    p.require_write()?;
+    let tenant = p.tenant_id;
     let _write = state.write_lock.lock().await;
     let stored = state
         .store
@@ -269,7 +295,7 @@ async fn runtime(
         .clusters
         .iter()
         .map(|spec| {
-            let cluster = topology.cluster(&spec.cluster_id);
+            let cluster = topology.cluster(&spec.cluster_id).filter(|c| c.tenant_id == tenant);
             let members: Vec<Member> = cluster.map(|c| c.members.values().cloned().collect()).unwrap_or_default();
             ClusterRuntime {
                 cluster_id: spec.cluster_id.clone(),
@@ -307,8 +333,16 @@ fn innermost_group(groups: &[GroupSpec], alias: &str) -> Option<String> {
     })
 }
 
-async fn topology(State(state): State<Arc<AppState>>) -> ApiResult<Json<Topology>> {
-    Ok(Json(state.store.load_topology().await?))
+/// The whole topology for a platform admin; a tenant's users see their tenant's clusters only.
+async fn topology(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<Topology>> {
+    let mut topology = state.store.load_topology().await?;
+    if !p.is_platform_admin() {
+        for service in topology.services.values_mut() {
+            service.clusters.retain(|_, c| c.tenant_id == p.tenant_id);
+        }
+        topology.services.retain(|_, s| !s.clusters.is_empty());
+    }
+    Ok(Json(topology))
 }
 
 /// The autoscaler's last decisions for a cluster, oldest first, each with its inputs.

@@ -7,9 +7,12 @@ use stratos_model::{
     Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, DeploymentPolicy, NetworkPartition, Tenant,
 };
 
+use crate::auth::routes::{LoginAnswer, LoginRequest, NewPassword, NewUser, UserView, Whoami};
+use crate::auth::{TokenView, PUBLIC_ROUTES};
 use crate::definitions::Resource;
 use crate::error::ErrorBody;
-use crate::tenants::NewTenant;
+use crate::quota::Quota;
+use crate::tenants::{NewTenant, QuotaView};
 
 pub fn document() -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
@@ -78,20 +81,40 @@ pub fn document() -> Value {
             "parameters": [string_param("id", "Cluster id: <applicationId>.<alias>")],
             "responses": merge(json!({"200": {"description": "Oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}), &errors)}}),
     );
+    add_identity(&mut generator, &mut paths, &errors);
+    let quota = generator.subschema_for::<Quota>();
+    let quota_view = generator.subschema_for::<QuotaView>();
+    let domain = json!([{"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    paths.insert(
+        "/api/tenants/{domain}/quota".into(),
+        json!({
+            "get": {"tags": ["tenants"], "operationId": "getTenantQuota", "summary": "A tenant's quota: as set, and in force", "parameters": domain,
+                    "responses": merge(json!({"200": {"description": "The quota", "content": {"application/json": {"schema": quota_view}}}}), &errors)},
+            "put": {"tags": ["tenants"], "operationId": "setTenantQuota", "summary": "Set a tenant's quota (platform admins); a field left out takes the platform's default",
+                    "parameters": domain,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": quota}}},
+                    "responses": merge(json!({"200": {"description": "The quota", "content": {"application/json": {"schema": quota_view}}}}), &errors)}
+        }),
+    );
     paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",
             "responses": {"200": {"description": "Healthy", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
     );
+    secure(&mut paths, &error);
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "Stratos manager API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Definitions, applications and tenants of a Stratos platform. Bodies are JSON (or YAML with Content-Type application/yaml) with Apache Stratos 4.1 field names. Errors are JSON with the path of every field at fault."
+            "description": "Definitions, applications and tenants of a Stratos platform. Bodies are JSON (or YAML with Content-Type application/yaml) with Apache Stratos 4.1 field names. Errors are JSON with the path of every field at fault. Every route but logging in (POST /api/tokens), /api/health and this document takes a bearer token: `Authorization: Bearer <token>`."
         },
         "paths": paths,
-        "components": {"schemas": generator.take_definitions(true)}
+        "components": {
+            "schemas": generator.take_definitions(true),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "A token from POST /api/tokens (`stratos login`), or the admin token file `stratos up` writes. Never read from cookies."}}
+        }
     })
 }
 
@@ -139,11 +162,99 @@ fn add_resource<D: Resource>(generator: &mut schemars::SchemaGenerator, paths: &
     );
 }
 
+/// Log in and out, tokens and users.
+fn add_identity(generator: &mut schemars::SchemaGenerator, paths: &mut Map<String, Value>, errors: &Value) {
+    let login = generator.subschema_for::<LoginRequest>();
+    let answer = generator.subschema_for::<LoginAnswer>();
+    let token = generator.subschema_for::<TokenView>();
+    let whoami = generator.subschema_for::<Whoami>();
+    let new_user = generator.subschema_for::<NewUser>();
+    let user = generator.subschema_for::<UserView>();
+    let new_password = generator.subschema_for::<NewPassword>();
+    let json_of = |schema: &schemars::Schema| json!({"application/json": {"schema": schema}});
+    let list_of =
+        |schema: &schemars::Schema| json!({"application/json": {"schema": {"type": "array", "items": schema}}});
+    let param = |name: &str, what: &str| json!([{"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}}]);
+    paths.insert(
+        "/api/tokens".into(),
+        json!({
+            "post": {"tags": ["identity"], "operationId": "login", "summary": "Log in: a user name and password for a bearer token",
+                     "description": "The token is shown this once; only its SHA-256 is stored. Failed logins are limited per user name and per address (429 with Retry-After).",
+                     "requestBody": {"required": true, "content": json_of(&login)},
+                     "responses": merge(json!({"201": {"description": "A new token", "content": json_of(&answer)},
+                                               "429": {"description": "Too many failed logins", "content": errors["400"]["content"]}}), errors)},
+            "get": {"tags": ["identity"], "operationId": "listTokens", "summary": "Live tokens the caller may revoke (its own; its tenant's for a tenant admin; all for a platform admin), without secrets",
+                    "responses": merge(json!({"200": {"description": "Tokens", "content": list_of(&token)}}), errors)}
+        }),
+    );
+    paths.insert(
+        "/api/tokens/current".into(),
+        json!({
+            "get": {"tags": ["identity"], "operationId": "whoami", "summary": "The caller: user, tenant and role",
+                    "responses": merge(json!({"200": {"description": "The caller", "content": json_of(&whoami)}}), errors)},
+            "delete": {"tags": ["identity"], "operationId": "logout", "summary": "Log out: revoke the token of this request",
+                       "responses": merge(json!({"204": {"description": "Revoked"}}), errors)}
+        }),
+    );
+    paths.insert(
+        "/api/tokens/{id}".into(),
+        json!({"delete": {"tags": ["identity"], "operationId": "revokeToken", "summary": "Revoke a token by its id", "parameters": param("id", "The token's id"),
+                          "responses": merge(json!({"204": {"description": "Revoked"}}), errors)}}),
+    );
+    paths.insert(
+        "/api/users".into(),
+        json!({
+            "get": {"tags": ["identity"], "operationId": "listUsers", "summary": "Users (tenant admins: their tenant's; platform admins: all), without passwords",
+                    "responses": merge(json!({"200": {"description": "Users", "content": list_of(&user)}}), errors)},
+            "post": {"tags": ["identity"], "operationId": "createUser", "summary": "Create a user with a role in a tenant (tenant admins: their own tenant)",
+                     "requestBody": {"required": true, "content": json_of(&new_user)},
+                     "responses": merge(json!({"201": {"description": "Created", "content": json_of(&user)}}), errors)}
+        }),
+    );
+    paths.insert(
+        "/api/users/{name}".into(),
+        json!({
+            "get": {"tags": ["identity"], "operationId": "getUser", "summary": "Show a user", "parameters": param("name", "User name"),
+                    "responses": merge(json!({"200": {"description": "The user", "content": json_of(&user)}}), errors)},
+            "delete": {"tags": ["identity"], "operationId": "removeUser", "summary": "Remove a user and revoke its tokens", "parameters": param("name", "User name"),
+                       "responses": merge(json!({"204": {"description": "Removed"}}), errors)}
+        }),
+    );
+    paths.insert(
+        "/api/users/{name}/password".into(),
+        json!({"put": {"tags": ["identity"], "operationId": "changePassword",
+                       "summary": "Change a password (one's own with the current one; an admin's users' without); the user's other tokens are revoked",
+                       "parameters": param("name", "User name"),
+                       "requestBody": {"required": true, "content": json_of(&new_password)},
+                       "responses": merge(json!({"204": {"description": "Changed"}}), errors)}}),
+    );
+}
+
+/// Marks every operation but the public ones as needing a bearer token, with its 401 and 403.
+fn secure(paths: &mut Map<String, Value>, error: &schemars::Schema) {
+    let content = json!({"application/json": {"schema": error}});
+    for (path, item) in paths.iter_mut() {
+        for (method, operation) in item.as_object_mut().into_iter().flatten() {
+            let public = PUBLIC_ROUTES.iter().any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path);
+            if public {
+                operation["security"] = json!([]);
+                continue;
+            }
+            operation["security"] = json!([{"bearer": []}]);
+            let responses = operation["responses"].as_object_mut().expect("every operation has responses");
+            responses.entry("401").or_insert_with(
+                || json!({"description": "No token, or one expired, revoked or unknown", "content": content}),
+            );
+            responses.entry("403").or_insert_with(|| json!({"description": "The caller's role may not do this (a viewer's write, a tenant's change to a platform definition, a `local` cartridge by anyone but a platform admin, a quota exceeded)", "content": content}));
+        }
+    }
+}
+
 fn error_responses(error: &schemars::Schema) -> Value {
     let content = json!({"application/json": {"schema": error}});
     json!({
         "400": {"description": "Malformed or invalid; `problems` names each field at fault", "content": content},
-        "404": {"description": "No such definition", "content": content},
+        "404": {"description": "No such definition, or one of another tenant", "content": content},
         "409": {"description": "Already exists, or in use by another definition", "content": content},
         "413": {"description": "Body larger than the limit", "content": content},
         "415": {"description": "Neither JSON nor YAML", "content": content}

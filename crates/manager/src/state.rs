@@ -1,9 +1,15 @@
+use std::time::Duration;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use stratos_bus::{Bus, Event};
-use stratos_model::SUPER_TENANT;
 use stratos_store::Store;
 use tokio::sync::Mutex;
+
+use crate::auth::rate_limit::{LoginLimiter, LoginLimits};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::quota::Limits;
 
 /// What every handler shares.
 pub struct AppState {
@@ -15,11 +21,47 @@ pub struct AppState {
     /// Which artifact repositories applications may name (remote ones unless the
     /// administrator allows local ones).
     pub repo_policy: stratos_model::RepoUrlPolicy,
+    pub config: ApiConfig,
+    pub login_limiter: LoginLimiter,
+}
+
+/// The API's settings (`stratos up --api-*` flags).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Origins whose web pages may call the API (`https://console.example.com`); none by default.
+    pub allowed_origins: Vec<String>,
+    /// DNS names the API answers to besides addresses and `localhost` (`Host` checks).
+    pub names: Vec<String>,
+    /// How long a login's token lives unless it asks for less.
+    pub token_ttl: Duration,
+    /// The longest life a login may ask for.
+    pub max_token_ttl: Duration,
+    pub login_limits: LoginLimits,
+    /// Tenant quotas and the platform-wide cap on cluster sizes.
+    pub limits: Limits,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            allowed_origins: Vec::new(),
+            names: Vec::new(),
+            token_ttl: Duration::from_secs(12 * 3600),
+            max_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_limits: LoginLimits::default(),
+            limits: Limits::default(),
+        }
+    }
 }
 
 impl AppState {
     pub fn new(store: Store, bus: Option<Bus>) -> Self {
-        AppState { store, bus, write_lock: Mutex::new(()), repo_policy: Default::default() }
+        AppState::with_config(store, bus, ApiConfig::default())
+    }
+
+    pub fn with_config(store: Store, bus: Option<Bus>, config: ApiConfig) -> Self {
+        let login_limiter = LoginLimiter::new(config.login_limits);
+        AppState { store, bus, write_lock: Mutex::new(()), repo_policy: Default::default(), config, login_limiter }
     }
 
     /// Publishes an event; a bus failure is logged, never fails the request that
@@ -33,14 +75,13 @@ impl AppState {
     }
 }
 
-/// The tenant a request acts for. Until tokens arrive every request acts for the
-/// super tenant; handlers already scope every record by this id.
+/// The tenant a request acts for: the authenticated caller's.
 pub struct TenantId(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantId {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(TenantId(SUPER_TENANT))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Principal::from_request_parts(parts, state).await.map(|p| TenantId(p.tenant_id))
     }
 }

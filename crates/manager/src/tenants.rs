@@ -1,4 +1,5 @@
-//! Tenants: `/api/tenants`.
+//! Tenants: `/api/tenants`, and their quotas. Platform admins create tenants and set
+//! quotas; a tenant's users see their own tenant only (any other is "does not exist").
 
 use std::sync::Arc;
 
@@ -8,13 +9,36 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stratos_bus::events::{CompleteTenantEvent, TenantCreatedEvent};
-use stratos_model::{Problems, Tenant};
+use stratos_model::{Problems, Tenant, SUPER_TENANT};
+use stratos_store::Store;
 
+use crate::auth::Principal;
 use crate::body::decode;
 use crate::error::{ApiError, ApiResult};
+use crate::quota::Quota;
 use crate::state::AppState;
+
+const QUOTAS: &str = "tenant-quota";
+
+/// A tenant's quota as set (absent fields take the platform's defaults) and in force.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaView {
+    pub set: Quota,
+    pub max_members: u32,
+    pub max_clusters: u32,
+}
+
+/// The quota a platform admin set for a tenant (none: the platform's defaults).
+pub async fn quota_of(store: &Store, tenant_id: i64) -> ApiResult<Quota> {
+    Ok(store
+        .get(SUPER_TENANT, QUOTAS, &tenant_id.to_string())
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
 
 /// What a client sends to create a tenant; the platform assigns the id.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -26,27 +50,71 @@ pub struct NewTenant {
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/api/tenants", get(list).post(create)).route("/api/tenants/{domain}", get(show))
+    Router::new()
+        .route("/api/tenants", get(list).post(create))
+        .route("/api/tenants/{domain}", get(show))
+        .route("/api/tenants/{domain}/quota", get(show_quota).put(set_quota))
 }
 
-async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Tenant>>> {
-    Ok(Json(state.store.tenants().await?))
-}
-
-async fn show(State(state): State<Arc<AppState>>, Path(domain): Path<String>) -> ApiResult<Json<Tenant>> {
+/// Every tenant for a platform admin; the caller's own otherwise.
+async fn list(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<Vec<Tenant>>> {
     let tenants = state.store.tenants().await?;
-    tenants
+    Ok(Json(tenants.into_iter().filter(|t| p.is_platform_admin() || t.tenant_id == p.tenant_id).collect()))
+}
+
+/// The tenant named, if the caller may see it.
+async fn visible(state: &AppState, p: &Principal, domain: &str) -> ApiResult<Tenant> {
+    state
+        .store
+        .tenants()
+        .await?
         .into_iter()
-        .find(|t| t.tenant_domain == domain)
-        .map(Json)
+        .find(|t| t.tenant_domain == domain && (p.is_platform_admin() || t.tenant_id == p.tenant_id))
         .ok_or_else(|| ApiError::not_found(format!("tenant {domain:?} does not exist")))
+}
+
+async fn show(State(state): State<Arc<AppState>>, p: Principal, Path(domain): Path<String>) -> ApiResult<Json<Tenant>> {
+    visible(&state, &p, &domain).await.map(Json)
+}
+
+async fn show_quota(
+    State(state): State<Arc<AppState>>,
+    p: Principal,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<QuotaView>> {
+    let tenant = visible(&state, &p, &domain).await?;
+    let set = quota_of(&state.store, tenant.tenant_id).await?;
+    let (max_members, max_clusters) = set.effective(&state.config.limits);
+    Ok(Json(QuotaView { set, max_members, max_clusters }))
+}
+
+/// Sets a tenant's quota (platform admins); deployments already made stay.
+async fn set_quota(
+    State(state): State<Arc<AppState>>,
+    p: Principal,
+    Path(domain): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<QuotaView>> {
+    let tenant = visible(&state, &p, &domain).await?;
+    p.require_platform_admin("set tenant quotas")?;
+    let set: Quota = decode(&headers, body)?;
+    state
+        .store
+        .put(SUPER_TENANT, QUOTAS, &tenant.tenant_id.to_string(), &serde_json::to_value(set).expect("quotas serialise"))
+        .await?;
+    tracing::info!(tenant = tenant.tenant_id, quota = ?set, by = %p.user, "tenant quota set");
+    let (max_members, max_clusters) = set.effective(&state.config.limits);
+    Ok(Json(QuotaView { set, max_members, max_clusters }))
 }
 
 async fn create(
     State(state): State<Arc<AppState>>,
+    p: Principal,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    p.require_platform_admin("create tenants")?;
     let new: NewTenant = decode(&headers, body)?;
     let _write = state.write_lock.lock().await;
     let tenants = state.store.tenants().await?;

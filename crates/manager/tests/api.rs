@@ -17,6 +17,8 @@ struct Api {
     /// The bus with the platform's credentials, for more connections.
     bus_url: String,
     store: Store,
+    /// The first platform admin's token, sent with every request.
+    token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -28,15 +30,17 @@ impl Api {
         let bus =
             Bus::connect(&broker.platform_url(), &format!("manager-test-{}", dir.path().display())).await.unwrap();
         let state = Arc::new(AppState::new(store.clone(), Some(bus.clone())));
+        stratos_manager::bootstrap::first_admin(&store).await.unwrap();
+        let token = stratos_manager::bootstrap::admin_token(&store, None).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(stratos_manager::serve(listener, state, DEFAULT_BODY_LIMIT, std::future::pending()));
         let bus_url = broker.platform_url();
-        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, bus_url, store, _dir: dir }
+        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, bus_url, store, token, _dir: dir }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, &str)>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some((content_type, text)) = body {
             req = req.header("content-type", content_type).body(text.to_string());
         }

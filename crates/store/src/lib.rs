@@ -9,13 +9,18 @@
 //!
 //! What the typed helpers store where:
 //! - definitions: tenant's own, collection [`Kind::name`] (`cartridge`, `deployment-policy`, …), id = definition id;
+//!   the super tenant's cartridges, network partitions and public autoscaling policies
+//!   are the platform's, which [`Store::load_definitions`] adds to every tenant's;
 //! - topology: tenant [`SUPER_TENANT`]; one document per cluster (collection
 //!   `topology-cluster`, id = cluster id, with its members) and one per service
 //!   (collection `topology-service`, id = service name, without its clusters), so a
 //!   change rewrites only the clusters it touched. Builds before this one kept the
 //!   whole topology in collection `topology`, id `current`: [`Store::migrate_topology`]
 //!   moves it once;
-//! - tenants: tenant [`SUPER_TENANT`], collection `tenant`, id = the tenant id in decimal.
+//! - tenants: tenant [`SUPER_TENANT`], collection `tenant`, id = the tenant id in decimal;
+//! - identity (written by the manager): tenant [`SUPER_TENANT`], collections `user`
+//!   (id = user name, the password as an argon2 hash), `api-token` (id = token id, the
+//!   secret as its SHA-256) and `tenant-quota` (id = the tenant id in decimal).
 
 mod error;
 mod postgres;
@@ -214,19 +219,31 @@ impl Store {
         rows.into_iter().map(|row| row.parse(collection).map(|(_, id, v)| (id, v))).collect()
     }
 
-    /// Every definition of a tenant, from the collections named [`Kind::name`].
+    /// The definitions a tenant works with: its own, and the platform's that are
+    /// shared with every tenant ([`shared_with_tenants`]). A tenant's own definition
+    /// hides a platform one of the same kind and id. What deploys and checks
+    /// references use.
     pub async fn load_definitions(&self, tenant: i64) -> Result<Definitions, StoreError> {
+        let mut defs = self.load_own_definitions(tenant).await?;
+        if tenant == SUPER_TENANT {
+            return Ok(defs);
+        }
+        for kind in Kind::ALL {
+            for (id, value) in self.rows(SUPER_TENANT, kind.name()).await? {
+                if shared_with_tenants(kind, &value) && !has(&defs, kind, &id) {
+                    insert(&mut defs, SUPER_TENANT, kind, id, value)?;
+                }
+            }
+        }
+        Ok(defs)
+    }
+
+    /// A tenant's own definitions only, from the collections named [`Kind::name`].
+    pub async fn load_own_definitions(&self, tenant: i64) -> Result<Definitions, StoreError> {
         let mut defs = Definitions::default();
         for kind in Kind::ALL {
-            let collection = kind.name();
-            for (id, value) in self.rows(tenant, collection).await? {
-                defs.insert_json(kind, value).map_err(|error| StoreError::InvalidDocument {
-                    tenant,
-                    collection: collection.to_owned(),
-                    id,
-                    what: kind.words(),
-                    error,
-                })?;
+            for (id, value) in self.rows(tenant, kind.name()).await? {
+                insert(&mut defs, tenant, kind, id, value)?;
             }
         }
         Ok(defs)
@@ -372,6 +389,40 @@ impl Store {
         tenants.sort_by_key(|t| t.tenant_id);
         Ok(tenants)
     }
+}
+
+/// Whether a definition of the platform (the super tenant) is shared with every tenant,
+/// read-only: cartridges, network partitions, and autoscaling policies marked `isPublic`
+/// (as in Apache Stratos 4.1). Deployment and application policies and applications
+/// stay the platform's own.
+pub fn shared_with_tenants(kind: Kind, definition: &Value) -> bool {
+    match kind {
+        Kind::Cartridge | Kind::NetworkPartition => true,
+        Kind::AutoscalingPolicy => definition["isPublic"] == Value::Bool(true),
+        Kind::DeploymentPolicy | Kind::ApplicationPolicy | Kind::Application => false,
+    }
+}
+
+fn has(defs: &Definitions, kind: Kind, id: &str) -> bool {
+    match kind {
+        Kind::Cartridge => defs.cartridges.contains_key(id),
+        Kind::NetworkPartition => defs.network_partitions.contains_key(id),
+        Kind::DeploymentPolicy => defs.deployment_policies.contains_key(id),
+        Kind::AutoscalingPolicy => defs.autoscaling_policies.contains_key(id),
+        Kind::ApplicationPolicy => defs.application_policies.contains_key(id),
+        Kind::Application => defs.applications.contains_key(id),
+    }
+}
+
+fn insert(defs: &mut Definitions, tenant: i64, kind: Kind, id: String, value: Value) -> Result<(), StoreError> {
+    let collection = kind.name();
+    defs.insert_json(kind, value).map_err(|error| StoreError::InvalidDocument {
+        tenant,
+        collection: collection.to_owned(),
+        id,
+        what: kind.words(),
+        error,
+    })
 }
 
 /// The writes that save `changes` of `t`: what it has is written, what it lacks deleted.

@@ -142,6 +142,14 @@ async fn postgres_invalid_typed_documents_are_errors() {
     common::invalid_typed_documents(&store).await;
 }
 
+#[tokio::test]
+async fn postgres_platform_definitions_are_shared_with_tenants() {
+    let Some(server) = server_url() else { return };
+    let schema = TestSchema::create(&server).await;
+    let store = Store::open(&schema.url()).await.unwrap();
+    common::platform_definitions_are_shared(&store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_opens_and_writers() {
     let Some(server) = server_url() else { return };

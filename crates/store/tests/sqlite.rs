@@ -223,3 +223,10 @@ async fn sqlite_topology_migration_survives_a_restart() {
     let reopened = Store::open_sqlite(&db_path(&dir)).await.unwrap();
     assert_eq!(reopened.load_topology().await.unwrap(), expected);
 }
+
+#[tokio::test]
+async fn sqlite_platform_definitions_are_shared_with_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::platform_definitions_are_shared(&store).await;
+}

@@ -50,8 +50,19 @@ const STRATOS_ENV: &[&str] = &[
     "STRATOS_MEMBER_USER",
     "STRATOS_MEMBER_UIDS",
     "STRATOS_ALLOW_LOCAL_REPOS",
+    "STRATOS_TOKEN",
+    "STRATOS_CA_CERT",
+    "STRATOS_TLS_FINGERPRINT",
     "RUST_LOG",
 ];
+
+/// The config directory (`XDG_CONFIG_HOME`) of every `stratos` this test process runs:
+/// `stratos up` records its admin token file there and the client commands find it, as
+/// on a real machine, without touching the developer's own `~/.config`.
+pub fn config_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary config directory")).path()
+}
 
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/php-web")
@@ -93,6 +104,7 @@ impl Proc {
         for var in STRATOS_ENV {
             command.env_remove(var);
         }
+        command.env("XDG_CONFIG_HOME", config_home());
         // Logs must be plain without help: no NO_COLOR (stderr is a pipe, not a terminal).
         command.env_remove("NO_COLOR");
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
@@ -245,7 +257,14 @@ impl Platform {
                 return Err(proc);
             }
             // The banner's last line, then the API itself.
-            if proc.stdout().contains("Client commands use") && http_get(api_port, "/api/health").is_ok() {
+            // With TLS on the API, plain HTTP cannot probe it: the banner comes after the bind.
+            let tls = extra.iter().any(|a| a.starts_with("--api-tls"));
+            let answers = if tls {
+                TcpStream::connect(("127.0.0.1", api_port)).is_ok()
+            } else {
+                http_get(api_port, "/api/health").is_ok()
+            };
+            if proc.stdout().contains("Client commands use") && answers {
                 break;
             }
             assert!(Instant::now() < deadline, "`stratos up` was not up within 30 s\n{}", proc.describe());
@@ -290,6 +309,18 @@ impl Platform {
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("`{kind} list -o json` is not JSON: {e}\n{out}"))
     }
 
+    /// The admin token `stratos up` wrote in its data directory.
+    pub fn admin_token(&self) -> String {
+        let file = self.data_dir.join("admin-token");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        text.trim().to_owned()
+    }
+
+    /// GET `path` on the API with the admin token: (status, body).
+    pub fn api_get(&self, path: &str) -> (u16, String) {
+        http_get_with(self.api_port, path, Some(&self.admin_token())).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// GET /api/health as JSON.
     pub fn health(&self) -> serde_json::Value {
         let (status, body) = http_get(self.api_port, "/api/health").expect("GET /api/health");
@@ -320,9 +351,15 @@ impl Platform {
 
 /// A minimal HTTP/1.0 GET (no chunked bodies): (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_with(port, path, None)
+}
+
+/// [`http_get`] with a bearer token.
+pub fn http_get_with(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n")?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other("no HTTP head"))?;
@@ -372,7 +409,7 @@ impl Platform {
 
     /// GET /api/topology as JSON.
     pub fn topology(&self) -> serde_json::Value {
-        let (status, body) = http_get(self.api_port, "/api/topology").expect("GET /api/topology");
+        let (status, body) = self.api_get("/api/topology");
         assert_eq!(status, 200, "GET /api/topology answered {status}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("/api/topology is not JSON ({e}): {body}"))
     }

@@ -387,3 +387,33 @@ pub async fn batch_writes(store: &Store) {
     assert_eq!(store.get(t, "thing", "a").await.unwrap(), Some(json!({"n": 10})), "a batch replaces");
     store.write_batch(t, vec![]).await.unwrap();
 }
+
+/// A tenant's view: its own definitions, plus the platform's cartridges, network
+/// partitions and public autoscaling policies; its own win on an id.
+pub async fn platform_definitions_are_shared(store: &Store) {
+    let tenant = 55;
+    for (kind, value) in definitions_json() {
+        store.put(SUPER_TENANT, kind.name(), &definition_id(kind, &value), &value).await.unwrap();
+    }
+    let mut public = definitions_json().into_iter().find(|(k, _)| *k == Kind::AutoscalingPolicy).unwrap().1;
+    public["id"] = json!("public");
+    public["isPublic"] = json!(true);
+    store.put(SUPER_TENANT, "autoscaling-policy", "public", &public).await.unwrap();
+    let mut own = definitions_json().into_iter().find(|(k, _)| *k == Kind::Cartridge).unwrap().1;
+    own["category"] = json!("tenant's own");
+    store.put(tenant, "cartridge", "php", &own).await.unwrap();
+
+    let view = store.load_definitions(tenant).await.unwrap();
+    assert_eq!(view.cartridges["php"].category, "tenant's own", "the tenant's own wins");
+    assert!(view.network_partitions.contains_key("local-np"), "platform network partitions are shared");
+    assert_eq!(view.autoscaling_policies.keys().collect::<Vec<_>>(), ["public"], "only public policies");
+    assert!(
+        view.deployment_policies.is_empty() && view.application_policies.is_empty() && view.applications.is_empty()
+    );
+    let own_only = store.load_own_definitions(tenant).await.unwrap();
+    assert_eq!(own_only.cartridges.len(), 1);
+    assert!(own_only.network_partitions.is_empty());
+    let platform = store.load_definitions(SUPER_TENANT).await.unwrap();
+    assert_eq!(platform.autoscaling_policies.len(), 2, "the platform sees its own, public or not");
+    assert_eq!(platform.cartridges["php"].category, "framework");
+}
