@@ -554,16 +554,23 @@ async fn a_frozen_app_is_reported_unhealthy_and_then_recovered() {
     let app = agent.app_pid();
     signal(app, libc::SIGSTOP);
     assert!(accepts(port), "the kernel still accepts connections for a stopped process");
-    let reason = expect_unhealthy(&mut sub, "m-frozen").await;
-    assert!(reason.contains("port 8080 failed 3 health checks in a row"), "{reason}");
-    assert!(reason.contains(&format!("GET http://127.0.0.1:{port}/ did not answer within 1 s")), "{reason}");
-    expect(&mut sub, "the agent's note in the member's log", |ev| match ev {
-        AnyEvent::LogEvent(e) if e.member.member_id == "m-frozen" && e.line.contains("unhealthy: port 8080") => {
-            Some(())
+    // The report and the agent's note in the member's log go out on two topics:
+    // either may arrive first, so both are awaited together.
+    let (mut reason, mut noted) = (None, false);
+    expect(&mut sub, "the unhealthy report and the agent's note in the member's log", |ev| {
+        match ev {
+            AnyEvent::InstanceUnhealthyEvent(e) if e.member.member_id == "m-frozen" => reason = Some(e.reason),
+            AnyEvent::LogEvent(e) if e.member.member_id == "m-frozen" && e.line.contains("unhealthy: port 8080") => {
+                noted = true
+            }
+            _ => {}
         }
-        _ => None,
+        (reason.is_some() && noted).then_some(())
     })
     .await;
+    let reason = reason.unwrap();
+    assert!(reason.contains("port 8080 failed 3 health checks in a row"), "{reason}");
+    assert!(reason.contains(&format!("GET http://127.0.0.1:{port}/ did not answer within 1 s")), "{reason}");
 
     signal(app, libc::SIGCONT);
     expect(&mut sub, "the recovery in the member's log", |ev| match ev {

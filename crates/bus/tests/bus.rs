@@ -44,6 +44,7 @@ fn topology(clusters: usize) -> Topology {
                 deployment_policy_name: "d".into(),
                 status: ClusterStatus::Active,
                 error: None,
+                created_at: 0,
                 members: Default::default(),
             },
         );

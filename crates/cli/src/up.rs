@@ -121,6 +121,34 @@ pub struct UpArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    strangers: StrangerArgs,
+}
+
+/// Running members the store does not know (another platform's, or the store is new
+/// or was emptied) make `stratos up` refuse to start, so that they are not taken for
+/// orphans and terminated. These say what to do with them instead.
+#[derive(Args)]
+#[group(multiple = false)]
+struct StrangerArgs {
+    /// Make this store the running members' platform (when they are all of one):
+    /// the members its topology records are kept; the others are terminated as orphans.
+    /// For a store restored from a copy of the platform's.
+    #[arg(long)]
+    adopt_members: bool,
+    /// Terminate the running members this store does not know, then start.
+    #[arg(long)]
+    remove_members: bool,
+}
+
+impl StrangerArgs {
+    fn choice(&self) -> stratos_cloud::Strangers {
+        match (self.adopt_members, self.remove_members) {
+            (true, _) => stratos_cloud::Strangers::Adopt,
+            (_, true) => stratos_cloud::Strangers::Remove,
+            _ => stratos_cloud::Strangers::Refuse,
+        }
+    }
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -148,6 +176,38 @@ pub async fn run(args: UpArgs) -> Result<()> {
         None => Store::open_sqlite(&args.data_dir.join("stratos.db")).await?,
     };
     let admin = crate::bootstrap::admin_credentials(&store, &args.data_dir).await?;
+
+    let agent = std::env::current_exe().context("cannot find the stratos binary to run member agents")?;
+    if member_users.is_root() {
+        tracing::warn!("members run as root: tenants' code gets the machine (see --member-user)");
+    } else {
+        tracing::info!(users = %member_users.describe(), "local members' user");
+    }
+    let local = stratos_cloud::LocalDriver::new(
+        args.data_dir.join("members"),
+        vec![agent.display().to_string(), "agent".into()],
+    )
+    .with_member_users(member_users);
+    local.prepare().map_err(anyhow::Error::msg)?;
+    let local: Arc<dyn stratos_cloud::Driver> = Arc::new(local);
+    let mut controller_config = stratos_cloud::ControllerConfig {
+        allow_local_repos: args.allow_local_repos,
+        strangers: args.strangers.choice(),
+        ..stratos_cloud::ControllerConfig::new(String::new())
+    };
+    if args.allow_local_repos {
+        tracing::warn!("applications may name local artifact repositories (--allow-local-repos)");
+    }
+    // Before anything starts: the store must know the members that run, or say so.
+    let platform_id = stratos_cloud::ownership::establish(
+        &store,
+        std::slice::from_ref(&local),
+        controller_config.strangers,
+        controller_config.terminate_grace,
+    )
+    .await
+    .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
+    tracing::info!(platform_id = %platform_id, "platform id");
 
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
@@ -189,30 +249,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let topology = store.load_topology().await?;
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
-    let agent = std::env::current_exe().context("cannot find the stratos binary to run member agents")?;
-    if member_users.is_root() {
-        tracing::warn!("members run as root: tenants' code gets the machine (see --member-user)");
-    } else {
-        tracing::info!(users = %member_users.describe(), "local members' user");
-    }
-    let local = stratos_cloud::LocalDriver::new(
-        args.data_dir.join("members"),
-        vec![agent.display().to_string(), "agent".into()],
-    )
-    .with_member_users(member_users);
-    local.prepare().map_err(anyhow::Error::msg)?;
-    let controller_config = stratos_cloud::ControllerConfig {
-        allow_local_repos: args.allow_local_repos,
-        member_credentials,
-        ..stratos_cloud::ControllerConfig::new(broker_url.clone())
-    };
-    if args.allow_local_repos {
-        tracing::warn!("applications may name local artifact repositories (--allow-local-repos)");
-    }
+    controller_config.broker_url = broker_url.clone();
+    controller_config.member_credentials = member_credentials;
     let controller = stratos_cloud::CloudController::new(
         store.clone(),
         Bus::connect(&platform_url, &format!("stratos-cloud-{}", std::process::id())).await?,
-        vec![std::sync::Arc::new(local)],
+        vec![local],
         controller_config,
     );
     tokio::spawn(async move {
@@ -297,7 +339,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     } else {
         println!("  event bus  {broker_url}");
     }
-    println!("  store      {}", store.describe());
+    println!("  store      {}   (platform {platform_id})", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
     println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");

@@ -392,7 +392,12 @@ fn controller_restart_adopts_members() {
     // The members live on without the platform.
     assert_eq!(groups_by_member(&member_processes(sandbox.path())), groups, "members died with the platform");
 
-    // An orphan: a member record (the local driver's member.json) no topology names.
+    // An orphan: a member record (the local driver's member.json) of this platform that
+    // no topology names. (Another platform's, or one with no platform id, would make
+    // the platform refuse to start: tests/routing.rs.)
+    let some_member = data_dir.join("members").join(ids.iter().next().unwrap()).join("member.json");
+    let platform_id: Value = serde_json::from_slice(&std::fs::read(some_member).unwrap()).unwrap();
+    let platform_id = platform_id["platformId"].as_str().expect("members record their platform id").to_string();
     let orphan_id = "two.web.0123456789ab";
     let orphan_dir = data_dir.join("members").join(orphan_id);
     std::fs::create_dir_all(&orphan_dir).unwrap();
@@ -416,7 +421,8 @@ fn controller_restart_adopts_members() {
         "startTicks": start_ticks,
         "address": "127.0.0.1",
         "ports": [],
-        "startedAt": now_ms
+        "startedAt": now_ms,
+        "platformId": platform_id
     });
     std::fs::write(orphan_dir.join("member.json"), serde_json::to_vec_pretty(&record).unwrap()).unwrap();
 

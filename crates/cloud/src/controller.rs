@@ -4,7 +4,9 @@
 //! Invariants:
 //! - A member enters the topology (and the store) before its driver starts it, so
 //!   a crash between the two leaves a member to replace, never an unknown process.
-//! - A running instance no member of the topology names is an orphan and is terminated.
+//! - A running instance of this platform that no member of the topology names is an
+//!   orphan and is terminated; another platform's members are never touched, and
+//!   nothing is judged while the store is not this platform's (see `ownership`).
 //! - Agents' events move a member forward; the drivers' listing tells when it is gone.
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +23,9 @@ use stratos_model::{
 use stratos_store::{Store, TopologyChanges};
 use tracing::{debug, error, info, warn};
 
+use crate::cluster_owners;
 use crate::driver::{Driver, Instance, InstanceState, MemberSpec, PortSpec};
+use crate::ownership::{self, Strangers};
 use stratos_model::placement::{Placement, Slot};
 
 /// The longest pause between reconciles that a slow reconcile may impose.
@@ -61,6 +65,8 @@ pub struct ControllerConfig {
     pub drain_timeout: Duration,
     /// Grace between SIGTERM (or its IaaS equivalent) and a forced stop.
     pub terminate_grace: Duration,
+    /// What to do, at start, with running members the store does not know.
+    pub strangers: Strangers,
     /// Agents may clone local paths and file:// repositories (`--allow-local-repos`).
     pub allow_local_repos: bool,
 }
@@ -74,6 +80,7 @@ impl ControllerConfig {
             activation_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(20),
             terminate_grace: Duration::from_secs(10),
+            strangers: Strangers::Refuse,
             allow_local_repos: false,
         }
     }
@@ -130,6 +137,15 @@ pub struct CloudController {
     /// their task reports on `stopped`.
     terminating: std::collections::HashSet<String>,
     stopped: (tokio::sync::mpsc::UnboundedSender<Stopped>, Option<tokio::sync::mpsc::UnboundedReceiver<Stopped>>),
+    /// The platform (store) this controller acts for; its members carry it.
+    platform_id: String,
+    /// Why the last reconcile was skipped (the store's platform id is gone or another),
+    /// so that it is logged once, not every second.
+    store_alarm: Option<String>,
+    /// Cluster ids claimed by two deployments, already logged.
+    id_clashes: std::collections::HashSet<String>,
+    /// The one deployment each cluster id is converged for, as of this reconcile.
+    owners: HashMap<String, cluster_owners::Owner>,
 }
 
 /// A termination's outcome, from its task.
@@ -166,6 +182,10 @@ impl CloudController {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                 (tx, Some(rx))
             },
+            platform_id: String::new(),
+            store_alarm: None,
+            id_clashes: Default::default(),
+            owners: HashMap::new(),
         }
     }
 
@@ -176,7 +196,11 @@ impl CloudController {
 
     /// Runs until the process ends: reacts to agents' events, reconciles on a timer.
     pub async fn run(mut self) -> Result<(), String> {
-        self.store.migrate_topology().await.map_err(|e| e.to_string())?;
+        // Never reconcile a store that does not know the members running.
+        let drivers: Vec<Arc<dyn Driver>> = self.drivers.values().cloned().collect();
+        self.platform_id =
+            ownership::establish(&self.store, &drivers, self.config.strangers, self.config.terminate_grace).await?;
+        info!(platform_id = %self.platform_id, "cloud controller acts for this platform");
         self.topology = self.store.load_topology().await.map_err(|e| e.to_string())?;
         // Late joiners get the adopted topology even if nothing changes for a while.
         self.snapshot_stale = true;
@@ -542,6 +566,9 @@ impl CloudController {
 
     /// Returns how many members it started.
     async fn reconcile_once(&mut self, phases: &mut Phases) -> usize {
+        if !self.store_is_ours().await {
+            return 0;
+        }
         let deployments = match self.store.list_all_tenants("deployment").await {
             Ok(rows) => rows
                 .into_iter()
@@ -558,6 +585,7 @@ impl CloudController {
                 return 0;
             }
         };
+        self.owners = cluster_owners::cluster_owners(&deployments, &self.topology);
         self.deployments = Arc::new(deployments);
         let deployments = self.deployments.clone();
         // Definitions and sizes may have changed since the last reconcile.
@@ -582,6 +610,33 @@ impl CloudController {
         self.launch_recorded().await;
         phases.done("launch");
         launched
+    }
+
+    /// Whether the store still is this platform's: emptied, replaced or failing, it
+    /// must not be taken for the truth (every member would look like an orphan).
+    async fn store_is_ours(&mut self) -> bool {
+        let alarm = match self.store.platform_id().await {
+            Ok(Some(id)) if id == self.platform_id => None,
+            Ok(Some(id)) => Some(format!(
+                "the store now belongs to platform {id}, not {}: it was replaced under the running platform",
+                self.platform_id
+            )),
+            Ok(None) => Some(format!(
+                "the store no longer has platform id {}: it was emptied or replaced under the running platform",
+                self.platform_id
+            )),
+            Err(e) => Some(format!("cannot read the platform id from the store: {e}")),
+        };
+        match (&alarm, &self.store_alarm) {
+            (Some(now), before) if before.as_ref() != Some(now) => {
+                error!(reason = %now, "not reconciling: members are left as they are until the store is this platform's again");
+            }
+            (None, Some(_)) => info!("the store is this platform's again; reconciling"),
+            _ => {}
+        }
+        let ok = alarm.is_none();
+        self.store_alarm = alarm;
+        ok
     }
 
     /// Starts the members this reconcile recorded, after one write of them all: a
@@ -629,13 +684,28 @@ impl CloudController {
             .topology
             .members()
             .filter(|m| !self.terminating.contains(&m.member_id))
-            .filter_map(|m| match instances.get(&m.member_id).map(|i| &i.state) {
-                Some(InstanceState::Running) => None,
-                Some(InstanceState::Exited { detail, .. }) => Some((m.clone(), detail.clone())),
+            .filter_map(|m| match instances.get(&m.member_id) {
+                Some(i) if i.platform_id.as_ref().is_some_and(|p| *p != self.platform_id) => Some((
+                    m.clone(),
+                    format!("its instance belongs to platform {}", i.platform_id.as_deref().unwrap_or("?")),
+                )),
+                Some(i) => match &i.state {
+                    InstanceState::Running => None,
+                    InstanceState::Exited { detail, .. } => Some((m.clone(), detail.clone())),
+                },
                 None => Some((m.clone(), "no instance of the member exists".to_string())),
             })
             .collect();
         for (m, reason) in gone {
+            let foreign = instances
+                .get(&m.member_id)
+                .is_some_and(|i| i.platform_id.as_ref().is_some_and(|p| *p != self.platform_id));
+            if foreign {
+                // Another platform's member: not ours to stop.
+                warn!(member_id = %m.member_id, %reason, "the store names a member of another platform; forgetting it, leaving it running");
+                self.forget(&m, &reason).await;
+                continue;
+            }
             if m.status < MemberStatus::Active && !self.draining.contains_key(&m.member_id) {
                 self.member_failed(
                     &m.cluster_id,
@@ -658,7 +728,9 @@ impl CloudController {
         // found there at every member (without copying their ids).
         let in_its_cluster =
             |i: &Instance| self.topology.cluster(&i.cluster_id).is_some_and(|c| c.members.contains_key(&i.member_id));
-        let mut orphans: Vec<&Instance> = instances.values().filter(|i| !in_its_cluster(i)).collect();
+        // Only this platform's members are ever reaped; another's are left running.
+        let ours = |i: &Instance| ownership::is_ours(i, &self.platform_id, |_| false);
+        let mut orphans: Vec<&Instance> = instances.values().filter(|i| !in_its_cluster(i) && ours(i)).collect();
         if !orphans.is_empty() {
             let known: std::collections::HashSet<&str> =
                 self.topology.members().map(|m| m.member_id.as_str()).collect();
@@ -746,6 +818,9 @@ impl CloudController {
             );
         };
         for spec in &deployment.clusters {
+            if !self.owns(deployment, &spec.cluster_id) {
+                continue;
+            }
             self.cluster_min.insert(spec.cluster_id.clone(), spec.min);
             self.ensure_cluster(deployment, spec, defs).await;
             if !self.dependencies_active(deployment, spec) {
@@ -753,6 +828,25 @@ impl CloudController {
             }
             self.scale_cluster(deployment, spec, inputs.scales.get(&spec.cluster_id), &app_policy, defs).await;
         }
+    }
+
+    /// Whether `deployment` owns cluster `cluster_id`; a clash is logged once.
+    fn owns(&mut self, deployment: &Deployment, cluster_id: &str) -> bool {
+        let Some((tenant, app)) = self.owners.get(cluster_id) else { return true };
+        if *tenant == deployment.tenant_id && *app == deployment.application_id {
+            return true;
+        }
+        if self.id_clashes.insert(format!("{}/{}/{cluster_id}", deployment.tenant_id, deployment.application_id)) {
+            error!(
+                cluster_id,
+                application_id = %deployment.application_id,
+                tenant_id = deployment.tenant_id,
+                owner = %app,
+                owner_tenant_id = tenant,
+                "two deployments name one cluster id; only the first is converged (undeploy the other)"
+            );
+        }
+        false
     }
 
     /// A tenant's definitions and cluster sizes, read on first use in this reconcile.
@@ -829,6 +923,7 @@ impl CloudController {
             deployment_policy_name: spec.deployment_policy.clone(),
             status: ClusterStatus::Created,
             error: None,
+            created_at: now_millis(),
             members: BTreeMap::new(),
         };
         if let Some(service) = self.topology.services.get_mut(&spec.cartridge_type) {
@@ -1013,6 +1108,7 @@ impl CloudController {
                 .as_ref()
                 .map(|s| s.member_credentials(&spec.cluster_id, &member_id)),
             artifact_repository: spec.artifact_repository.clone(),
+            platform_id: self.platform_id.clone(),
             env: self.member_env(iaas, cartridge),
         };
         Some((member, member_spec, driver))
@@ -1078,7 +1174,10 @@ impl CloudController {
     /// Drains every member of an undeploying application; deletes the deployment once none is left.
     async fn undeploy(&mut self, deployment: &Deployment) {
         let mut remaining = 0;
-        for spec in &deployment.clusters {
+        // A cluster id another deployment owns is not this one's to drain.
+        let owned: Vec<ClusterSpec> =
+            deployment.clusters.iter().filter(|s| self.owns(deployment, &s.cluster_id)).cloned().collect();
+        for spec in &owned {
             let Some(cluster) = self.topology.cluster_mut(&spec.cluster_id) else { continue };
             if cluster.status != ClusterStatus::Terminating {
                 cluster.status = ClusterStatus::Terminating;
@@ -1098,7 +1197,7 @@ impl CloudController {
                 self.remove_cluster(&spec.cluster_id).await;
             }
         }
-        let left = deployment.clusters.iter().any(|s| self.topology.cluster(&s.cluster_id).is_some());
+        let left = owned.iter().any(|s| self.topology.cluster(&s.cluster_id).is_some());
         if remaining == 0 && !left {
             // The topology without the application is saved before the deployment goes.
             self.flush().await;

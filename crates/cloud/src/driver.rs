@@ -36,6 +36,9 @@ pub struct MemberSpec {
     pub artifact_repository: Option<String>,
     /// Extra environment for the agent and the cartridge.
     pub env: BTreeMap<String, String>,
+    /// The platform (store) that made the member: the driver records it where it
+    /// lists the member, and gives it to the member as `STRATOS_PLATFORM_ID`.
+    pub platform_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,10 @@ pub struct Instance {
     pub ports: Vec<AllocatedPort>,
     /// Milliseconds since the Unix epoch.
     pub started_at: u64,
+    /// The platform that made it; `None` for members started before platform ids.
+    /// A controller adopts or terminates only its own platform's members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

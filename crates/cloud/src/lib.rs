@@ -1,9 +1,11 @@
 //! The Stratos cloud controller: IaaS drivers, member lifecycle, the topology.
 
+mod cluster_owners;
 mod controller;
 pub mod driver;
 pub mod local;
 pub mod member_user;
+pub mod ownership;
 mod procfs;
 pub mod simulated;
 
@@ -11,4 +13,5 @@ pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
+pub use ownership::Strangers;
 pub use simulated::SimulatedDriver;

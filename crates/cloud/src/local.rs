@@ -51,6 +51,9 @@ struct Record {
     address: String,
     ports: Vec<AllocatedPort>,
     started_at: u64,
+    /// The platform that made the member (absent in records of earlier builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform_id: Option<String>,
     /// The uid the member runs as, when not the platform's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     uid: Option<u32>,
@@ -193,6 +196,7 @@ impl LocalDriver {
             address: r.address.clone(),
             ports: r.ports.clone(),
             started_at: r.started_at,
+            platform_id: r.platform_id.clone(),
         }
     }
 
@@ -252,6 +256,7 @@ impl LocalDriver {
         if let Some(repo) = &spec.artifact_repository {
             cmd.env("STRATOS_ARTIFACT_REPO", repo);
         }
+        mark_platform(&mut cmd, spec);
         set_bus_credentials(&mut cmd, spec);
         let identity = self.confine(&mut cmd, &dir)?;
         let mut child = cmd.spawn().map_err(|e| match identity {
@@ -268,6 +273,7 @@ impl LocalDriver {
             address: self.host.clone(),
             ports,
             started_at: stratos_bus::now_millis(),
+            platform_id: Some(spec.platform_id.clone()),
             uid: identity.map(|i| i.uid),
         };
         write_atomically(&dir.join("member.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))
@@ -361,6 +367,11 @@ impl Driver for LocalDriver {
     fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>> {
         Box::pin(async move { Ok(self.read(member_id).map(|r| self.instance(&r))) })
     }
+}
+
+/// Tells the member which platform made it; the same id goes into its `member.json`.
+fn mark_platform(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
+    cmd.env("STRATOS_PLATFORM_ID", &spec.platform_id);
 }
 
 /// Where a member runs, inside its directory.

@@ -419,6 +419,53 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
     assert!(w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().is_none());
 }
 
+/// A deployment of `app` with one cluster of id `cluster_id`.
+async fn deploy_as(store: &Store, app: &str, cluster_id: &str, desired: u32, max: u32, deployed_at: u64) {
+    let mut spec = cluster("z", desired, max, &[]);
+    spec.cluster_id = cluster_id.into();
+    let deployment = Deployment {
+        application_id: app.into(),
+        tenant_id: SUPER_TENANT,
+        application_policy_id: "ap".into(),
+        status: DeploymentStatus::Deployed,
+        deployed_at,
+        clusters: vec![spec],
+        termination_behaviour: None,
+        groups: vec![],
+    };
+    store.put(SUPER_TENANT, "deployment", app, &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deployments_naming_one_cluster_id_never_take_it_past_its_max() {
+    // As a store written before the manager refused it: apps `x.y` (alias z) and `x`
+    // (alias y.z) both name cluster x.y.z. Converging both ran it to 22 members.
+    let w = world(1, 3, 10).await;
+    deploy_as(&w.store, "x.y", "x.y.z", 2, 3, 1).await;
+    deploy_as(&w.store, "x", "x.y.z", 3, 3, 2).await;
+    wait_active(&w.store, "x.y.z", "the first deployment's 2 members", |m| m.len() == 2).await;
+    // For a dozen reconciles: the first deployment's size, never more.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        let topology = w.store.load_topology().await.unwrap();
+        let members = topology.cluster("x.y.z").map_or(0, |c| c.members.len());
+        assert!(members <= 2, "cluster x.y.z has {members} members; its owner wants 2 (max 3)");
+        assert_eq!(topology.cluster("x.y.z").unwrap().app_id, "x.y");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Undeploying the other one leaves the owner's members alone, and it goes.
+    let mut other: Deployment =
+        serde_json::from_value(w.store.get(SUPER_TENANT, "deployment", "x").await.unwrap().unwrap()).unwrap();
+    other.status = DeploymentStatus::Undeploying;
+    w.store.put(SUPER_TENANT, "deployment", "x", &serde_json::to_value(&other).unwrap()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.store.get(SUPER_TENANT, "deployment", "x").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the other deployment was not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(active_members(&w.store, "x.y.z").await.len(), 2, "the owner's members were drained");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_member_is_suspended_at_once_and_replaced() {
     use stratos_bus::events::InstanceUnhealthyEvent;

@@ -154,6 +154,7 @@ fn topology(backends: &[u16], proxy: u16) -> Topology {
         deployment_policy_name: "d".into(),
         status: ClusterStatus::Active,
         error: None,
+        created_at: 0,
         members,
     };
     let service = Service {

@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use stratos_bus::events::{AnyEvent, MemberRef, TenantCreatedEvent, TenantUpdatedEvent};
-use stratos_model::topology::{Member, MemberStatus, Port, Service, ServiceType, Topology};
+use stratos_model::topology::{Cluster, Member, MemberStatus, Port, Service, ServiceType, Topology};
 use stratos_model::Protocol;
 
 use crate::stats::{ClusterStats, MemberStats, Registry};
@@ -235,9 +235,18 @@ fn member_port(member: &Member, service: &Service, proxy: u16) -> Option<u16> {
 /// (for tenant path prefixes); `registry` hands out the counters of members and clusters.
 pub fn build(topology: &Topology, tenants: &BTreeMap<i64, String>, registry: &Registry) -> RoutingTable {
     let mut table = RoutingTable::default();
-    for service in topology.services.values() {
+    // Claims are taken in the order the clusters were created, so that a cluster
+    // created later never takes a host name (or a TCP port) from one that has it,
+    // whatever their names; the manager refuses such a deploy, this is the defence
+    // behind it (a forged or legacy topology).
+    let mut clusters: Vec<(&Service, &Cluster)> =
+        topology.services.values().flat_map(|s| s.clusters.values().map(move |c| (s, c))).collect();
+    // Ties (topologies saved before creation times were kept) in the order of old: by
+    // service, then cluster id. The sort is stable and the input is in that order.
+    clusters.sort_by_key(|(_, c)| c.created_at);
+    for (service, cluster) in clusters {
         let multi_tenant = service.service_type == ServiceType::MultiTenant;
-        for cluster in service.clusters.values() {
+        {
             // The proxy ports the cluster exposes, from its service and its members.
             let mut ports: BTreeMap<u16, Protocol> = BTreeMap::new();
             for p in service.ports.iter().chain(cluster.members.values().flat_map(|m| m.ports.iter())) {
@@ -328,10 +337,14 @@ pub fn build(topology: &Topology, tenants: &BTreeMap<i64, String>, registry: &Re
                             None => {
                                 routes.hosts.insert(host.clone(), index);
                             }
-                            // Clusters of a multi-tenant service may share a host: the tenant path tells them apart.
-                            Some(&other) if multi_tenant && routes.upstreams[other].multi_tenant => {}
+                            // Multi-tenant clusters of different tenants may share a host: the
+                            // tenant path tells them apart.
+                            Some(&other)
+                                if multi_tenant
+                                    && routes.upstreams[other].multi_tenant
+                                    && routes.upstreams[other].tenant_id != cluster.tenant_id => {}
                             Some(&other) => table.warnings.push(format!(
-                                "host {host} on port {port} is claimed by clusters {} and {}; the first wins",
+                                "host {host} on port {port} is claimed by clusters {} and {}; the one created first keeps it",
                                 routes.upstreams[other].cluster_id, cluster.cluster_id
                             )),
                         }
@@ -525,6 +538,7 @@ pub(crate) mod tests {
             deployment_policy_name: "d".into(),
             status: ClusterStatus::Active,
             error: None,
+            created_at: 0,
             members: members.into_iter().map(|m| (m.member_id.clone(), m)).collect(),
         }
     }
@@ -690,6 +704,43 @@ pub(crate) mod tests {
         let table = build(&topo, &BTreeMap::new(), &Registry::default());
         assert_eq!(table.route_http(8280, "app1.php.stratos.test", "/").unwrap().cluster_id, "app1.php");
         assert_eq!(table.warnings.len(), 2, "{:?}", table.warnings);
+    }
+
+    #[test]
+    fn a_host_name_stays_with_the_cluster_created_first() {
+        // "aaa.thief" sorts before "app1.php" (and its service "aaa" before "php"), but
+        // was created later: it takes neither the host nor the TCP port.
+        let mut topo = sample();
+        topo.services.get_mut("php").unwrap().clusters.get_mut("app1.php").unwrap().created_at = 100;
+        let mut thief = cluster(
+            "aaa.thief",
+            -1234,
+            &["app1.php.stratos.test"],
+            vec![member("aaa.thief", "t1", MemberStatus::Active, "10.9.9.9", vec![port(Protocol::Http, 1, 8280)])],
+        );
+        thief.created_at = 200;
+        let thieves = topology(vec![("aaa", ServiceType::SingleTenant, vec![], vec![thief])]);
+        topo.services.extend(thieves.services);
+        let table = build(&topo, &BTreeMap::new(), &Registry::default());
+        assert_eq!(table.route_http(8280, "app1.php.stratos.test", "/").unwrap().cluster_id, "app1.php");
+        assert!(table.warnings.iter().any(|w| w.contains("aaa.thief")), "{:?}", table.warnings);
+    }
+
+    #[test]
+    fn multi_tenant_clusters_of_one_tenant_do_not_share_a_host() {
+        let member_of = |c: &str, m: &str| member(c, m, MemberStatus::Active, "10.0.0.1", vec![]);
+        let mut first = cluster("t1.first", 1, &["mt.example"], vec![member_of("t1.first", "a")]);
+        first.created_at = 1;
+        let mut second = cluster("t1.aaa", 1, &["mt.example"], vec![member_of("t1.aaa", "b")]);
+        second.created_at = 2;
+        let mut other_tenant = cluster("t2.x", 2, &["mt.example"], vec![member_of("t2.x", "c")]);
+        other_tenant.created_at = 3;
+        let ports = vec![port(Protocol::Http, 8080, 8280)];
+        let topo = topology(vec![("mt", ServiceType::MultiTenant, ports, vec![first, second, other_tenant])]);
+        let table = build(&topo, &BTreeMap::new(), &Registry::default());
+        assert_eq!(table.route_http(8280, "mt.example", "/t/1/").unwrap().cluster_id, "t1.first");
+        assert_eq!(table.route_http(8280, "mt.example", "/t/2/").unwrap().cluster_id, "t2.x");
+        assert_eq!(table.warnings.len(), 1, "{:?}", table.warnings);
     }
 
     #[test]

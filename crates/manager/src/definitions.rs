@@ -152,6 +152,7 @@ async fn create<D: Resource>(
         )));
     }
     def.check(&defs).map_err(|p| invalid::<D>(def.id(), p))?;
+    refuse_claimed_names(&state, &def, &defs, tenant).await?;
     state
         .store
         .put(tenant, D::KIND.name(), def.id(), &serde_json::to_value(&def).expect("definitions serialise"))
@@ -224,6 +225,7 @@ async fn replace<D: Resource>(
     let new = serde_json::to_value(&def).expect("definitions serialise");
     authorize_write(&p, D::KIND, Some(&new), Some(&stored))?;
     def.check(&defs).map_err(|p| invalid::<D>(def.id(), p))?;
+    refuse_claimed_names(&state, &def, &defs, tenant).await?;
     insert(&mut defs, &def);
     let mut broken = Problems::default();
     for (kind, id) in defs.dependents_of(D::KIND, def.id()) {
@@ -301,6 +303,24 @@ async fn remove<D: Resource>(
         state.publish(&ApplicationDeletedEvent { application_id: id, tenant_id: tenant }).await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An application naming a host name (or making a cluster id) that another deployed
+/// application's cluster holds is refused now, not at its deploy.
+async fn refuse_claimed_names<D: Resource>(
+    state: &AppState,
+    def: &D,
+    defs: &Definitions,
+    tenant: i64,
+) -> ApiResult<()> {
+    if D::KIND != Kind::Application {
+        return Ok(());
+    }
+    let app: Application = serde_json::from_value(serde_json::to_value(def).expect("definitions serialise"))
+        .expect("an application reads back");
+    crate::claims::refuse_application_clashes(state, &app, defs, tenant)
+        .await
+        .map_err(|e| e.context(format!("cannot save application {:?}", app.application_id)))
 }
 
 /// What replacing the platform's definition `id` by `replacement` (or removing it, `None`)

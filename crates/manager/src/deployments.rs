@@ -11,8 +11,8 @@ use serde::Serialize;
 use stratos_bus::events::ApplicationDeployedEvent;
 use stratos_model::topology::{Member, Topology};
 use stratos_model::{
-    cluster_id, Application, ApplicationMonitorStatus, ClusterSpec, Definitions, Deployment, DeploymentStatus,
-    GroupSpec, MonitorStatus, Problems,
+    cluster_id, Application, ApplicationMonitorStatus, Cartridge, CartridgeSubscription, ClusterSpec, Definitions,
+    Deployment, DeploymentStatus, GroupSpec, MonitorStatus, Problems,
 };
 
 use crate::auth::Principal;
@@ -71,6 +71,10 @@ async fn deploy(
             problems: problems.0,
         })?;
     }
+    // Host names and cluster ids belong to one cluster: a second claim is refused.
+    crate::claims::refuse_clashes(&state, app, &deployment, &defs, tenant)
+        .await
+        .map_err(|e| e.context(format!("cannot deploy application {id:?}")))?;
     state
         .store
         .put(tenant, "deployment", &id, &serde_json::to_value(&deployment).expect("deployments serialise"))
@@ -119,22 +123,7 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
                 }
             }
         }
-        let domain = cartridge.host.clone().unwrap_or_else(|| DEFAULT_DOMAIN.to_string());
-        let mut host_names = info.host_names.clone();
-        host_names.push(format!("{}.{}.{domain}", app.application_id, info.alias));
-        clusters.push(ClusterSpec {
-            cluster_id: cluster_id(&app.application_id, &info.alias),
-            alias: info.alias.clone(),
-            cartridge_type: sub.cartridge_type.clone(),
-            min: sub.cartridge_min,
-            max: sub.cartridge_max,
-            desired: sub.cartridge_min,
-            deployment_policy: info.deployment_policy.clone(),
-            autoscaling_policy: info.autoscaling_policy.clone(),
-            host_names,
-            artifact_repository: info.artifact_repository.as_ref().map(|r| r.repo_url.clone()),
-            depends_on: Vec::new(),
-        });
+        clusters.push(cluster_spec(app, sub, cartridge));
     }
     problems.into_result()?;
     let mut deployment = Deployment {
@@ -149,6 +138,28 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
     };
     apply_startup_orders(app, &mut deployment);
     Ok(deployment)
+}
+
+/// The cluster a subscription runs as. Its host names are the subscription's, then
+/// `<application>.<alias>.<cartridge host or stratos.local>`.
+pub fn cluster_spec(app: &Application, sub: &CartridgeSubscription, cartridge: &Cartridge) -> ClusterSpec {
+    let info = &sub.subscribable_info;
+    let domain = cartridge.host.clone().unwrap_or_else(|| DEFAULT_DOMAIN.to_string());
+    let mut host_names = info.host_names.clone();
+    host_names.push(format!("{}.{}.{domain}", app.application_id, info.alias));
+    ClusterSpec {
+        cluster_id: cluster_id(&app.application_id, &info.alias),
+        alias: info.alias.clone(),
+        cartridge_type: sub.cartridge_type.clone(),
+        min: sub.cartridge_min,
+        max: sub.cartridge_max,
+        desired: sub.cartridge_min,
+        deployment_policy: info.deployment_policy.clone(),
+        autoscaling_policy: info.autoscaling_policy.clone(),
+        host_names,
+        artifact_repository: info.artifact_repository.as_ref().map(|r| r.repo_url.clone()),
+        depends_on: Vec::new(),
+    }
 }
 
 /// Startup orders: each component waits for the one before it in every list. A

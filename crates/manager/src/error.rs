@@ -6,11 +6,15 @@ use axum::Json;
 use serde::Serialize;
 use stratos_model::{Problem, Problems};
 
+/// Every error the API answers, whatever its status: `problems` is always there
+/// (empty when no field is at fault), as the OpenAPI document says.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
+    /// The HTTP status, again.
     pub status: u16,
+    /// What went wrong, in words.
     pub error: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Each field at fault, with its path in the request body.
     pub problems: Vec<Problem>,
 }
 
@@ -36,6 +40,16 @@ impl ApiError {
 
     pub fn conflict(what: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, what)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method; see /api/openapi.json")
+    }
+
+    /// Prefixes the message with what was being done.
+    pub fn context(mut self, doing: impl std::fmt::Display) -> Self {
+        self.error = format!("{doing}: {}", self.error);
+        self
     }
 }
 

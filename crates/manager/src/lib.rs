@@ -8,6 +8,7 @@
 pub mod auth;
 mod body;
 pub mod bootstrap;
+mod claims;
 mod definitions;
 mod deployments;
 mod error;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), guard::browser_guard))
@@ -52,14 +54,44 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .with_state(state)
 }
 
+/// How long a write probe's outcome answers `/api/health`: a flood of health checks
+/// (the route needs no credentials) costs one committed write a second, not one each.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The store's last write probe, by store (`describe`): when, and its error.
+type Probes = std::collections::HashMap<String, (std::time::Instant, Option<String>)>;
+
+/// Probes the store with a write, at most every [`PROBE_EVERY`].
+async fn store_error(state: &AppState) -> Option<String> {
+    static PROBES: std::sync::Mutex<Option<Probes>> = std::sync::Mutex::new(None);
+    let key = state.store.describe();
+    let recent = |probes: &Option<Probes>| {
+        probes.as_ref()?.get(&key).filter(|(at, _)| at.elapsed() < PROBE_EVERY).map(|(_, e)| e.clone())
+    };
+    if let Some(error) = recent(&PROBES.lock().unwrap_or_else(|e| e.into_inner())) {
+        return error;
+    }
+    let error = state.store.probe_write().await.err().map(|e| e.to_string());
+    let mut probes = PROBES.lock().unwrap_or_else(|e| e.into_inner());
+    probes.get_or_insert_with(Default::default).insert(key, (std::time::Instant::now(), error.clone()));
+    error
+}
+
+/// 200 when the store takes a write (a read alone passes with an unwritable WAL or a
+/// full disk), else 503 with the store's error as the reason.
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let store_ok = state.store.list(stratos_model::SUPER_TENANT, "health-probe").await.is_ok();
+    let store_error = store_error(&state).await;
+    if let Some(reason) = &store_error {
+        tracing::error!(reason = %reason, store = %state.store.describe(), "health: the store fails");
+    }
     let body = json!({
-        "status": if store_ok { "ok" } else { "degraded" },
+        "status": if store_error.is_none() { "ok" } else { "unavailable" },
         "store": state.store.describe(),
+        "storeError": store_error,
         "broker": state.bus.as_ref().map(|b| b.url().to_string()),
     });
-    let status = if store_ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    let status =
+        if store_error.is_none() { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 

@@ -46,7 +46,7 @@ pub fn document() -> Value {
     let deployment = generator.subschema_for::<stratos_model::Deployment>();
     let runtime = generator.subschema_for::<crate::deployments::Runtime>();
     let topology = generator.subschema_for::<stratos_model::topology::Topology>();
-    let string_param = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}});
+    let string_param = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": id_schema()});
     paths.insert(
         "/api/applications/{id}/deploy/{policy}".into(),
         json!({"post": {"tags": ["applications"], "operationId": "deployApplication",
@@ -99,7 +99,8 @@ pub fn document() -> Value {
     paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",
-            "responses": {"200": {"description": "Healthy", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
+            "responses": {"200": {"description": "Healthy: the store takes writes", "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "503": {"description": "The store fails; `storeError` says why", "content": {"application/json": {"schema": {"type": "object"}}}}}}}),
     );
     secure(&mut paths, &error);
     json!({
@@ -131,7 +132,7 @@ fn add_resource<D: Resource>(generator: &mut schemars::SchemaGenerator, paths: &
         "application/yaml": {"schema": schema}
     }});
     let one = json!({"application/json": {"schema": schema}});
-    let id_param = json!([{"name": "id", "in": "path", "required": true, "description": format!("The {words}'s `{}`", kind.id_field()), "schema": {"type": "string"}}]);
+    let id_param = json!([{"name": "id", "in": "path", "required": true, "description": format!("The {words}'s `{}`", kind.id_field()), "schema": id_schema()}]);
     paths.insert(
         format!("/api/{tag}"),
         json!({
@@ -254,11 +255,17 @@ fn error_responses(error: &schemars::Schema) -> Value {
     let content = json!({"application/json": {"schema": error}});
     json!({
         "400": {"description": "Malformed or invalid; `problems` names each field at fault", "content": content},
-        "404": {"description": "No such definition, or one of another tenant", "content": content},
-        "409": {"description": "Already exists, or in use by another definition", "content": content},
+        "404": {"description": "No such definition (or one of another tenant), or no such route", "content": content},
+        "405": {"description": "The route does not take this method", "content": content},
+        "409": {"description": "Already exists, in use by another definition, or a host name or cluster id that another deployed application holds", "content": content},
         "413": {"description": "Body larger than the limit", "content": content},
         "415": {"description": "Neither JSON nor YAML", "content": content}
     })
+}
+
+/// An id in a path: what the model accepts (`.`, `..`, `/`, whitespace and MQTT wildcards are not).
+fn id_schema() -> Value {
+    json!({"type": "string", "pattern": stratos_model::ID_PATTERN, "minLength": 1, "maxLength": 128})
 }
 
 fn merge(mut a: Value, b: &Value) -> Value {

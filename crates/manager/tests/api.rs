@@ -378,3 +378,255 @@ async fn groups_are_deployed_as_a_tree_and_their_status_shown() {
     let (_, runtime) = api.get("/api/applications/grouped/runtime").await;
     assert_eq!(runtime["applicationStatus"], "Created", "a record of an earlier deployment: {runtime}");
 }
+
+/// An application of one php cluster `alias`, naming `hosts`.
+fn php_app(id: &str, alias: &str, hosts: &[&str]) -> Value {
+    json!({"applicationId": id, "components": {"cartridges": [{"type": "php", "cartridgeMin": 1, "cartridgeMax": 3,
+        "subscribableInfo": {"alias": alias, "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting",
+            "hostNames": hosts}}]}})
+}
+
+fn problems_text(body: &Value) -> String {
+    body["problems"]
+        .as_array()
+        .map(|p| p.iter().map(|p| p["message"].as_str().unwrap_or("")).collect::<Vec<_>>().join("; "))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_host_name_of_a_deployed_application_cannot_be_claimed_again() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    // Added before php-web is deployed: nobody holds the name yet.
+    let (status, body) = api.post("/api/applications", &php_app("early", "web", &["php-web.web.stratos.local"])).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = api.post("/api/applications/php-web/deploy/burst-local", &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // Deploying the early claimant now: 409, at the field, naming the owner (same tenant).
+    let (status, body) = api.post("/api/applications/early/deploy/burst-local", &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(problem_paths(&body), ["components.cartridges[0].subscribableInfo.hostNames[0]"]);
+    assert!(problems_text(&body).contains("php-web"), "{body}");
+    assert_eq!(api.get("/api/applications/early/runtime").await.1["status"], "not-deployed");
+
+    // Adding or changing an application to claim it is refused too; case does not help.
+    let (status, body) = api.post("/api/applications", &php_app("thief", "web", &["PHP-Web.web.stratos.local"])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(problem_paths(&body), ["components.cartridges[0].subscribableInfo.hostNames[0]"]);
+    assert_eq!(api.get("/api/applications/thief").await.0, StatusCode::NOT_FOUND, "nothing stored");
+    let (status, body) = api.post("/api/applications", &php_app("thief", "web", &["thief.example"])).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let claim = php_app("thief", "web", &["thief.example", "php-web.stratos.local"]);
+    let (status, body) =
+        api.send(reqwest::Method::PUT, "/api/applications/thief", Some(("application/json", &claim.to_string()))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(problem_paths(&body), ["components.cartridges[0].subscribableInfo.hostNames[1]"]);
+    assert_eq!(
+        api.get("/api/applications/thief").await.1["components"]["cartridges"][0]["subscribableInfo"]["hostNames"],
+        json!(["thief.example"])
+    );
+    // The owner itself may change its definition.
+    let (status, body) = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/applications/php-web",
+            Some(("application/json", &example("php-web/application-php-web.json").to_string())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn colliding_cluster_ids_are_refused() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    // x.y + z and x + y.z are both cluster x.y.z.
+    for app in [php_app("x.y", "z", &[]), php_app("x", "y.z", &[])] {
+        let (status, body) = api.post("/api/applications", &app).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = api.post("/api/applications/x.y/deploy/burst-local", &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = api.post("/api/applications/x/deploy/burst-local", &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(problem_paths(&body).contains(&"components.cartridges[0].subscribableInfo.alias".to_string()), "{body}");
+    assert!(problems_text(&body).contains("\"x.y.z\"") && problems_text(&body).contains("\"x.y\""), "{body}");
+    assert_eq!(api.store.list_all_tenants("deployment").await.unwrap().len(), 1, "only x.y is deployed");
+}
+
+#[tokio::test]
+async fn ids_that_break_urls_topics_or_the_cli_are_refused_by_the_api_and_the_schema() {
+    let api = Api::start().await;
+    for bad in ["", ".", "..", "a/b", "a b", "a+b", "a#b"] {
+        let policy = json!({"id": bad, "loadThresholds": {"requestsInFlight": {"threshold": 80}}});
+        let (status, body) = api.post("/api/autoscalingPolicies", &policy).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert_eq!(problem_paths(&body), ["id"], "{bad:?}: {body}");
+    }
+    let (_, doc) = api.get("/api/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [("AutoscalingPolicy", "id"), ("Cartridge", "type"), ("Application", "applicationId")] {
+        let property = &schemas[schema]["properties"][field];
+        assert_eq!(property["pattern"], stratos_model::ID_PATTERN, "{schema}.{field}: {property}");
+        assert_eq!(property["minLength"], 1, "{schema}.{field}");
+    }
+    let param = &doc["paths"]["/api/cartridges/{id}"]["get"]["parameters"][0]["schema"];
+    assert_eq!(param["pattern"], stratos_model::ID_PATTERN, "{param}");
+}
+
+/// A request body: (content type, text).
+type Body<'a> = (&'a str, &'a str);
+
+/// Whether `value` is what `schema` (with `$ref`s into `schemas`) describes: types,
+/// required properties, properties and array items (what the error schema uses).
+fn conforms(value: &Value, schema: &Value, schemas: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return conforms(value, &schemas[name], schemas, at);
+    }
+    let ok = match schema["type"].as_str() {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    };
+    if !ok {
+        return Err(format!("{at}: {value} is not of type {}", schema["type"]));
+    }
+    for field in schema["required"].as_array().into_iter().flatten() {
+        let field = field.as_str().unwrap();
+        if value.get(field).is_none() {
+            return Err(format!("{at}: required property {field:?} is missing in {value}"));
+        }
+    }
+    for (field, sub) in schema["properties"].as_object().into_iter().flatten() {
+        if let Some(v) = value.get(field) {
+            conforms(v, sub, schemas, &format!("{at}.{field}"))?;
+        }
+    }
+    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in values.iter().enumerate() {
+            conforms(v, items, schemas, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_error_body_matches_the_openapi_error_schema() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    let (_, doc) = api.get("/api/openapi.json").await;
+    let schemas = doc["components"]["schemas"].clone();
+    let error_schema = json!({"$ref": "#/components/schemas/ErrorBody"});
+    assert!(schemas["ErrorBody"]["required"].as_array().unwrap().contains(&json!("problems")));
+    let duplicate = example_text("php-web/cartridge-php.json");
+    let big = format!("{{\"id\": \"{}\"}}", "x".repeat(DEFAULT_BODY_LIMIT + 1));
+    let cases: Vec<(StatusCode, reqwest::Method, &str, Option<Body>)> = vec![
+        (StatusCode::BAD_REQUEST, reqwest::Method::POST, "/api/cartridges", Some(("application/json", "{\"type\": "))),
+        (StatusCode::NOT_FOUND, reqwest::Method::GET, "/api/cartridges/nope", None),
+        (StatusCode::NOT_FOUND, reqwest::Method::GET, "/api/no-such-route", None),
+        (StatusCode::METHOD_NOT_ALLOWED, reqwest::Method::DELETE, "/api/topology", None),
+        (StatusCode::METHOD_NOT_ALLOWED, reqwest::Method::PATCH, "/api/cartridges/php", None),
+        (StatusCode::CONFLICT, reqwest::Method::POST, "/api/cartridges", Some(("application/json", &duplicate))),
+        (StatusCode::PAYLOAD_TOO_LARGE, reqwest::Method::POST, "/api/cartridges", Some(("application/json", &big))),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, reqwest::Method::POST, "/api/cartridges", Some(("text/html", "<p>"))),
+    ];
+    for (expected, method, path, body) in cases {
+        let (status, body) = api.send(method.clone(), path, body).await;
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        assert_eq!(body["status"], expected.as_u16(), "{method} {path}: {body}");
+        conforms(&body, &error_schema, &schemas, "body").unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        // Each status is documented on the route's operations that can answer it.
+        let documented = doc["paths"]["/api/cartridges"]["post"]["responses"].get(expected.as_str()).is_some();
+        assert!(documented, "{expected} is not in the OpenAPI document");
+    }
+}
+
+fn example_text(file: &str) -> String {
+    example(file).to_string()
+}
+
+/// A small tmpfs, unmounted when dropped: a disk that can be filled.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root).
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| SmallDisk(at.to_path_buf()))
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn health_is_503_when_the_store_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), "2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let store = Store::open_sqlite(&disk.0.join("stratos.db")).await.unwrap();
+    let reader = store.clone();
+    let state = Arc::new(AppState::new(store, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(stratos_manager::serve(listener, state, DEFAULT_BODY_LIMIT, std::future::pending()));
+    let health = || async {
+        let res = reqwest::get(format!("{base}/api/health")).await.unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let (status, body) = health().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The disk fills up: reads still work, writes cannot; health says so (its probe's
+    // outcome is kept a second).
+    let filler = disk.fill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = health().await;
+        if status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert!(body["storeError"].as_str().unwrap().contains("full"), "{body}");
+    assert!(reader.list(stratos_model::SUPER_TENANT, "cartridge").await.is_ok(), "reads go on");
+
+    std::fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = health().await;
+        if status == StatusCode::OK || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, StatusCode::OK, "the disk has room again: {body}");
+}

@@ -12,6 +12,7 @@ use crate::{Definition, Definitions, Kind, Problems, RepoUrlPolicy};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub application_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
@@ -40,6 +41,7 @@ pub struct Components {
 #[serde(rename_all = "camelCase")]
 pub struct CartridgeSubscription {
     /// The cartridge type.
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     #[serde(rename = "type")]
     pub cartridge_type: String,
     #[serde(deserialize_with = "crate::lenient::u32")]
@@ -53,6 +55,7 @@ pub struct CartridgeSubscription {
 #[serde(rename_all = "camelCase")]
 pub struct SubscribableInfo {
     /// Names the cluster within the application; unique across the application.
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub alias: String,
     pub autoscaling_policy: String,
     pub deployment_policy: String,
@@ -82,7 +85,9 @@ pub struct ArtifactRepository {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupComponent {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub name: String,
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub alias: String,
     /// Stratos 4.1 names it `groupMinInstances`; `groupMin` is accepted too.
     #[serde(

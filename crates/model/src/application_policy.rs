@@ -10,6 +10,7 @@ use crate::{Definition, Definitions, Kind, Problems};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPolicy {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     pub algorithm: ApplicationAlgorithm,
     /// Network partition ids, in bursting order.

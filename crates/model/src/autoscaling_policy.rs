@@ -8,6 +8,7 @@ use crate::{Definition, Definitions, Kind, Problems};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalingPolicy {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

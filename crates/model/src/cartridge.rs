@@ -11,6 +11,7 @@ use crate::{Definition, Definitions, Kind, Problems};
 #[serde(rename_all = "camelCase")]
 pub struct Cartridge {
     /// The cartridge type; its id, referenced by applications.
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     #[serde(rename = "type")]
     pub cartridge_type: String,
     /// `framework`, `data`, `application`, `load-balancer`, ...

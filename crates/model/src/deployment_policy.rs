@@ -8,6 +8,7 @@ use crate::{Definition, Definitions, Kind, Problems};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentPolicy {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     pub network_partitions: Vec<NetworkPartitionRef>,
 }
@@ -16,6 +17,7 @@ pub struct DeploymentPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPartitionRef {
     /// Id of a defined network partition.
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     pub partition_algo: PartitionAlgorithm,
     pub partitions: Vec<PartitionRef>,
@@ -25,6 +27,7 @@ pub struct NetworkPartitionRef {
 #[serde(rename_all = "camelCase")]
 pub struct PartitionRef {
     /// Id of a partition of the enclosing network partition.
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     /// Most members this policy puts in the partition.
     #[serde(deserialize_with = "crate::lenient::u32")]

@@ -7,6 +7,7 @@ mod application;
 mod application_policy;
 mod autoscaling_policy;
 mod cartridge;
+pub mod claims;
 mod definitions;
 mod deployment;
 mod deployment_policy;
@@ -39,6 +40,11 @@ pub use property::{property, Property};
 pub use repository::{check_repo_url, RepoUrlPolicy};
 pub use tenant::Tenant;
 pub use timings::DurationStats;
+
+/// What [`Problems::check_id`] accepts, as an ECMA-262 pattern for the OpenAPI
+/// document (with `minLength` 1 and `maxLength` 128): letters, digits, `.`, `_`
+/// and `-`, at least one of them not a dot.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$";
 
 /// The tenant that owns platform-wide definitions (Apache Stratos' super tenant id).
 pub const SUPER_TENANT: i64 = -1234;

@@ -10,6 +10,7 @@ use crate::{Definition, Definitions, Kind, Problems};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPartition {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     /// The IaaS driver that starts members here (`local`, `docker`, `kubernetes`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,6 +23,7 @@ pub struct NetworkPartition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Partition {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub id: String,
     /// Overrides the network partition's provider for this partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]

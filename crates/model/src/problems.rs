@@ -46,7 +46,9 @@ impl Problems {
     }
 
     /// Checks an identifier: non-empty, at most 128 characters of `[A-Za-z0-9._-]`,
-    /// so that it is safe in a URL path, an MQTT topic and a file name.
+    /// not only dots, so that it is safe in a URL path (`.` and `..` are path
+    /// steps), an MQTT topic (no `/`, `+`, `#`), a file name and a CLI argument.
+    /// [`crate::ID_PATTERN`] says the same to the OpenAPI document.
     pub fn check_id(&mut self, path: &str, id: &str) {
         if id.is_empty() {
             self.push(path, "must not be empty");
@@ -54,6 +56,11 @@ impl Problems {
             self.push(path, format!("must be at most 128 characters, found {}", id.len()));
         } else if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
             self.push(path, format!("{id:?} contains {c:?}; use letters, digits, '.', '_' and '-'"));
+        } else if id.chars().all(|c| c == '.') {
+            self.push(
+                path,
+                format!("{id:?} is not an id (a path step in URLs); use letters, digits, '.', '_' and '-'"),
+            );
         }
     }
 
@@ -77,5 +84,25 @@ impl fmt::Display for Problems {
             write!(f, "{p}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_break_urls_topics_or_the_cli_are_refused_with_their_field() {
+        for bad in ["", ".", "..", "...", "a/b", "a b", " a", "a\t", "a+b", "a#", "+", "#", "a\nb"] {
+            let mut p = Problems::default();
+            p.check_id("applicationId", bad);
+            assert_eq!(p.0.len(), 1, "{bad:?} accepted");
+            assert_eq!(p.0[0].path, "applicationId");
+        }
+        for good in ["a", "php-web", "x.y", ".hidden", "a..b", "v1_2", &"a".repeat(128)] {
+            let mut p = Problems::default();
+            p.check_id("id", good);
+            assert!(p.is_empty(), "{good:?} refused: {p}");
+        }
     }
 }

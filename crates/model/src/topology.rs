@@ -49,6 +49,11 @@ pub struct Cluster {
     /// Why the cluster cannot reach its desired size, while it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the controller created it (ms since the Unix epoch; 0 in topologies
+    /// saved before it was kept). Of two clusters claiming one host name, the
+    /// load balancer routes to the earlier.
+    #[serde(default)]
+    pub created_at: u64,
     /// Keyed by member id.
     #[serde(default)]
     pub members: BTreeMap<String, Member>,

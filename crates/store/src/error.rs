@@ -17,6 +17,13 @@ pub enum StoreError {
     #[error("cannot create directory {} for the SQLite database: {error}", path.display())]
     CreateDir { path: PathBuf, error: std::io::Error },
 
+    /// A file of the SQLite database (or its directory) this process cannot write.
+    #[error(
+        "{} is not writable by this process ({error}); SQLite needs to write the database, its -wal file and their directory: fix their owner or permissions",
+        path.display()
+    )]
+    NotWritable { path: PathBuf, error: std::io::Error },
+
     #[error("cannot open SQLite database {}: {error}", path.display())]
     OpenSqlite { path: PathBuf, error: rusqlite::Error },
 

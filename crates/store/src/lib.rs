@@ -18,6 +18,8 @@
 //!   whole topology in collection `topology`, id `current`: [`Store::migrate_topology`]
 //!   moves it once;
 //! - tenants: tenant [`SUPER_TENANT`], collection `tenant`, id = the tenant id in decimal;
+//! - the platform id: tenant [`SUPER_TENANT`], collection `platform`, id `id`
+//!   (`{"platformId": ..., "createdAt": ms}`), made once by [`Store::create_platform_id`].
 //! - identity (written by the manager): tenant [`SUPER_TENANT`], collections `user`
 //!   (id = user name, the password as an argon2 hash), `api-token` (id = token id, the
 //!   secret as its SHA-256) and `tenant-quota` (id = the tenant id in decimal).
@@ -48,6 +50,11 @@ const LEGACY_TOPOLOGY: (&str, &str) = ("topology", "current");
 const TOPOLOGY_SERVICES: &str = "topology-service";
 const TOPOLOGY_CLUSTERS: &str = "topology-cluster";
 const TENANTS: &str = "tenant";
+/// The platform's identity: tenant [`SUPER_TENANT`], this collection, id [`PLATFORM_ID`].
+const PLATFORM: &str = "platform";
+const PLATFORM_ID: &str = "id";
+/// Where [`Store::probe_write`] writes.
+const HEALTH_PROBE: (&str, &str) = ("health-probe", "last");
 
 /// A handle on the database; clones share one connection.
 #[derive(Clone)]
@@ -146,7 +153,9 @@ impl Store {
         Store::open_sqlite(Path::new(path)).await
     }
 
-    /// Opens (creating it and its directory if needed) a SQLite database in WAL mode.
+    /// Opens (creating it and its directory if needed) a SQLite database in WAL mode,
+    /// for this process alone while the store lives (EXCLUSIVE locking: no `-shm` is
+    /// mapped; another process opening it waits the busy timeout, then fails).
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
         let store = Store::Sqlite(SqliteStore::open(path).await?);
         tracing::info!(store = %store.describe(), schema_version = SCHEMA_VERSION, "store opened");
@@ -362,6 +371,46 @@ impl Store {
         Ok(t)
     }
 
+    /// The id of the platform this store belongs to; `None` in a new (or emptied)
+    /// store, and in one written by a build before platform ids.
+    pub async fn platform_id(&self) -> Result<Option<String>, StoreError> {
+        let Some(body) = self.get(SUPER_TENANT, PLATFORM, PLATFORM_ID).await? else { return Ok(None) };
+        let record: PlatformRecord = serde_json::from_value(body).map_err(|error| StoreError::InvalidDocument {
+            tenant: SUPER_TENANT,
+            collection: PLATFORM.into(),
+            id: PLATFORM_ID.into(),
+            what: "platform id".into(),
+            error,
+        })?;
+        Ok(Some(record.platform_id))
+    }
+
+    /// Makes the store's platform id once: a new random id, or `adopt` (the id of
+    /// members an operator adopts into this store). An id already there is kept
+    /// unless `adopt` names another, which replaces it.
+    pub async fn create_platform_id(&self, adopt: Option<&str>) -> Result<String, StoreError> {
+        let existing = self.platform_id().await?;
+        let id = match (existing, adopt) {
+            (Some(id), None) => return Ok(id),
+            (Some(id), Some(adopt)) if id == adopt => return Ok(id),
+            (_, Some(adopt)) => adopt.to_string(),
+            (None, None) => new_platform_id(),
+        };
+        let record = PlatformRecord { platform_id: id.clone(), created_at: now_millis() };
+        let body = serde_json::to_value(&record)
+            .map_err(|error| StoreError::Encode { what: "the platform id".into(), error })?;
+        self.put(SUPER_TENANT, PLATFORM, PLATFORM_ID, &body).await?;
+        tracing::info!(platform_id = %id, store = %self.describe(), "platform id recorded in the store");
+        Ok(id)
+    }
+
+    /// Writes (and commits) one small document: whether the store takes writes now.
+    /// A read alone passes with an unwritable WAL or a locked database.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let (collection, id) = HEALTH_PROBE;
+        self.put(SUPER_TENANT, collection, id, &serde_json::json!({ "at": now_millis() })).await
+    }
+
     /// Creates or replaces a tenant (keyed by its id).
     pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         let id = t.tenant_id.to_string();
@@ -389,6 +438,30 @@ impl Store {
         tenants.sort_by_key(|t| t.tenant_id);
         Ok(tenants)
     }
+}
+
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlatformRecord {
+    platform_id: String,
+    #[serde(default)]
+    created_at: u64,
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// 16 random bytes from the kernel, in hex (the time and process id if it has none).
+fn new_platform_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        let seed = now_millis() as u128 ^ ((std::process::id() as u128) << 64);
+        bytes = seed.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether a definition of the platform (the super tenant) is shared with every tenant,

@@ -161,10 +161,19 @@ fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|error| StoreError::CreateDir { path: parent.to_path_buf(), error })?;
     }
+    check_writable(&path)?;
     let mut conn = Connection::open(&path).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    // WAL: readers do not block the writer, and other processes (the CLI, a
-    // second component) can open the same file. In-memory databases stay "memory".
+    // One process owns the file while it runs. In EXCLUSIVE locking mode, set before
+    // WAL mode, SQLite keeps the WAL index in this process's heap instead of mapping
+    // `<db>-shm`: a shared-memory file truncated or replaced under a running platform
+    // killed it with SIGBUS (the mapping's pages vanished), with no word of why. It
+    // also keeps a second platform from opening the store while the first runs (it
+    // waits the busy timeout, then fails with "database is locked"). The lock is taken
+    // at the first access below and held until the store is dropped.
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(open_err)?;
+    // WAL: a write appends to the log; a crash loses nothing committed.
+    // In-memory databases stay "memory".
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(open_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %path.display(), journal_mode = %mode, "SQLite database is not in WAL mode");
@@ -188,4 +197,35 @@ fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
     tx.commit().map_err(open_err)?;
 
     Ok(SqliteStore { inner: Arc::new(Inner { describe, conn: Mutex::new(conn) }) })
+}
+
+/// Refuses a database whose files this process cannot write, naming the file.
+///
+/// A database or `-wal` it cannot write would fail every write (500s while reads
+/// work); a directory it cannot write, the creation of the `-wal`. Refused here, with
+/// the file's name, before SQLite sees them.
+fn check_writable(path: &Path) -> Result<(), StoreError> {
+    // (No `-shm`: in EXCLUSIVE locking mode SQLite never uses it.)
+    for suffix in ["", "-wal"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::OpenOptions::new().read(true).write(true).open(&file) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StoreError::NotWritable { path: file, error }),
+        }
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".stratos-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        // Left by a process of the same id that died: still proof the directory is writable.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::NotWritable { path: dir, error }),
+    }
 }

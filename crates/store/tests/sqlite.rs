@@ -70,7 +70,9 @@ async fn sqlite_corrupt_json_is_an_error_naming_the_document() {
     store.put(3, "cartridge", "good", &json!({"type": "good", "category": "x"})).await.unwrap();
     store.put(4, "cartridge", "fine", &json!({"type": "fine", "category": "x"})).await.unwrap();
 
-    // Another connection (as another tool would) writes a body that is not JSON.
+    // Another connection (as another tool would, while the platform is stopped: the
+    // store holds the file exclusively) writes a body that is not JSON.
+    drop(store);
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     raw.execute(
@@ -79,6 +81,7 @@ async fn sqlite_corrupt_json_is_an_error_naming_the_document() {
     )
     .unwrap();
     drop(raw);
+    let store = Store::open_sqlite(&path).await.unwrap();
 
     let err = store.get(3, "cartridge", "bad").await.unwrap_err();
     assert!(matches!(err, StoreError::CorruptDocument { tenant: 3, .. }), "{err:?}");
@@ -116,6 +119,7 @@ async fn sqlite_open_urls_describe_and_errors() {
     let canonical = std::fs::canonicalize(&path).unwrap();
     assert_eq!(store.describe(), format!("sqlite:{}", canonical.display()));
     assert!(format!("{store:?}").contains("sqlite:"));
+    drop(store);
     let journal: String = {
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap()
@@ -128,9 +132,8 @@ async fn sqlite_open_urls_describe_and_errors() {
         stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     };
     assert_eq!(versions, vec![1]);
-    drop(store);
     // Reopening is idempotent (no second version row, no error).
-    Store::open_sqlite(&path).await.unwrap();
+    drop(Store::open_sqlite(&path).await.unwrap());
     let count: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
@@ -182,7 +185,7 @@ async fn sqlite_concurrent_writers_and_two_handles_on_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
     let one = Store::open_sqlite(&path).await.unwrap();
-    let two = Store::open_sqlite(&path).await.unwrap(); // a second connection, as a second component would
+    let two = one.clone(); // a second handle, as a second component of the platform has
 
     let mut tasks = Vec::new();
     for i in 0..40 {
@@ -222,6 +225,43 @@ async fn sqlite_topology_migration_survives_a_restart() {
     drop(store);
     let reopened = Store::open_sqlite(&db_path(&dir)).await.unwrap();
     assert_eq!(reopened.load_topology().await.unwrap(), expected);
+}
+
+/// One process owns the file while it runs (EXCLUSIVE locking: no `-shm` mapped, which
+/// SIGBUSed the process when truncated under it): a second opener is refused with a
+/// clear error, and the first goes on working.
+#[tokio::test]
+async fn sqlite_store_is_one_process_s_and_maps_no_shared_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = Store::open_sqlite(&path).await.unwrap();
+    store.put(1, "cartridge", "a", &json!({"type": "a"})).await.unwrap();
+    let shm = Path::new(&format!("{}-shm", path.display())).to_path_buf();
+    assert!(!shm.exists(), "the WAL index is in memory, not in {}", shm.display());
+    // A -shm appearing (or truncated) under the running store changes nothing.
+    std::fs::write(&shm, b"").unwrap();
+    store.put(1, "cartridge", "b", &json!({"type": "b"})).await.unwrap();
+    assert_eq!(store.list(1, "cartridge").await.unwrap().len(), 2);
+
+    let err = Store::open_sqlite(&path).await.unwrap_err().to_string();
+    assert!(err.contains("locked"), "{err}");
+    assert_eq!(store.get(1, "cartridge", "a").await.unwrap().unwrap()["type"], "a");
+    drop(store);
+    let reopened = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(reopened.list(1, "cartridge").await.unwrap().len(), 2, "nothing lost");
+}
+
+/// A database file this process cannot write is refused at open, naming it (as
+/// root every file is writable, so the check is tried on a directory it cannot create in).
+#[tokio::test]
+async fn sqlite_unwritable_files_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A "-wal" that is a directory cannot be opened for writing, by root either.
+    let path = dir.path().join("s.db");
+    std::fs::create_dir_all(dir.path().join("s.db-wal")).unwrap();
+    let err = Store::open_sqlite(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotWritable { .. }), "{err:?}");
+    assert!(err.to_string().contains("s.db-wal") && err.to_string().contains("not writable"), "{err}");
 }
 
 #[tokio::test]

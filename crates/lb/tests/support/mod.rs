@@ -217,6 +217,7 @@ pub fn cluster(cluster_id: &str, tenant_id: i64, hosts: &[&str], members: Vec<Me
         deployment_policy_name: "deploy".into(),
         status: ClusterStatus::Active,
         error: None,
+        created_at: 0,
         members: members.into_iter().map(|m| (m.member_id.clone(), m)).collect(),
     }
 }

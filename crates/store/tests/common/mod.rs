@@ -89,6 +89,7 @@ pub fn topology() -> Topology {
         deployment_policy_name: "local-only".into(),
         status: ClusterStatus::Active,
         error: None,
+        created_at: 0,
         members: BTreeMap::from([(member.member_id.clone(), member)]),
     };
     let service = Service {

@@ -1,0 +1,280 @@
+//! Whose members these are: every member carries the id of the platform (store)
+//! that made it, and a controller adopts or terminates only its own.
+//!
+//! A store that is new, emptied, or another platform's must never be taken for the
+//! truth while members run: the controller would find none of them in it and
+//! terminate them all as orphans. So before a controller reconciles, the members the
+//! drivers list are counted against the store ([`Census`], pure) and a store that
+//! does not know running members is refused, unless the operator says what to do
+//! with them ([`Strangers`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratos_store::Store;
+use tracing::{info, warn};
+
+use crate::driver::{Driver, Instance, InstanceState};
+
+/// What to do with running members the store does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strangers {
+    /// Refuse to reconcile, saying how many there are and what the operator can do.
+    #[default]
+    Refuse,
+    /// This store takes the platform id of the running members (all of one
+    /// platform): those its topology names are adopted; the others are its orphans.
+    Adopt,
+    /// Terminate them, then go on.
+    Remove,
+}
+
+/// The running members as the store sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// The store's platform id.
+    pub platform_id: Option<String>,
+    /// How many members the store's topology records.
+    pub recorded: usize,
+    /// Running, with this platform's id.
+    pub own: usize,
+    /// Running with this platform's id though the store records no member at all:
+    /// the store was emptied under them.
+    pub own_unrecorded: Vec<String>,
+    /// Running with another platform's id, by platform id.
+    pub foreign: BTreeMap<String, Vec<String>>,
+    /// Running without a platform id (started by a build before platform ids), and
+    /// not named by the store: nobody can tell whose they are.
+    pub unmarked_unrecorded: Vec<String>,
+}
+
+impl Census {
+    /// Counts `instances` (only running ones matter) against a store with
+    /// `platform_id` whose topology names the members `recorded`.
+    pub fn take(platform_id: Option<&str>, recorded: &HashSet<String>, instances: &[Instance]) -> Census {
+        let mut census =
+            Census { platform_id: platform_id.map(str::to_string), recorded: recorded.len(), ..Default::default() };
+        for i in instances.iter().filter(|i| i.state == InstanceState::Running) {
+            match (&i.platform_id, platform_id) {
+                (Some(theirs), Some(ours)) if theirs == ours => {
+                    census.own += 1;
+                    if recorded.is_empty() {
+                        census.own_unrecorded.push(i.member_id.clone());
+                    }
+                }
+                (Some(theirs), _) => census.foreign.entry(theirs.clone()).or_default().push(i.member_id.clone()),
+                (None, _) if recorded.contains(&i.member_id) => {}
+                (None, _) => census.unmarked_unrecorded.push(i.member_id.clone()),
+            }
+        }
+        census
+    }
+
+    /// Running members this store must not judge: another platform's, unmarked ones
+    /// it does not name, and its own while it records none.
+    pub fn strangers(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.foreign.values().flatten().cloned().collect();
+        out.extend(self.unmarked_unrecorded.iter().cloned());
+        out.extend(self.own_unrecorded.iter().cloned());
+        out.sort();
+        out
+    }
+
+    /// Why this store may not reconcile these members, and what the operator can do;
+    /// `None` when it may.
+    pub fn refusal(&self, store: &str) -> Option<String> {
+        let strangers = self.strangers();
+        if strangers.is_empty() {
+            return None;
+        }
+        let mut whose = Vec::new();
+        for (platform, members) in &self.foreign {
+            whose.push(format!("{} of platform {platform}", members.len()));
+        }
+        if !self.unmarked_unrecorded.is_empty() {
+            whose.push(format!(
+                "{} without a platform id (started by an earlier build)",
+                self.unmarked_unrecorded.len()
+            ));
+        }
+        if !self.own_unrecorded.is_empty() {
+            whose.push(format!("{} of this platform that the store no longer records", self.own_unrecorded.len()));
+        }
+        let this = match (&self.platform_id, self.recorded) {
+            (None, 0) => "is new or empty".to_string(),
+            (None, n) => format!("records {n} member(s) and no platform id"),
+            (Some(id), n) => format!("is platform {id} and records {n} member(s)"),
+        };
+        Some(format!(
+            "{} running member(s) that the store {store} does not know ({}); the store {this}. \
+             Nothing was terminated. Start the platform with the store (--data-dir or --store) that made them; \
+             or with --adopt-members to make this store theirs (members it records are kept, the others are \
+             terminated as orphans); or with --remove-members to terminate them. Members: {}",
+            strangers.len(),
+            whose.join(", "),
+            summary(&strangers)
+        ))
+    }
+}
+
+/// A few member ids, and how many more.
+fn summary(ids: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = ids.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    text
+}
+
+/// Every member the drivers list; an error when one cannot (nothing may be judged then).
+pub async fn list_all(drivers: &[Arc<dyn Driver>]) -> Result<Vec<(Arc<dyn Driver>, Instance)>, String> {
+    let mut out = Vec::new();
+    for driver in drivers {
+        let listed =
+            driver.list().await.map_err(|e| format!("cannot list the {} driver's members: {e}", driver.name()))?;
+        out.extend(listed.into_iter().map(|i| (driver.clone(), i)));
+    }
+    Ok(out)
+}
+
+/// Makes sure the store may reconcile the members the drivers list, and returns its
+/// platform id (made now for a new store with nothing running). With strangers
+/// running, `strangers` says what happens; `Refuse` returns the operator's message.
+pub async fn establish(
+    store: &Store,
+    drivers: &[Arc<dyn Driver>],
+    strangers: Strangers,
+    grace: Duration,
+) -> Result<String, String> {
+    store.migrate_topology().await.map_err(|e| e.to_string())?;
+    let platform_id = store.platform_id().await.map_err(|e| e.to_string())?;
+    let recorded: HashSet<String> =
+        store.load_topology().await.map_err(|e| e.to_string())?.members().map(|m| m.member_id.clone()).collect();
+    let listed = list_all(drivers).await?;
+    let instances: Vec<Instance> = listed.iter().map(|(_, i)| i.clone()).collect();
+    let census = Census::take(platform_id.as_deref(), &recorded, &instances);
+    let Some(refusal) = census.refusal(&store.describe()) else {
+        return store.create_platform_id(None).await.map_err(|e| e.to_string());
+    };
+    match strangers {
+        Strangers::Refuse => Err(refusal),
+        Strangers::Adopt => {
+            let ids: Vec<&String> = census.foreign.keys().collect();
+            if !census.unmarked_unrecorded.is_empty() || ids.len() > 1 {
+                return Err(format!(
+                    "cannot adopt: the members are not all of one platform ({} platform id(s), {} without one); \
+                     use --remove-members, or start with the store that made them",
+                    ids.len(),
+                    census.unmarked_unrecorded.len()
+                ));
+            }
+            if census.own > census.own_unrecorded.len() && !ids.is_empty() {
+                return Err(format!(
+                    "cannot adopt: {} running member(s) of this store's own platform would become strangers; \
+                     use --remove-members for the others, or start with the store that made them",
+                    census.own
+                ));
+            }
+            let adopted = match ids.first() {
+                Some(id) => store.create_platform_id(Some(id)).await.map_err(|e| e.to_string())?,
+                None => store.create_platform_id(None).await.map_err(|e| e.to_string())?,
+            };
+            warn!(platform_id = %adopted, members = census.strangers().len(), "adopted the running members' platform id: members the store records are kept, the others are terminated as orphans");
+            Ok(adopted)
+        }
+        Strangers::Remove => {
+            let strangers: HashSet<String> = census.strangers().into_iter().collect();
+            for (driver, instance) in listed.iter().filter(|(_, i)| strangers.contains(&i.member_id)) {
+                info!(member_id = %instance.member_id, platform_id = ?instance.platform_id, "terminating a member this store does not know (--remove-members)");
+                driver.terminate(&instance.member_id, grace).await.map_err(|e| e.to_string())?;
+            }
+            warn!(
+                members = strangers.len(),
+                "terminated the running members this store did not know (--remove-members)"
+            );
+            store.create_platform_id(None).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Whether the controller of `platform_id` may judge (adopt, keep, terminate) this
+/// instance: its own, or an unmarked one its store records (started before platform ids).
+pub fn is_ours(instance: &Instance, platform_id: &str, recorded: impl FnOnce(&str) -> bool) -> bool {
+    match &instance.platform_id {
+        Some(id) => id == platform_id,
+        None => recorded(&instance.member_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(id: &str, platform: Option<&str>) -> Instance {
+        Instance {
+            member_id: id.into(),
+            cluster_id: "app.web".into(),
+            state: InstanceState::Running,
+            address: "127.0.0.1".into(),
+            ports: vec![],
+            started_at: 0,
+            platform_id: platform.map(str::to_string),
+        }
+    }
+
+    fn names(ids: &[&str]) -> HashSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_new_store_with_nothing_running_may_start() {
+        let c = Census::take(None, &names(&[]), &[]);
+        assert_eq!(c.refusal("s"), None);
+        let mut gone = running("m1", Some("other"));
+        gone.state = InstanceState::Exited { code: Some(0), detail: "exited".into() };
+        assert_eq!(Census::take(None, &names(&[]), &[gone]).refusal("s"), None, "exited members do not count");
+    }
+
+    #[test]
+    fn an_empty_or_new_store_refuses_running_members_of_any_platform() {
+        let c = Census::take(
+            None,
+            &names(&[]),
+            &[running("m1", Some("p1")), running("m2", Some("p1")), running("m3", None)],
+        );
+        let refusal = c.refusal("sqlite:/x/stratos.db").expect("refused");
+        assert!(refusal.starts_with("3 running member(s)"), "{refusal}");
+        assert!(refusal.contains("2 of platform p1") && refusal.contains("1 without a platform id"), "{refusal}");
+        assert!(
+            refusal.contains("new or empty")
+                && refusal.contains("--adopt-members")
+                && refusal.contains("--remove-members")
+        );
+        // The store of this platform, emptied: its own members are strangers too.
+        let c = Census::take(Some("p1"), &names(&[]), &[running("m1", Some("p1"))]);
+        assert_eq!(c.own_unrecorded, ["m1"]);
+        assert!(c.refusal("s").unwrap().contains("no longer records"));
+    }
+
+    #[test]
+    fn a_store_with_records_judges_its_own_members_only() {
+        // Its own members (recorded or orphans) are its business; another platform's are not.
+        let own = [running("m1", Some("p1")), running("orphan", Some("p1"))];
+        assert_eq!(Census::take(Some("p1"), &names(&["m1"]), &own).refusal("s"), None);
+        let c = Census::take(Some("p1"), &names(&["m1"]), &[running("m1", Some("p1")), running("x", Some("p2"))]);
+        assert_eq!(c.foreign["p2"], ["x"]);
+        assert!(c.refusal("s").unwrap().contains("1 of platform p2"));
+    }
+
+    #[test]
+    fn members_of_earlier_builds_are_adopted_by_the_store_that_records_them() {
+        let legacy = [running("m1", None)];
+        assert_eq!(Census::take(None, &names(&["m1"]), &legacy).refusal("s"), None);
+        assert!(is_ours(&legacy[0], "p1", |id| id == "m1"));
+        assert!(!is_ours(&legacy[0], "p1", |_| false));
+        assert!(!is_ours(&running("m1", Some("p2")), "p1", |_| true));
+        assert!(is_ours(&running("m1", Some("p1")), "p1", |_| false));
+    }
+}
