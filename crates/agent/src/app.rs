@@ -28,6 +28,9 @@ impl App {
         let mut child = Command::new(program)
             .args(args)
             .current_dir(cwd)
+            // The bus credentials are the agent's: the app has no business on the bus.
+            .env_remove("STRATOS_BUS_USERNAME")
+            .env_remove(crate::BusPassword::ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -29,10 +29,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use stratos_bus::events::{
-    InstanceActivatedEvent, InstanceMaintenanceModeEvent, InstanceReadyToShutdownEvent, InstanceStartFailedEvent,
-    InstanceStartedEvent, InstanceUnhealthyEvent, MemberHealthStatEvent, MemberMaintenanceModeEvent,
+    InstanceActivatedEvent, InstanceCleanupClusterEvent, InstanceCleanupMemberEvent, InstanceMaintenanceModeEvent,
+    InstanceReadyToShutdownEvent, InstanceStartFailedEvent, InstanceStartedEvent, InstanceUnhealthyEvent,
+    MemberHealthStatEvent, MemberMaintenanceModeEvent,
 };
-use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Event, MemberRef};
+use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
 use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
@@ -89,6 +90,13 @@ pub struct AgentConfig {
     /// The event bus: mqtt://HOST:PORT.
     #[arg(long, env = "STRATOS_BROKER")]
     pub broker: String,
+    /// The member's username on the event bus, issued by the controller when it started the member.
+    /// Its password comes from STRATOS_BUS_PASSWORD only (a command line is readable by every user).
+    #[arg(long, env = "STRATOS_BUS_USERNAME")]
+    pub bus_username: Option<String>,
+    // The member's bus password: from STRATOS_BUS_PASSWORD, never a flag.
+    #[arg(skip = BusPassword::from_env())]
+    pub bus_password: Option<BusPassword>,
     /// The app's command, a JSON array: ["python3","-m","http.server","40123"].
     // A fully qualified `Vec` makes clap take one value, parsed as a whole.
     #[arg(long, env = "STRATOS_COMMAND", value_parser = parse_command)]
@@ -130,6 +138,24 @@ pub struct AgentConfig {
     /// announced its maintenance mode: for load balancers to stop routing to it.
     #[arg(long, env = "STRATOS_DRAIN_GRACE_MS", default_value_t = 1000)]
     pub drain_grace_ms: u64,
+}
+
+/// The member's bus password, from `STRATOS_BUS_PASSWORD`. `Debug` never shows it.
+#[derive(Clone)]
+pub struct BusPassword(String);
+
+impl BusPassword {
+    pub const ENV: &'static str = "STRATOS_BUS_PASSWORD";
+
+    fn from_env() -> Option<BusPassword> {
+        std::env::var(Self::ENV).ok().filter(|p| !p.is_empty()).map(BusPassword)
+    }
+}
+
+impl std::fmt::Debug for BusPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// One of the app's ports (`STRATOS_PORTS`).
@@ -270,7 +296,14 @@ impl Agent {
             }
             bus = connect(cfg) => bus?,
         };
-        let mut notifier = bus.subscribe("instance/notifier/#").await?;
+        // What is addressed to this member and to its cluster; the broker refuses a member
+        // anything wider.
+        let mut notifier = bus
+            .subscribe_many(&[
+                format!("{}/{}/#", InstanceCleanupMemberEvent::PREFIX, cfg.member_id),
+                format!("{}/{}/#", InstanceCleanupClusterEvent::PREFIX, cfg.cluster_id),
+            ])
+            .await?;
         let logs = LogSink::open(&member_dir.join(APP_LOG), bus.clone(), self.member.clone(), cfg.tenant_id)
             .with_context(|| format!("cannot open {}", member_dir.join(APP_LOG).display()))?;
 
@@ -418,7 +451,7 @@ impl Agent {
                 info!(event = why, "cleaning up the member");
                 // Load balancers stop routing to the member on the controller's announcement:
                 // the app serves on until then (and a grace), or requests would meet a closed port.
-                let announcements = bus.subscribe_to::<MemberMaintenanceModeEvent>().await;
+                let announcements = bus.subscribe(&MemberMaintenanceModeEvent::topic_for(&cfg.member_id)).await;
                 publish(&bus, &InstanceMaintenanceModeEvent { member: self.member.clone() }).await;
                 self.wait_out_of_rotation(announcements.ok()).await;
                 if let Some(command) = &cfg.cleanup_command {
@@ -505,10 +538,17 @@ async fn next_verdict(watch: &mut Option<Watch>) -> watch::Verdict {
 /// Connects to the bus, retrying for up to a minute (the broker may be restarting).
 async fn connect(cfg: &AgentConfig) -> Result<Bus> {
     let client_id = format!("agent-{}", cfg.member_id);
+    let credentials = match (&cfg.bus_username, &cfg.bus_password) {
+        (Some(username), Some(password)) => {
+            Some(Credentials { username: username.clone(), password: password.0.clone() })
+        }
+        (None, None) => None,
+        _ => return Err(anyhow!("STRATOS_BUS_USERNAME and {} go together", BusPassword::ENV)),
+    };
     let give_up = Instant::now() + CONNECT_FOR;
     let mut backoff = Duration::from_millis(200);
     loop {
-        match Bus::connect(&cfg.broker, &client_id).await {
+        match Bus::connect_with(&cfg.broker, &client_id, credentials.clone()).await {
             Ok(bus) => return Ok(bus),
             Err(e @ BusError::BadUrl(_)) => return Err(e.into()),
             Err(e) if Instant::now() + backoff < give_up => {
@@ -524,9 +564,9 @@ async fn connect(cfg: &AgentConfig) -> Result<Bus> {
 /// Publishes an event, giving up (with a warning) if the bus does not take it within 10 s.
 async fn publish<E: Event>(bus: &Bus, event: &E) {
     match tokio::time::timeout(Duration::from_secs(10), bus.publish(event)).await {
-        Ok(Ok(())) => debug!(topic = E::TOPIC, "published"),
-        Ok(Err(e)) => warn!(topic = E::TOPIC, error = %e, "cannot publish"),
-        Err(_) => warn!(topic = E::TOPIC, "the event bus did not take the event within 10 s"),
+        Ok(Ok(())) => debug!(topic = %event.topic(), "published"),
+        Ok(Err(e)) => warn!(topic = %event.topic(), error = %e, "cannot publish"),
+        Err(_) => warn!(topic = %event.topic(), "the event bus did not take the event within 10 s"),
     }
 }
 
@@ -534,7 +574,7 @@ async fn publish<E: Event>(bus: &Bus, event: &E) {
 /// everything published before it on this connection, reached the broker. For last words.
 async fn publish_confirmed<E: Event>(bus: &Bus, event: &E) {
     let body = serde_json::to_vec(event).ok();
-    let subscription = bus.subscribe(E::TOPIC).await;
+    let subscription = bus.subscribe(&event.topic()).await;
     publish(bus, event).await;
     let confirmed = match subscription {
         Ok(mut sub) => sub
@@ -547,7 +587,7 @@ async fn publish_confirmed<E: Event>(bus: &Bus, event: &E) {
         }
     };
     if !confirmed {
-        warn!(topic = E::TOPIC, "the broker did not confirm the event");
+        warn!(topic = %event.topic(), "the broker did not confirm the event");
     }
 }
 

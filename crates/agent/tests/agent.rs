@@ -88,6 +88,12 @@ struct Spec<'a> {
 impl<'a> Spec<'a> {
     fn new(broker: &EmbeddedBroker, member_id: &'a str, command: Vec<String>, ports: Vec<u16>) -> Spec<'a> {
         Spec { broker: broker.url(), member_id, command, ports, env: Vec::new() }
+            .credentials(&broker.member_credentials(CLUSTER, member_id))
+    }
+
+    /// The member's own bus credentials, as the controller gives them.
+    fn credentials(self, credentials: &stratos_bus::Credentials) -> Spec<'a> {
+        self.env("STRATOS_BUS_USERNAME", &credentials.username).env("STRATOS_BUS_PASSWORD", &credentials.password)
     }
 
     fn env(mut self, name: &'a str, value: impl Into<String>) -> Spec<'a> {
@@ -212,7 +218,7 @@ impl Drop for Agent {
 }
 
 async fn observe(broker: &EmbeddedBroker, name: &str) -> (Bus, Subscription) {
-    let bus = Bus::connect(&broker.url(), &format!("test-{name}")).await.unwrap();
+    let bus = Bus::connect(&broker.platform_url(), &format!("test-{name}")).await.unwrap();
     let sub = bus.subscribe("#").await.unwrap();
     (bus, sub)
 }
@@ -439,12 +445,15 @@ async fn the_agent_waits_for_the_broker() {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let url = format!("mqtt://{addr}");
+    let secret = stratos_bus::PlatformSecret::generate().unwrap();
     let mut agent =
-        Spec { broker: url, member_id: "m-wait", command: http_server(port), ports: vec![port], env: vec![] }.start();
+        Spec { broker: url, member_id: "m-wait", command: http_server(port), ports: vec![port], env: vec![] }
+            .credentials(&secret.member_credentials(CLUSTER, "m-wait"))
+            .start();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.child.try_wait().unwrap().is_none(), "the agent gave up on the broker");
     assert!(!accepts(port), "the app started before the bus was reached");
-    let broker = EmbeddedBroker::start(addr).unwrap();
+    let broker = EmbeddedBroker::start_with_secret(addr, secret).unwrap();
     let (bus, mut sub) = observe(&broker, "wait").await;
     // Events published before the observer subscribed are gone; the app listening shows the agent went on.
     let deadline = Instant::now() + WAIT;

@@ -1,38 +1,57 @@
-//! The embedded MQTT broker (rumqttd) that `stratos up` starts by default.
+//! The embedded MQTT broker (rumqttd behind the gate) that `stratos up` starts by default.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tracing::info;
 
-use crate::client::MAX_PACKET_SIZE;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-/// A broker running on its own threads for the life of the process.
+use crate::client::{with_credentials, MAX_PACKET_SIZE};
+use crate::credentials::{random_hex, Credentials, PlatformSecret, SecretError};
+use crate::events::{AnyEvent, Event as _, MemberTerminatedEvent};
+use crate::gate::Gate;
+
+/// A broker running on its own threads for the life of the process: rumqttd on a
+/// loopback port only the gate knows the credential of, and the gate (`gate.rs`) on
+/// the public address, which authenticates clients and enforces the topic ACLs.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    secret: PlatformSecret,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 impl EmbeddedBroker {
-    /// Starts a broker on `addr` (port 0 picks a free port) and waits until it accepts connections.
+    /// Starts a broker on `addr` (port 0 picks a free port) with a new random platform
+    /// secret, and waits until it accepts connections.
     pub fn start(addr: SocketAddr) -> Result<EmbeddedBroker, BrokerError> {
-        let addr = if addr.port() == 0 {
-            // rumqttd cannot report the port it bound, so pick a free one first.
-            let probe = TcpListener::bind(addr).map_err(|e| BrokerError::Listen { addr, reason: e.to_string() })?;
-            probe.local_addr().map_err(|e| BrokerError::Listen { addr, reason: e.to_string() })?
-        } else {
-            // Fail clearly when the port is taken, instead of in a broker thread.
-            drop(TcpListener::bind(addr).map_err(|e| BrokerError::Listen { addr, reason: e.to_string() })?);
-            addr
-        };
-        let mut broker = Broker::new(config(addr));
+        EmbeddedBroker::start_with_secret(addr, PlatformSecret::generate()?)
+    }
+
+    /// Starts a broker on `addr` whose platform components and members authenticate
+    /// with credentials of `secret`.
+    pub fn start_with_secret(addr: SocketAddr, secret: PlatformSecret) -> Result<EmbeddedBroker, BrokerError> {
+        let listen_err = |e: std::io::Error| BrokerError::Listen { addr, reason: e.to_string() };
+        // The public listener first: a taken port fails here, clearly.
+        let public = TcpListener::bind(addr).map_err(listen_err)?;
+        public.set_nonblocking(true).map_err(listen_err)?;
+        let addr = public.local_addr().map_err(listen_err)?;
+
+        // rumqttd cannot report the port it bound, so pick a free one first.
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        let internal = TcpListener::bind(loopback).and_then(|p| p.local_addr()).map_err(listen_err)?;
+        let internal_credentials = Credentials { username: "gate".into(), password: random_hex(32)? };
+        let mut broker = Broker::new(config(internal, &internal_credentials));
         std::thread::Builder::new()
             .name("mqtt-broker".into())
             .spawn(move || {
@@ -40,29 +59,137 @@ impl EmbeddedBroker {
                     tracing::error!(error = %e, "embedded MQTT broker stopped");
                 }
             })
-            .map_err(|e| BrokerError::Listen { addr, reason: e.to_string() })?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                return Err(BrokerError::Listen { addr, reason: "broker did not start within 10 s".into() });
+            .map_err(listen_err)?;
+        wait_listening(internal).map_err(|reason| BrokerError::Listen { addr: internal, reason })?;
+
+        let gate = Gate::new(secret.clone(), internal, internal_credentials.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mqtt-gate")
+            .enable_all()
+            .build()
+            .map_err(listen_err)?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("mqtt-gate".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(public) {
+                        Ok(l) => l,
+                        Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
+                    };
+                    let revocations = match watch_terminations(gate.clone(), internal, &internal_credentials).await {
+                        Ok(task) => task,
+                        Err(e) => return drop(ready_tx.send(Err(e))),
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        () = gate.serve(listener) => {}
+                        () = revocations => {}
+                    }
+                })
+            })
+            .map_err(listen_err)?;
+        match ready_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(BrokerError::Listen { addr, reason }),
+            Err(_) => {
+                return Err(BrokerError::Listen { addr, reason: "the bus gate did not start within 20 s".into() })
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        info!(%addr, "embedded MQTT broker listening");
-        Ok(EmbeddedBroker { addr })
+        info!(%addr, "embedded MQTT broker listening (authenticated, with topic ACLs)");
+        Ok(EmbeddedBroker { addr, secret })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The address clients connect to: `mqtt://host:port`.
+    /// The address clients connect to: `mqtt://host:port`, without credentials.
     pub fn url(&self) -> String {
         format!("mqtt://{}", self.addr)
     }
+
+    /// The address with the platform's credentials in it, for platform components in
+    /// this process (and tests). Never hand it to a member, nor log it.
+    pub fn platform_url(&self) -> String {
+        with_credentials(&self.url(), &self.secret.platform_credentials())
+    }
+
+    /// The platform secret: platform components' password, and the key of members' credentials.
+    pub fn secret(&self) -> &PlatformSecret {
+        &self.secret
+    }
+
+    /// The credentials a member of `cluster_id` gets when it is started.
+    pub fn member_credentials(&self, cluster_id: &str, member_id: &str) -> Credentials {
+        self.secret.member_credentials(cluster_id, member_id)
+    }
 }
 
-fn config(listen: SocketAddr) -> Config {
+/// Waits (up to 10 s) until `addr` accepts TCP connections.
+fn wait_listening(addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            return Err("broker did not start within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Subscribes (straight to rumqttd, as the platform) to member terminations, and
+/// returns once the subscription is in place a task that revokes each terminated
+/// member's credentials in the gate. A raw client, to know when the broker confirmed
+/// the subscription: a termination announced right after start must not be missed.
+async fn watch_terminations(
+    gate: Arc<Gate>,
+    internal: SocketAddr,
+    credentials: &Credentials,
+) -> Result<impl std::future::Future<Output = ()>, String> {
+    let mut options = MqttOptions::new("stratos-bus-gate", internal.ip().to_string(), internal.port());
+    options.set_credentials(credentials.username.clone(), credentials.password.clone());
+    options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
+    options.set_keep_alive(Duration::from_secs(15));
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let subscribe = |client: &AsyncClient| client.try_subscribe(MemberTerminatedEvent::FILTER, QoS::AtLeastOnce);
+    let confirmed = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => subscribe(&client).map_err(|e| e.to_string())?,
+                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), confirmed)
+        .await
+        .map_err(|_| "the broker did not confirm the gate's subscription within 10 s".to_string())??;
+    Ok(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Some(Ok(AnyEvent::MemberTerminatedEvent(e))) = AnyEvent::decode(&p.topic, &p.payload) {
+                        gate.revoke(&e.member.member_id);
+                    }
+                }
+                // A new session after a reconnect: subscribe again.
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = subscribe(&client);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the bus gate lost its connection to the broker; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
+}
+
+fn config(listen: SocketAddr, credentials: &Credentials) -> Config {
     let server = ServerSettings {
         name: "stratos".into(),
         listen,
@@ -72,7 +199,7 @@ fn config(listen: SocketAddr) -> Config {
             connection_timeout_ms: 10_000,
             max_payload_size: MAX_PACKET_SIZE,
             max_inflight_count: 500,
-            auth: None,
+            auth: Some(HashMap::from([(credentials.username.clone(), credentials.password.clone())])),
             external_auth: None,
             dynamic_filters: true,
         },

@@ -7,7 +7,8 @@ use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttO
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::events::{AnyEvent, Event};
+use crate::credentials::Credentials;
+use crate::events::{AnyEvent, DecodeError, Event};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -15,6 +16,8 @@ pub enum BusError {
     BadUrl(String),
     #[error("cannot reach the MQTT broker at {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    #[error("the MQTT broker at {addr} refused the connection: {code} (check the bus username and password)")]
+    Refused { addr: String, code: String },
     #[error("MQTT client: {0}")]
     Client(#[from] rumqttc::ClientError),
     #[error("cannot encode event: {0}")]
@@ -24,16 +27,51 @@ pub enum BusError {
 /// Largest message either side accepts: a complete topology of 100k members fits.
 pub const MAX_PACKET_SIZE: usize = 64 * 1024 * 1024;
 
-/// Splits `mqtt://host:port`, `tcp://host:port` or `host:port`.
+/// Splits `mqtt://host:port`, `tcp://host:port` or `host:port` (credentials, if the
+/// URL has them, are left out: see [`split_credentials`]).
 pub fn parse_broker_url(url: &str) -> Result<(String, u16), BusError> {
-    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url);
+    let (_, plain) = split_credentials(url);
+    let rest = plain.strip_prefix("mqtt://").or_else(|| plain.strip_prefix("tcp://")).unwrap_or(&plain);
     let rest = rest.trim_end_matches('/');
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| BusError::BadUrl(url.into()))?;
-    let port = port.parse().map_err(|_| BusError::BadUrl(url.into()))?;
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| BusError::BadUrl(redact(url)))?;
+    let port = port.parse().map_err(|_| BusError::BadUrl(redact(url)))?;
     if host.is_empty() {
-        return Err(BusError::BadUrl(url.into()));
+        return Err(BusError::BadUrl(redact(url)));
     }
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
+/// Takes the credentials out of `mqtt://user:password@host:port`: they and the URL
+/// without them. The username may contain `/` (a member's does); the password must
+/// not contain `@`.
+pub fn split_credentials(url: &str) -> (Option<Credentials>, String) {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let (username, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let credentials = Credentials { username: username.to_string(), password: password.to_string() };
+            (Some(credentials), format!("{scheme}{host}"))
+        }
+        None => (None, url.to_string()),
+    }
+}
+
+/// `url` with `credentials` in it (`mqtt://user:password@host:port`).
+pub fn with_credentials(url: &str, credentials: &Credentials) -> String {
+    let (_, plain) = split_credentials(url);
+    let (scheme, rest) = plain.split_once("://").unwrap_or(("mqtt", plain.as_str()));
+    format!("{scheme}://{}:{}@{rest}", credentials.username, credentials.password)
+}
+
+/// `url` as it may be logged: the password replaced.
+pub fn redact(url: &str) -> String {
+    match split_credentials(url) {
+        (Some(c), plain) => with_credentials(&plain, &Credentials { username: c.username, password: "***".into() }),
+        (None, plain) => plain,
+    }
 }
 
 /// A connection to the event bus. Cheap to clone; every clone shares one MQTT session.
@@ -89,8 +127,19 @@ impl Subscription {
 }
 
 impl Bus {
-    /// Connects to the broker at `url` and waits for it to accept the session.
+    /// Connects to the broker at `url` (`mqtt://host:port`, or with credentials
+    /// `mqtt://user:password@host:port`) and waits for it to accept the session.
     pub async fn connect(url: &str, client_id: &str) -> Result<Bus, BusError> {
+        let (credentials, plain) = split_credentials(url);
+        Bus::connect_with(&plain, client_id, credentials).await
+    }
+
+    /// Connects to the broker at `url` with `credentials` (none: anonymously) and
+    /// waits for it to accept the session.
+    pub async fn connect_with(url: &str, client_id: &str, credentials: Option<Credentials>) -> Result<Bus, BusError> {
+        let (url_credentials, plain) = split_credentials(url);
+        let credentials = credentials.or(url_credentials);
+        let url = plain.as_str();
         let (host, port) = parse_broker_url(url)?;
         // Brokers differ in the client ids they accept; letters, digits and '-' pass everywhere.
         let client_id: String =
@@ -103,6 +152,9 @@ impl Bus {
         // QoS 1 publishes wait for the broker's acknowledgement; with rumqttc's default
         // window of 100 a busy controller was held to a few thousand events per second.
         options.set_inflight(1000);
+        if let Some(c) = &credentials {
+            options.set_credentials(c.username.clone(), c.password.clone());
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
 
         // The first poll performs the connection, so a bad address fails here, clearly.
@@ -110,6 +162,9 @@ impl Bus {
         let first = tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await;
         match first {
             Ok(Ok(MqttEvent::Incoming(Packet::ConnAck(_)))) => {}
+            Ok(Err(ConnectionError::ConnectionRefused(code))) => {
+                return Err(BusError::Refused { addr, code: format!("{code:?}") })
+            }
             Ok(Ok(other)) => return Err(BusError::Connect { addr, reason: format!("unexpected {other:?}") }),
             Ok(Err(e)) => return Err(BusError::Connect { addr, reason: e.to_string() }),
             Err(_) => return Err(BusError::Connect { addr, reason: "no answer within 10 s".into() }),
@@ -128,7 +183,7 @@ impl Bus {
     pub async fn publish<E: Event>(&self, event: &E) -> Result<(), BusError> {
         let body = serde_json::to_vec(event)?;
         let _turn = self.publishing.lock().await;
-        self.client.publish(E::TOPIC, QoS::AtLeastOnce, E::RETAIN, body).await?;
+        self.client.publish(event.topic(), QoS::AtLeastOnce, E::RETAIN, body).await?;
         Ok(())
     }
 
@@ -149,9 +204,19 @@ impl Bus {
         Ok(Subscription { rx })
     }
 
-    /// Subscribes to one event type.
+    /// Subscribes to several filters, their events in one subscription.
+    pub async fn subscribe_many(&self, filters: &[String]) -> Result<Subscription, BusError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for filter in filters {
+            self.routes.lock().unwrap().push(Route { filter: filter.clone(), tx: tx.clone() });
+            self.client.subscribe(filter, QoS::AtLeastOnce).await?;
+        }
+        Ok(Subscription { rx })
+    }
+
+    /// Subscribes to one event type (of every member or cluster, for a scoped one).
     pub async fn subscribe_to<E: Event>(&self) -> Result<Subscription, BusError> {
-        self.subscribe(E::TOPIC).await
+        self.subscribe(E::FILTER).await
     }
 
     /// Disconnects after pending publishes are sent.
@@ -193,6 +258,9 @@ async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<
                         for r in routes.iter().filter(|r| topic_matches(&r.filter, &p.topic)) {
                             let _ = r.tx.send(event.clone());
                         }
+                    }
+                    Some(Err(e @ DecodeError::ScopeMismatch { .. })) => {
+                        warn!(topic = %p.topic, error = %e, "dropping a forged event: its body is about another member or cluster than its topic")
                     }
                     Some(Err(e)) => warn!(topic = %p.topic, error = %e, "dropping a malformed event"),
                     None => debug!(topic = %p.topic, "ignoring a message on a foreign topic"),
@@ -257,5 +325,19 @@ mod tests {
         assert_eq!(parse_broker_url("localhost:1").unwrap(), ("localhost".into(), 1));
         assert!(parse_broker_url("mqtt://nohost").is_err());
         assert!(parse_broker_url("mqtt://:12").is_err());
+        assert_eq!(parse_broker_url("mqtt://member/c/m:pw@127.0.0.1:1883").unwrap(), ("127.0.0.1".into(), 1883));
+    }
+
+    #[test]
+    fn credentials_in_urls() {
+        let (c, plain) = split_credentials("mqtt://member/c.x/m-1:abc@127.0.0.1:1883");
+        assert_eq!(c, Some(Credentials { username: "member/c.x/m-1".into(), password: "abc".into() }));
+        assert_eq!(plain, "mqtt://127.0.0.1:1883");
+        assert_eq!(split_credentials("mqtt://h:1").0, None);
+        let url =
+            with_credentials("mqtt://h:1", &Credentials { username: "stratos".into(), password: "s3cret".into() });
+        assert_eq!(url, "mqtt://stratos:s3cret@h:1");
+        assert_eq!(redact(&url), "mqtt://stratos:***@h:1");
+        assert!(!format!("{}", parse_broker_url("mqtt://u:s3cret@h:x").unwrap_err()).contains("s3cret"));
     }
 }

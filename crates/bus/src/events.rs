@@ -8,10 +8,48 @@ use stratos_model::topology::{Cluster, Member, Port, ServiceType, Topology};
 use stratos_model::Tenant;
 
 /// A value that travels on the bus under its own topic.
+///
+/// An event's topic is `<prefix>/<Name>`, or `<prefix>/<scope>/<Name>` for an event
+/// scoped to one member or cluster: the scope is the id in the event's own body
+/// (`instance/status/<memberId>/InstanceActivatedEvent`), so that the broker can
+/// confine a member to its own topics and a consumer can check that the body is
+/// about the member its topic names.
 pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
-    const TOPIC: &'static str;
+    /// The event type's name, the topic's last level.
+    const NAME: &'static str;
+    /// The topic before the scope and name (`instance/status`).
+    const PREFIX: &'static str;
+    /// A filter matching every topic of this event type (`instance/status/+/InstanceActivatedEvent`).
+    const FILTER: &'static str;
     /// Retained events are delivered to subscribers that join later.
     const RETAIN: bool = false;
+
+    /// The member or cluster id the topic is scoped by, if the event type is scoped.
+    fn scope(&self) -> Option<&str>;
+
+    /// The topic of this event type for one member or cluster (scoped types only).
+    fn topic_for(scope: &str) -> String {
+        format!("{}/{}/{}", Self::PREFIX, scope, Self::NAME)
+    }
+
+    /// The topic this event goes out on.
+    fn topic(&self) -> String {
+        match self.scope() {
+            Some(id) => format!("{}/{}/{}", Self::PREFIX, id, Self::NAME),
+            None => format!("{}/{}", Self::PREFIX, Self::NAME),
+        }
+    }
+}
+
+/// Why a message on one of the platform's topics was not taken as an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed body: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The body names another member or cluster than the topic it came on: the
+    /// broker lets a member publish only on its own topics, so such a body is forged.
+    #[error("the body is about {body:?} but came on the topic of {topic:?}")]
+    ScopeMismatch { topic: String, body: String },
 }
 
 /// Names a member in the events about it.
@@ -38,7 +76,7 @@ impl From<&Member> for MemberRef {
 }
 
 macro_rules! events {
-    ($( $prefix:literal => { $( $(#[$meta:meta])* $name:ident $(retained $retain:literal)? { $($body:tt)* } )* } )*) => {
+    ($( $prefix:literal $scope:tt => { $( $(#[$meta:meta])* $name:ident $(retained $retain:literal)? { $($body:tt)* } )* } )*) => {
         $($(
             $(#[$meta])*
             #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,8 +84,14 @@ macro_rules! events {
             pub struct $name { $($body)* }
 
             impl Event for $name {
-                const TOPIC: &'static str = concat!($prefix, "/", stringify!($name));
+                const NAME: &'static str = stringify!($name);
+                const PREFIX: &'static str = $prefix;
+                const FILTER: &'static str = events!(@filter $prefix, $scope, $name);
                 $(const RETAIN: bool = $retain;)?
+
+                fn scope(&self) -> Option<&str> {
+                    events!(@scope self, $scope)
+                }
             }
         )*)*
 
@@ -58,37 +102,76 @@ macro_rules! events {
         }
 
         impl AnyEvent {
-            /// Every topic the platform uses.
-            pub const TOPICS: &'static [&'static str] = &[$($( <$name as Event>::TOPIC, )*)*];
+            /// A filter for every topic the platform uses, one per event type.
+            pub const FILTERS: &'static [&'static str] = &[$($( <$name as Event>::FILTER, )*)*];
 
-            /// Decodes a message by its topic; `None` for a topic that is not ours.
-            pub fn decode(topic: &str, payload: &[u8]) -> Option<Result<AnyEvent, serde_json::Error>> {
+            /// Decodes a message by its topic; `None` for a topic that is not ours. A
+            /// scoped event whose body names another id than its topic is an error.
+            pub fn decode(topic: &str, payload: &[u8]) -> Option<Result<AnyEvent, DecodeError>> {
                 $($(
-                    if topic == <$name as Event>::TOPIC {
-                        return Some(serde_json::from_slice(payload).map(AnyEvent::$name));
+                    if let Some(scope) = matches_topic::<$name>(topic) {
+                        return Some(decode_checked::<$name>(scope, payload).map(AnyEvent::$name));
                     }
                 )*)*
                 None
             }
 
             /// Topic, JSON body and retain flag of the event.
-            pub fn encode(&self) -> Result<(&'static str, Vec<u8>, bool), serde_json::Error> {
-                match self { $($( AnyEvent::$name(e) => Ok((<$name as Event>::TOPIC, serde_json::to_vec(e)?, <$name as Event>::RETAIN)), )*)* }
+            pub fn encode(&self) -> Result<(String, Vec<u8>, bool), serde_json::Error> {
+                match self { $($( AnyEvent::$name(e) => Ok((e.topic(), serde_json::to_vec(e)?, <$name as Event>::RETAIN)), )*)* }
             }
 
-            pub fn topic(&self) -> &'static str {
-                match self { $($( AnyEvent::$name(_) => <$name as Event>::TOPIC, )*)* }
+            /// The topic the event goes out on.
+            pub fn topic(&self) -> String {
+                match self { $($( AnyEvent::$name(e) => e.topic(), )*)* }
+            }
+
+            /// The event type's name.
+            pub fn name(&self) -> &'static str {
+                match self { $($( AnyEvent::$name(_) => <$name as Event>::NAME, )*)* }
             }
         }
     };
+    (@filter $prefix:literal, global, $name:ident) => { concat!($prefix, "/", stringify!($name)) };
+    (@filter $prefix:literal, ($($field:ident).+), $name:ident) => { concat!($prefix, "/+/", stringify!($name)) };
+    (@scope $e:ident, global) => { None };
+    (@scope $e:ident, ($($field:ident).+)) => { Some($e.$($field).+.as_str()) };
+}
+
+/// The scope id in `topic` if it is a topic of `E` (`None` if not; `Some("")` for an
+/// unscoped one). A scope is one non-empty level without wildcards.
+fn matches_topic<E: Event>(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix(E::PREFIX)?.strip_prefix('/')?;
+    if E::FILTER.contains('+') {
+        let (scope, name) = rest.split_once('/')?;
+        let valid = !scope.is_empty() && !scope.contains(['+', '#']);
+        (valid && name == E::NAME).then_some(scope)
+    } else {
+        (rest == E::NAME).then_some("")
+    }
+}
+
+fn decode_checked<E: Event>(topic_scope: &str, payload: &[u8]) -> Result<E, DecodeError> {
+    let event: E = serde_json::from_slice(payload)?;
+    match event.scope() {
+        Some(body) if body != topic_scope => {
+            Err(DecodeError::ScopeMismatch { topic: topic_scope.to_string(), body: body.to_string() })
+        }
+        _ => Ok(event),
+    }
 }
 
 events! {
-    "topology" => {
+    "topology" global => {
         ServiceCreatedEvent { pub service_name: String, pub service_type: ServiceType, pub ports: Vec<Port> }
         ServiceRemovedEvent { pub service_name: String }
         ClusterCreatedEvent { pub cluster: Cluster }
         ClusterRemovedEvent { pub service_name: String, pub cluster_id: String }
+        CompleteTopologyEvent retained true { pub topology: Topology }
+    }
+    // What the controller says about one member, on that member's topics: its agent
+    // may read these (the maintenance mode it waits for), and no other member's.
+    "topology/member" (member.member_id) => {
         MemberCreatedEvent { pub member: Member }
         MemberInitializedEvent {
             #[serde(flatten)] pub member: MemberRef,
@@ -112,9 +195,10 @@ events! {
             /// Why the member went away (undeploy, scale-down, process exited, ...).
             pub reason: String,
         }
-        CompleteTopologyEvent retained true { pub topology: Topology }
     }
-    "instance/status" => {
+    // What a member's agent says about its own member: the only block (with its
+    // health statistics and logs) a member may publish, each member on its own topics.
+    "instance/status" (member.member_id) => {
         InstanceStartedEvent { #[serde(flatten)] pub member: MemberRef }
         InstanceActivatedEvent { #[serde(flatten)] pub member: MemberRef }
         InstanceMaintenanceModeEvent { #[serde(flatten)] pub member: MemberRef }
@@ -124,16 +208,18 @@ events! {
         /// (repeated every 30 s while they keep failing).
         InstanceUnhealthyEvent { #[serde(flatten)] pub member: MemberRef, pub reason: String }
     }
-    "instance/notifier" => {
+    "instance/notifier/member" (member_id) => {
+        InstanceCleanupMemberEvent { pub member_id: String }
+    }
+    "instance/notifier/cluster" (cluster_id) => {
         ArtifactUpdatedEvent {
             pub cluster_id: String,
             pub tenant_id: i64,
             #[serde(rename = "repoURL")] pub repo_url: String,
         }
-        InstanceCleanupMemberEvent { pub member_id: String }
         InstanceCleanupClusterEvent { pub cluster_id: String }
     }
-    "application" => {
+    "application" global => {
         ApplicationCreatedEvent { pub application_id: String, pub tenant_id: i64 }
         ApplicationDeletedEvent { pub application_id: String, pub tenant_id: i64 }
         ApplicationDeployedEvent { pub application_id: String, pub tenant_id: i64, pub application_policy_id: String }
@@ -151,12 +237,12 @@ events! {
         /// A group monitor: its application is being undeployed.
         GroupTerminatingEvent { pub application_id: String, pub tenant_id: i64, pub group_alias: String }
     }
-    "cluster/status" => {
+    "cluster/status" global => {
         ClusterStatusClusterActivatedEvent { pub app_id: String, pub service_name: String, pub cluster_id: String }
         ClusterStatusClusterInactivateEvent { pub app_id: String, pub service_name: String, pub cluster_id: String }
         ClusterStatusClusterTerminatedEvent { pub app_id: String, pub service_name: String, pub cluster_id: String }
     }
-    "tenant" => {
+    "tenant" global => {
         TenantCreatedEvent { pub tenant: Tenant }
         TenantUpdatedEvent { pub tenant: Tenant }
         TenantRemovedEvent { pub tenant_id: i64 }
@@ -164,7 +250,7 @@ events! {
         /// learns the tenants from the last snapshot instead of from history.
         CompleteTenantEvent retained true { pub tenants: Vec<Tenant> }
     }
-    "health" => {
+    "health/member" (member.member_id) => {
         /// Published by the agent every interval: load average per core ×100, memory %.
         MemberHealthStatEvent {
             #[serde(flatten)] pub member: MemberRef,
@@ -173,6 +259,8 @@ events! {
             /// Milliseconds since the Unix epoch.
             pub timestamp: u64,
         }
+    }
+    "health" global => {
         /// Published by load balancers: requests in flight per cluster and member.
         InFlightRequestsEvent {
             pub cluster_id: String,
@@ -183,7 +271,7 @@ events! {
         }
         MemberFaultEvent { #[serde(flatten)] pub member: MemberRef, pub reason: String }
     }
-    "summarized-health-stats" => {
+    "summarized-health-stats" global => {
         /// Everything the health service concluded about one cluster in one network
         /// partition over its window, once per interval: one message per cluster, not
         /// one per member and factor, so that 100k members cost 10k messages.
@@ -204,7 +292,7 @@ events! {
             pub timestamp: u64,
         }
     }
-    "autoscaler" => {
+    "autoscaler" global => {
         /// One evaluation of a cluster: inputs, prediction and requirement per factor, and what was done.
         ScalingDecisionEvent {
             pub cluster_id: String,
@@ -218,7 +306,7 @@ events! {
             pub timestamp: u64,
         }
     }
-    "log" => {
+    "log" (member.member_id) => {
         LogEvent {
             #[serde(flatten)] pub member: MemberRef,
             pub tenant_id: i64,

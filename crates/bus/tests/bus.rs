@@ -61,7 +61,7 @@ async fn typed_events_reach_matching_subscribers_only() {
         let publisher = Bus::connect(&url, &format!("pub-{name}")).await.unwrap();
         let listener = Bus::connect(&url, &format!("sub-{name}")).await.unwrap();
         let mut topology = listener.subscribe("topology/#").await.unwrap();
-        let mut status = listener.subscribe("instance/status/+").await.unwrap();
+        let mut status = listener.subscribe("instance/status/+/+").await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let activated = MemberActivatedEvent {
@@ -126,8 +126,8 @@ async fn late_joiners_get_the_latest_complete_topology() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_from_many_tasks_sharing_a_connection_all_arrive() {
     let broker = stratos_bus::EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let publisher = Bus::connect(&broker.url(), "many-publishers").await.unwrap();
-    let subscriber = Bus::connect(&broker.url(), "many-publishers-sub").await.unwrap();
+    let publisher = Bus::connect(&broker.platform_url(), "many-publishers").await.unwrap();
+    let subscriber = Bus::connect(&broker.platform_url(), "many-publishers-sub").await.unwrap();
     let mut stats = subscriber.subscribe_to::<MemberHealthStatEvent>().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     const TASKS: usize = 5_000;
@@ -167,8 +167,10 @@ async fn publishes_from_many_tasks_sharing_a_connection_all_arrive() {
 async fn publishes_survive_a_broker_that_stops_reading_for_a_while() {
     let broker = stratos_bus::EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let stalled = stalling_relay(broker.addr(), Duration::from_millis(2500)).await;
-    let publisher = Bus::connect(&format!("mqtt://{stalled}"), "stalled-publisher").await.unwrap();
-    let subscriber = Bus::connect(&broker.url(), "stalled-subscriber").await.unwrap();
+    let through_relay =
+        stratos_bus::with_credentials(&format!("mqtt://{stalled}"), &broker.secret().platform_credentials());
+    let publisher = Bus::connect(&through_relay, "stalled-publisher").await.unwrap();
+    let subscriber = Bus::connect(&broker.platform_url(), "stalled-subscriber").await.unwrap();
     let mut stats = subscriber.subscribe_to::<MemberHealthStatEvent>().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Large enough to fill the socket buffers while the relay is not reading.
@@ -176,7 +178,8 @@ async fn publishes_survive_a_broker_that_stops_reading_for_a_while() {
     let padding = "x".repeat(512 * 1024);
     for i in 0..EVENTS {
         let stat = MemberHealthStatEvent {
-            member: MemberRef { member_id: format!("m{i}-{padding}"), ..member("") },
+            // The padding in the body: the member id is a topic level, and topics are short.
+            member: MemberRef { member_id: format!("m{i}"), service_name: padding.clone(), ..member("") },
             load_average: Some(i as f64),
             memory_consumption: None,
             timestamp: 0,
@@ -242,10 +245,13 @@ async fn a_malformed_message_does_not_stop_the_subscription() {
         let mut sub = listener.subscribe("instance/status/#").await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (host, port) = stratos_bus::parse_broker_url(&url).unwrap();
-        let (raw, mut eventloop) =
-            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(format!("raw-{name}"), host, port), 10);
+        let mut options = rumqttc::MqttOptions::new(format!("raw-{name}"), host, port);
+        if let (Some(c), _) = stratos_bus::split_credentials(&url) {
+            options.set_credentials(c.username, c.password);
+        }
+        let (raw, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
         tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-        raw.publish(InstanceStartedEvent::TOPIC, rumqttc::QoS::AtLeastOnce, false, b"{not json".to_vec())
+        raw.publish(InstanceStartedEvent::topic_for("x"), rumqttc::QoS::AtLeastOnce, false, b"{not json".to_vec())
             .await
             .unwrap();
         let good = Bus::connect(&url, &format!("g-{name}")).await.unwrap();
@@ -294,32 +300,70 @@ async fn an_unreachable_broker_is_a_clear_error() {
 }
 
 #[test]
-fn every_topic_is_its_type_path() {
-    assert_eq!(MemberActivatedEvent::TOPIC, "topology/MemberActivatedEvent");
-    assert_eq!(InstanceCleanupMemberEvent::TOPIC, "instance/notifier/InstanceCleanupMemberEvent");
+fn every_topic_is_its_type_path_with_its_scope() {
+    let activated = InstanceActivatedEvent { member: member("m1") };
+    assert_eq!(activated.topic(), "instance/status/m1/InstanceActivatedEvent");
+    assert_eq!(InstanceActivatedEvent::FILTER, "instance/status/+/InstanceActivatedEvent");
+    assert_eq!(
+        MemberMaintenanceModeEvent { member: member("m1") }.topic(),
+        "topology/member/m1/MemberMaintenanceModeEvent"
+    );
+    assert_eq!(
+        InstanceCleanupMemberEvent { member_id: "m1".into() }.topic(),
+        "instance/notifier/member/m1/InstanceCleanupMemberEvent"
+    );
+    assert_eq!(
+        InstanceCleanupClusterEvent { cluster_id: "app.php".into() }.topic(),
+        "instance/notifier/cluster/app.php/InstanceCleanupClusterEvent"
+    );
+    let stat =
+        MemberHealthStatEvent { member: member("m1"), load_average: None, memory_consumption: None, timestamp: 0 };
+    assert_eq!(stat.topic(), "health/member/m1/MemberHealthStatEvent");
+    assert_eq!(CompleteTopologyEvent { topology: Topology::default() }.topic(), "topology/CompleteTopologyEvent");
+    assert_eq!(MemberFaultEvent::FILTER, "health/MemberFaultEvent");
     const { assert!(CompleteTopologyEvent::RETAIN) };
     const { assert!(!MemberActivatedEvent::RETAIN) };
     let mut seen = std::collections::HashSet::new();
-    for t in AnyEvent::TOPICS {
-        assert!(seen.insert(t), "topic {t} used twice");
-        let prefix = t.rsplit_once('/').unwrap().0;
+    for filter in AnyEvent::FILTERS {
+        assert!(seen.insert(filter), "filter {filter} used twice");
+        let prefix = filter.rsplit_once('/').unwrap().0;
         assert!(
             [
                 "topology",
-                "instance/status",
-                "instance/notifier",
+                "topology/member/+",
+                "instance/status/+",
+                "instance/notifier/member/+",
+                "instance/notifier/cluster/+",
                 "application",
                 "cluster/status",
                 "tenant",
                 "health",
+                "health/member/+",
                 "summarized-health-stats",
                 "autoscaler",
-                "log"
+                "log/+"
             ]
             .contains(&prefix),
-            "{t}"
+            "{filter}"
         );
     }
+}
+
+/// A body about another member than its topic names is forged: decoding refuses it.
+#[test]
+fn a_body_about_another_member_than_its_topic_is_refused() {
+    let body = serde_json::to_vec(&InstanceActivatedEvent { member: member("m2") }).unwrap();
+    let decoded = AnyEvent::decode("instance/status/m1/InstanceActivatedEvent", &body).unwrap();
+    assert!(matches!(decoded, Err(stratos_bus::DecodeError::ScopeMismatch { .. })), "{decoded:?}");
+    let decoded = AnyEvent::decode("instance/status/m2/InstanceActivatedEvent", &body).unwrap();
+    assert!(decoded.is_ok());
+    let cleanup = serde_json::to_vec(&InstanceCleanupClusterEvent { cluster_id: "a".into() }).unwrap();
+    let decoded = AnyEvent::decode("instance/notifier/cluster/b/InstanceCleanupClusterEvent", &cleanup).unwrap();
+    assert!(decoded.is_err());
+    // Old unscoped topics, wildcards and extra levels are not the platform's topics.
+    assert!(AnyEvent::decode("instance/status/InstanceActivatedEvent", &body).is_none());
+    assert!(AnyEvent::decode("instance/status/+/InstanceActivatedEvent", &body).is_none());
+    assert!(AnyEvent::decode("instance/status/m2/x/InstanceActivatedEvent", &body).is_none());
 }
 
 #[test]
@@ -329,6 +373,7 @@ fn events_keep_stratos_field_names() {
     assert_eq!(json["memberId"], "m1");
     assert_eq!(json["networkPartitionId"], "np1");
     let (topic, body, _) = AnyEvent::MemberTerminatedEvent(e.clone()).encode().unwrap();
-    assert_eq!(AnyEvent::decode(topic, &body).unwrap().unwrap(), AnyEvent::MemberTerminatedEvent(e));
+    assert_eq!(topic, "topology/member/m1/MemberTerminatedEvent");
+    assert_eq!(AnyEvent::decode(&topic, &body).unwrap().unwrap(), AnyEvent::MemberTerminatedEvent(e));
     assert!(AnyEvent::decode("foreign/topic", b"{}").is_none());
 }

@@ -86,6 +86,8 @@ struct LbArgs {
     #[arg(long, env = "STRATOS_BROKER", default_value = "mqtt://127.0.0.1:1883")]
     broker: String,
     #[command(flatten)]
+    bus_auth: stratos_lb::BusAuth,
+    #[command(flatten)]
     config: stratos_lb::LbConfig,
 }
 
@@ -114,9 +116,15 @@ fn main() -> ExitCode {
             }
             Command::Lb(a) => {
                 logging::init(logging::LogFormat::Text);
-                match stratos_bus::Bus::connect(&a.broker, &format!("stratos-lb-{}", std::process::id())).await {
+                let connect = async {
+                    stratos_lb::check_broker_url(&a.broker)?;
+                    let credentials = a.bus_auth.credentials()?;
+                    let client_id = format!("stratos-lb-{}", std::process::id());
+                    anyhow::Ok(stratos_bus::Bus::connect_with(&a.broker, &client_id, credentials).await?)
+                };
+                match connect.await {
                     Ok(bus) => stratos_lb::run(bus, a.config).await,
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(e),
                 }
             }
             Command::LbExtension(a) => {

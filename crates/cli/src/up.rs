@@ -16,6 +16,10 @@ use stratos_store::Store;
 
 use crate::logging::{self, LogFormat};
 
+/// The platform's bus secret in the data directory (mode 0600): the platform
+/// components' password, and the key of members' credentials.
+pub const BUS_PASSWORD_FILE: &str = "bus-password";
+
 #[derive(Args)]
 pub struct UpArgs {
     /// Address the REST API listens on. An address other than loopback needs TLS
@@ -57,8 +61,17 @@ pub struct UpArgs {
     #[arg(long, default_value_t = Limits::default().max_cluster_size)]
     max_cluster_size: u32,
     /// Use this external MQTT broker (e.g. mqtt://127.0.0.1:1883) instead of starting the embedded one.
+    /// The platform connects with --bus-username and the password of --bus-password-file (or
+    /// STRATOS_BUS_PASSWORD); see README "The event bus" for Mosquitto's ACLs.
     #[arg(long, env = "STRATOS_BROKER")]
     broker: Option<String>,
+    #[command(flatten)]
+    bus_auth: stratos_lb::BusAuth,
+    /// With --broker: the broker is a Mosquitto 2 with the dynamic-security plugin, whose admin
+    /// is the platform's user; each member gets its own client and role there while it lives
+    /// (README "The event bus"). Without it, members connect to an external broker without credentials.
+    #[arg(long, requires = "broker")]
+    mosquitto_dynsec: bool,
     /// Address the embedded MQTT broker listens on (ignored with --broker).
     #[arg(long, env = "STRATOS_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     mqtt_listen: SocketAddr,
@@ -196,24 +209,51 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
     tracing::info!(platform_id = %platform_id, "platform id");
 
-    let (broker_url, embedded) = match &args.broker {
-        Some(url) => (url.clone(), false),
+    // `broker_url` is what members are given (no credentials); `platform_url` carries the
+    // platform's credentials, for the components in this process only, and is never printed.
+    let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
+        Some(url) => {
+            stratos_lb::check_broker_url(url)?;
+            let credentials = args.bus_auth.credentials()?;
+            let platform_url = match &credentials {
+                Some(credentials) => stratos_bus::with_credentials(url, credentials),
+                None => url.clone(),
+            };
+            let member_credentials = match (&credentials, args.mosquitto_dynsec) {
+                (Some(credentials), true) => {
+                    // The platform password is also the key of members' credentials.
+                    let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
+                    let provisioner =
+                        stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
+                    tokio::spawn(provisioner.run());
+                    Some(secret)
+                }
+                (None, true) => anyhow::bail!(
+                    "--mosquitto-dynsec needs the platform's password: --bus-password-file or STRATOS_BUS_PASSWORD"
+                ),
+                (_, false) => None,
+            };
+            (url.clone(), platform_url, member_credentials, false)
+        }
         None => {
-            let broker = EmbeddedBroker::start(args.mqtt_listen)
+            let secret_file = args.data_dir.join(BUS_PASSWORD_FILE);
+            let secret = stratos_bus::PlatformSecret::load_or_create(&secret_file)?;
+            let broker = EmbeddedBroker::start_with_secret(args.mqtt_listen, secret.clone())
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
-            (broker.url(), true)
+            (broker.url(), broker.platform_url(), Some(secret), true)
         }
     };
-    let bus = Bus::connect(&broker_url, &format!("stratos-manager-{}", std::process::id())).await?;
+    let bus = Bus::connect(&platform_url, &format!("stratos-manager-{}", std::process::id())).await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
     let topology = store.load_topology().await?;
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     controller_config.broker_url = broker_url.clone();
+    controller_config.member_credentials = member_credentials;
     let controller = stratos_cloud::CloudController::new(
         store.clone(),
-        Bus::connect(&broker_url, &format!("stratos-cloud-{}", std::process::id())).await?,
+        Bus::connect(&platform_url, &format!("stratos-cloud-{}", std::process::id())).await?,
         vec![local],
         controller_config,
     );
@@ -222,7 +262,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tracing::error!(error = %e, "cloud controller stopped");
         }
     });
-    let health_bus = Bus::connect(&broker_url, &format!("stratos-health-{}", std::process::id())).await?;
+    let health_bus = Bus::connect(&platform_url, &format!("stratos-health-{}", std::process::id())).await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
         window: Duration::from_secs(args.health_window.max(2)),
@@ -233,7 +273,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tracing::error!(error = %e, "health-stat processing stopped");
         }
     });
-    let autoscaler_bus = Bus::connect(&broker_url, &format!("stratos-autoscaler-{}", std::process::id())).await?;
+    let autoscaler_bus = Bus::connect(&platform_url, &format!("stratos-autoscaler-{}", std::process::id())).await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
         interval: Duration::from_secs(args.evaluation_interval.max(1)),
         scale_down_after: args.scale_down_after,
@@ -247,7 +287,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     });
 
-    let lb_bus = Bus::connect(&broker_url, &format!("stratos-lb-{}", std::process::id())).await?;
+    let lb_bus = Bus::connect(&platform_url, &format!("stratos-lb-{}", std::process::id())).await?;
     let lb_config = args.lb.clone();
     tokio::spawn(async move {
         if let Err(e) = stratos_lb::run(lb_bus, lb_config).await {
@@ -291,7 +331,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
             password_file.display()
         );
     }
-    println!("  event bus  {broker_url}{}", if embedded { "   (embedded broker)" } else { "" });
+    if embedded {
+        println!(
+            "  event bus  {broker_url}   (embedded broker; platform password in {}, for --bus-password-file)",
+            args.data_dir.join(BUS_PASSWORD_FILE).display()
+        );
+    } else {
+        println!("  event bus  {broker_url}");
+    }
     println!("  store      {}   (platform {platform_id})", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);

@@ -66,7 +66,7 @@ async fn run(members: usize) {
     }
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let driver = SimulatedDriver::start(
-        Bus::connect(&broker.url(), "sim").await.unwrap(),
+        Bus::connect(&broker.platform_url(), "sim").await.unwrap(),
         Duration::from_millis(100),
         if full_stack() { Duration::from_secs(15) } else { Duration::from_secs(3600) },
         SimulatedDriver::constant(10.0, 10.0),
@@ -77,25 +77,25 @@ async fn run(members: usize) {
         let policy = json!({"id": "as", "loadThresholds": {"loadAverage": {"threshold": 80}}});
         store.put(SUPER_TENANT, Kind::AutoscalingPolicy.name(), "as", &policy).await.unwrap();
         let health = stratos_health::HealthConfig::default();
-        tokio::spawn(stratos_health::run(Bus::connect(&broker.url(), "health").await.unwrap(), health));
+        tokio::spawn(stratos_health::run(Bus::connect(&broker.platform_url(), "health").await.unwrap(), health));
         let autoscaler =
             stratos_autoscaler::AutoscalerConfig { interval: Duration::from_secs(10), ..Default::default() };
-        let bus = Bus::connect(&broker.url(), "autoscaler").await.unwrap();
+        let bus = Bus::connect(&broker.platform_url(), "autoscaler").await.unwrap();
         tokio::spawn(stratos_autoscaler::run_timed(store.clone(), bus, autoscaler, cycles.clone()));
     }
     let mut config = ControllerConfig::new(broker.url());
     config.reconcile_interval = Duration::from_millis(500);
     let controller = CloudController::new(
         store.clone(),
-        Bus::connect(&broker.url(), "cc").await.unwrap(),
+        Bus::connect(&broker.platform_url(), "cc").await.unwrap(),
         vec![Arc::new(driver) as Arc<dyn Driver>],
         config,
     );
     let stats = controller.stats();
-    let watcher = Bus::connect(&broker.url(), "bench").await.unwrap();
+    let watcher = Bus::connect(&broker.platform_url(), "bench").await.unwrap();
     // Only what it counts: the complete topology snapshots are tens of MB at 100k.
-    let mut events = watcher.subscribe("topology/MemberActivatedEvent").await.unwrap();
-    let mut terminated = watcher.subscribe("topology/MemberTerminatedEvent").await.unwrap();
+    let mut events = watcher.subscribe_to::<stratos_bus::events::MemberActivatedEvent>().await.unwrap();
+    let mut terminated = watcher.subscribe_to::<stratos_bus::events::MemberTerminatedEvent>().await.unwrap();
     let mut faults = watcher.subscribe("health/MemberFaultEvent").await.unwrap();
     tokio::spawn(controller.run());
     // One application per 100 clusters, like many tenants' applications.

@@ -51,8 +51,12 @@ fn snapshot_interval(members: usize) -> Duration {
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
-    /// Where members' agents reach the bus.
+    /// Where members' agents reach the bus (no credentials in it: each member gets its own).
     pub broker_url: String,
+    /// Issues each member its own bus credentials when it is started (the embedded
+    /// broker's gate verifies them, and refuses them once the member is terminated).
+    /// `None`: members connect without credentials, which only an open broker accepts.
+    pub member_credentials: Option<stratos_bus::PlatformSecret>,
     /// How often desired and actual state are compared.
     pub reconcile_interval: Duration,
     /// A member that does not activate in this time is replaced.
@@ -71,6 +75,7 @@ impl ControllerConfig {
     pub fn new(broker_url: impl Into<String>) -> Self {
         ControllerConfig {
             broker_url: broker_url.into(),
+            member_credentials: None,
             reconcile_interval: Duration::from_secs(1),
             activation_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(20),
@@ -290,7 +295,7 @@ impl CloudController {
 
     async fn publish<E: Event>(&self, event: &E) {
         if let Err(e) = self.bus.publish(event).await {
-            warn!(topic = E::TOPIC, error = %e, "cannot publish");
+            warn!(topic = E::NAME, error = %e, "cannot publish");
         }
     }
 
@@ -1097,6 +1102,11 @@ impl CloudController {
                 .map(|p| PortSpec { protocol: p.protocol, port: p.port, proxy_port: p.proxy_port })
                 .collect(),
             broker_url: self.config.broker_url.clone(),
+            bus_credentials: self
+                .config
+                .member_credentials
+                .as_ref()
+                .map(|s| s.member_credentials(&spec.cluster_id, &member_id)),
             artifact_repository: spec.artifact_repository.clone(),
             platform_id: self.platform_id.clone(),
             env: self.member_env(iaas, cartridge),

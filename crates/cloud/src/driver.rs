@@ -29,6 +29,10 @@ pub struct MemberSpec {
     pub ports: Vec<PortSpec>,
     /// Where the member's agent reaches the event bus.
     pub broker_url: String,
+    /// The member's own bus credentials, for its agent only (`STRATOS_BUS_USERNAME` /
+    /// `STRATOS_BUS_PASSWORD`); never stored or serialised.
+    #[serde(skip)]
+    pub bus_credentials: Option<stratos_bus::Credentials>,
     pub artifact_repository: Option<String>,
     /// Extra environment for the agent and the cartridge.
     pub env: BTreeMap<String, String>,

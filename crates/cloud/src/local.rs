@@ -257,6 +257,7 @@ impl LocalDriver {
             cmd.env("STRATOS_ARTIFACT_REPO", repo);
         }
         mark_platform(&mut cmd, spec);
+        set_bus_credentials(&mut cmd, spec);
         let identity = self.confine(&mut cmd, &dir)?;
         let mut child = cmd.spawn().map_err(|e| match identity {
             Some(id) => format!("cannot run the agent {program:?} as uid {}: {e}", id.uid),
@@ -406,4 +407,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
+}
+
+/// The member's own bus credentials, in its agent's environment (never on a command
+/// line, which every user can read). They override any `env.` property of the
+/// cartridge's with the same names, and the platform's own (which the member would
+/// otherwise inherit from `stratos up`).
+fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
+    cmd.env_remove("STRATOS_BUS_USERNAME").env_remove("STRATOS_BUS_PASSWORD").env_remove("STRATOS_BUS_PASSWORD_FILE");
+    if let Some(credentials) = &spec.bus_credentials {
+        cmd.env("STRATOS_BUS_USERNAME", &credentials.username).env("STRATOS_BUS_PASSWORD", &credentials.password);
+    }
 }

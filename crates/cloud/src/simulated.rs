@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stratos_bus::events::{
-    InstanceActivatedEvent, InstanceMaintenanceModeEvent, InstanceReadyToShutdownEvent, InstanceStartedEvent,
-    MemberHealthStatEvent,
+    InstanceActivatedEvent, InstanceCleanupMemberEvent, InstanceMaintenanceModeEvent, InstanceReadyToShutdownEvent,
+    InstanceStartedEvent, MemberHealthStatEvent,
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, MemberRef};
 use tokio::task::JoinHandle;
@@ -36,7 +36,7 @@ impl SimulatedDriver {
     pub async fn start(bus: Bus, start_delay: Duration, stats_every: Duration, load: LoadModel) -> SimulatedDriver {
         let members: Members = Default::default();
         // Drain requests are answered as an agent would: maintenance, then ready to shut down.
-        if let Ok(mut cleanup) = bus.subscribe("instance/notifier/InstanceCleanupMemberEvent").await {
+        if let Ok(mut cleanup) = bus.subscribe_to::<InstanceCleanupMemberEvent>().await {
             let (bus, members) = (bus.clone(), members.clone());
             tokio::spawn(async move {
                 while let Some(AnyEvent::InstanceCleanupMemberEvent(e)) = cleanup.recv().await {

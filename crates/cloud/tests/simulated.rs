@@ -69,7 +69,7 @@ async fn world_with(min: u32, max: u32, partition_max: u32, configure: impl FnOn
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let load = Arc::new(AtomicU64::new(10));
     let model_load = load.clone();
-    let driver_bus = Bus::connect(&broker.url(), "simulated-driver").await.unwrap();
+    let driver_bus = Bus::connect(&broker.platform_url(), "simulated-driver").await.unwrap();
     let driver = SimulatedDriver::start(
         driver_bus,
         Duration::from_millis(50),
@@ -83,7 +83,7 @@ async fn world_with(min: u32, max: u32, partition_max: u32, configure: impl FnOn
     configure(&mut config);
     let controller = CloudController::new(
         store.clone(),
-        Bus::connect(&broker.url(), "cc").await.unwrap(),
+        Bus::connect(&broker.platform_url(), "cc").await.unwrap(),
         vec![driver.clone() as Arc<dyn Driver>],
         config,
     );
@@ -176,7 +176,7 @@ async fn hundreds_of_members_are_placed_round_robin_and_scaled_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_scales_out_to_the_required_size_and_back_in_one_member_at_a_time() {
     let w = world(2, 6, 2).await;
-    let health_bus = Bus::connect(&w.broker.url(), "health").await.unwrap();
+    let health_bus = Bus::connect(&w.broker.platform_url(), "health").await.unwrap();
     let health = stratos_health::HealthConfig {
         window: Duration::from_secs(3),
         interval: Duration::from_millis(300),
@@ -259,7 +259,7 @@ async fn a_member_that_never_activates_is_replaced_in_another_partition() {
     let w = world_with(1, 1, 5, |c| c.activation_timeout = Duration::from_millis(600)).await;
     // Partition a takes members but none ever activates.
     w.driver.never_activate_in("a");
-    let watcher = Bus::connect(&w.broker.url(), "watcher").await.unwrap();
+    let watcher = Bus::connect(&w.broker.platform_url(), "watcher").await.unwrap();
     let mut created = watcher.subscribe_to::<MemberCreatedEvent>().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     deploy(&w.store, 1, 1).await;
@@ -296,7 +296,7 @@ async fn a_restarted_controller_adopts_the_saved_topology_and_migrates_the_old_r
     let restart = |w: &World, name: &str| {
         let mut config = ControllerConfig::new(w.broker.url());
         config.reconcile_interval = Duration::from_millis(200);
-        let (store, driver, url, name) = (w.store.clone(), w.driver.clone(), w.broker.url(), name.to_string());
+        let (store, driver, url, name) = (w.store.clone(), w.driver.clone(), w.broker.platform_url(), name.to_string());
         tokio::spawn(async move {
             let bus = Bus::connect(&url, &name).await.unwrap();
             CloudController::new(store, bus, vec![driver as Arc<dyn Driver>], config).run().await
@@ -349,7 +349,7 @@ async fn start_autoscaler(w: &World, interval: Duration) {
     };
     tokio::spawn(stratos_autoscaler::run(
         w.store.clone(),
-        Bus::connect(&w.broker.url(), "as").await.unwrap(),
+        Bus::connect(&w.broker.platform_url(), "as").await.unwrap(),
         autoscaler,
     ));
 }
@@ -358,7 +358,7 @@ async fn start_autoscaler(w: &World, interval: Duration) {
 async fn group_and_application_monitors_roll_up_and_announce_their_status() {
     let w = world(1, 1, 5).await;
     start_autoscaler(&w, Duration::from_millis(400)).await;
-    let watcher = Bus::connect(&w.broker.url(), "watcher").await.unwrap();
+    let watcher = Bus::connect(&w.broker.platform_url(), "watcher").await.unwrap();
     let mut events = watcher.subscribe("application/#").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // web; backend { db; cache }.
@@ -474,8 +474,10 @@ async fn an_unhealthy_member_is_suspended_at_once_and_replaced() {
     let before = wait_active(&w.store, "app.web", "two members up", |m| m.len() == 2).await;
     let topology = w.store.load_topology().await.unwrap();
     let victim = topology.cluster("app.web").unwrap().members[&before[0]].clone();
-    // What the member's agent says once its app failed its checks.
-    let agent = Bus::connect(&w.broker.url(), "agent-of-victim").await.unwrap();
+    // What the member's agent says once its app failed its checks (sent with the
+    // platform's credentials: this connection also watches the topology, and the late
+    // repeat below must reach the controller, which a terminated member's could not).
+    let agent = Bus::connect(&w.broker.platform_url(), "agent-of-victim").await.unwrap();
     let mut events = agent.subscribe("topology/#").await.unwrap();
     let unhealthy = InstanceUnhealthyEvent {
         member: stratos_bus::MemberRef::from(&victim),

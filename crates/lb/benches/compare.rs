@@ -285,7 +285,7 @@ async fn compare() {
     let seconds: u64 = std::env::var("STRATOS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let me = std::env::current_exe().unwrap();
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let bus = Bus::connect(&broker.url(), "bench").await.unwrap();
+    let bus = Bus::connect(&broker.platform_url(), "bench").await.unwrap();
 
     let ports: Vec<u16> = (0..BACKENDS).map(|_| free_port()).collect();
     let _backends: Vec<ChildGuard> = ports
@@ -319,7 +319,12 @@ async fn compare() {
         eprintln!("round {round} of {rounds}");
         if wanted("built-in") {
             let lb = ChildGuard(
-                Command::new(&me).env(ROLE, "lb").env("BROKER", broker.url()).env("RUST_LOG", "off").spawn().unwrap(),
+                Command::new(&me)
+                    .env(ROLE, "lb")
+                    .env("BROKER", broker.platform_url())
+                    .env("RUST_LOG", "off")
+                    .spawn()
+                    .unwrap(),
             );
             wait_routed(proxy_port).await;
             let pid = lb.0.id();
@@ -338,7 +343,7 @@ async fn compare() {
                 continue;
             }
             let run_dir = std::env::temp_dir().join(format!("stratos-bench-{name}-{}", std::process::id()));
-            let ext_bus = Bus::connect(&broker.url(), &format!("bench-{name}-{round}")).await.unwrap();
+            let ext_bus = Bus::connect(&broker.platform_url(), &format!("bench-{name}-{round}")).await.unwrap();
             let ext = extension::start(ext_bus, ExtensionConfig::new(kind, &run_dir)).await.unwrap();
             wait_routed(proxy_port).await;
             let pid = ext.proxy_pid().unwrap();

@@ -19,6 +19,7 @@
 
 pub mod balance;
 mod bodies;
+mod bus_auth;
 mod checks;
 pub mod extension;
 mod h1;
@@ -45,6 +46,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use balance::Algorithm;
+pub use bus_auth::{check_broker_url, BusAuth};
 pub use routing::RoutingTable;
 pub use stats::MemberSnapshot;
 

@@ -56,7 +56,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut topology_events: Subscription, 
 
 fn apply(topology: &mut Topology, tenants: &mut BTreeMap<i64, String>, event: &AnyEvent) -> bool {
     let changed = apply_event(topology, tenants, event);
-    debug!(topic = event.topic(), changed, "topology event");
+    debug!(topic = %event.topic(), changed, "topology event");
     changed
 }
 

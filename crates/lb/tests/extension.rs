@@ -96,7 +96,7 @@ struct Setup {
 async fn setup(kind: Kind, topology: Topology, proxy_port: u16, members: &[&str], stats: Duration) -> Setup {
     init_tracing();
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let bus = Bus::connect(&broker.url(), &format!("ext-test-{kind}")).await.unwrap();
+    let bus = Bus::connect(&broker.platform_url(), &format!("ext-test-{kind}")).await.unwrap();
     bus.publish(&CompleteTopologyEvent { topology }).await.unwrap();
     let run_dir = tempfile::tempdir().unwrap();
     let config = ExtensionConfig {
@@ -104,7 +104,7 @@ async fn setup(kind: Kind, topology: Topology, proxy_port: u16, members: &[&str]
         debounce: Duration::from_millis(100),
         ..ExtensionConfig::new(kind, run_dir.path())
     };
-    let ext_bus = Bus::connect(&broker.url(), &format!("ext-under-test-{kind}")).await.unwrap();
+    let ext_bus = Bus::connect(&broker.platform_url(), &format!("ext-under-test-{kind}")).await.unwrap();
     let ext = extension::start(ext_bus, config).await.unwrap();
     let want: BTreeSet<String> = members.iter().map(|m| m.to_string()).collect();
     ext.wait_for(Duration::from_secs(20), |s| s.members == want)
@@ -660,7 +660,7 @@ async fn nginx_tunnels_websockets() {
 #[tokio::test]
 async fn a_missing_proxy_is_a_clear_error() {
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let bus = Bus::connect(&broker.url(), "ext-missing").await.unwrap();
+    let bus = Bus::connect(&broker.platform_url(), "ext-missing").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = ExtensionConfig {
         binary: Some("/nonexistent/haproxy".into()),

@@ -128,7 +128,7 @@ async fn a_late_load_balancer_learns_tenant_domains_from_the_snapshot() {
         |domain: &str| Tenant { tenant_id: 5, tenant_domain: domain.into(), active: true, email: None, created_at: 0 };
     env.bus.publish(&CompleteTenantEvent { tenants: vec![five("five.test")] }).await.unwrap();
 
-    let late_bus = Bus::connect(&env.broker.url(), "late-lb").await.unwrap();
+    let late_bus = Bus::connect(&env.broker.platform_url(), "late-lb").await.unwrap();
     let late = stratos_lb::start(late_bus, LbConfig { ephemeral_ports: true, ..LbConfig::default() }).await.unwrap();
     let client = client();
     for lb in [&env.lb, &late] {

@@ -69,7 +69,7 @@ impl AppState {
     pub async fn publish<E: Event>(&self, event: &E) {
         if let Some(bus) = &self.bus {
             if let Err(e) = bus.publish(event).await {
-                tracing::warn!(topic = E::TOPIC, error = %e, "cannot publish event");
+                tracing::warn!(topic = E::NAME, error = %e, "cannot publish event");
             }
         }
     }

@@ -14,6 +14,8 @@ struct Api {
     base: String,
     http: reqwest::Client,
     bus: Bus,
+    /// The bus with the platform's credentials, for more connections.
+    bus_url: String,
     store: Store,
     /// The first platform admin's token, sent with every request.
     token: String,
@@ -25,14 +27,16 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("stratos.db")).await.unwrap();
         let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        let bus = Bus::connect(&broker.url(), &format!("manager-test-{}", dir.path().display())).await.unwrap();
+        let bus =
+            Bus::connect(&broker.platform_url(), &format!("manager-test-{}", dir.path().display())).await.unwrap();
         let state = Arc::new(AppState::new(store.clone(), Some(bus.clone())));
         stratos_manager::bootstrap::first_admin(&store).await.unwrap();
         let token = stratos_manager::bootstrap::admin_token(&store, None).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(stratos_manager::serve(listener, state, DEFAULT_BODY_LIMIT, std::future::pending()));
-        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, store, token, _dir: dir }
+        let bus_url = broker.platform_url();
+        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), bus, bus_url, store, token, _dir: dir }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<(&str, &str)>) -> (StatusCode, Value) {
@@ -305,7 +309,7 @@ async fn tenants_are_created_once_with_valid_domains() {
         .await;
     assert_eq!(got.as_deref(), Some("example.com"));
     // A consumer that subscribes afterwards gets every tenant from the retained snapshot.
-    let late_bus = Bus::connect(api.bus.url(), "late-subscriber").await.unwrap();
+    let late_bus = Bus::connect(&api.bus_url, "late-subscriber").await.unwrap();
     let mut late = late_bus.subscribe("tenant/#").await.unwrap();
     let snapshot = late
         .wait_for(Duration::from_secs(5), |e| match e {

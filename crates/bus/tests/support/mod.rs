@@ -1,5 +1,8 @@
 //! Brokers for the bus tests: the embedded one and a real Mosquitto.
 
+// Shared by several test crates, each using a part of it.
+#![allow(dead_code)]
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +25,23 @@ impl Mosquitto {
         let port = if port == 0 { free_port() } else { port };
         let child = Command::new(mosquitto_path())
             .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
+        wait_listening(port);
+        Some(Mosquitto { child, port })
+    }
+
+    /// Starts `mosquitto -c config` listening on `port`; `None` as for [`Mosquitto::start`].
+    pub fn start_with_config(config: &std::path::Path, port: u16) -> Option<Mosquitto> {
+        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
+            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
+            return None;
+        }
+        let child = Command::new(mosquitto_path())
+            .arg("-c")
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -72,7 +92,7 @@ fn wait_listening(port: u16) {
 /// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.
 pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
     let embedded = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).expect("embedded broker");
-    let mut urls = vec![("embedded", embedded.url())];
+    let mut urls = vec![("embedded", embedded.platform_url())];
     let mosquitto = Mosquitto::start(0);
     if let Some(m) = &mosquitto {
         urls.push(("mosquitto", m.url()));

@@ -41,6 +41,9 @@ const STRATOS_ENV: &[&str] = &[
     "STRATOS_API",
     "STRATOS_API_LISTEN",
     "STRATOS_BROKER",
+    "STRATOS_BUS_USERNAME",
+    "STRATOS_BUS_PASSWORD",
+    "STRATOS_BUS_PASSWORD_FILE",
     "STRATOS_MQTT_LISTEN",
     "STRATOS_DATA_DIR",
     "STRATOS_STORE",
@@ -374,6 +377,14 @@ impl Platform {
         format!("mqtt://127.0.0.1:{}", self.mqtt_port)
     }
 
+    /// The broker's URL with the platform's credentials, which `stratos up` keeps in the
+    /// data directory, as `stratos lb --bus-password-file` reads them.
+    pub fn platform_bus_url(&self) -> String {
+        let secret = stratos_bus::PlatformSecret::read(&self.data_dir.join("bus-password"))
+            .expect("stratos up writes the bus password into its data directory");
+        stratos_bus::with_credentials(&self.broker_url(), &secret.platform_credentials())
+    }
+
     /// SIGKILL: the platform dies without cleaning up (its members live on).
     pub fn kill(mut self) {
         self.proc.signal("KILL");
@@ -540,7 +551,7 @@ impl EventLog {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let client_id = format!("stratos-cli-test-{}-{}", std::process::id(), free_port());
         let bus = runtime
-            .block_on(stratos_bus::Bus::connect(&platform.broker_url(), &client_id))
+            .block_on(stratos_bus::Bus::connect(&platform.platform_bus_url(), &client_id))
             .unwrap_or_else(|e| panic!("cannot connect to the platform's broker: {e}"));
         let events: Arc<Mutex<Vec<stratos_bus::AnyEvent>>> = Arc::default();
         let retained = "topology/CompleteTopologyEvent";

@@ -140,7 +140,7 @@ impl Controller {
 
     fn apply(&mut self, event: &AnyEvent) -> bool {
         let changed = apply_event(&mut self.topology, &mut self.tenants, event);
-        debug!(topic = event.topic(), changed, "topology event");
+        debug!(topic = %event.topic(), changed, "topology event");
         changed
     }
 

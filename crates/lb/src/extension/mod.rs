@@ -136,6 +136,8 @@ pub struct CliArgs {
     #[arg(long, env = "STRATOS_BROKER", default_value = "mqtt://127.0.0.1:1883")]
     pub broker: String,
     #[command(flatten)]
+    pub bus_auth: crate::BusAuth,
+    #[command(flatten)]
     pub config: ExtensionConfig,
 }
 
@@ -316,7 +318,8 @@ pub async fn run(bus: Bus, config: ExtensionConfig) -> anyhow::Result<()> {
 /// `stratos lb-extension`: runs until SIGTERM or Ctrl-C, then stops the proxy.
 pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     let client_id = format!("stratos-lb-{}-{}", args.config.kind, std::process::id());
-    let bus = Bus::connect(&args.broker, &client_id).await?;
+    crate::check_broker_url(&args.broker)?;
+    let bus = Bus::connect_with(&args.broker, &client_id, args.bus_auth.credentials()?).await?;
     let mut extension = start(bus, args.config).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let finished = tokio::select! {

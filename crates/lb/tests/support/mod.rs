@@ -286,10 +286,10 @@ impl Env {
     pub async fn start(topology: Topology, config: LbConfig) -> Env {
         init_tracing();
         let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        let bus = Bus::connect(&broker.url(), "lb-test").await.unwrap();
+        let bus = Bus::connect(&broker.platform_url(), "lb-test").await.unwrap();
         let clusters = topology.services.values().map(|s| s.clusters.len()).sum::<usize>();
         bus.publish(&CompleteTopologyEvent { topology: topology.clone() }).await.unwrap();
-        let lb_bus = Bus::connect(&broker.url(), "lb-under-test").await.unwrap();
+        let lb_bus = Bus::connect(&broker.platform_url(), "lb-under-test").await.unwrap();
         let lb = stratos_lb::start(lb_bus, LbConfig { ephemeral_ports: true, ..config }).await.unwrap();
         let ports: Vec<u16> = topology
             .services

@@ -1,0 +1,179 @@
+//! The trust boundary on a real Mosquitto 2 with its dynamic-security plugin: the
+//! provisioner gives each member announced by the controller its own client and
+//! role, and takes them away at its termination.
+
+#[path = "support/mod.rs"]
+mod brokers;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS};
+use stratos_bus::events::*;
+use stratos_bus::mosquitto::{mosquitto_conf, MosquittoProvisioner, DYNSEC_PLUGIN};
+use stratos_bus::{with_credentials, AnyEvent, Bus, Credentials, MemberRef, PlatformSecret};
+use stratos_model::topology::{Member, MemberStatus, Topology};
+
+const WAIT: Duration = Duration::from_secs(20);
+const CLUSTER: &str = "app.php";
+
+fn member_ref(id: &str) -> MemberRef {
+    MemberRef {
+        service_name: "php".into(),
+        cluster_id: CLUSTER.into(),
+        member_id: id.into(),
+        network_partition_id: "np1".into(),
+        partition_id: "p1".into(),
+    }
+}
+
+fn member(id: &str) -> Member {
+    serde_json::from_value(serde_json::json!({
+        "serviceName": "php", "clusterId": CLUSTER, "memberId": id, "networkPartitionId": "np1",
+        "partitionId": "p1", "status": MemberStatus::Created, "ports": [], "initTime": 0
+    }))
+    .unwrap()
+}
+
+/// Mosquitto with the configuration of `mosquitto_conf`, its dynamic security
+/// initialised with the platform's user and password as the README says.
+fn mosquitto(dir: &Path, secret: &PlatformSecret) -> Option<brokers::Mosquitto> {
+    if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") || !Path::new(DYNSEC_PLUGIN).exists() {
+        println!("skipped: no Mosquitto with the dynamic-security plugin");
+        assert!(std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1"), "{DYNSEC_PLUGIN} is missing");
+        return None;
+    }
+    let dynsec = dir.join("dynamic-security.json");
+    let password = secret.platform_credentials().password;
+    let init = Command::new("mosquitto_ctrl")
+        .args(["dynsec", "init"])
+        .arg(&dynsec)
+        .args(["stratos", &password])
+        .output()
+        .expect("mosquitto_ctrl (package mosquitto-clients or mosquitto)");
+    assert!(init.status.success(), "mosquitto_ctrl dynsec init: {}", String::from_utf8_lossy(&init.stderr));
+    let port = brokers::free_port();
+    // Run as this user (the tests may run as root, which Mosquitto would leave for `mosquitto`).
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let conf = format!("{}user {user}\n", mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN));
+    let conf_path = dir.join("mosquitto.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    brokers::Mosquitto::start_with_config(&conf_path, port)
+}
+
+fn raw(url: &str, client_id: &str, c: &Credentials) -> (AsyncClient, EventLoop) {
+    let (host, port) = stratos_bus::parse_broker_url(url).unwrap();
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_credentials(c.username.clone(), c.password.clone());
+    AsyncClient::new(options, 100)
+}
+
+/// Connects with `c` until the broker accepts it (the provisioner works beside us).
+async fn connect_when_provisioned(url: &str, c: &Credentials) -> (AsyncClient, EventLoop) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (client, mut eventloop) = raw(url, "agent-m1", c);
+        match tokio::time::timeout(WAIT, eventloop.poll()).await {
+            Ok(Ok(MqttEvent::Incoming(Packet::ConnAck(_)))) => return (client, eventloop),
+            other => assert!(Instant::now() < deadline, "the member was never let in: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn next(eventloop: &mut EventLoop, want: impl Fn(&Packet) -> bool) -> Packet {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, eventloop.poll()).await {
+            Ok(Ok(MqttEvent::Incoming(p))) if want(&p) => return p,
+            Ok(Ok(_)) => {}
+            other => panic!("not received: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_dynamic_security_confines_members_and_revokes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = PlatformSecret::generate().unwrap();
+    let Some(broker) = mosquitto(dir.path(), &secret) else { return };
+    let platform_credentials = secret.platform_credentials();
+    let provisioner =
+        MosquittoProvisioner::connect(&broker.url(), &platform_credentials, secret.clone()).await.unwrap();
+    tokio::spawn(provisioner.run());
+    let platform_url = with_credentials(&broker.url(), &platform_credentials);
+    let platform = Bus::connect(&platform_url, "platform").await.unwrap();
+    let mut everything = platform.subscribe("#").await.unwrap();
+    // The platform's user may publish anything once the provisioner gave it its role.
+    platform.publish(&CompleteTopologyEvent { topology: Topology::default() }).await.unwrap();
+
+    // Unknown to Mosquitto until the controller announces the member.
+    let creds = secret.member_credentials(CLUSTER, "m1");
+    let (_c, mut refused) = raw(&broker.url(), "early", &creds);
+    assert!(matches!(refused.poll().await, Err(ConnectionError::ConnectionRefused(_))), "an unannounced member");
+
+    platform.publish(&MemberCreatedEvent { member: member("m1") }).await.unwrap();
+    let (client, mut eventloop) = connect_when_provisioned(&broker.url(), &creds).await;
+
+    // Wide subscriptions are refused; its own notifier topic is granted.
+    for filter in ["#", "log/+/LogEvent", "instance/notifier/cluster/+/#"] {
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        let Packet::SubAck(ack) = next(&mut eventloop, |p| matches!(p, Packet::SubAck(_))).await else {
+            unreachable!()
+        };
+        assert_eq!(ack.return_codes, [rumqttc::SubscribeReasonCode::Failure], "{filter}");
+    }
+    client.subscribe(format!("{}/m1/#", InstanceCleanupMemberEvent::PREFIX), QoS::AtLeastOnce).await.unwrap();
+    let Packet::SubAck(ack) = next(&mut eventloop, |p| matches!(p, Packet::SubAck(_))).await else { unreachable!() };
+    assert!(matches!(ack.return_codes[..], [rumqttc::SubscribeReasonCode::Success(_)]));
+
+    // Forgeries are dropped by Mosquitto; its own status goes through, after them.
+    let forged = [
+        AnyEvent::CompleteTopologyEvent(CompleteTopologyEvent { topology: Topology::default() }),
+        AnyEvent::MemberTerminatedEvent(MemberTerminatedEvent { member: member_ref("victim"), reason: "x".into() }),
+        AnyEvent::MemberFaultEvent(MemberFaultEvent { member: member_ref("victim"), reason: "x".into() }),
+        AnyEvent::InstanceCleanupClusterEvent(InstanceCleanupClusterEvent { cluster_id: CLUSTER.into() }),
+        AnyEvent::InstanceActivatedEvent(InstanceActivatedEvent { member: member_ref("victim") }),
+    ];
+    for event in &forged {
+        let (topic, body, _) = event.encode().unwrap();
+        client.publish(topic, QoS::AtLeastOnce, false, body).await.unwrap();
+    }
+    let (topic, body, _) =
+        AnyEvent::InstanceActivatedEvent(InstanceActivatedEvent { member: member_ref("m1") }).encode().unwrap();
+    client.publish(topic, QoS::AtLeastOnce, false, body).await.unwrap();
+    // Drive the member's connection while the platform waits for its activation.
+    let driver = tokio::spawn(async move {
+        while eventloop.poll().await.is_ok() {}
+        eventloop
+    });
+    let mut seen = Vec::new();
+    let got = everything
+        .wait_for(WAIT, |e| {
+            let own = matches!(&e, AnyEvent::InstanceActivatedEvent(a) if a.member.member_id == "m1");
+            if !own {
+                seen.push(e.name());
+            }
+            own.then_some(())
+        })
+        .await;
+    assert!(got.is_some(), "the member's own activation never arrived");
+    let forged_seen: Vec<_> =
+        seen.iter().filter(|n| **n != "CompleteTopologyEvent" && **n != "MemberCreatedEvent").collect();
+    assert!(forged_seen.is_empty(), "forged events reached the platform: {forged_seen:?}");
+
+    // Terminated: Mosquitto disconnects the member and refuses its credentials.
+    platform.publish(&MemberTerminatedEvent { member: member_ref("m1"), reason: "scale-down".into() }).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_c, mut probe) = raw(&broker.url(), "agent-m1-again", &creds);
+        if matches!(probe.poll().await, Err(ConnectionError::ConnectionRefused(_))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the terminated member's credentials still work");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::timeout(WAIT, driver).await.expect("the terminated member's connection stayed open").unwrap();
+}

@@ -1,0 +1,195 @@
+//! The bus's trust boundary end to end on an external Mosquitto 2 with its
+//! dynamic-security plugin: `stratos up --mosquitto-dynsec` gives each member it starts
+//! a client of its own there; real members (agents and apps) reach the bus with it
+//! and activate, cannot read beyond their own topics, and lose it at undeploy.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use stratos_bus::mosquitto::{mosquitto_conf, DYNSEC_PLUGIN};
+use stratos_bus::{Credentials, PlatformSecret};
+use support::{eventually, free_port, member_list, stratos, wait_listening, Platform, Proc, Sandbox, BIN};
+
+/// What a member with `credentials` gets from the broker: refused, or its SUBACK to `#`.
+fn try_member(port: u16, credentials: &Credentials) -> Result<Vec<SubscribeReasonCode>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut options = MqttOptions::new("probe-member", "127.0.0.1", port);
+        options.set_credentials(credentials.username.clone(), credentials.password.clone());
+        let (client, mut eventloop) = AsyncClient::new(options, 10);
+        let answer = async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        client.subscribe("#", QoS::AtLeastOnce).await.map_err(|e| e.to_string())?
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => return Ok(ack.return_codes),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), answer).await.map_err(|_| "no answer".to_string())?
+    })
+}
+
+#[test]
+fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
+    if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
+        return println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
+    }
+    assert!(
+        Path::new(DYNSEC_PLUGIN).exists(),
+        "this test needs Mosquitto 2 with {DYNSEC_PLUGIN}: apt-get install -y mosquitto"
+    );
+    let sandbox = Sandbox::new();
+    let broker_dir = tempfile::tempdir().unwrap();
+    let secret = PlatformSecret::generate().unwrap();
+    let password_file = broker_dir.path().join("bus-password");
+    std::fs::write(&password_file, secret.platform_credentials().password).unwrap();
+
+    // The broker set up as the README says.
+    let dynsec = broker_dir.path().join("dynamic-security.json");
+    let init = Command::new("mosquitto_ctrl")
+        .args(["dynsec", "init"])
+        .arg(&dynsec)
+        .args(["stratos", &secret.platform_credentials().password])
+        .output()
+        .expect("mosquitto_ctrl");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let port = free_port();
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let conf = broker_dir.path().join("mosquitto.conf");
+    let text = mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN);
+    std::fs::write(&conf, format!("{text}user {user}\n")).unwrap();
+    let mut command = Command::new("mosquitto");
+    command.arg("-c").arg(&conf);
+    let _mosquitto = Proc::spawn("mosquitto", command);
+    wait_listening(port, "mosquitto");
+
+    let broker = format!("mqtt://127.0.0.1:{port}");
+    let platform = Platform::start(
+        sandbox.path(),
+        &["--broker", &broker, "--bus-password-file", password_file.to_str().unwrap(), "--mosquitto-dynsec"],
+    );
+    platform.add_php_web();
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    let members = member_list(&platform);
+    assert!(!members.is_empty());
+    for m in &members {
+        assert_eq!(m["status"], "Active", "{m:#}");
+    }
+
+    // A member's credentials (as its agent has them) are confined on Mosquitto.
+    let first = &members[0];
+    let credentials =
+        secret.member_credentials(first["clusterId"].as_str().unwrap(), first["memberId"].as_str().unwrap());
+    assert_eq!(try_member(port, &credentials), Ok(vec![SubscribeReasonCode::Failure]), "a member subscribing to #");
+    let stranger = PlatformSecret::generate().unwrap().member_credentials("php-web.php", "nobody");
+    let refused = try_member(port, &stranger);
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("refused")),
+        "credentials the platform never issued: {refused:?}"
+    );
+
+    // Undeployed: the member's client is gone from Mosquitto.
+    let out = platform.cli(&["application", "undeploy", "php-web"]);
+    assert!(out.success(), "{out}");
+    eventually(Duration::from_secs(60), "the undeployed member's credentials are refused", || {
+        match try_member(port, &credentials) {
+            Err(e) if e.contains("refused") => Ok(e),
+            Err(e) => Err(e),
+            Ok(codes) => Err(format!("still accepted: {codes:?}")),
+        }
+    });
+    drop(platform.stop());
+}
+
+/// `stratos lb` run on its own reaches the embedded broker with the platform password
+/// from `stratos up`'s data directory, and without it is refused, clearly.
+#[test]
+fn a_separate_load_balancer_needs_the_platform_password() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    let broker = platform.broker_url();
+    let password_file = sandbox.path().join("bus-password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&password_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the platform password file is readable by others");
+    }
+    let banner = platform.proc.stdout();
+    assert!(
+        banner.contains(password_file.to_str().unwrap()),
+        "the banner does not say where the password is:\n{banner}"
+    );
+    let secret = std::fs::read_to_string(&password_file).unwrap();
+    assert!(
+        !banner.contains(secret.trim()) && !platform.proc.stderr().contains(secret.trim()),
+        "the secret was printed"
+    );
+
+    let out = stratos(&["lb", "--broker", &broker]);
+    assert!(!out.success(), "an anonymous load balancer was let in\n{out}");
+    assert!(out.stderr.contains("refused") && out.stderr.contains("password"), "{out}");
+
+    let in_url = format!("mqtt://stratos:{}@127.0.0.1:{}", secret.trim(), platform.mqtt_port);
+    let out = stratos(&["lb", "--broker", &in_url]);
+    assert!(!out.success() && out.stderr.contains("--bus-password-file"), "{out}");
+    assert!(!out.stderr.contains(secret.trim()), "the password was echoed\n{out}");
+
+    let mut command = Command::new(BIN);
+    command.args(["lb", "--broker", &broker, "--bus-password-file", password_file.to_str().unwrap()]);
+    let mut lb = Proc::spawn("stratos lb", command);
+    eventually(Duration::from_secs(20), "stratos lb connects", || {
+        if let Some(status) = lb.try_status() {
+            return Err(format!("stratos lb exited ({status}):\n{}", lb.stderr()));
+        }
+        let stderr = lb.stderr();
+        if stderr.contains("connected to the event bus") {
+            Ok(())
+        } else {
+            Err(stderr)
+        }
+    });
+    assert!(!lb.stderr().contains(secret.trim()), "the password was logged");
+    lb.signal("TERM");
+    drop(platform.stop());
+}
+
+/// The same on `stratos up`'s embedded broker: the controller's members connect with
+/// their own credentials, are confined, and are refused once undeployed.
+#[test]
+fn embedded_broker_members_are_confined_and_revoked_at_undeploy() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
+    platform.add_php_web();
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    let members = member_list(&platform);
+    assert!(!members.is_empty());
+    let first = &members[0];
+    let credentials =
+        secret.member_credentials(first["clusterId"].as_str().unwrap(), first["memberId"].as_str().unwrap());
+    assert_eq!(try_member(platform.mqtt_port, &credentials), Ok(vec![SubscribeReasonCode::Failure]), "# is refused");
+    let out = platform.cli(&["application", "undeploy", "php-web"]);
+    assert!(out.success(), "{out}");
+    eventually(Duration::from_secs(60), "the undeployed member's credentials are refused", || {
+        match try_member(platform.mqtt_port, &credentials) {
+            Err(e) if e.contains("refused") => Ok(e),
+            Err(e) => Err(e),
+            Ok(codes) => Err(format!("still accepted: {codes:?}")),
+        }
+    });
+    let log = platform.proc.stderr();
+    assert!(!log.contains(&secret.platform_credentials().password), "the platform secret was logged");
+    assert!(!log.contains(&credentials.password), "a member's password was logged");
+    drop(platform.stop());
+}
