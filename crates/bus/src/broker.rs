@@ -21,6 +21,7 @@ use crate::gate::Gate;
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     secret: PlatformSecret,
+    tls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,19 @@ impl EmbeddedBroker {
     /// Starts a broker on `addr` whose platform components and members authenticate
     /// with credentials of `secret`.
     pub fn start_with_secret(addr: SocketAddr, secret: PlatformSecret) -> Result<EmbeddedBroker, BrokerError> {
+        EmbeddedBroker::start_tls(addr, secret, None)
+    }
+
+    /// Starts a broker as [`EmbeddedBroker::start_with_secret`] does; with `tls`, its
+    /// public port speaks only MQTT over TLS (`mqtts://`) with that server
+    /// configuration. rumqttd's own port stays plain, on loopback only.
+    pub fn start_tls(
+        addr: SocketAddr,
+        secret: PlatformSecret,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<EmbeddedBroker, BrokerError> {
+        let with_tls = tls.is_some();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let listen_err = |e: std::io::Error| BrokerError::Listen { addr, reason: e.to_string() };
         // The public listener first: a taken port fails here, clearly.
         let public = TcpListener::bind(addr).map_err(listen_err)?;
@@ -84,7 +98,7 @@ impl EmbeddedBroker {
                     };
                     let _ = ready_tx.send(Ok(()));
                     tokio::select! {
-                        () = gate.serve(listener) => {}
+                        () = gate.serve(listener, acceptor) => {}
                         () = revocations => {}
                     }
                 })
@@ -97,17 +111,19 @@ impl EmbeddedBroker {
                 return Err(BrokerError::Listen { addr, reason: "the bus gate did not start within 20 s".into() })
             }
         }
-        info!(%addr, "embedded MQTT broker listening (authenticated, with topic ACLs)");
-        Ok(EmbeddedBroker { addr, secret })
+        info!(%addr, tls = with_tls, "embedded MQTT broker listening (authenticated, with topic ACLs)");
+        Ok(EmbeddedBroker { addr, secret, tls: with_tls })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The address clients connect to: `mqtt://host:port`, without credentials.
+    /// The address clients connect to: `mqtt://host:port` (`mqtts://` with TLS),
+    /// without credentials.
     pub fn url(&self) -> String {
-        format!("mqtt://{}", self.addr)
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The address with the platform's credentials in it, for platform components in

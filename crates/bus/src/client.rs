@@ -1,9 +1,12 @@
 //! The MQTT transport: publish typed events, subscribe by topic filter.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -12,7 +15,7 @@ use crate::events::{AnyEvent, DecodeError, Event};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("bad broker address {0:?}: expected mqtt://HOST:PORT")]
+    #[error("bad broker address {0:?}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")]
     BadUrl(String),
     #[error("cannot reach the MQTT broker at {addr}: {reason}")]
     Connect { addr: String, reason: String },
@@ -20,6 +23,8 @@ pub enum BusError {
     Refused { addr: String, code: String },
     #[error("MQTT client: {0}")]
     Client(#[from] rumqttc::ClientError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot encode event: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -27,11 +32,11 @@ pub enum BusError {
 /// Largest message either side accepts: a complete topology of 100k members fits.
 pub const MAX_PACKET_SIZE: usize = 64 * 1024 * 1024;
 
-/// Splits `mqtt://host:port`, `tcp://host:port` or `host:port` (credentials, if the
-/// URL has them, are left out: see [`split_credentials`]).
+/// Splits `mqtt://host:port`, `mqtts://host:port`, `tcp://host:port` or `host:port`
+/// (credentials, if the URL has them, are left out: see [`split_credentials`]).
 pub fn parse_broker_url(url: &str) -> Result<(String, u16), BusError> {
     let (_, plain) = split_credentials(url);
-    let rest = plain.strip_prefix("mqtt://").or_else(|| plain.strip_prefix("tcp://")).unwrap_or(&plain);
+    let rest = ["mqtts://", "mqtt://", "tcp://"].iter().find_map(|p| plain.strip_prefix(p)).unwrap_or(&plain);
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest.rsplit_once(':').ok_or_else(|| BusError::BadUrl(redact(url)))?;
     let port = port.parse().map_err(|_| BusError::BadUrl(redact(url)))?;
@@ -39,6 +44,11 @@ pub fn parse_broker_url(url: &str) -> Result<(String, u16), BusError> {
         return Err(BusError::BadUrl(redact(url)));
     }
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
+/// Whether `url` asks for MQTT over TLS (`mqtts://`).
+pub fn is_tls_url(url: &str) -> bool {
+    url.starts_with("mqtts://")
 }
 
 /// Takes the credentials out of `mqtt://user:password@host:port`: they and the URL
@@ -135,8 +145,21 @@ impl Bus {
     }
 
     /// Connects to the broker at `url` with `credentials` (none: anonymously) and
-    /// waits for it to accept the session.
+    /// waits for it to accept the session. A `mqtts://` broker's certificate must be
+    /// signed by the CA file in `STRATOS_BUS_CA_CERT` or, that unset, the system's roots.
     pub async fn connect_with(url: &str, client_id: &str, credentials: Option<Credentials>) -> Result<Bus, BusError> {
+        Bus::connect_trusting(url, client_id, credentials, crate::tls::ca_cert_from_env().as_deref()).await
+    }
+
+    /// Connects as [`Bus::connect_with`] does, a `mqtts://` broker's certificate checked
+    /// against `ca_cert` (a PEM file: the CA, or the self-signed certificate itself) or,
+    /// if none, the system's roots. The environment is not read.
+    pub async fn connect_trusting(
+        url: &str,
+        client_id: &str,
+        credentials: Option<Credentials>,
+        ca_cert: Option<&Path>,
+    ) -> Result<Bus, BusError> {
         let (url_credentials, plain) = split_credentials(url);
         let credentials = credentials.or(url_credentials);
         let url = plain.as_str();
@@ -154,6 +177,10 @@ impl Bus {
         options.set_inflight(1000);
         if let Some(c) = &credentials {
             options.set_credentials(c.username.clone(), c.password.clone());
+        }
+        if is_tls_url(url) {
+            let config = crate::tls::client_config(ca_cert)?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
         }
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
 

@@ -10,7 +10,8 @@
 //! and cluster ids), a CONNECT's will against [`may_publish`]: a forbidden publish
 //! disconnects it with a WARN naming it. A SUBSCRIBE with a filter [`may_subscribe`] refuses is answered by
 //! the gate with failure (0x80) for each of its filters and never reaches rumqttd.
-//! Platform connections are relayed without parsing beyond the frame.
+//! Platform connections are relayed without parsing beyond the frame. With TLS on
+//! (`EmbeddedBroker::start_tls`), the gate terminates it: only TLS is spoken on its port.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use rumqttc::{ConnAck, Connect, ConnectReturnCode, Login, Publish, SubAck, Subsc
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::acl::{body_is_about_itself, may_publish, may_subscribe};
@@ -74,14 +76,26 @@ impl Gate {
         }
     }
 
-    /// Accepts clients on `listener` for as long as the process lives.
-    pub(crate) async fn serve(self: Arc<Gate>, listener: TcpListener) {
+    /// Accepts clients on `listener` for as long as the process lives; with `tls`, the
+    /// listener speaks only TLS (a plain MQTT client fails its handshake).
+    pub(crate) async fn serve(self: Arc<Gate>, listener: TcpListener, tls: Option<TlsAcceptor>) {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let gate = self.clone();
-                    tokio::spawn(async move { gate.handle(stream, peer).await });
+                    match tls.clone() {
+                        None => drop(tokio::spawn(async move { gate.handle(stream, peer).await })),
+                        // The handshake runs in the connection's own task, with the same
+                        // deadline as its CONNECT: a stalled client holds up no one else.
+                        Some(acceptor) => drop(tokio::spawn(async move {
+                            match tokio::time::timeout(CONNECT_WITHIN, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => gate.handle(stream, peer).await,
+                                Ok(Err(e)) => debug!(%peer, error = %e, "bus client TLS handshake failed"),
+                                Err(_) => debug!(%peer, "bus client TLS handshake timed out"),
+                            }
+                        })),
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "the bus gate cannot accept a connection");

@@ -10,11 +10,12 @@ mod credentials;
 pub mod events;
 mod gate;
 pub mod mosquitto;
+pub mod tls;
 
 pub use broker::{BrokerError, EmbeddedBroker};
 pub use client::{
-    parse_broker_url, redact, split_credentials, topic_matches, with_credentials, Bus, BusError, Subscription,
-    MAX_PACKET_SIZE,
+    is_tls_url, parse_broker_url, redact, split_credentials, topic_matches, with_credentials, Bus, BusError,
+    Subscription, MAX_PACKET_SIZE,
 };
 pub use credentials::{Credentials, Identity, PlatformSecret, SecretError, PLATFORM_USERNAME};
 pub use events::{now_millis, AnyEvent, DecodeError, Event, MemberRef};
