@@ -1,7 +1,7 @@
 //! The embedded MQTT broker (rumqttd behind the gate) that `stratos up` starts by default.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,7 +123,13 @@ impl EmbeddedBroker {
     /// without credentials.
     pub fn url(&self) -> String {
         let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        format!("{scheme}://{}", self.addr)
+        // Listening on every address: clients here reach it on loopback, which a
+        // certificate names (0.0.0.0 is no name a certificate holds).
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+        }
+        format!("{scheme}://{addr}")
     }
 
     /// The address with the platform's credentials in it, for platform components in

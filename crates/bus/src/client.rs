@@ -51,6 +51,15 @@ pub fn is_tls_url(url: &str) -> bool {
     url.starts_with("mqtts://")
 }
 
+/// For a `mqtts://` url, makes `options` speak TLS trusting `ca_cert` (else the system's roots).
+pub(crate) fn use_tls_if_asked(options: &mut MqttOptions, url: &str, ca_cert: Option<&Path>) -> Result<(), BusError> {
+    if is_tls_url(url) {
+        let config = crate::tls::client_config(ca_cert)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
+    }
+    Ok(())
+}
+
 /// Takes the credentials out of `mqtt://user:password@host:port`: they and the URL
 /// without them. The username may contain `/` (a member's does); the password must
 /// not contain `@`.
@@ -178,10 +187,7 @@ impl Bus {
         if let Some(c) = &credentials {
             options.set_credentials(c.username.clone(), c.password.clone());
         }
-        if is_tls_url(url) {
-            let config = crate::tls::client_config(ca_cert)?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
-        }
+        use_tls_if_asked(&mut options, url, ca_cert)?;
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
 
         // The first poll performs the connection, so a bad address fails here, clearly.

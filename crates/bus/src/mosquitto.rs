@@ -106,6 +106,7 @@ impl MosquittoProvisioner {
         options.set_credentials(platform.username.clone(), platform.password.clone());
         options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
         options.set_keep_alive(Duration::from_secs(15));
+        crate::client::use_tls_if_asked(&mut options, &plain, crate::tls::ca_cert_from_env().as_deref())?;
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let setup = async {
             wait_for(&mut eventloop, |p| matches!(p, Packet::ConnAck(_))).await?;

@@ -75,6 +75,19 @@ pub struct UpArgs {
     /// Address the embedded MQTT broker listens on (ignored with --broker).
     #[arg(long, env = "STRATOS_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     mqtt_listen: SocketAddr,
+    /// The embedded broker speaks only MQTT over TLS (mqtts://) with this certificate
+    /// chain (PEM, leaf first); with --mqtt-tls-key. Components and members trust the CA
+    /// in STRATOS_BUS_CA_CERT if set, else the system's roots.
+    #[arg(long, requires = "mqtt_tls_key", conflicts_with_all = ["mqtt_tls_self_signed", "broker"])]
+    mqtt_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --mqtt-tls-cert.
+    #[arg(long, requires = "mqtt_tls_cert")]
+    mqtt_tls_key: Option<PathBuf>,
+    /// The embedded broker speaks only MQTT over TLS (mqtts://) with a self-signed
+    /// certificate, generated once as mqtt-cert.pem in the data directory; components
+    /// and members trust that file, other clients set STRATOS_BUS_CA_CERT to it.
+    #[arg(long, conflicts_with = "broker")]
+    mqtt_tls_self_signed: bool,
     /// Directory for the platform's data (the SQLite database, member working directories).
     #[arg(long, env = "STRATOS_DATA_DIR", default_value = ".stratos")]
     data_dir: PathBuf,
@@ -163,6 +176,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
 
     let tls = api_tls(&args)?;
+    let mqtt_tls = mqtt_tls(&args)?;
     if tls.is_none() && !args.api_listen.ip().is_loopback() && !args.api_insecure_http {
         anyhow::bail!(
             "--api-listen {} is not a loopback address: serve the API in TLS (--api-tls-cert and --api-tls-key, or \
@@ -238,12 +252,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
         None => {
             let secret_file = args.data_dir.join(BUS_PASSWORD_FILE);
             let secret = stratos_bus::PlatformSecret::load_or_create(&secret_file)?;
-            let broker = EmbeddedBroker::start_with_secret(args.mqtt_listen, secret.clone())
+            let server_config = mqtt_tls.as_ref().map(|t| t.server_config.clone());
+            let broker = EmbeddedBroker::start_tls(args.mqtt_listen, secret.clone(), server_config)
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
             (broker.url(), broker.platform_url(), Some(secret), true)
         }
     };
-    let bus = Bus::connect(&platform_url, &format!("stratos-manager-{}", std::process::id())).await?;
+    // Every component in this process, and every member, trusts the same CA file.
+    let bus_ca_cert = mqtt_tls.as_ref().and_then(|t| t.ca_cert.clone()).or_else(stratos_bus::tls::ca_cert_from_env);
+    let connect_bus = |name: &str| {
+        let client_id = format!("stratos-{name}-{}", std::process::id());
+        let (platform_url, ca) = (platform_url.clone(), bus_ca_cert.clone());
+        async move { Bus::connect_trusting(&platform_url, &client_id, None, ca.as_deref()).await }
+    };
+    let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
     let topology = store.load_topology().await?;
@@ -251,18 +273,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     controller_config.broker_url = broker_url.clone();
     controller_config.member_credentials = member_credentials;
-    let controller = stratos_cloud::CloudController::new(
-        store.clone(),
-        Bus::connect(&platform_url, &format!("stratos-cloud-{}", std::process::id())).await?,
-        vec![local],
-        controller_config,
-    );
+    controller_config.bus_ca_cert = bus_ca_cert.clone();
+    let controller =
+        stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config);
     tokio::spawn(async move {
         if let Err(e) = controller.run().await {
             tracing::error!(error = %e, "cloud controller stopped");
         }
     });
-    let health_bus = Bus::connect(&platform_url, &format!("stratos-health-{}", std::process::id())).await?;
+    let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
         window: Duration::from_secs(args.health_window.max(2)),
@@ -273,7 +292,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tracing::error!(error = %e, "health-stat processing stopped");
         }
     });
-    let autoscaler_bus = Bus::connect(&platform_url, &format!("stratos-autoscaler-{}", std::process::id())).await?;
+    let autoscaler_bus = connect_bus("autoscaler").await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
         interval: Duration::from_secs(args.evaluation_interval.max(1)),
         scale_down_after: args.scale_down_after,
@@ -287,7 +306,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     });
 
-    let lb_bus = Bus::connect(&platform_url, &format!("stratos-lb-{}", std::process::id())).await?;
+    let lb_bus = connect_bus("lb").await?;
     let lb_config = args.lb.clone();
     tokio::spawn(async move {
         if let Err(e) = stratos_lb::run(lb_bus, lb_config).await {
@@ -339,6 +358,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
     } else {
         println!("  event bus  {broker_url}");
     }
+    if let Some(tls) = &mqtt_tls {
+        println!("  bus TLS    certificate {}", tls.cert_file.display());
+        println!("             SHA-256 fingerprint {}", tls.fingerprint);
+        if let Some(ca) = &bus_ca_cert {
+            println!("             bus clients trust {} (STRATOS_BUS_CA_CERT)", ca.display());
+        }
+    }
     println!("  store      {}   (platform {platform_id})", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
@@ -363,6 +389,44 @@ fn api_tls(args: &UpArgs) -> Result<Option<ApiTls>> {
         return Ok(Some(tls));
     }
     Ok(None)
+}
+
+/// The embedded broker's TLS, if it speaks TLS: the server's configuration (the API's
+/// certificate code, without the API's ALPN), and the CA file its clients trust.
+struct MqttTls {
+    server_config: Arc<rustls::ServerConfig>,
+    cert_file: PathBuf,
+    fingerprint: String,
+    /// The self-signed certificate itself (absolute: members run elsewhere); `None`
+    /// for a given certificate, whose CA comes from STRATOS_BUS_CA_CERT or the system.
+    ca_cert: Option<PathBuf>,
+}
+
+fn mqtt_tls(args: &UpArgs) -> Result<Option<MqttTls>> {
+    let (tls, self_signed) = if let (Some(cert), Some(key)) = (&args.mqtt_tls_cert, &args.mqtt_tls_key) {
+        (ApiTls::from_files(cert, key).context("--mqtt-tls-cert/--mqtt-tls-key")?, false)
+    } else if args.mqtt_tls_self_signed {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        (ApiTls::self_signed_as("mqtt", &args.data_dir, &[], &[args.mqtt_listen.ip()])?, true)
+    } else {
+        return Ok(None);
+    };
+    let mut server_config = (*tls.config).clone();
+    server_config.alpn_protocols.clear();
+    let ca_cert = if self_signed {
+        let path = std::fs::canonicalize(&tls.cert_file)
+            .with_context(|| format!("cannot resolve {}", tls.cert_file.display()))?;
+        Some(path)
+    } else {
+        None
+    };
+    Ok(Some(MqttTls {
+        server_config: Arc::new(server_config),
+        cert_file: tls.cert_file,
+        fingerprint: tls.fingerprint,
+        ca_cert,
+    }))
 }
 
 async fn shutdown_signal() {

@@ -57,6 +57,9 @@ pub struct ControllerConfig {
     /// broker's gate verifies them, and refuses them once the member is terminated).
     /// `None`: members connect without credentials, which only an open broker accepts.
     pub member_credentials: Option<stratos_bus::PlatformSecret>,
+    /// The CA (or self-signed certificate) file members trust for a `mqtts://` broker,
+    /// handed to them as `STRATOS_BUS_CA_CERT`; `None`: the system's roots.
+    pub bus_ca_cert: Option<std::path::PathBuf>,
     /// How often desired and actual state are compared.
     pub reconcile_interval: Duration,
     /// A member that does not activate in this time is replaced.
@@ -76,6 +79,7 @@ impl ControllerConfig {
         ControllerConfig {
             broker_url: broker_url.into(),
             member_credentials: None,
+            bus_ca_cert: None,
             reconcile_interval: Duration::from_secs(1),
             activation_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(20),
@@ -1107,6 +1111,7 @@ impl CloudController {
                 .member_credentials
                 .as_ref()
                 .map(|s| s.member_credentials(&spec.cluster_id, &member_id)),
+            bus_ca_cert: self.config.bus_ca_cert.clone(),
             artifact_repository: spec.artifact_repository.clone(),
             platform_id: self.platform_id.clone(),
             env: self.member_env(iaas, cartridge),

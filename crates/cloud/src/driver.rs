@@ -33,6 +33,10 @@ pub struct MemberSpec {
     /// `STRATOS_BUS_PASSWORD`); never stored or serialised.
     #[serde(skip)]
     pub bus_credentials: Option<stratos_bus::Credentials>,
+    /// The CA file the member's agent trusts for a `mqtts://` broker
+    /// (`STRATOS_BUS_CA_CERT`); `None`: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_ca_cert: Option<std::path::PathBuf>,
     pub artifact_repository: Option<String>,
     /// Extra environment for the agent and the cartridge.
     pub env: BTreeMap<String, String>,

@@ -410,12 +410,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The member's own bus credentials, in its agent's environment (never on a command
-/// line, which every user can read). They override any `env.` property of the
-/// cartridge's with the same names, and the platform's own (which the member would
-/// otherwise inherit from `stratos up`).
+/// line, which every user can read), and the CA it trusts for a `mqtts://` broker.
+/// They override any `env.` property of the cartridge's with the same names, and the
+/// platform's own (which the member would otherwise inherit from `stratos up`).
 fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
     cmd.env_remove("STRATOS_BUS_USERNAME").env_remove("STRATOS_BUS_PASSWORD").env_remove("STRATOS_BUS_PASSWORD_FILE");
     if let Some(credentials) = &spec.bus_credentials {
         cmd.env("STRATOS_BUS_USERNAME", &credentials.username).env("STRATOS_BUS_PASSWORD", &credentials.password);
+    }
+    cmd.env_remove(stratos_bus::tls::CA_CERT_ENV);
+    if let Some(ca) = &spec.bus_ca_cert {
+        cmd.env(stratos_bus::tls::CA_CERT_ENV, ca);
     }
 }

@@ -71,7 +71,13 @@ impl ApiTls {
     /// the first time for `names` and `addresses` (and `localhost`, `127.0.0.1`, `::1`);
     /// kept afterwards, so that its fingerprint stays what clients pinned.
     pub fn self_signed(dir: &Path, names: &[String], addresses: &[IpAddr]) -> Result<ApiTls, TlsError> {
-        let (cert_file, key_file) = (dir.join("api-cert.pem"), dir.join("api-key.pem"));
+        ApiTls::self_signed_as("api", dir, names, addresses)
+    }
+
+    /// As [`ApiTls::self_signed`], in `<stem>-cert.pem` and `<stem>-key.pem`: the
+    /// embedded MQTT broker's certificate (`mqtt`) is made the same way.
+    pub fn self_signed_as(stem: &str, dir: &Path, names: &[String], addresses: &[IpAddr]) -> Result<ApiTls, TlsError> {
+        let (cert_file, key_file) = (dir.join(format!("{stem}-cert.pem")), dir.join(format!("{stem}-key.pem")));
         if !(cert_file.exists() && key_file.exists()) {
             let mut subject_alt_names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
             subject_alt_names.extend(names.iter().cloned());
@@ -81,7 +87,7 @@ impl ApiTls {
                 rcgen::generate_simple_self_signed(subject_alt_names).map_err(|e| TlsError::Generate(e.to_string()))?;
             write_private(&key_file, generated.signing_key.serialize_pem().as_bytes())?;
             write_private(&cert_file, generated.cert.pem().as_bytes())?;
-            tracing::info!(cert = %cert_file.display(), "generated a self-signed certificate for the API");
+            tracing::info!(cert = %cert_file.display(), stem, "generated a self-signed certificate");
         }
         ApiTls::from_files(&cert_file, &key_file)
     }
