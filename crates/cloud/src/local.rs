@@ -257,7 +257,7 @@ impl LocalDriver {
             cmd.env("STRATOS_ARTIFACT_REPO", repo);
         }
         mark_platform(&mut cmd, spec);
-        set_bus_credentials(&mut cmd, spec);
+        set_bus_credentials(&mut cmd, spec, &dir)?;
         let identity = self.confine(&mut cmd, &dir)?;
         let mut child = cmd.spawn().map_err(|e| match identity {
             Some(id) => format!("cannot run the agent {program:?} as uid {}: {e}", id.uid),
@@ -413,13 +413,22 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// line, which every user can read), and the CA it trusts for a `mqtts://` broker.
 /// They override any `env.` property of the cartridge's with the same names, and the
 /// platform's own (which the member would otherwise inherit from `stratos up`).
-fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
+fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec, dir: &Path) -> Result<(), String> {
     cmd.env_remove("STRATOS_BUS_USERNAME").env_remove("STRATOS_BUS_PASSWORD").env_remove("STRATOS_BUS_PASSWORD_FILE");
     if let Some(credentials) = &spec.bus_credentials {
         cmd.env("STRATOS_BUS_USERNAME", &credentials.username).env("STRATOS_BUS_PASSWORD", &credentials.password);
     }
     cmd.env_remove(stratos_bus::tls::CA_CERT_ENV);
     if let Some(ca) = &spec.bus_ca_cert {
-        cmd.env(stratos_bus::tls::CA_CERT_ENV, ca);
+        // A copy in the member's directory, readable by its user: the platform's data
+        // directory is not (a certificate is public; its key stays there).
+        let copy = dir.join(BUS_CA_FILE);
+        std::fs::copy(ca, &copy).map_err(|e| format!("cannot copy the bus CA {} for the member: {e}", ca.display()))?;
+        set_mode(&copy, 0o644)?;
+        cmd.env(stratos_bus::tls::CA_CERT_ENV, &copy);
     }
+    Ok(())
 }
+
+/// The bus CA's copy in a member's directory.
+const BUS_CA_FILE: &str = "bus-ca.pem";

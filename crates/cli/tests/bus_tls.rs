@@ -1,0 +1,46 @@
+//! The event bus over TLS end to end: `stratos up --mqtt-tls-self-signed` serves the
+//! embedded broker in TLS only, its components connect over `mqtts://`, and a real
+//! member (agent and app, local driver) trusts the generated certificate through
+//! `STRATOS_BUS_CA_CERT` and activates.
+
+mod support;
+
+use stratos_bus::{Bus, PlatformSecret};
+use support::{free_port, Platform, Sandbox, SlowHttpApp};
+
+#[test]
+fn members_activate_over_a_tls_only_bus() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &["--mqtt-tls-self-signed"]);
+    let banner = platform.proc.stdout();
+    let bus_line = banner.lines().find(|l| l.contains("event bus")).unwrap_or_else(|| panic!("{banner}"));
+    assert!(bus_line.contains(&format!("mqtts://127.0.0.1:{}", platform.mqtt_port)), "{bus_line}");
+    assert!(banner.contains("SHA-256 fingerprint"), "{banner}");
+    let cert = sandbox.path().join("mqtt-cert.pem");
+    assert!(cert.exists(), "no certificate written for clients\n{banner}");
+
+    // Plain MQTT with the platform's own credentials gets nowhere; mqtts:// trusting the file does.
+    let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
+    let plain = stratos_bus::with_credentials(&platform.broker_url(), &secret.platform_credentials());
+    let tls = plain.replacen("mqtt://", "mqtts://", 1);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert!(runtime.block_on(Bus::connect_trusting(&plain, "plain-probe", None, None)).is_err());
+    let bus = runtime.block_on(Bus::connect_trusting(&tls, "tls-probe", None, Some(&cert))).unwrap();
+    runtime.block_on(bus.close());
+
+    // A member's agent reaches the bus over TLS with the CA it was handed: deploy waits
+    // for it to activate, then for the load balancer to route to it.
+    let app = SlowHttpApp {
+        app: "tlsapp",
+        alias: "web",
+        proxy_port: free_port(),
+        delay_ms: 0,
+        threshold: 100.0,
+        min: 1,
+        max: 1,
+        nps: &[("np1", 1)],
+    };
+    app.add(&platform, sandbox.path());
+    app.deploy(&platform);
+    drop(platform.stop());
+}
