@@ -1,13 +1,15 @@
 //! The MQTT transport: publish typed events, subscribe by topic filter.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Outgoing, Packet, QoS,
+    SubscribeReasonCode, TlsConfiguration, Transport,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::credentials::Credentials;
@@ -27,6 +29,23 @@ pub enum BusError {
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot encode event: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the MQTT broker refused the subscription to {filter:?} (not allowed for this client)")]
+    SubscribeRefused { filter: String },
+}
+
+/// How long `subscribe` waits for the broker's acknowledgement before going on
+/// without it (the subscription still stands, as before acknowledgements were awaited).
+const SUBACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Subscribers waiting for the broker's SUBACK. rumqttc does not hand out the packet
+/// id of a subscribe, but it sends subscribes in the order they were queued and
+/// reports each as `Outgoing::Subscribe(pkid)`: queued waiters are matched to packet
+/// ids in that order (subscribes are queued under the `publishing` turn, so the
+/// order is the queue's), and each SUBACK to its packet id.
+#[derive(Default)]
+struct Acks {
+    queued: VecDeque<Option<oneshot::Sender<bool>>>,
+    sent: HashMap<u16, oneshot::Sender<bool>>,
 }
 
 /// Largest message either side accepts: a complete topology of 100k members fits.
@@ -106,6 +125,7 @@ pub struct Bus {
     /// minutes late. Behind this lock, which queues its waiters in constant time,
     /// at most one publisher waits on the request queue.
     publishing: Arc<tokio::sync::Mutex<()>>,
+    acks: Arc<Mutex<Acks>>,
 }
 
 struct Route {
@@ -204,8 +224,16 @@ impl Bus {
         }
         info!(broker = %url, client_id, "connected to the event bus");
         let routes = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(drive(eventloop, client.clone(), routes.clone(), url.to_string()));
-        Ok(Bus { client, routes, url: url.to_string(), publishing: Default::default() })
+        let publishing: Arc<tokio::sync::Mutex<()>> = Default::default();
+        let acks: Arc<Mutex<Acks>> = Default::default();
+        let lines = Lines {
+            client: client.clone(),
+            routes: routes.clone(),
+            publishing: publishing.clone(),
+            acks: acks.clone(),
+        };
+        tokio::spawn(drive(eventloop, lines, url.to_string()));
+        Ok(Bus { client, routes, url: url.to_string(), publishing, acks })
     }
 
     pub fn url(&self) -> &str {
@@ -228,21 +256,34 @@ impl Bus {
         Ok(())
     }
 
-    /// Subscribes to a topic filter (`topology/#`, `instance/status/+`, or one topic).
-    /// Retained events on matching topics arrive first.
+    /// Subscribes to a topic filter (`topology/#`, `instance/status/+`, or one topic),
+    /// and returns once the broker has acknowledged it: an event published after
+    /// that reaches the subscription. Retained events on matching topics arrive first.
     pub async fn subscribe(&self, filter: &str) -> Result<Subscription, BusError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.routes.lock().unwrap().push(Route { filter: filter.to_string(), tx });
-        self.client.subscribe(filter, QoS::AtLeastOnce).await?;
-        Ok(Subscription { rx })
+        self.subscribe_many(&[filter.to_string()]).await
     }
 
-    /// Subscribes to several filters, their events in one subscription.
+    /// Subscribes to several filters, their events in one subscription; returns once
+    /// the broker has acknowledged every one.
     pub async fn subscribe_many(&self, filters: &[String]) -> Result<Subscription, BusError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut waiting = Vec::new();
         for filter in filters {
             self.routes.lock().unwrap().push(Route { filter: filter.clone(), tx: tx.clone() });
-            self.client.subscribe(filter, QoS::AtLeastOnce).await?;
+            waiting.push((filter, queue_subscribe(&self.client, &self.publishing, &self.acks, filter, true).await?));
+        }
+        for (filter, ack) in waiting {
+            let Some(ack) = ack else { continue };
+            match tokio::time::timeout(SUBACK_WAIT, ack).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return Err(BusError::SubscribeRefused { filter: filter.clone() }),
+                // The connection dropped before the acknowledgement: the subscription
+                // is made again on reconnecting.
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    warn!(filter = %filter, after = ?SUBACK_WAIT, "no acknowledgement of a subscription yet; going on")
+                }
+            }
         }
         Ok(Subscription { rx })
     }
@@ -258,9 +299,38 @@ impl Bus {
     }
 }
 
-/// Runs the MQTT event loop: routes incoming events to subscriptions, and after a
-/// reconnect subscribes again (the broker forgot a clean session).
-async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<Vec<Route>>>, url: String) {
+/// Queues a SUBSCRIBE in its turn; with `wait`, the receiver of its acknowledgement.
+async fn queue_subscribe(
+    client: &AsyncClient,
+    publishing: &tokio::sync::Mutex<()>,
+    acks: &Mutex<Acks>,
+    filter: &str,
+    wait: bool,
+) -> Result<Option<oneshot::Receiver<bool>>, BusError> {
+    let _turn = publishing.lock().await;
+    let (tx, rx) = if wait { Some(oneshot::channel()) } else { None }.unzip();
+    acks.lock().unwrap().queued.push_back(tx);
+    if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
+        // Still this turn's: the entry at the back is the one just queued.
+        acks.lock().unwrap().queued.pop_back();
+        return Err(e.into());
+    }
+    Ok(rx)
+}
+
+/// What the event loop shares with the `Bus` handles.
+struct Lines {
+    client: AsyncClient,
+    routes: Arc<Mutex<Vec<Route>>>,
+    publishing: Arc<tokio::sync::Mutex<()>>,
+    acks: Arc<Mutex<Acks>>,
+}
+
+/// Runs the MQTT event loop: routes incoming events to subscriptions, answers
+/// subscribers waiting for their SUBACK, and after a reconnect subscribes again
+/// (the broker forgot a clean session).
+async fn drive(mut eventloop: EventLoop, lines: Lines, url: String) {
+    let Lines { client, routes, publishing, acks } = lines;
     let mut backoff = Duration::from_millis(100);
     let mut owner_check = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -299,16 +369,27 @@ async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<
                     None => debug!(topic = %p.topic, "ignoring a message on a foreign topic"),
                 }
             }
+            Ok(MqttEvent::Outgoing(Outgoing::Subscribe(pkid))) => {
+                let mut acks = acks.lock().unwrap();
+                if let Some(Some(waiter)) = acks.queued.pop_front() {
+                    acks.sent.insert(pkid, waiter);
+                }
+            }
+            Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => {
+                if let Some(waiter) = acks.lock().unwrap().sent.remove(&ack.pkid) {
+                    let _ = waiter.send(ack.return_codes.iter().all(|c| !matches!(c, SubscribeReasonCode::Failure)));
+                }
+            }
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                 info!(broker = %url, "reconnected to the event bus");
                 if !ack.session_present {
                     let filters: Vec<String> = routes.lock().unwrap().iter().map(|r| r.filter.clone()).collect();
                     // From another task: with the request queue full of publishes, waiting
                     // here for room would stop the very loop that empties it (a deadlock).
-                    let client = client.clone();
+                    let (client, publishing, acks) = (client.clone(), publishing.clone(), acks.clone());
                     tokio::spawn(async move {
                         for f in filters {
-                            let _ = client.subscribe(f, QoS::AtLeastOnce).await;
+                            let _ = queue_subscribe(&client, &publishing, &acks, &f, false).await;
                         }
                     });
                 }
@@ -316,6 +397,9 @@ async fn drive(mut eventloop: EventLoop, client: AsyncClient, routes: Arc<Mutex<
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
+                // Subscribes sent and not acknowledged are made again after the reconnect;
+                // their waiters go on (dropping the sender tells them).
+                acks.lock().unwrap().sent.clear();
                 warn!(broker = %url, error = %e, retry_in = ?backoff, "event bus connection lost");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
