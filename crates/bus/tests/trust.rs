@@ -416,3 +416,33 @@ async fn a_member_holds_only_a_few_connections() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `subscribe` returns once the broker acknowledged: an event another client
+/// publishes right after it returns is delivered (before, the subscribe could
+/// still be on its way through the gate, and the event was lost); a filter the
+/// broker refuses is an error naming it, not a silent subscription to nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_returns_once_acknowledged_and_a_refused_filter_is_an_error() {
+    let broker = broker();
+    let publisher = Bus::connect(&broker.platform_url(), "publisher").await.unwrap();
+    for round in 0..20u64 {
+        let subscriber = Bus::connect(&broker.platform_url(), &format!("subscriber-{round}")).await.unwrap();
+        let mut sub = subscriber.subscribe("tenant/#").await.unwrap();
+        publisher.publish(&TenantRemovedEvent { tenant_id: round as i64 }).await.unwrap();
+        let got = sub
+            .wait_for(WAIT, |ev| match ev {
+                AnyEvent::TenantRemovedEvent(e) if e.tenant_id == round as i64 => Some(()),
+                _ => None,
+            })
+            .await;
+        assert!(got.is_some(), "round {round}: an event published after subscribe returned was lost");
+        subscriber.close().await;
+    }
+
+    let member =
+        Bus::connect_with(&broker.url(), "agent-m9", Some(broker.member_credentials(CLUSTER, "m9"))).await.unwrap();
+    match member.subscribe("#").await {
+        Err(e) => assert!(e.to_string().contains("refused the subscription to \"#\""), "{e}"),
+        Ok(_) => panic!("a member's subscription to # was accepted"),
+    }
+}
