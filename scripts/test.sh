@@ -23,5 +23,14 @@ if [ -z "${STRATOS_TEST_POSTGRES:-}" ]; then
 fi
 export STRATOS_TEST_POSTGRES
 
+# As root, members run as users of their own (see README, Security / Members) and
+# must reach the stratos binary the tests start: a checkout under a private
+# directory (/root is 0700) cannot be reached by them, so build outside it then.
+if [ "$(id -u)" = 0 ] && [ -z "${CARGO_TARGET_DIR:-}" ] \
+    && ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$PWD" 2>/dev/null; then
+    export CARGO_TARGET_DIR=/var/tmp/stratos-test-target
+    echo "building in $CARGO_TARGET_DIR: members running as other users cannot reach $PWD" >&2
+fi
+
 # Libraries, binaries and tests; benchmarks are run on their own (`cargo bench`).
 cargo test --workspace --lib --bins --tests "$@"
