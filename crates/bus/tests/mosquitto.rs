@@ -9,24 +9,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use brokers::{member_ref, CLUSTER};
 use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS};
 use stratos_bus::events::*;
 use stratos_bus::mosquitto::{mosquitto_conf, MosquittoProvisioner, DYNSEC_PLUGIN};
-use stratos_bus::{with_credentials, AnyEvent, Bus, Credentials, MemberRef, PlatformSecret};
+use stratos_bus::{with_credentials, AnyEvent, Bus, Credentials, PlatformSecret};
 use stratos_model::topology::{Member, MemberStatus, Topology};
 
 const WAIT: Duration = Duration::from_secs(20);
-const CLUSTER: &str = "app.php";
-
-fn member_ref(id: &str) -> MemberRef {
-    MemberRef {
-        service_name: "php".into(),
-        cluster_id: CLUSTER.into(),
-        member_id: id.into(),
-        network_partition_id: "np1".into(),
-        partition_id: "p1".into(),
-    }
-}
 
 fn member(id: &str) -> Member {
     serde_json::from_value(serde_json::json!({

@@ -3,17 +3,20 @@
 //! `mqtts://`, anything else (plain MQTT, a client trusting other roots) gets nowhere,
 //! and a member is as confined over TLS as without it.
 
+#[path = "support/mod.rs"]
+mod brokers;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use brokers::{member_ref, CLUSTER};
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use stratos_bus::events::*;
-use stratos_bus::{AnyEvent, Bus, BusError, Credentials, EmbeddedBroker, Event, MemberRef};
+use stratos_bus::{AnyEvent, Bus, BusError, Credentials, EmbeddedBroker, Event};
 use stratos_model::topology::{Service, ServiceType, Topology};
 
 const WAIT: Duration = Duration::from_secs(15);
-const CLUSTER: &str = "app.php";
 
 /// A self-signed certificate for localhost and 127.0.0.1: the server's configuration,
 /// and the certificate's PEM file (what clients trust) in `dir`.
@@ -39,16 +42,6 @@ fn tls_broker(dir: &Path) -> (EmbeddedBroker, PathBuf) {
     let secret = stratos_bus::PlatformSecret::generate().unwrap();
     let broker = EmbeddedBroker::start_tls("127.0.0.1:0".parse().unwrap(), secret, Some(config)).unwrap();
     (broker, cert_file)
-}
-
-fn member_ref(id: &str) -> MemberRef {
-    MemberRef {
-        service_name: "php".into(),
-        cluster_id: CLUSTER.into(),
-        member_id: id.into(),
-        network_partition_id: "np1".into(),
-        partition_id: "p1".into(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,12 @@
 //! connections: a member, with the credentials the controller gives it, cannot forge
 //! the platform's events, read anyone else's, or stay on the bus once terminated.
 
+#[path = "support/mod.rs"]
+mod brokers;
+
 use std::time::{Duration, Instant};
 
+use brokers::{member_ref, CLUSTER};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, QoS,
 };
@@ -12,17 +16,6 @@ use stratos_bus::{AnyEvent, Bus, Credentials, EmbeddedBroker, Event, MemberRef, 
 use stratos_model::topology::{Member, MemberStatus, Service, ServiceType, Topology};
 
 const WAIT: Duration = Duration::from_secs(15);
-const CLUSTER: &str = "app.php";
-
-fn member_ref(id: &str) -> MemberRef {
-    MemberRef {
-        service_name: "php".into(),
-        cluster_id: CLUSTER.into(),
-        member_id: id.into(),
-        network_partition_id: "np1".into(),
-        partition_id: "p1".into(),
-    }
-}
 
 fn broker() -> EmbeddedBroker {
     let _ = tracing_subscriber::fmt().with_env_filter("stratos_bus=debug,rumqttd=warn").with_test_writer().try_init();

@@ -7,7 +7,21 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stratos_bus::EmbeddedBroker;
+use stratos_bus::{EmbeddedBroker, MemberRef};
+
+/// The cluster of the members in the trust tests.
+pub const CLUSTER: &str = "app.php";
+
+/// A member of [`CLUSTER`] as the events about it name it.
+pub fn member_ref(id: &str) -> MemberRef {
+    MemberRef {
+        service_name: "php".into(),
+        cluster_id: CLUSTER.into(),
+        member_id: id.into(),
+        network_partition_id: "np1".into(),
+        partition_id: "p1".into(),
+    }
+}
 
 pub struct Mosquitto {
     child: Child,
@@ -23,14 +37,7 @@ impl Mosquitto {
             return None;
         }
         let port = if port == 0 { free_port() } else { port };
-        let child = Command::new(mosquitto_path())
-            .args(["-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
-        wait_listening(port);
-        Some(Mosquitto { child, port })
+        Some(Mosquitto::spawn(Command::new(mosquitto_path()).args(["-p", &port.to_string()]), port))
     }
 
     /// Starts `mosquitto -c config` listening on `port`; `None` as for [`Mosquitto::start`].
@@ -39,15 +46,17 @@ impl Mosquitto {
             println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
             return None;
         }
-        let child = Command::new(mosquitto_path())
-            .arg("-c")
-            .arg(config)
+        Some(Mosquitto::spawn(Command::new(mosquitto_path()).arg("-c").arg(config), port))
+    }
+
+    fn spawn(command: &mut Command, port: u16) -> Mosquitto {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
         wait_listening(port);
-        Some(Mosquitto { child, port })
+        Mosquitto { child, port }
     }
 
     pub fn url(&self) -> String {
