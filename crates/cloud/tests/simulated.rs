@@ -21,7 +21,7 @@ struct World {
     driver: Arc<SimulatedDriver>,
     broker: EmbeddedBroker,
     load: Arc<AtomicU64>,
-    controller: tokio::task::JoinHandle<Result<(), String>>,
+    controller: tokio::task::JoinHandle<Result<(), stratos_cloud::ControllerError>>,
     _dir: tempfile::TempDir,
 }
 
