@@ -1,5 +1,7 @@
 //! The cloud controller: owns the topology and reconciles it, with the members
-//! the drivers report, against the deployments in the store.
+//! the drivers report, against the deployments in the store. What to do is decided
+//! by the pure functions of `plan` (unit-tested there); this file executes their
+//! plans: driver calls, bus publishes, store saves.
 //!
 //! Invariants:
 //! - A member enters the topology (and the store) before its driver starts it, so
@@ -238,9 +240,11 @@ impl CloudController {
                     // A member that stopped reporting is replaced, like one whose process died.
                     let reason = format!("faulty: {}", fault.reason);
                     warn!(member_id = %fault.member.member_id, %reason, "replacing a faulty member");
-                    if !self.terminating.contains(&fault.member.member_id) {
+                    let status = self.member_mut(&fault.member).map(|m| m.status);
+                    if let (Some(status), false) = (status, self.terminating.contains(&fault.member.member_id)) {
+                        let kind = if status < MemberStatus::Active { Failure::Start } else { Failure::AfterActivation };
                         let error = format!("member {} {reason}", fault.member.member_id);
-                        self.member_failed(&fault.member.cluster_id, &fault.member.member_id, error, Failure::AfterActivation);
+                        self.member_failed(&fault.member.cluster_id, &fault.member.member_id, error, kind);
                     }
                     self.terminate(&fault.member.cluster_id, &fault.member.member_id, &reason).await;
                 }
