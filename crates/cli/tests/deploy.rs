@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    cluster, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog, MemberProcess,
-    Output, Platform, Sandbox,
+    cluster, eventually, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog,
+    MemberProcess, Output, Platform, Sandbox,
 };
 
 const APP: &str = "two";
@@ -170,18 +170,6 @@ fn deploy(platform: &Platform) -> Output {
     let out = platform.cli(&["application", "deploy", APP, "--policy", POLICY, "--timeout", "60", "-o", "json"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     out
-}
-
-/// Polls `check` every 200 ms until it returns `Ok`, for at most `timeout`.
-fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(t) => return t,
-            Err(e) if Instant::now() > deadline => panic!("{what}: not so within {timeout:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
 }
 
 /// Every cluster of [`APP`] has exactly its minimum of members, all active and answering.
