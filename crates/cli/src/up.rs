@@ -274,7 +274,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
-    let topology = store.load_topology().await?;
+    // A cluster whose document cannot be read is left out (the controller freezes it).
+    let (topology, unreadable) = store.read_topology().await?;
+    for bad in unreadable {
+        tracing::error!(error = %bad, "a topology document cannot be read");
+    }
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     controller_config.broker_url = broker_url.clone();

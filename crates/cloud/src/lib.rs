@@ -3,6 +3,7 @@
 mod cluster_owners;
 mod controller;
 pub mod driver;
+mod frozen;
 pub mod local;
 pub mod member_user;
 pub mod ownership;
