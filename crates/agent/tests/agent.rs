@@ -429,6 +429,8 @@ async fn the_agent_waits_for_the_broker() {
     assert!(agent.child.try_wait().unwrap().is_none(), "the agent gave up on the broker");
     assert!(!accepts(port), "the app started before the bus was reached");
     let broker = EmbeddedBroker::start_with_secret(addr, secret).unwrap();
+    // As `stratos up` admits the members of its stored topology (the agent is refused until then).
+    broker.admit_members([(CLUSTER, "m-wait")]);
     let (bus, mut sub) = observe(&broker, "wait").await;
     // Events published before the observer subscribed are gone; the app listening shows the agent went on.
     let deadline = Instant::now() + WAIT;
