@@ -18,8 +18,8 @@ mod app;
 mod git;
 mod logs;
 mod probe;
-mod procfs;
 mod tracker;
+mod usage;
 mod watch;
 
 use std::path::Path;
@@ -35,6 +35,7 @@ use stratos_bus::events::{
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
 use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
+use stratos_procfs as procfs;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -600,7 +601,7 @@ async fn health_loop(bus: Bus, member: MemberRef, app_pid: u32, every: Duration)
         tick.tick().await;
         let event = MemberHealthStatEvent {
             member: member.clone(),
-            load_average: procfs::loadavg().map(|l| procfs::load_percent(l, cores)),
+            load_average: procfs::loadavg().map(|l| usage::load_percent(l, cores)),
             memory_consumption: member_memory(app_pid),
             timestamp: now_millis(),
         };
@@ -613,7 +614,7 @@ fn member_memory(app_pid: u32) -> Option<f64> {
     let total = procfs::mem_total_kib()?;
     let rss: u64 =
         [std::process::id(), app_pid].into_iter().chain(procfs::descendants(app_pid)).filter_map(procfs::rss_kib).sum();
-    procfs::memory_percent(rss, total)
+    usage::memory_percent(rss, total)
 }
 
 /// Returns once every port accepts a TCP connection on `host`.

@@ -11,6 +11,7 @@ mod members;
 mod output;
 mod sample_http;
 mod session;
+mod supervise;
 mod tenants;
 mod trust;
 mod up;

@@ -15,6 +15,7 @@ use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
 use stratos_store::Store;
 
 use crate::logging::{self, LogFormat};
+use crate::supervise::Supervisor;
 
 /// The platform's bus secret in the data directory (mode 0600): the platform
 /// components' password, and the key of members' credentials.
@@ -223,6 +224,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
     tracing::info!(platform_id = %platform_id, "platform id");
 
+    // Every long-running component ends the platform when it ends (`supervise.rs`).
+    let mut components = Supervisor::default();
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
     let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
@@ -239,7 +242,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
                     let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
                     let provisioner =
                         stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
-                    tokio::spawn(provisioner.run());
+                    components.spawn("Mosquitto provisioner", async move {
+                        provisioner.run().await;
+                        anyhow::Ok(())
+                    });
                     Some(secret)
                 }
                 (None, true) => anyhow::bail!(
@@ -268,7 +274,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
-    let topology = store.load_topology().await?;
+    // A cluster whose document cannot be read is left out (the controller freezes it).
+    let (topology, unreadable) = store.read_topology().await?;
+    for bad in unreadable {
+        tracing::error!(error = %bad, "a topology document cannot be read");
+    }
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     controller_config.broker_url = broker_url.clone();
@@ -276,22 +286,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     controller_config.bus_ca_cert = bus_ca_cert.clone();
     let controller =
         stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config);
-    tokio::spawn(async move {
-        if let Err(e) = controller.run().await {
-            tracing::error!(error = %e, "cloud controller stopped");
-        }
-    });
+    components.spawn("cloud controller", async move { controller.run().await.map_err(anyhow::Error::msg) });
     let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
         window: Duration::from_secs(args.health_window.max(2)),
         ..Default::default()
     };
-    tokio::spawn(async move {
-        if let Err(e) = stratos_health::run(health_bus, health).await {
-            tracing::error!(error = %e, "health-stat processing stopped");
-        }
-    });
+    components.spawn("health service", stratos_health::run(health_bus, health));
     let autoscaler_bus = connect_bus("autoscaler").await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
         interval: Duration::from_secs(args.evaluation_interval.max(1)),
@@ -300,19 +302,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         ..Default::default()
     };
     let autoscaler_store = store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = stratos_autoscaler::run(autoscaler_store, autoscaler_bus, autoscaler).await {
-            tracing::error!(error = %e, "autoscaler stopped");
-        }
+    components.spawn("autoscaler", async move {
+        stratos_autoscaler::run(autoscaler_store, autoscaler_bus, autoscaler).await.map_err(anyhow::Error::msg)
     });
 
     let lb_bus = connect_bus("lb").await?;
     let lb_config = args.lb.clone();
-    tokio::spawn(async move {
-        if let Err(e) = stratos_lb::run(lb_bus, lb_config).await {
-            tracing::error!(error = %e, "load balancer stopped");
-        }
-    });
+    components.spawn("load balancer", stratos_lb::run(lb_bus, lb_config));
 
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
@@ -371,10 +367,24 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");
 
     let tls_config = tls.map(|t| t.config);
-    stratos_manager::serve_with(listener, tls_config, state, args.body_limit, shutdown_signal()).await?;
+    // The API runs here until a signal asks it to stop; a component that ends first ends
+    // the platform (the API is dropped, and the other components with the runtime).
+    let api = stratos_manager::serve_with(listener, tls_config, state, args.body_limit, shutdown_signal());
+    let ended = tokio::select! {
+        served = api => {
+            served?;
+            None
+        }
+        error = components.first_end() => Some(error),
+    };
     bus.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    match ended {
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Some(error) => Err(error),
+    }
 }
 
 /// The API's certificate, if it is served in TLS.

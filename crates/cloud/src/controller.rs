@@ -20,7 +20,7 @@ use stratos_bus::events::*;
 use stratos_bus::{now_millis, AnyEvent, Bus, MemberRef};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
 use stratos_model::{ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Property};
-use stratos_store::{Store, TopologyChanges};
+use stratos_store::{Store, TopologyChanges, Unreadable};
 use tracing::{debug, error, info, warn};
 
 use crate::cluster_owners;
@@ -97,6 +97,8 @@ impl ControllerConfig {
 struct TenantInputs {
     defs: stratos_model::Definitions,
     scales: HashMap<String, ClusterScale>,
+    /// Scale records that cannot be read: their clusters are frozen.
+    unreadable: Vec<Unreadable>,
 }
 
 pub struct CloudController {
@@ -122,9 +124,6 @@ pub struct CloudController {
     adopting: HashSet<String>,
     /// Adoptable members whose cluster no deployment has, already reported.
     not_adoptable: HashSet<String>,
-    /// Clusters whose stored record cannot be read: nothing is created, drained,
-    /// terminated or reaped in them.
-    frozen: HashSet<String>,
     /// Each cluster's minimum, from its deployment: it is Active from that many active members.
     cluster_min: HashMap<String, u32>,
     /// The deployments as last read, for the termination behaviour of their applications.
@@ -151,6 +150,14 @@ pub struct CloudController {
     id_clashes: std::collections::HashSet<String>,
     /// The one deployment each cluster id is converged for, as of this reconcile.
     owners: HashMap<String, cluster_owners::Owner>,
+    /// Topology documents that could not be read when the controller started (it reads
+    /// the topology once): their clusters stay frozen until a restart reads them.
+    unreadable_topology: Vec<Unreadable>,
+    /// Clusters a stored document that cannot be read is about, as of this reconcile
+    /// (`frozen::frozen_clusters`): no member is created, terminated or reaped in them.
+    frozen: std::collections::HashSet<String>,
+    /// Unreadable documents already logged, so that each is logged once while it lasts.
+    reported: std::collections::HashSet<String>,
 }
 
 /// A termination's outcome, from its task.
@@ -178,7 +185,6 @@ impl CloudController {
             history: FailureHistory::default(),
             adopting: HashSet::new(),
             not_adoptable: HashSet::new(),
-            frozen: HashSet::new(),
             cluster_min: HashMap::new(),
             deployments: Default::default(),
             tenant_inputs: HashMap::new(),
@@ -194,6 +200,9 @@ impl CloudController {
             store_alarm: None,
             id_clashes: Default::default(),
             owners: HashMap::new(),
+            unreadable_topology: Vec::new(),
+            frozen: Default::default(),
+            reported: Default::default(),
         }
     }
 
@@ -209,7 +218,7 @@ impl CloudController {
         self.platform_id =
             ownership::establish(&self.store, &drivers, self.config.strangers, self.config.terminate_grace).await?;
         info!(platform_id = %self.platform_id, "cloud controller acts for this platform");
-        self.topology = self.store.load_topology().await?;
+        (self.topology, self.unreadable_topology) = self.store.read_topology().await?;
         if self.config.strangers == Strangers::Adopt {
             let recorded: HashSet<String> = self.topology.members().map(|m| m.member_id.clone()).collect();
             let listed: Vec<_> = ownership::list_all(&drivers).await?.into_iter().map(|(_, i)| i).collect();
@@ -528,6 +537,14 @@ impl CloudController {
         if self.terminating.contains(member_id) {
             return;
         }
+        if self.frozen.contains(cluster_id) {
+            return warn!(
+                cluster_id,
+                member_id,
+                reason,
+                "not terminating a member of a frozen cluster (a stored document about it cannot be read)"
+            );
+        }
         let Some(member) = self.topology.cluster(cluster_id).and_then(|c| c.members.get(member_id)).cloned() else {
             return;
         };
@@ -592,27 +609,27 @@ impl CloudController {
         if !self.store_is_ours().await {
             return 0;
         }
-        let deployments = match self.store.list_all_tenants("deployment").await {
-            Ok(rows) => rows
-                .into_iter()
-                .filter_map(|(_, v)| match serde_json::from_value::<Deployment>(v) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        error!(error = %e, "unreadable deployment in the store");
-                        None
-                    }
-                })
-                .collect::<Vec<_>>(),
+        let (deployments, mut unreadable) = match self.store.list_records_all_tenants::<Deployment>().await {
+            Ok(listed) => (listed.records, listed.unreadable),
             Err(e) => {
                 error!(error = %e, "cannot read deployments; skipping this reconcile");
                 return 0;
             }
         };
+        // Definitions and sizes may have changed since the last reconcile.
+        self.tenant_inputs.clear();
+        let tenants: std::collections::BTreeSet<i64> = deployments.iter().map(|d| d.tenant_id).collect();
+        for tenant in tenants {
+            if let Some(inputs) = self.tenant_inputs(tenant).await {
+                unreadable.extend(inputs.unreadable.iter().cloned());
+            }
+        }
+        unreadable.extend(self.unreadable_topology.iter().cloned());
+        self.frozen = crate::frozen::frozen_clusters(&self.topology, &unreadable);
+        self.report_unreadable(&unreadable);
         self.owners = cluster_owners::cluster_owners(&deployments, &self.topology);
         self.deployments = Arc::new(deployments);
         let deployments = self.deployments.clone();
-        // Definitions and sizes may have changed since the last reconcile.
-        self.tenant_inputs.clear();
         phases.done("read deployments");
         let instances = self.list_instances().await;
         phases.done("list instances");
@@ -635,6 +652,15 @@ impl CloudController {
         self.launch_recorded().await;
         phases.done("launch");
         launched
+    }
+
+    /// Logs each unreadable document once (and once more if it comes back after a fix).
+    fn report_unreadable(&mut self, unreadable: &[Unreadable]) {
+        let now: std::collections::HashSet<String> = unreadable.iter().map(|u| u.to_string()).collect();
+        for bad in unreadable.iter().filter(|u| !self.reported.contains(&u.to_string())) {
+            error!(error = %bad, "leaving the clusters this document is about as they are (no member created, terminated or reaped) until it is fixed or removed");
+        }
+        self.reported = now;
     }
 
     /// Whether the store still is this platform's: emptied, replaced or failing, it
@@ -944,18 +970,14 @@ impl CloudController {
                 return None;
             }
         };
-        let scales: HashMap<String, ClusterScale> = match self.store.list(tenant, "cluster-scale").await {
-            Ok(rows) => rows
-                .into_iter()
-                .filter_map(|v| serde_json::from_value::<ClusterScale>(v).ok())
-                .map(|s| (s.cluster_id.clone(), s))
-                .collect(),
+        let (scales, unreadable) = match self.store.list_records::<ClusterScale>(tenant).await {
+            Ok(listed) => (listed.records.into_iter().map(|s| (s.cluster_id.clone(), s)).collect(), listed.unreadable),
             Err(e) => {
                 error!(error = %e, "cannot read cluster sizes");
                 return None;
             }
         };
-        let inputs = Arc::new(TenantInputs { defs, scales });
+        let inputs = Arc::new(TenantInputs { defs, scales, unreadable });
         self.tenant_inputs.insert(tenant, inputs.clone());
         Some(inputs)
     }
@@ -1135,6 +1157,10 @@ impl CloudController {
         // A cluster id another deployment owns is not this one's to drain.
         let owned: Vec<ClusterSpec> =
             deployment.clusters.iter().filter(|s| self.owns(deployment, &s.cluster_id)).cloned().collect();
+        // Nor is a frozen one, until the document about it is fixed: the undeploy waits.
+        if owned.iter().any(|s| self.frozen.contains(&s.cluster_id)) {
+            return;
+        }
         for spec in &owned {
             let Some(cluster) = self.topology.cluster_mut(&spec.cluster_id) else { continue };
             if cluster.status != ClusterStatus::Terminating {
@@ -1159,7 +1185,9 @@ impl CloudController {
         if remaining == 0 && !left {
             // The topology without the application is saved before the deployment goes.
             self.flush().await;
-            if let Err(e) = self.store.delete(deployment.tenant_id, "deployment", &deployment.application_id).await {
+            if let Err(e) =
+                self.store.delete_record::<Deployment>(deployment.tenant_id, &deployment.application_id).await
+            {
                 return error!(error = %e, "cannot delete the deployment");
             }
             info!(application_id = %deployment.application_id, "application undeployed");
@@ -1208,7 +1236,7 @@ impl CloudController {
             .services
             .values()
             .flat_map(|s| s.clusters.values())
-            .filter(|c| !wanted.contains(c.cluster_id.as_str()))
+            .filter(|c| !wanted.contains(c.cluster_id.as_str()) && !self.frozen.contains(&c.cluster_id))
             .map(|c| (c.cluster_id.clone(), c.members.values().cloned().collect()))
             .collect();
         for (cluster_id, members) in stray {

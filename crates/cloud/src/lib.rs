@@ -4,6 +4,7 @@ mod cluster_owners;
 mod controller;
 pub mod driver;
 mod error;
+mod frozen;
 pub mod local;
 pub mod member_user;
 pub mod ownership;

@@ -150,8 +150,13 @@ pub async fn establish(
 ) -> Result<String, OwnershipError> {
     store.migrate_topology().await?;
     let platform_id = store.platform_id().await?;
-    let recorded: HashSet<String> = store.load_topology().await?.members().map(|m| m.member_id.clone()).collect();
+    let (topology, unreadable) = store.read_topology().await?;
+    let mut recorded: HashSet<String> = topology.members().map(|m| m.member_id.clone()).collect();
     let listed = list_all(drivers).await?;
+    // A member of a cluster whose document cannot be read is the store's, not a
+    // stranger: the controller leaves that cluster as it is (see `frozen`).
+    let frozen = crate::frozen::frozen_clusters(&topology, &unreadable);
+    recorded.extend(listed.iter().filter(|(_, i)| frozen.contains(&i.cluster_id)).map(|(_, i)| i.member_id.clone()));
     let instances: Vec<Instance> = listed.iter().map(|(_, i)| i.clone()).collect();
     let census = Census::take(platform_id.as_deref(), &recorded, &instances);
     let Some(refusal) = census.refusal(&store.describe()) else {
