@@ -40,7 +40,14 @@ fn agent_process() {
     let code = match runtime.block_on(stratos_agent::run(cli.agent)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // With its causes, as `stratos agent` prints it.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            eprintln!("error: {text}");
             1
         }
     };

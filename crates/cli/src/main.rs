@@ -134,7 +134,7 @@ fn main() -> ExitCode {
             }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);
-                stratos_agent::run(config).await
+                Ok(stratos_agent::run(config).await?)
             }
         }
     });
