@@ -286,7 +286,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     controller_config.bus_ca_cert = bus_ca_cert.clone();
     let controller =
         stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config);
-    components.spawn("cloud controller", async move { controller.run().await.map_err(anyhow::Error::msg) });
+    components.spawn("cloud controller", controller.run());
     let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
