@@ -223,6 +223,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
     tracing::info!(platform_id = %platform_id, "platform id");
 
+    // The members the platform knows as live: only their bus credentials work (with those
+    // it issues from now on), on the embedded broker's gate as on Mosquitto's dynamic security.
+    let topology = store.load_topology().await?;
+    let live: Vec<(&str, &str)> = topology.members().map(|m| (m.cluster_id.as_str(), m.member_id.as_str())).collect();
+
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
     let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
@@ -237,8 +242,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 (Some(credentials), true) => {
                     // The platform password is also the key of members' credentials.
                     let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
-                    let provisioner =
+                    let mut provisioner =
                         stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
+                    provisioner.reconcile(live.iter().copied()).await?;
                     tokio::spawn(provisioner.run());
                     Some(secret)
                 }
@@ -255,6 +261,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             let server_config = mqtt_tls.as_ref().map(|t| t.server_config.clone());
             let broker = EmbeddedBroker::start_tls(args.mqtt_listen, secret.clone(), server_config)
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
+            broker.admit_members(live.iter().copied());
             (broker.url(), broker.platform_url(), Some(secret), true)
         }
     };
@@ -268,7 +275,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
-    let topology = store.load_topology().await?;
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     controller_config.broker_url = broker_url.clone();
@@ -327,6 +333,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tenant_max_clusters: args.tenant_max_clusters,
             max_cluster_size: args.max_cluster_size,
         },
+        reserved_ports: reserved_ports(api, embedded.then_some(&broker_url)),
         ..ApiConfig::default()
     };
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
@@ -375,6 +382,19 @@ pub async fn run(args: UpArgs) -> Result<()> {
     bus.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The ports this platform listens on, which no cartridge's proxy port may take: the
+/// API's, and the embedded broker's (the load balancer has no listener but the proxy ports).
+fn reserved_ports(
+    api: std::net::SocketAddr,
+    embedded_bus: Option<&String>,
+) -> Vec<stratos_model::claims::ReservedPort> {
+    let mut reserved = vec![stratos_model::claims::ReservedPort { port: api.port().into(), what: "the API".into() }];
+    if let Some(Ok((_, port))) = embedded_bus.map(|url| stratos_bus::parse_broker_url(url)) {
+        reserved.push(stratos_model::claims::ReservedPort { port: port.into(), what: "the event bus".into() });
+    }
+    reserved
 }
 
 /// The API's certificate, if it is served in TLS.
