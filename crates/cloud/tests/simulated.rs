@@ -21,7 +21,7 @@ struct World {
     driver: Arc<SimulatedDriver>,
     broker: EmbeddedBroker,
     load: Arc<AtomicU64>,
-    controller: tokio::task::JoinHandle<Result<(), String>>,
+    controller: tokio::task::JoinHandle<Result<(), stratos_cloud::ControllerError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -516,4 +516,46 @@ async fn an_unhealthy_member_is_suspended_at_once_and_replaced() {
         .await;
     assert_eq!(again, None, "a repeat suspended a member");
     assert_eq!(active_members(&w.store, "app.web").await.len(), 2);
+}
+
+/// The cluster's error as stored, once `pred` holds for it.
+async fn wait_cluster_error(store: &Store, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let topology = store.load_topology().await.unwrap();
+        let error = topology.cluster("app.web").and_then(|c| c.error.clone()).unwrap_or_default();
+        if pred(&error) {
+            return error;
+        }
+        assert!(Instant::now() < deadline, "{what}: the cluster's error is {error:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_keeps_failing_its_health_checks_backs_its_cluster_off_and_says_why() {
+    // An app that never passes its checks: each member activates, is reported unhealthy
+    // and replaced. The activations must not reset the back-off, and the cluster shows why.
+    use stratos_bus::events::InstanceUnhealthyEvent;
+    let w = world(1, 1, 5).await;
+    deploy(&w.store, 1, 1).await;
+    let agent = Bus::connect(&w.broker.platform_url(), "agent-of-every-member").await.unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    for round in 1..=2u32 {
+        let active =
+            wait_active(&w.store, "app.web", "a new member active", |m| m.len() == 1 && !seen.contains(&m[0])).await;
+        let topology = w.store.load_topology().await.unwrap();
+        let member = topology.cluster("app.web").unwrap().members[&active[0]].clone();
+        seen.push(member.member_id.clone());
+        let reason = "port 80 failed 3 health checks in a row: GET / answered 500".to_string();
+        agent.publish(&InstanceUnhealthyEvent { member: stratos_bus::MemberRef::from(&member), reason }).await.unwrap();
+        let counted = format!("({round} member failure(s) in a row; next try in {}s)", 2u32 << (round - 1));
+        let error = wait_cluster_error(&w.store, "the failure is counted", |e| e.contains(&counted)).await;
+        assert!(error.contains(&format!("member {} unhealthy", member.member_id)), "{error}");
+        assert!(error.contains("GET / answered 500"), "{error}");
+    }
+    // The third member activates: the streak and its reason stay on the cluster.
+    wait_active(&w.store, "app.web", "the third member active", |m| m.len() == 1 && !seen.contains(&m[0])).await;
+    let error = wait_cluster_error(&w.store, "the reason stays", |_| true).await;
+    assert!(error.contains("2 member failure(s) in a row"), "an activation cleared the streak: {error:?}");
 }

@@ -19,10 +19,9 @@ use crate::state::AppState;
 pub async fn deployed_claims(state: &AppState) -> ApiResult<Vec<ClusterClaims>> {
     let mut cartridges: HashMap<i64, Definitions> = HashMap::new();
     let mut out = Vec::new();
-    for (tenant, value) in state.store.list_all_tenants("deployment").await? {
-        let deployment: Deployment = serde_json::from_value(value).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unreadable deployment in the store: {e}"))
-        })?;
+    // An unreadable deployment fails the check, naming it: what it claims is unknown.
+    for deployment in state.store.list_records_all_tenants::<Deployment>().await?.all()? {
+        let tenant = deployment.tenant_id;
         let defs = match cartridges.entry(tenant) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(state.store.load_definitions(tenant).await?),

@@ -27,7 +27,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::quota::Quota;
 use crate::state::AppState;
 
-const QUOTAS: &str = "tenant-quota";
+/// A tenant's quota as stored (tenant [`SUPER_TENANT`], keyed by the tenant id in
+/// decimal; the body is the [`Quota`] alone).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantQuota {
+    #[serde(skip)]
+    pub tenant_id: i64,
+    pub quota: Quota,
+}
+
+impl stratos_store::Record for TenantQuota {
+    const COLLECTION: &'static str = "tenant-quota";
+    fn id(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Owned(self.tenant_id.to_string())
+    }
+    fn keyed(&mut self, id: &str) {
+        // Written by `set_quota` under the tenant's id, so it parses.
+        self.tenant_id = id.parse().unwrap_or_default();
+    }
+}
 
 /// A tenant's quota as set (absent fields take the platform's defaults) and in force.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -38,13 +57,11 @@ pub struct QuotaView {
     pub max_clusters: u32,
 }
 
-/// The quota a platform admin set for a tenant (none: the platform's defaults).
+/// The quota a platform admin set for a tenant (none: the platform's defaults; an
+/// unreadable one is the error, naming its document).
 pub async fn quota_of(store: &Store, tenant_id: i64) -> ApiResult<Quota> {
-    Ok(store
-        .get(SUPER_TENANT, QUOTAS, &tenant_id.to_string())
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+    let stored = store.get_record::<TenantQuota>(SUPER_TENANT, &tenant_id.to_string()).await?;
+    Ok(stored.map(|q| q.quota).unwrap_or_default())
 }
 
 /// What a client sends to create a tenant; the platform assigns the id.
@@ -157,10 +174,7 @@ async fn set_quota(
     let tenant = visible(&state, &p, &domain).await?;
     p.require_platform_admin("set tenant quotas")?;
     let set: Quota = decode(&headers, body)?;
-    state
-        .store
-        .put(SUPER_TENANT, QUOTAS, &tenant.tenant_id.to_string(), &serde_json::to_value(set).expect("quotas serialise"))
-        .await?;
+    state.store.put_record(SUPER_TENANT, &TenantQuota { tenant_id: tenant.tenant_id, quota: set }).await?;
     tracing::info!(tenant = tenant.tenant_id, quota = ?set, by = %p.user, "tenant quota set");
     let (max_members, max_clusters) = set.effective(&state.config.limits);
     Ok(Json(QuotaView { set, max_members, max_clusters }))

@@ -3,11 +3,10 @@
 // Shared by several test crates, each using a part of it.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use stratos_bus::{EmbeddedBroker, MemberRef};
+pub use stratos_test_kit::{free_port, wait_listening};
 
 /// The cluster of the members in the trust tests.
 pub const CLUSTER: &str = "app.php";
@@ -55,7 +54,7 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
-        wait_listening(port);
+        wait_listening(port, "mosquitto");
         Mosquitto { child, port }
     }
 
@@ -83,19 +82,6 @@ fn mosquitto_path() -> String {
         }
     }
     "mosquitto".into()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_listening(port: u16) {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.

@@ -16,7 +16,7 @@ use stratos_model::{Problems, SUPER_TENANT};
 
 use super::{
     all_tokens, all_users, load_token, load_user, password, revoke_tokens_of, save_token, save_user, tenant_domain,
-    unauthorized, Principal, Role, TokenRecord, TokenView, UserRecord, USERS,
+    unauthorized, Principal, Role, TokenRecord, TokenView, UserRecord,
 };
 use crate::body::decode;
 use crate::error::{ApiError, ApiResult};
@@ -348,7 +348,7 @@ async fn remove_user(
             return Err(ApiError::conflict(format!("user {name:?} is the last platform admin")));
         }
     }
-    state.store.delete(SUPER_TENANT, USERS, &name).await?;
+    super::delete_user(&state.store, &name).await?;
     let revoked = revoke_tokens_of(&state.store, &name, None, stratos_bus::now_millis()).await?;
     tracing::info!(user = %name, by = %p.user, revoked, "user removed");
     Ok(StatusCode::NO_CONTENT)

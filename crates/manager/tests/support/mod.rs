@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -185,13 +184,4 @@ pub fn deployment_policy(id: &str) -> Value {
 
 pub fn application_policy(id: &str) -> Value {
     json!({"id": id, "algorithm": "one-after-another", "networkPartitions": ["np-local-1"]})
-}
-
-/// Polls `check` until it holds, for at most `timeout`.
-pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not so within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
