@@ -53,7 +53,8 @@ async fn world() -> World {
     )
     .await;
     api.must(&acme_dev, Method::POST, "/api/applications/acme-app/deploy/acme-ap", None, 202).await;
-    api.store.put(acme, "scaling-history", "acme-app.web", &json!([])).await.unwrap();
+    let history = stratos_store::ScalingHistory { cluster_id: "acme-app.web".into(), decisions: vec![] };
+    api.store.put_record(acme, &history).await.unwrap();
     // What the controller would have made: acme's cluster with a member, and one of the platform's.
     let member = |cluster: &str, id: &str| {
         json!({"serviceName": "php", "clusterId": cluster, "memberId": id, "networkPartitionId": "np-local-1",
@@ -542,14 +543,8 @@ async fn records_of_tokens_dead_for_a_week_are_deleted_at_the_next_login() {
     stratos_manager::auth::save_token(&api.store, &recent).await.unwrap();
     // A login (of a user of its own: the admin's password is not known here) purges.
     api.user(&api.admin, "ops", "viewer", None).await;
-    let ids: Vec<String> = api
-        .store
-        .list(stratos_model::SUPER_TENANT, "api-token")
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids: Vec<String> =
+        stratos_manager::auth::all_tokens(&api.store).await.unwrap().into_iter().map(|t| t.id).collect();
     assert!(!ids.contains(&old.id), "a token dead for two weeks is gone");
     assert!(ids.contains(&recent.id), "a token dead for half a week is kept, to say it expired");
 }
