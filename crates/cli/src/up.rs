@@ -226,6 +226,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     // Every long-running component ends the platform when it ends (`supervise.rs`).
     let mut components = Supervisor::default();
+    // The members the platform knows as live: only their bus credentials work (with those
+    // it issues from now on), on the embedded broker's gate as on Mosquitto's dynamic security.
+    // A cluster whose document cannot be read is left out (the controller freezes it; its
+    // members are refused on the bus until it can be read again).
+    let (topology, unreadable) = store.read_topology().await?;
+    for bad in unreadable {
+        tracing::error!(error = %bad, "a topology document cannot be read");
+    }
+    let live: Vec<(&str, &str)> = topology.members().map(|m| (m.cluster_id.as_str(), m.member_id.as_str())).collect();
+
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
     let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
@@ -240,8 +250,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 (Some(credentials), true) => {
                     // The platform password is also the key of members' credentials.
                     let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
-                    let provisioner =
+                    let mut provisioner =
                         stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
+                    provisioner.reconcile(live.iter().copied()).await?;
                     components.spawn("Mosquitto provisioner", async move {
                         provisioner.run().await;
                         anyhow::Ok(())
@@ -261,6 +272,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             let server_config = mqtt_tls.as_ref().map(|t| t.server_config.clone());
             let broker = EmbeddedBroker::start_tls(args.mqtt_listen, secret.clone(), server_config)
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
+            broker.admit_members(live.iter().copied());
             (broker.url(), broker.platform_url(), Some(secret), true)
         }
     };
@@ -274,11 +286,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
-    // A cluster whose document cannot be read is left out (the controller freezes it).
-    let (topology, unreadable) = store.read_topology().await?;
-    for bad in unreadable {
-        tracing::error!(error = %bad, "a topology document cannot be read");
-    }
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     controller_config.broker_url = broker_url.clone();
@@ -323,6 +330,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tenant_max_clusters: args.tenant_max_clusters,
             max_cluster_size: args.max_cluster_size,
         },
+        reserved_ports: reserved_ports(api, embedded.then_some(&broker_url)),
         ..ApiConfig::default()
     };
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
@@ -385,6 +393,19 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
         Some(error) => Err(error),
     }
+}
+
+/// The ports this platform listens on, which no cartridge's proxy port may take: the
+/// API's, and the embedded broker's (the load balancer has no listener but the proxy ports).
+fn reserved_ports(
+    api: std::net::SocketAddr,
+    embedded_bus: Option<&String>,
+) -> Vec<stratos_model::claims::ReservedPort> {
+    let mut reserved = vec![stratos_model::claims::ReservedPort { port: api.port().into(), what: "the API".into() }];
+    if let Some(Ok((_, port))) = embedded_bus.map(|url| stratos_bus::parse_broker_url(url)) {
+        reserved.push(stratos_model::claims::ReservedPort { port: port.into(), what: "the event bus".into() });
+    }
+    reserved
 }
 
 /// The API's certificate, if it is served in TLS.

@@ -256,3 +256,81 @@ fn embedded_broker_members_are_confined_and_revoked_at_undeploy() {
     assert!(!log.contains(&credentials.password), "a member's password was logged");
     drop(platform.stop());
 }
+
+/// Bus credentials of ended members stay dead across a platform restart on the same
+/// data directory: the gate admits only members the platform knows as live (issued in
+/// this run, or in the stored topology at start), so a member replaced before the
+/// restart is refused after it, while the live members' agents reconnect.
+#[test]
+fn an_ended_members_credentials_stay_dead_across_a_restart() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
+    platform.add_php_web();
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    let before = member_list(&platform);
+    let credentials_of = |m: &serde_json::Value| {
+        secret.member_credentials(m["clusterId"].as_str().unwrap(), m["memberId"].as_str().unwrap())
+    };
+
+    // One member dies (its process group killed): the controller terminates it and replaces it.
+    let victim = before[0]["memberId"].as_str().unwrap().to_string();
+    let dead = credentials_of(&before[0]);
+    let group = support::member_processes(sandbox.path())
+        .into_iter()
+        .find(|p| p.member_id == victim && p.pid == p.pgid)
+        .unwrap_or_else(|| panic!("no agent process for {victim}"));
+    assert!(support::signal_group(group.pgid, "KILL"));
+    let live = eventually(Duration::from_secs(90), "the killed member replaced", || {
+        let now = member_list(&platform);
+        if now.iter().any(|m| m["memberId"] == victim.as_str()) {
+            return Err(format!("{victim} is still listed"));
+        }
+        if now.len() < before.len() || now.iter().any(|m| m["status"] != "Active") {
+            return Err(format!("not all replaced and active: {now:#?}"));
+        }
+        Ok(now)
+    });
+    eventually(Duration::from_secs(30), "the killed member's credentials refused", || {
+        match try_member(platform.mqtt_port, &dead) {
+            Err(e) if e.contains("refused") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    let log_of = |m: &serde_json::Value| {
+        let path = sandbox.path().join("members").join(m["memberId"].as_str().unwrap()).join("agent.log");
+        std::fs::read_to_string(path).unwrap_or_default()
+    };
+    let logged_before: Vec<usize> = live.iter().map(|m| log_of(m).len()).collect();
+    let platform = platform.restart();
+    // At once after the restart (no MemberTerminatedEvent this run): the ended member is out.
+    let refused = try_member(platform.mqtt_port, &dead);
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("refused")),
+        "an ended member got in after a restart: {refused:?}"
+    );
+    // The live members: let in, and their agents reconnected by themselves.
+    for (m, from) in live.iter().zip(logged_before) {
+        assert_eq!(try_member(platform.mqtt_port, &credentials_of(m)), Ok(vec![SubscribeReasonCode::Failure]), "{m}");
+        eventually(Duration::from_secs(60), "the live member's agent reconnected after the restart", || {
+            let log = log_of(m);
+            if log.get(from..).is_some_and(|new| new.contains("reconnected to the event bus")) {
+                Ok(())
+            } else {
+                Err(format!("{}'s agent.log:\n{log}", m["memberId"]))
+            }
+        });
+    }
+    eventually(Duration::from_secs(30), "the members stay active", || {
+        let now = member_list(&platform);
+        let ids = |l: &[serde_json::Value]| l.iter().map(|m| m["memberId"].to_string()).collect::<Vec<_>>();
+        if ids(&now) == ids(&live) && now.iter().all(|m| m["status"] == "Active") {
+            Ok(())
+        } else {
+            Err(format!("{now:#?}"))
+        }
+    });
+    drop(platform.stop());
+}

@@ -374,8 +374,13 @@ fn innermost_group(groups: &[GroupSpec], alias: &str) -> Option<String> {
 }
 
 /// The whole topology for a platform admin; a tenant's users see their tenant's clusters only.
+/// A cluster whose document cannot be read is left out and logged; `application status`
+/// names it (one bad document does not hide every other cluster).
 async fn topology(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<Topology>> {
-    let mut topology = state.store.load_topology().await?;
+    let (mut topology, unreadable) = state.store.read_topology().await?;
+    for bad in unreadable {
+        tracing::error!(error = %bad, "topology: a document cannot be read; left out");
+    }
     if !p.is_platform_admin() {
         for service in topology.services.values_mut() {
             service.clusters.retain(|_, c| c.tenant_id == p.tenant_id);
@@ -394,7 +399,10 @@ async fn scaling_history(
     if let Some(history) = state.store.get_record::<ScalingHistory>(tenant, &id).await? {
         return Ok(Json(serde_json::Value::Array(history.decisions)));
     }
-    let known = state.store.load_topology().await?.cluster(&id).is_some_and(|c| c.tenant_id == tenant);
+    // A cluster whose document cannot be read has no tenant to check: "does not exist"
+    // here, named in `application status` to its own tenant.
+    let (topology, _unreadable) = state.store.read_topology().await?;
+    let known = topology.cluster(&id).is_some_and(|c| c.tenant_id == tenant);
     if known {
         Ok(Json(serde_json::Value::Array(Vec::new())))
     } else {

@@ -1,5 +1,12 @@
 //! Tenants: `/api/tenants`, and their quotas. Platform admins create tenants and set
 //! quotas; a tenant's users see their own tenant only (any other is "does not exist").
+//!
+//! A platform admin may deactivate a tenant (`POST /api/tenants/{domain}/deactivate`,
+//! as Apache Stratos 4.1's `deactivate`): its users can no longer log in and its
+//! tokens are refused (403 saying so) until it is activated again. Its applications
+//! keep running and serving: deactivation shuts the tenant's people out of the
+//! platform, it does not take its customers' traffic down (undeploying stays an
+//! explicit act, by the tenant before or by a platform admin).
 
 use std::sync::Arc;
 
@@ -7,10 +14,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use stratos_bus::events::{CompleteTenantEvent, TenantCreatedEvent};
+use stratos_bus::events::{CompleteTenantEvent, TenantCreatedEvent, TenantUpdatedEvent};
 use stratos_model::{Problems, Tenant, SUPER_TENANT};
 use stratos_store::Store;
 
@@ -71,6 +78,57 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/tenants", get(list).post(create))
         .route("/api/tenants/{domain}", get(show))
         .route("/api/tenants/{domain}/quota", get(show_quota).put(set_quota))
+        .route("/api/tenants/{domain}/activate", post(activate))
+        .route("/api/tenants/{domain}/deactivate", post(deactivate))
+}
+
+async fn activate(
+    State(state): State<Arc<AppState>>,
+    p: Principal,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    set_active(&state, &p, &domain, true).await.map(Json)
+}
+
+async fn deactivate(
+    State(state): State<Arc<AppState>>,
+    p: Principal,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    set_active(&state, &p, &domain, false).await.map(Json)
+}
+
+/// Activates or deactivates a tenant (platform admins); the tenant as it now is.
+async fn set_active(state: &AppState, p: &Principal, domain: &str, active: bool) -> ApiResult<Tenant> {
+    let _write = state.write_lock.lock().await;
+    let mut tenant = visible(state, p, domain).await?;
+    p.require_platform_admin(if active { "activate tenants" } else { "deactivate tenants" })?;
+    if tenant.active != active {
+        tenant.active = active;
+        state.store.put_tenant(&tenant).await?;
+        tracing::info!(tenant = tenant.tenant_id, domain = %tenant.tenant_domain, active, by = %p.user, "tenant activation changed");
+        state.publish(&TenantUpdatedEvent { tenant: tenant.clone() }).await;
+        let tenants = state.store.tenants().await?;
+        state.publish(&CompleteTenantEvent { tenants }).await;
+    }
+    Ok(tenant)
+}
+
+/// Why a user of `tenant_id` may not use the API now, if it may not: its tenant is
+/// deactivated (the super tenant never is).
+pub async fn refusal_for(store: &Store, tenant_id: i64) -> ApiResult<Option<String>> {
+    if tenant_id == SUPER_TENANT {
+        return Ok(None);
+    }
+    let tenant = store.tenants().await?.into_iter().find(|t| t.tenant_id == tenant_id);
+    Ok(match tenant {
+        Some(t) if !t.active => Some(format!(
+            "tenant {:?} is deactivated: its users cannot use the platform until a platform admin activates it",
+            t.tenant_domain
+        )),
+        Some(_) => None,
+        None => Some("the user's tenant no longer exists".into()),
+    })
 }
 
 /// Every tenant for a platform admin; the caller's own otherwise.

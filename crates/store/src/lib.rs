@@ -7,6 +7,13 @@
 //! `body` is TEXT in SQLite and JSONB in PostgreSQL. Lists are ordered by id
 //! bytewise on both back ends.
 //!
+//! Every kind of record the components share is a type implementing [`Record`], which
+//! names its collection ([`Record::COLLECTION`]); [`Store::get_record`],
+//! [`Store::put_record`], [`Store::list_records`] and [`Store::delete_record`] read and
+//! write it, and a document that does not decode is an [`Unreadable`] error naming it
+//! (see `record.rs`). The raw `get` / `put` / `list` / `delete` stay for definitions
+//! (named by [`Kind`]) and for tests that write what a record type would refuse.
+//!
 //! What the typed helpers store where:
 //! - definitions: tenant's own, collection [`Kind::name`] (`cartridge`, `deployment-policy`, …), id = definition id;
 //!   the super tenant's cartridges, network partitions and public autoscaling policies

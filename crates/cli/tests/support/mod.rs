@@ -140,7 +140,19 @@ impl Platform {
 
     /// Starts `stratos up` on these ports; `Err` with the exited process if it did not come up.
     pub fn start_on(data_dir: &Path, api_port: u16, mqtt_port: u16, extra: &[&str]) -> Result<Platform, Proc> {
+        Platform::start_with_env(data_dir, api_port, mqtt_port, extra, &[])
+    }
+
+    /// [`Platform::start_on`] with `env` set for `stratos up` (and so for its members).
+    pub fn start_with_env(
+        data_dir: &Path,
+        api_port: u16,
+        mqtt_port: u16,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Result<Platform, Proc> {
         let mut command = Command::new(BIN);
+        command.envs(env.iter().map(|(k, v)| (*k, *v)));
         command
             .arg("up")
             .args(["--api-listen", &format!("127.0.0.1:{api_port}")])

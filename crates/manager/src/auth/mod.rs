@@ -184,6 +184,11 @@ async fn principal_of(state: &AppState, headers: &axum::http::HeaderMap) -> Resu
     let Some(user) = user.filter(|u| u.tenant_id == record.tenant_id) else {
         return Err(unauthorized("the token's user no longer exists"));
     };
+    if let Some(why) =
+        crate::tenants::refusal_for(&state.store, user.tenant_id).await.map_err(IntoResponse::into_response)?
+    {
+        return Err(forbidden(why).into_response());
+    }
     Ok(Principal { user: user.username, tenant_id: user.tenant_id, role: user.role, token_id: record.id })
 }
 

@@ -153,6 +153,11 @@ async fn login(
         return Ok(unauthorized("wrong user name or password"));
     };
     limiter.succeeded(&user.username);
+    // The right password, but the tenant is shut out: say so (the caller proved it is the user).
+    if let Some(why) = crate::tenants::refusal_for(&state.store, user.tenant_id).await? {
+        tracing::warn!(user = %user.username, tenant = user.tenant_id, "login refused: the tenant is deactivated");
+        return Err(super::forbidden(why));
+    }
     let limit = state.config.max_token_ttl.as_secs();
     let ttl = match request.ttl_seconds {
         Some(0) => {

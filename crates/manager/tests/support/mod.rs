@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
+use stratos_manager::auth::{TokenRecord, UserRecord};
+use stratos_manager::{ApiConfig, AppState, TenantQuota, DEFAULT_BODY_LIMIT};
 use stratos_model::SUPER_TENANT;
-use stratos_store::Store;
+use stratos_store::{Record, ScalingHistory, Store};
 
 /// A password long enough for the API's rules.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -135,12 +136,12 @@ pub const COLLECTIONS: &[&str] = &[
     "autoscaling-policy",
     "application-policy",
     "application",
-    "deployment",
-    "scaling-history",
-    "tenant",
-    "tenant-quota",
-    "user",
-    "api-token",
+    <stratos_model::Deployment as Record>::COLLECTION,
+    ScalingHistory::COLLECTION,
+    <stratos_model::Tenant as Record>::COLLECTION,
+    TenantQuota::COLLECTION,
+    UserRecord::COLLECTION,
+    TokenRecord::COLLECTION,
 ];
 
 pub fn example(file: &str) -> Value {
