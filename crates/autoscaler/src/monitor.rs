@@ -23,7 +23,7 @@ use stratos_model::{
     ApplicationMonitorStatus, ClusterScale, Definitions, Deployment, DeploymentStatus, GroupSpec, MonitorStatus,
     NetworkPartition,
 };
-use stratos_store::Store;
+use stratos_store::{ScalingHistory, Store, StoreError};
 use tracing::{debug, error, info, warn};
 
 use crate::clusters::{cluster_of, Clusters};
@@ -253,20 +253,30 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Every deployment in the store (deployed or undeploying).
-async fn load_deployments(store: &Store) -> Result<Vec<Deployment>, AutoscalerError> {
-    Ok(store
-        .list_all_tenants("deployment")
-        .await?
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_value(v).ok())
-        .collect())
+/// Every deployment in the store (deployed or undeploying), and the (tenant,
+/// application id) of each deployment whose document cannot be read: reported here,
+/// its application neither scaled nor taken for undeployed.
+async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Vec<(i64, String)>), AutoscalerError> {
+    let listed = store.list_records_all_tenants::<Deployment>().await?;
+    for bad in &listed.unreadable {
+        error!(error = %bad, "not scaling this application until its deployment is fixed");
+    }
+    let frozen = listed.unreadable.into_iter().map(|bad| (bad.tenant, bad.id)).collect();
+    Ok((listed.records, frozen))
 }
 
 /// Reads the clusters again from the store, one by one.
 async fn read_clusters(store: &Store, clusters: &mut Clusters, ids: Vec<String>) -> Result<(), AutoscalerError> {
     for id in ids {
-        let cluster = store.load_cluster(&id).await?;
+        let cluster = match store.load_cluster(&id).await {
+            Ok(cluster) => cluster,
+            // As the whole topology's reading does: said, and the cluster not scaled.
+            Err(bad @ StoreError::InvalidDocument { .. }) => {
+                error!(error = %bad, "not scaling this cluster until its document is fixed");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
         clusters.read(id, cluster);
     }
     Ok(())
@@ -288,12 +298,16 @@ impl Autoscaler {
         // for an undeploy could be read as merely inactive).
         let ids = self.clusters.to_read(cycle);
         if self.clusters.needs_full_load() || ids.len() > self.clusters.len() / FULL_READ_SHARE {
-            let topology = self.store.load_topology().await?;
+            let (topology, unreadable) = self.store.read_topology().await?;
+            for bad in &unreadable {
+                error!(error = %bad, "not scaling what this document concerns until it is fixed");
+            }
             self.clusters.load(topology, began);
         } else {
             read_clusters(&self.store, &mut self.clusters, ids).await?;
         }
-        let deployments = load_deployments(&self.store).await?;
+        let (deployments, frozen) = load_deployments(&self.store).await?;
+        self.monitors.frozen = frozen;
         let unknown =
             self.clusters.unknown(deployments.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.as_str())));
         read_clusters(&self.store, &mut self.clusters, unknown).await?;
@@ -341,6 +355,8 @@ struct Monitors {
     /// stored topology, which the controller writes a little after it announces, so
     /// that a look at the store between the two cannot flip a monitor back.
     heard: HashMap<String, MonitorStatus>,
+    /// Applications whose deployment cannot be read: kept as they are, not undeployed.
+    frozen: Vec<(i64, String)>,
 }
 
 impl Monitors {
@@ -380,10 +396,15 @@ impl Monitors {
             seen.push(key.clone());
             let fresh = self.applications.get(&key).is_none_or(|m| m.deployed_at != deployment.deployed_at);
             if fresh {
-                let stored: Option<ApplicationMonitorStatus> = store
-                    .get(deployment.tenant_id, APPLICATION_STATUS, &deployment.application_id)
-                    .await?
-                    .and_then(|v| serde_json::from_value(v).ok());
+                // The autoscaler's own record: an unreadable one is said, then replaced.
+                let stored = match store.get_record(deployment.tenant_id, &deployment.application_id).await {
+                    Ok(stored) => stored,
+                    Err(StoreError::Unreadable(bad)) => {
+                        error!(error = %bad, "monitor statuses unreadable; rebuilding them from the topology");
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 info!(application_id = %deployment.application_id, groups = deployment.groups.len(), "application monitor built");
                 self.applications.insert(key.clone(), ApplicationMonitor::new(deployment, stored.as_ref()));
             }
@@ -405,8 +426,7 @@ impl Monitors {
                 announce(bus, monitor, change).await;
             }
             if fresh || !changes.is_empty() {
-                let record = serde_json::to_value(monitor.record(now_millis())).expect("serialises");
-                store.put(deployment.tenant_id, APPLICATION_STATUS, &deployment.application_id, &record).await?;
+                store.put_record(deployment.tenant_id, &monitor.record(now_millis())).await?;
             }
         }
         self.heard.extend(announced.iter().map(|(id, status)| (id.clone(), *status)));
@@ -415,7 +435,8 @@ impl Monitors {
             deployments.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.as_str())).collect();
         self.heard.retain(|id, _| deployed.contains(id.as_str()));
         // Undeployed: the controller deleted the deployment; its monitors go too.
-        let gone: Vec<(i64, String)> = self.applications.keys().filter(|k| !seen.contains(k)).cloned().collect();
+        let gone: Vec<(i64, String)> =
+            self.applications.keys().filter(|k| !seen.contains(k) && !self.frozen.contains(k)).cloned().collect();
         for (tenant, application_id) in gone {
             // Undeployed between two looks: it still went through terminating.
             if let Some(monitor) = self.applications.get_mut(&(tenant, application_id.clone())) {
@@ -426,14 +447,11 @@ impl Monitors {
             }
             self.applications.remove(&(tenant, application_id.clone()));
             info!(%application_id, "application monitor removed");
-            store.delete(tenant, APPLICATION_STATUS, &application_id).await?;
+            store.delete_record::<ApplicationMonitorStatus>(tenant, &application_id).await?;
         }
         Ok(())
     }
 }
-
-/// Store collection of the monitors' statuses, for `application status`.
-const APPLICATION_STATUS: &str = "application-status";
 
 async fn announce(bus: &Bus, monitor: &ApplicationMonitor, change: &Change) {
     let (application_id, tenant_id) = (monitor.application_id.clone(), monitor.tenant_id);
@@ -561,14 +579,16 @@ impl Autoscaler {
                         drain_first,
                         updated_at: now_millis(),
                     };
-                    self.store
-                        .put(
-                            deployment.tenant_id,
-                            "cluster-scale",
-                            &spec.cluster_id,
-                            &serde_json::to_value(&scale).expect("serialises"),
-                        )
-                        .await?;
+                    // The controller freezes a cluster whose scale record it cannot read;
+                    // it stays so (and said) until an operator looks, not overwritten here.
+                    match self.store.get_record::<ClusterScale>(deployment.tenant_id, &spec.cluster_id).await {
+                        Err(StoreError::Unreadable(bad)) => {
+                            error!(error = %bad, "not scaling the cluster until its scale record is fixed");
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                        Ok(_) => self.store.put_record(deployment.tenant_id, &scale).await?,
+                    }
                     self.written.insert(spec.cluster_id.clone(), (desired, Instant::now()));
                     self.surges.scaled(&spec.cluster_id, desired);
                 } else {
@@ -761,7 +781,15 @@ async fn load_history(
     tenant: i64,
     cluster_id: &str,
 ) -> Result<Option<serde_json::Value>, AutoscalerError> {
-    Ok(store.get(tenant, SCALING_HISTORY, cluster_id).await?)
+    // The autoscaler's own record: an unreadable one is said, then replaced.
+    match store.get_record::<ScalingHistory>(tenant, cluster_id).await {
+        Ok(history) => Ok(history.map(|h| serde_json::Value::Array(h.decisions))),
+        Err(StoreError::Unreadable(bad)) => {
+            error!(error = %bad, "scaling history unreadable; starting it again");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes the histories that changed, a batch of clusters per transaction (one
@@ -773,7 +801,16 @@ async fn save_histories(
     for (tenant, mut documents) in due {
         while !documents.is_empty() {
             let batch = documents.split_off(documents.len().saturating_sub(HISTORY_BATCH));
-            let writes = batch.into_iter().map(|(id, doc)| (SCALING_HISTORY.to_string(), id, Some(doc))).collect();
+            let writes = batch
+                .into_iter()
+                .map(|(cluster_id, doc)| {
+                    let decisions = match doc {
+                        serde_json::Value::Array(decisions) => decisions,
+                        _ => Vec::new(),
+                    };
+                    stratos_store::record_write(&ScalingHistory { cluster_id, decisions })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             store.write_batch(tenant, writes).await?;
         }
     }
@@ -782,9 +819,6 @@ async fn save_histories(
 
 /// Cluster histories written per transaction.
 const HISTORY_BATCH: usize = 1000;
-
-/// Store collection of each cluster's last decisions, for `stratos cluster scaling-history`.
-const SCALING_HISTORY: &str = "scaling-history";
 
 #[cfg(test)]
 mod tests {

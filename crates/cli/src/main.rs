@@ -11,6 +11,7 @@ mod members;
 mod output;
 mod sample_http;
 mod session;
+mod supervise;
 mod tenants;
 mod trust;
 mod up;
@@ -133,7 +134,7 @@ fn main() -> ExitCode {
             }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);
-                stratos_agent::run(config).await
+                Ok(stratos_agent::run(config).await?)
             }
         }
     });
