@@ -1,11 +1,12 @@
-//! Evaluation cost at scale: health summaries and scaling decisions for
-//! 1k, 10k and 100k members (10 per cluster), with the memory they take.
+//! Evaluation cost at scale: health summaries, scaling decisions and the scaling
+//! histories' upkeep (an entry per cluster, the documents due) for 1k, 10k and 100k
+//! members (10 per cluster), with the memory they take. A cycle is the last three.
 //!
-//! `cargo bench -p stratos-autoscaler --bench scale`
+//! `cargo bench -p stratos-autoscaler --bench scale [-- 1000000]` (sizes in members)
 
 use std::time::Instant;
 
-use stratos_autoscaler::{decide, Action, FactorStats, Inputs, ScaleDownCounter, Thresholds};
+use stratos_autoscaler::{decide, Action, FactorStats, Histories, Inputs, ScaleDownCounter, Thresholds};
 use stratos_bus::MemberRef;
 use stratos_health::HealthState;
 
@@ -15,10 +16,19 @@ fn rss_kib() -> u64 {
 
 fn main() {
     println!(
-        "{:>9} {:>9} {:>16} {:>16} {:>14} {:>12}",
-        "members", "clusters", "ingest (ms)", "summaries (ms)", "decide (ms)", "RSS (MiB)"
+        "{:>9} {:>9} {:>16} {:>16} {:>14} {:>14} {:>14} {:>12}",
+        "members",
+        "clusters",
+        "ingest (ms)",
+        "summaries (ms)",
+        "decide (ms)",
+        "history (ms)",
+        "cycle (ms)",
+        "RSS (MiB)"
     );
-    for members in [1_000usize, 10_000, 100_000] {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![1_000, 10_000, 100_000] } else { sizes };
+    for members in sizes {
         let clusters = members / 10;
         let before = rss_kib();
         let mut health = HealthState::new(60.0, 60.0);
@@ -66,22 +76,48 @@ fn main() {
             inputs.memory_consumption = s.memory_consumption.map(FactorStats::from);
         }
         let mut ups = 0;
-        for (i, inputs) in by_cluster.values().enumerate() {
+        let mut decisions = Vec::with_capacity(clusters);
+        for (i, (cluster_id, inputs)) in by_cluster.iter().enumerate() {
             let d = decide(inputs, &thresholds, 15.0, true);
-            if let Action::ScaleUp(_) = counters[i].next(inputs.current, d.required, 3) {
+            let action = counters[i].next(inputs.current, d.required, 3);
+            if let Action::ScaleUp(_) = action {
                 ups += 1;
             }
+            decisions.push((*cluster_id, d, action));
         }
         let decide_time = started.elapsed();
+
+        // Each cluster's history takes the decision (as the monitor publishes it); the
+        // documents due are built. The first cycle writes every history; this is a later
+        // one, where a no-op refreshes the last entry and a quarter are due.
+        let mut histories = Histories::default();
+        let entry = |cluster_id: &str, d: &stratos_autoscaler::Decision, action: &Action, at: u64| {
+            serde_json::json!({"clusterId": cluster_id, "applicationId": "app", "action":
+                if *action == Action::None { "none" } else { "scale-up" }, "current": d.inputs.current,
+                "desired": d.required, "decision": d, "timestamp": at})
+        };
+        for (cluster_id, d, _) in &decisions {
+            histories.record(1, cluster_id, entry(cluster_id, d, &Action::None, 1));
+        }
+        histories.due(true);
+        let started = Instant::now();
+        for (cluster_id, d, action) in &decisions {
+            histories.record(1, cluster_id, entry(cluster_id, d, action, 2));
+        }
+        let due: usize = histories.due(true).values().map(Vec::len).sum();
+        let history_time = started.elapsed();
+        let cycle = summarise + decide_time + history_time;
         assert_eq!(by_cluster.len(), clusters);
         let rss = rss_kib().saturating_sub(before);
         println!(
-            "{:>9} {:>9} {:>16.1} {:>16.1} {:>14.2} {:>12.1}   ({ups} clusters scale up)",
+            "{:>9} {:>9} {:>16.1} {:>16.1} {:>14.2} {:>14.1} {:>14.1} {:>12.1}   ({ups} clusters scale up, {due} histories due)",
             members,
             clusters,
             ingest.as_secs_f64() * 1000.0,
             summarise.as_secs_f64() * 1000.0,
             decide_time.as_secs_f64() * 1000.0,
+            history_time.as_secs_f64() * 1000.0,
+            cycle.as_secs_f64() * 1000.0,
             rss as f64 / 1024.0
         );
     }

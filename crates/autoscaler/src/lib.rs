@@ -2,13 +2,19 @@
 //! evaluated for every deployed cluster by its monitor, under the group and
 //! application monitors that roll statuses up.
 
+mod clusters;
 pub mod decision;
 pub mod dependents;
+mod error;
 pub mod groups;
+mod history;
 mod monitor;
+pub mod surge;
 
 pub use decision::{decide, predict, Action, Decision, FactorStats, Inputs, ScaleDownCounter, Thresholds, Vote};
-pub use monitor::{run, run_timed, AutoscalerConfig, HISTORY_LENGTH};
+pub use error::AutoscalerError;
+pub use history::{Histories, HISTORY_LENGTH};
+pub use monitor::{run, run_timed, AutoscalerConfig};
 
 /// Factor names, as the health processing publishes them.
 pub const REQUESTS_IN_FLIGHT: &str = "requests-in-flight";

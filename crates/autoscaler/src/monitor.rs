@@ -1,18 +1,24 @@
 //! The monitors: every interval, each deployed cluster is evaluated against its
 //! autoscaling policy and its size written for the cloud controller; the group
 //! and application monitors above the clusters roll their statuses up (at each
-//! interval, and soon after a cluster status event).
+//! interval, and soon after a cluster status event). A cluster whose requests in
+//! flight surge far past its threshold is evaluated at once (`surge.rs`).
+//!
+//! The topology is followed cluster by cluster (`clusters.rs`) and the scaling
+//! histories kept in memory (`history.rs`): a cycle reads and writes what changed.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use stratos_bus::events::{
-    ApplicationActivatedEvent, ApplicationInactivatedEvent, ApplicationTerminatingEvent, ClusterHealthSummaryEvent,
-    FactorSummary, GroupActivatedEvent, GroupInactivatedEvent, GroupTerminatingEvent, ScalingDecisionEvent,
+    ApplicationActivatedEvent, ApplicationInactivatedEvent, ApplicationTerminatingEvent, ClusterCreatedEvent,
+    ClusterHealthSummaryEvent, ClusterRemovedEvent, FactorSummary, GroupActivatedEvent, GroupInactivatedEvent,
+    GroupTerminatingEvent, InFlightRequestsEvent, MemberCreatedEvent, MemberMaintenanceModeEvent,
+    MemberReadyToShutdownEvent, MemberSuspendedEvent, MemberTerminatedEvent, ScalingDecisionEvent,
 };
-use stratos_bus::{now_millis, AnyEvent, Bus};
+use stratos_bus::{now_millis, AnyEvent, Bus, Event};
 use stratos_model::placement::{Placement, Slot};
-use stratos_model::topology::{Member, MemberStatus, Topology};
+use stratos_model::topology::{Member, MemberStatus};
 use stratos_model::{
     ApplicationMonitorStatus, ClusterScale, Definitions, Deployment, DeploymentStatus, GroupSpec, MonitorStatus,
     NetworkPartition,
@@ -20,9 +26,13 @@ use stratos_model::{
 use stratos_store::{ScalingHistory, Store, StoreError};
 use tracing::{debug, error, info, warn};
 
+use crate::clusters::{cluster_of, Clusters};
 use crate::decision::{decide, Action, Decision, FactorStats, Inputs, ScaleDownCounter, Thresholds};
 use crate::dependents::{scale_together, Sizing};
+use crate::error::AutoscalerError;
 use crate::groups::{self, ApplicationMonitor, Change};
+use crate::history::Histories;
+use crate::surge::{Surges, READING_FRESH_MS};
 
 #[derive(Debug, Clone)]
 pub struct AutoscalerConfig {
@@ -46,9 +56,6 @@ impl Default for AutoscalerConfig {
         }
     }
 }
-
-/// Decisions kept per cluster for `stratos cluster scaling-history`.
-pub const HISTORY_LENGTH: usize = 100;
 
 /// The latest health summary of every cluster, per network partition.
 #[derive(Default)]
@@ -94,8 +101,24 @@ impl Observed {
     }
 }
 
-pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(), String> {
+pub async fn run(store: Store, bus: Bus, config: AutoscalerConfig) -> Result<(), AutoscalerError> {
     run_timed(store, bus, config, Default::default()).await
+}
+
+/// What the loop keeps between looks.
+struct Autoscaler {
+    store: Store,
+    bus: Bus,
+    config: AutoscalerConfig,
+    observed: Observed,
+    counters: HashMap<String, ScaleDownCounter>,
+    monitors: Monitors,
+    clusters: Clusters,
+    histories: Histories,
+    surges: Surges,
+    /// The size last written per cluster, and when: until the controller has created
+    /// the members, a decision counts them (or a second look would ask again).
+    written: HashMap<String, (u32, Instant)>,
 }
 
 /// [`run`], recording how long each evaluation cycle (every cluster of every
@@ -105,50 +128,109 @@ pub async fn run_timed(
     bus: Bus,
     config: AutoscalerConfig,
     cycles: std::sync::Arc<stratos_model::DurationStats>,
-) -> Result<(), String> {
-    let mut summaries = bus.subscribe("summarized-health-stats/#").await.map_err(|e| e.to_string())?;
+) -> Result<(), AutoscalerError> {
+    let mut summaries = bus.subscribe("summarized-health-stats/#").await?;
     // Cluster status changes roll up through the group monitors at once, not at the next interval.
-    let mut cluster_status = bus.subscribe("cluster/status/#").await.map_err(|e| e.to_string())?;
-    let mut observed = Observed::default();
-    let mut counters: HashMap<String, ScaleDownCounter> = HashMap::new();
-    let mut monitors = Monitors::default();
+    let mut cluster_status = bus.subscribe("cluster/status/#").await?;
+    // Which clusters to read again: the events that change which members a cluster
+    // counts (from created to maintenance mode, a member counts whether it started or
+    // not), not the complete topology snapshots (tens of MB at 100k members).
+    let filters: Vec<String> = [
+        MemberCreatedEvent::FILTER,
+        MemberMaintenanceModeEvent::FILTER,
+        MemberReadyToShutdownEvent::FILTER,
+        MemberSuspendedEvent::FILTER,
+        MemberTerminatedEvent::FILTER,
+        ClusterCreatedEvent::FILTER,
+        ClusterRemovedEvent::FILTER,
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut topology = bus.subscribe_many(&filters).await?;
+    let mut in_flight = bus.subscribe_to::<InFlightRequestsEvent>().await?;
+    let mut a = Autoscaler {
+        store,
+        bus,
+        config,
+        observed: Observed::default(),
+        counters: HashMap::new(),
+        monitors: Monitors::default(),
+        clusters: Clusters::default(),
+        histories: Histories::default(),
+        surges: Surges::default(),
+        written: HashMap::new(),
+    };
     let mut roll_up_at: Option<tokio::time::Instant> = None;
     // Cluster statuses announced since the last roll-up, in order: a cluster down
     // and back up within the delay still takes its group down and back up.
     let mut announced: Vec<(String, MonitorStatus)> = Vec::new();
-    let mut tick = tokio::time::interval(config.interval);
+    // Clusters whose requests in flight surged since the last look, with the count.
+    let mut surging: HashMap<String, f64> = HashMap::new();
+    let mut tick = tokio::time::interval(a.config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    info!(interval = ?config.interval, prediction = config.use_prediction, "autoscaler started");
+    info!(interval = ?a.config.interval, prediction = a.config.use_prediction, "autoscaler started");
     loop {
         tokio::select! {
-            Some(AnyEvent::ClusterHealthSummaryEvent(s)) = summaries.recv() => observed.take(s),
+            Some(AnyEvent::ClusterHealthSummaryEvent(s)) = summaries.recv() => a.observed.take(s),
+            Some(event) = topology.recv() => {
+                let now = Instant::now();
+                if let Some(id) = cluster_of(&event) {
+                    a.clusters.changed(id, now);
+                }
+                // What else arrived meanwhile, in one go: 100k members' events at start.
+                for _ in 0..INTAKE_BATCH {
+                    let Some(event) = topology.try_recv() else { break };
+                    if let Some(id) = cluster_of(&event) {
+                        a.clusters.changed(id, now);
+                    }
+                }
+            }
+            Some(AnyEvent::InFlightRequestsEvent(e)) = in_flight.recv() => {
+                // Per member counts are not a cluster's.
+                if e.member_id.is_none() && a.surges.reading(&e.cluster_id, &e.network_partition_id, e.in_flight, e.timestamp) {
+                    let total = a.surges.in_flight(&e.cluster_id, e.timestamp.saturating_sub(READING_FRESH_MS));
+                    surging.insert(e.cluster_id, total.unwrap_or(e.in_flight));
+                }
+            }
             Some(event) = cluster_status.recv() => {
+                if let Some(id) = cluster_of(&event) {
+                    a.clusters.changed(id, Instant::now());
+                }
                 let status = match event {
                     AnyEvent::ClusterStatusClusterActivatedEvent(e) => Some((e.cluster_id, MonitorStatus::Active)),
                     AnyEvent::ClusterStatusClusterInactivateEvent(e) => Some((e.cluster_id, MonitorStatus::Inactive)),
                     _ => None,
                 };
                 announced.extend(status);
-                // One store read per burst of events; the controller saves the topology
+                // One look per burst of events; the controller saves the topology
                 // a little after it announces a change.
                 roll_up_at.get_or_insert_with(|| tokio::time::Instant::now() + ROLL_UP_DELAY);
             }
             _ = sleep_until(roll_up_at) => {
                 roll_up_at = None;
                 let announced = std::mem::take(&mut announced);
-                if let Err(e) = roll_up_statuses(&store, &bus, &mut monitors, &announced).await {
+                if let Err(e) = a.roll_up_statuses(&announced).await {
                     error!(error = %e, "status roll-up failed");
                 }
             }
+            // A surge is evaluated before anything else waiting: it is what the load is waiting on.
+            _ = std::future::ready(()), if !surging.is_empty() => {
+                let clusters = std::mem::take(&mut surging);
+                let started = Instant::now();
+                if let Err(e) = a.evaluate(Some(&clusters)).await {
+                    error!(error = %e, "surge evaluation failed");
+                }
+                info!(clusters = clusters.len(), took = ?started.elapsed(), "surge evaluated at once");
+            }
             _ = tick.tick() => {
-                let started = std::time::Instant::now();
-                observed.expire(oldest_fresh(&config));
-                if let Err(e) = evaluate_all(&store, &bus, &config, &observed, &mut counters, &mut monitors).await {
+                let started = Instant::now();
+                a.observed.expire(oldest_fresh(&a.config));
+                if let Err(e) = a.evaluate(None).await {
                     error!(error = %e, "evaluation failed");
                 }
                 let took = started.elapsed();
                 cycles.record(took);
-                if took > config.interval / 2 {
+                if took > a.config.interval / 2 {
                     info!(?took, "slow evaluation cycle: half the interval or more");
                 } else {
                     debug!(?took, "evaluation cycle");
@@ -157,6 +239,9 @@ pub async fn run_timed(
         }
     }
 }
+
+/// Topology events taken in per wake-up before the other events get a turn.
+const INTAKE_BATCH: usize = 1024;
 
 /// How long after a cluster status event its group and application monitors look.
 const ROLL_UP_DELAY: Duration = Duration::from_millis(500);
@@ -168,37 +253,97 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Every deployment in the store (deployed or undeploying) and the topology, which
-/// is not read when nothing is deployed; and the (tenant, application id) of each
-/// deployment whose document cannot be read. Unreadable documents are reported here;
-/// what they concern is left as it is: an unreadable deployment's application is
-/// neither scaled nor taken for undeployed, an unreadable cluster not scaled.
-async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Topology, Vec<(i64, String)>), String> {
-    // The topology first: the controller drains an undeployed application's clusters
-    // only after it has read the deployment as undeploying, so deployments read after
-    // the topology are never older than it (the other way round, a cluster drained
-    // for an undeploy could be read as merely inactive).
-    let (topology, unreadable) = store.read_topology().await.map_err(|e| e.to_string())?;
-    for bad in &unreadable {
-        error!(error = %bad, "not scaling what this document concerns until it is fixed");
-    }
-    let listed = store.list_records_all_tenants::<Deployment>().await.map_err(|e| e.to_string())?;
+/// Every deployment in the store (deployed or undeploying), and the (tenant,
+/// application id) of each deployment whose document cannot be read: reported here,
+/// its application neither scaled nor taken for undeployed.
+async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Vec<(i64, String)>), AutoscalerError> {
+    let listed = store.list_records_all_tenants::<Deployment>().await?;
     for bad in &listed.unreadable {
         error!(error = %bad, "not scaling this application until its deployment is fixed");
     }
     let frozen = listed.unreadable.into_iter().map(|bad| (bad.tenant, bad.id)).collect();
-    Ok((listed.records, topology, frozen))
+    Ok((listed.records, frozen))
 }
 
-async fn roll_up_statuses(
-    store: &Store,
-    bus: &Bus,
-    monitors: &mut Monitors,
-    announced: &[(String, MonitorStatus)],
-) -> Result<(), String> {
-    let (deployments, topology, frozen) = load_deployments(store).await?;
-    monitors.frozen = frozen;
-    monitors.update(store, bus, &deployments, &topology, announced).await
+/// Reads the clusters again from the store, one by one.
+async fn read_clusters(store: &Store, clusters: &mut Clusters, ids: Vec<String>) -> Result<(), AutoscalerError> {
+    for id in ids {
+        let cluster = match store.load_cluster(&id).await {
+            Ok(cluster) => cluster,
+            // As the whole topology's reading does: said, and the cluster not scaled.
+            Err(bad @ StoreError::InvalidDocument { .. }) => {
+                error!(error = %bad, "not scaling this cluster until its document is fixed");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        clusters.read(id, cluster);
+    }
+    Ok(())
+}
+
+/// More clusters than this share of those held to read again: the whole topology
+/// is read in one query instead (while 100k members start, most clusters change).
+const FULL_READ_SHARE: usize = 4;
+
+impl Autoscaler {
+    /// The deployments, and the clusters brought up to date: those changed since the
+    /// last look (and, at a cycle, a turn of the others), then those of deployments
+    /// not held yet.
+    async fn look(&mut self, cycle: bool) -> Result<Vec<Deployment>, AutoscalerError> {
+        let began = Instant::now();
+        // The topology first: the controller drains an undeployed application's clusters
+        // only after it has read the deployment as undeploying, so deployments read after
+        // the topology are never older than it (the other way round, a cluster drained
+        // for an undeploy could be read as merely inactive).
+        let ids = self.clusters.to_read(cycle);
+        if self.clusters.needs_full_load() || ids.len() > self.clusters.len() / FULL_READ_SHARE {
+            let (topology, unreadable) = self.store.read_topology().await?;
+            for bad in &unreadable {
+                error!(error = %bad, "not scaling what this document concerns until it is fixed");
+            }
+            self.clusters.load(topology, began);
+        } else {
+            read_clusters(&self.store, &mut self.clusters, ids).await?;
+        }
+        let (deployments, frozen) = load_deployments(&self.store).await?;
+        self.monitors.frozen = frozen;
+        let unknown =
+            self.clusters.unknown(deployments.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.as_str())));
+        read_clusters(&self.store, &mut self.clusters, unknown).await?;
+        self.clusters.settle(began);
+        Ok(deployments)
+    }
+
+    async fn roll_up_statuses(&mut self, announced: &[(String, MonitorStatus)]) -> Result<(), AutoscalerError> {
+        let deployments = self.look(false).await?;
+        self.monitors.update(&self.store, &self.bus, &deployments, &self.clusters, announced).await?;
+        self.guide_new_clusters(&deployments).await
+    }
+
+    /// Clusters deployed since the last cycle get what their surges are measured
+    /// against at once (their policy's threshold, their members): a load step soon
+    /// after a deploy is caught too.
+    async fn guide_new_clusters(&mut self, deployments: &[Deployment]) -> Result<(), AutoscalerError> {
+        let mut definitions: HashMap<i64, Definitions> = HashMap::new();
+        for deployment in deployments.iter().filter(|d| d.status == DeploymentStatus::Deployed) {
+            for spec in &deployment.clusters {
+                if self.surges.guided(&spec.cluster_id) {
+                    continue;
+                }
+                let Some(cluster) = self.clusters.cluster(&spec.cluster_id) else { continue };
+                if let std::collections::hash_map::Entry::Vacant(slot) = definitions.entry(deployment.tenant_id) {
+                    slot.insert(self.store.load_definitions(deployment.tenant_id).await?);
+                }
+                let defs = &definitions[&deployment.tenant_id];
+                let Some(policy) = defs.autoscaling_policies.get(&spec.autoscaling_policy) else { continue };
+                let live = cluster.members.values().filter(|m| m.status < MemberStatus::InMaintenance).count();
+                let threshold = Thresholds::from(&policy.load_thresholds).requests_in_flight;
+                self.surges.evaluated(&spec.cluster_id, threshold, live as u32, spec.max);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The monitor tree of every deployed application: application → groups → clusters.
@@ -223,9 +368,9 @@ impl Monitors {
         store: &Store,
         bus: &Bus,
         deployments: &[Deployment],
-        topology: &Topology,
+        topology: &Clusters,
         announced: &[(String, MonitorStatus)],
-    ) -> Result<(), String> {
+    ) -> Result<(), AutoscalerError> {
         let mut views: Vec<HashMap<&str, MonitorStatus>> = Vec::new();
         let mut view = HashMap::new();
         for (cluster_id, status) in announced {
@@ -258,7 +403,7 @@ impl Monitors {
                         error!(error = %bad, "monitor statuses unreadable; rebuilding them from the topology");
                         None
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 };
                 info!(application_id = %deployment.application_id, groups = deployment.groups.len(), "application monitor built");
                 self.applications.insert(key.clone(), ApplicationMonitor::new(deployment, stored.as_ref()));
@@ -281,10 +426,7 @@ impl Monitors {
                 announce(bus, monitor, change).await;
             }
             if fresh || !changes.is_empty() {
-                store
-                    .put_record(deployment.tenant_id, &monitor.record(now_millis()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.put_record(deployment.tenant_id, &monitor.record(now_millis())).await?;
             }
         }
         self.heard.extend(announced.iter().map(|(id, status)| (id.clone(), *status)));
@@ -305,10 +447,7 @@ impl Monitors {
             }
             self.applications.remove(&(tenant, application_id.clone()));
             info!(%application_id, "application monitor removed");
-            store
-                .delete_record::<ApplicationMonitorStatus>(tenant, &application_id)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.delete_record::<ApplicationMonitorStatus>(tenant, &application_id).await?;
         }
         Ok(())
     }
@@ -352,119 +491,156 @@ async fn announce(bus: &Bus, monitor: &ApplicationMonitor, change: &Change) {
     }
 }
 
-async fn evaluate_all(
-    store: &Store,
-    bus: &Bus,
-    config: &AutoscalerConfig,
-    observed: &Observed,
-    counters: &mut HashMap<String, ScaleDownCounter>,
-    monitors: &mut Monitors,
-) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let (all, topology, frozen) = load_deployments(store).await?;
-    monitors.frozen = frozen;
-    let loaded = started.elapsed();
-    monitors.update(store, bus, &all, &topology, &[]).await?;
-    let rolled_up = started.elapsed();
-    // Every cluster's history grows by one decision per cycle: written a batch of
-    // clusters per transaction rather than one per cluster (each a sync to disk;
-    // 10,000 of them took most of a 15 s cycle at 100k members).
-    let mut history: HashMap<i64, Vec<(String, String, Option<serde_json::Value>)>> = HashMap::new();
-    let mut decided = 0usize;
-    let mut definitions: HashMap<i64, Definitions> = HashMap::new();
-    for deployment in all.into_iter().filter(|d| d.status == DeploymentStatus::Deployed) {
-        if let std::collections::hash_map::Entry::Vacant(slot) = definitions.entry(deployment.tenant_id) {
-            slot.insert(store.load_definitions(deployment.tenant_id).await.map_err(|e| e.to_string())?);
+impl Autoscaler {
+    /// Evaluates every deployed cluster (a cycle), or with `surging` only those
+    /// clusters, each with its latest requests in flight, and their scaling dependents.
+    async fn evaluate(&mut self, surging: Option<&HashMap<String, f64>>) -> Result<(), AutoscalerError> {
+        let started = Instant::now();
+        let cycle = surging.is_none();
+        let all = self.look(cycle).await?;
+        let loaded = started.elapsed();
+        if cycle {
+            self.monitors.update(&self.store, &self.bus, &all, &self.clusters, &[]).await?;
         }
-        let defs = &definitions[&deployment.tenant_id];
-        let deployment = with_groups(deployment, defs);
-        let mut plans = Vec::new();
-        for spec in &deployment.clusters {
-            let Some(cluster) = topology.cluster(&spec.cluster_id) else { continue };
-            let Some(policy) = defs.autoscaling_policies.get(&spec.autoscaling_policy) else { continue };
-            let live: Vec<&Member> =
-                cluster.members.values().filter(|m| m.status < MemberStatus::InMaintenance).collect();
-            let inputs = inputs_for(&spec.cluster_id, spec.min, spec.max, live.len() as u32, observed, config);
-            let decision = decide(
-                &inputs,
-                &Thresholds::from(&policy.load_thresholds),
-                config.interval.as_secs_f64(),
-                config.use_prediction,
-            );
-            let counter = counters.entry(spec.cluster_id.clone()).or_default();
-            let action = counter.next(inputs.current, decision.required, config.scale_down_after);
-            plans.push((spec, live, decision, action));
-        }
-        apply_scaling_dependents(&deployment, defs, &mut plans);
-        for (spec, live, decision, action) in plans {
-            let (name, desired, drain_first) = match action {
-                Action::None => ("none", decision.inputs.current, Vec::new()),
-                Action::ScaleUp(to) => ("scale-up", to, Vec::new()),
-                Action::ScaleDown(to) => {
-                    let victim = least_loaded(&deployment, spec, &live, defs, observed);
-                    ("scale-down", to, victim.into_iter().collect())
+        let rolled_up = started.elapsed();
+        let deployed: HashSet<String> =
+            all.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.clone())).collect();
+        let mut decided = 0usize;
+        let mut definitions: HashMap<i64, Definitions> = HashMap::new();
+        let oldest = oldest_fresh(&self.config);
+        for deployment in all.into_iter().filter(|d| d.status == DeploymentStatus::Deployed) {
+            if let Some(surging) = surging {
+                if !deployment.clusters.iter().any(|c| surging.contains_key(&c.cluster_id)) {
+                    continue;
                 }
-            };
-            if action != Action::None {
-                info!(cluster_id = %spec.cluster_id, action = name, from = decision.inputs.current, to = desired, required = decision.required, "scaling");
-                let scale = ClusterScale {
-                    cluster_id: spec.cluster_id.clone(),
-                    desired,
-                    drain_first,
-                    updated_at: now_millis(),
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = definitions.entry(deployment.tenant_id) {
+                slot.insert(self.store.load_definitions(deployment.tenant_id).await?);
+            }
+            let defs = &definitions[&deployment.tenant_id];
+            let deployment = with_groups(deployment, defs);
+            let mut plans = Vec::new();
+            for spec in &deployment.clusters {
+                let Some(cluster) = self.clusters.cluster(&spec.cluster_id) else { continue };
+                let Some(policy) = defs.autoscaling_policies.get(&spec.autoscaling_policy) else { continue };
+                let live: Vec<&Member> =
+                    cluster.members.values().filter(|m| m.status < MemberStatus::InMaintenance).collect();
+                let surge = surging.and_then(|s| s.get(&spec.cluster_id)).copied();
+                // Members asked for a moment ago count before the controller has created them.
+                let asked = self
+                    .written
+                    .get(&spec.cluster_id)
+                    .filter(|(_, at)| at.elapsed() < self.config.interval)
+                    .map_or(0, |(n, _)| *n);
+                let current = (live.len() as u32).max(asked);
+                let mut inputs = inputs_for(&spec.cluster_id, spec.min, spec.max, current, &self.observed, oldest);
+                if let Some(now) = surge {
+                    // One reading: as it is, not predicted from.
+                    let flat = FactorStats { average: now, gradient: 0.0, second_derivative: 0.0 };
+                    inputs.requests_in_flight =
+                        Some(inputs.requests_in_flight.map_or(flat, |s| if s.average >= now { s } else { flat }));
+                }
+                let thresholds = Thresholds::from(&policy.load_thresholds);
+                let decision =
+                    decide(&inputs, &thresholds, self.config.interval.as_secs_f64(), self.config.use_prediction);
+                // Out of a cycle, only the surging clusters decide (and count towards a scale-down).
+                let action = if cycle || surge.is_some() {
+                    let counter = self.counters.entry(spec.cluster_id.clone()).or_default();
+                    counter.next(inputs.current, decision.required, self.config.scale_down_after)
+                } else {
+                    Action::None
                 };
-                // The controller freezes a cluster whose scale record it cannot read;
-                // it stays so (and said) until an operator looks, not overwritten here.
-                match store.get_record::<ClusterScale>(deployment.tenant_id, &spec.cluster_id).await {
-                    Err(StoreError::Unreadable(bad)) => {
-                        error!(error = %bad, "not scaling the cluster until its scale record is fixed");
-                        continue;
-                    }
-                    Err(e) => return Err(e.to_string()),
-                    Ok(_) => store.put_record(deployment.tenant_id, &scale).await.map_err(|e| e.to_string())?,
+                if cycle {
+                    self.surges.evaluated(&spec.cluster_id, thresholds.requests_in_flight, current, spec.max);
                 }
-            } else {
-                debug!(cluster_id = %spec.cluster_id, required = decision.required, current = decision.inputs.current, "no scaling");
+                plans.push((spec, live, decision, action, cycle || surge.is_some()));
             }
-            let write = record(store, bus, &deployment, &spec.cluster_id, name, desired, &decision).await?;
-            let pending = history.entry(deployment.tenant_id).or_default();
-            pending.push(write);
-            // Bounded, so that the histories of 10,000 clusters are not all held at once.
-            if pending.len() >= HISTORY_BATCH {
-                store.write_batch(deployment.tenant_id, std::mem::take(pending)).await.map_err(|e| e.to_string())?;
+            let mut dependents: Vec<Plan> =
+                plans.iter().map(|(s, l, d, a, _)| (*s, l.clone(), d.clone(), *a)).collect();
+            apply_scaling_dependents(&deployment, defs, &mut dependents);
+            for ((spec, live, decision, own, evaluated), (.., action)) in plans.into_iter().zip(dependents) {
+                // Out of a cycle, a cluster that did not surge is recorded only if it moves with one that did.
+                if !evaluated && action == own {
+                    continue;
+                }
+                let (name, desired, drain_first) = match action {
+                    Action::None => ("none", decision.inputs.current, Vec::new()),
+                    Action::ScaleUp(to) => ("scale-up", to, Vec::new()),
+                    Action::ScaleDown(to) => {
+                        let victim = least_loaded(&deployment, spec, &live, defs, &self.observed);
+                        ("scale-down", to, victim.into_iter().collect())
+                    }
+                };
+                if action != Action::None {
+                    info!(cluster_id = %spec.cluster_id, action = name, from = decision.inputs.current, to = desired, required = decision.required, surge = !cycle, "scaling");
+                    let scale = ClusterScale {
+                        cluster_id: spec.cluster_id.clone(),
+                        desired,
+                        drain_first,
+                        updated_at: now_millis(),
+                    };
+                    // The controller freezes a cluster whose scale record it cannot read;
+                    // it stays so (and said) until an operator looks, not overwritten here.
+                    match self.store.get_record::<ClusterScale>(deployment.tenant_id, &spec.cluster_id).await {
+                        Err(StoreError::Unreadable(bad)) => {
+                            error!(error = %bad, "not scaling the cluster until its scale record is fixed");
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                        Ok(_) => self.store.put_record(deployment.tenant_id, &scale).await?,
+                    }
+                    self.written.insert(spec.cluster_id.clone(), (desired, Instant::now()));
+                    self.surges.scaled(&spec.cluster_id, desired);
+                } else {
+                    debug!(cluster_id = %spec.cluster_id, required = decision.required, current = decision.inputs.current, "no scaling");
+                }
+                let entry = publish_decision(&self.bus, &deployment, &spec.cluster_id, name, desired, &decision).await;
+                if !self.histories.holds(&spec.cluster_id) {
+                    let stored = load_history(&self.store, deployment.tenant_id, &spec.cluster_id).await?;
+                    self.histories.load(deployment.tenant_id, &spec.cluster_id, stored);
+                }
+                self.histories.record(deployment.tenant_id, &spec.cluster_id, entry);
+                decided += 1;
             }
-            decided += 1;
         }
+        let evaluated = started.elapsed();
+        save_histories(&self.store, self.histories.due(cycle)).await?;
+        if cycle {
+            // Clusters no deployment names any more are forgotten (their documents stay).
+            let deployed = |id: &str| deployed.contains(id);
+            self.clusters.retain(deployed);
+            self.histories.retain(deployed);
+            self.surges.retain(deployed);
+            self.counters.retain(|id, _| deployed(id));
+            self.written.retain(|id, (_, at)| deployed(id) && at.elapsed() < self.config.interval);
+        }
+        let took = started.elapsed();
+        // The phases of a cycle say where its time went (at info when it was slow).
+        let (load, roll_up, evaluate, save_history) =
+            (loaded, rolled_up - loaded, evaluated - rolled_up, took - evaluated);
+        let clusters = self.clusters.len();
+        let history = self.histories.entries();
+        if took > self.config.interval / 2 {
+            info!(
+                decided,
+                clusters,
+                history,
+                ?load,
+                ?roll_up,
+                ?evaluate,
+                ?save_history,
+                "slow evaluation cycle phases"
+            );
+        } else {
+            debug!(decided, clusters, history, ?load, ?roll_up, ?evaluate, ?save_history, "evaluation cycle phases");
+        }
+        Ok(())
     }
-    let evaluated = started.elapsed();
-    for (tenant, writes) in history.into_iter().filter(|(_, w)| !w.is_empty()) {
-        store.write_batch(tenant, writes).await.map_err(|e| e.to_string())?;
-    }
-    let took = started.elapsed();
-    // The phases of a slow cycle say where its time went.
-    if took > config.interval / 2 {
-        info!(
-            clusters = decided,
-            load = ?loaded,
-            roll_up = ?(rolled_up - loaded),
-            evaluate = ?(evaluated - rolled_up),
-            save_history = ?(took - evaluated),
-            "slow evaluation cycle phases"
-        );
-    }
-    Ok(())
 }
 
-fn inputs_for(
-    cluster_id: &str,
-    min: u32,
-    max: u32,
-    current: u32,
-    observed: &Observed,
-    config: &AutoscalerConfig,
-) -> Inputs {
+fn inputs_for(cluster_id: &str, min: u32, max: u32, current: u32, observed: &Observed, oldest: u64) -> Inputs {
     let fresh = |factor: fn(&ClusterHealthSummaryEvent) -> Option<FactorSummary>| -> Vec<FactorStats> {
-        observed.fresh(cluster_id, oldest_fresh(config)).filter_map(factor).map(FactorStats::from).collect()
+        observed.fresh(cluster_id, oldest).filter_map(factor).map(FactorStats::from).collect()
     };
     // Requests in flight add up over network partitions; per-member loads average.
     let sum = |v: Vec<FactorStats>| -> Option<FactorStats> {
@@ -575,16 +751,15 @@ fn least_loaded(
         .map(|m| m.member_id.clone())
 }
 
-/// Publishes the decision; returns the cluster's history with it, to be written.
-async fn record(
-    store: &Store,
+/// Publishes the decision; returns it as the cluster's history takes it.
+async fn publish_decision(
     bus: &Bus,
     deployment: &Deployment,
     cluster_id: &str,
     action: &str,
     desired: u32,
     decision: &Decision,
-) -> Result<(String, String, Option<serde_json::Value>), String> {
+) -> serde_json::Value {
     let event = ScalingDecisionEvent {
         cluster_id: cluster_id.to_string(),
         application_id: deployment.application_id.clone(),
@@ -597,21 +772,49 @@ async fn record(
     if let Err(e) = bus.publish(&event).await {
         tracing::warn!(error = %e, "cannot publish a scaling decision");
     }
+    serde_json::to_value(&event).expect("serialises")
+}
+
+/// A cluster's stored history (the first time the cluster is evaluated).
+async fn load_history(
+    store: &Store,
+    tenant: i64,
+    cluster_id: &str,
+) -> Result<Option<serde_json::Value>, AutoscalerError> {
     // The autoscaler's own record: an unreadable one is said, then replaced.
-    let mut history = match store.get_record::<ScalingHistory>(deployment.tenant_id, cluster_id).await {
-        Ok(history) => history.unwrap_or_default(),
+    match store.get_record::<ScalingHistory>(tenant, cluster_id).await {
+        Ok(history) => Ok(history.map(|h| serde_json::Value::Array(h.decisions))),
         Err(StoreError::Unreadable(bad)) => {
             error!(error = %bad, "scaling history unreadable; starting it again");
-            ScalingHistory::default()
+            Ok(None)
         }
-        Err(e) => return Err(e.to_string()),
-    };
-    history.cluster_id = cluster_id.to_string();
-    history.decisions.push(serde_json::to_value(&event).expect("serialises"));
-    if history.decisions.len() > HISTORY_LENGTH {
-        history.decisions.drain(..history.decisions.len() - HISTORY_LENGTH);
+        Err(e) => Err(e.into()),
     }
-    stratos_store::record_write(&history).map_err(|e| e.to_string())
+}
+
+/// Writes the histories that changed, a batch of clusters per transaction (one
+/// transaction per cluster, each a sync to disk, took most of a cycle at 100k members).
+async fn save_histories(
+    store: &Store,
+    due: HashMap<i64, Vec<(String, serde_json::Value)>>,
+) -> Result<(), AutoscalerError> {
+    for (tenant, mut documents) in due {
+        while !documents.is_empty() {
+            let batch = documents.split_off(documents.len().saturating_sub(HISTORY_BATCH));
+            let writes = batch
+                .into_iter()
+                .map(|(cluster_id, doc)| {
+                    let decisions = match doc {
+                        serde_json::Value::Array(decisions) => decisions,
+                        _ => Vec::new(),
+                    };
+                    stratos_store::record_write(&ScalingHistory { cluster_id, decisions })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            store.write_batch(tenant, writes).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Cluster histories written per transaction.
@@ -731,7 +934,7 @@ mod tests {
         // Its partition emptied, the least loaded of the other goes next.
         let victim = least_loaded(&deployment, spec, &[live[0], live[1]], &defs, &observed);
         assert_eq!(victim.as_deref(), Some("m2"));
-        let inputs = inputs_for(&spec.cluster_id, 1, 10, 4, &observed, &AutoscalerConfig::default());
+        let inputs = inputs_for(&spec.cluster_id, 1, 10, 4, &observed, oldest_fresh(&AutoscalerConfig::default()));
         assert_eq!(inputs.load_average.map(|l| l.average), Some(26.25), "the cluster's mean");
     }
 

@@ -1,8 +1,10 @@
 //! Scale reaction (a benchmark, not a test): how long after the load rises a new member
 //! serves its first request, with prediction and without (`stratos up --no-prediction`).
 //!
-//! The platform is the real `stratos up` with quick intervals (evaluations every 2 s, health
-//! summaries and load-balancer in-flight counts every second); the cluster runs `stratos
+//! The platform is the real `stratos up`, with quick intervals (evaluations every 2 s, health
+//! summaries and load-balancer in-flight counts every second) or at its default settings
+//! (evaluations and health summaries every 15 s over a 60 s window, in-flight counts every
+//! second, and a surge of requests in flight evaluated at once); the cluster runs `stratos
 //! sample-http --delay-ms 200` behind the built-in load balancer and scales on requests in
 //! flight, 4 per member, between 1 and 4 members. Load: keep-alive clients through the load
 //! balancer, each with one request in flight at a time, so C clients keep about C requests in
@@ -14,7 +16,8 @@
 //! Measured from the moment the load starts (the first client of the ramp): the autoscaler's
 //! first scale-up decision, and the first request served by the 2nd and the 3rd member.
 //!
-//! `cargo bench -p stratos --bench scale_reaction`; `SCALE_REACTION_RUNS=3` repeats each row.
+//! `cargo bench -p stratos --bench scale_reaction`; `SCALE_REACTION_RUNS=3` repeats each row,
+//! `SCALE_REACTION_SETTINGS=defaults` (or `quick`) runs only those rows.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -28,7 +31,7 @@ const ALIAS: &str = "web";
 const CLIENTS: usize = 12;
 const RAMP: Duration = Duration::from_secs(20);
 /// A row gives up this long after its load started.
-const GIVE_UP: Duration = Duration::from_secs(60);
+const GIVE_UP: Duration = Duration::from_secs(90);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Shape {
@@ -39,6 +42,8 @@ enum Shape {
 struct Row {
     shape: Shape,
     prediction: bool,
+    /// `stratos up`'s default intervals rather than [`QUICK_SCALING`].
+    defaults: bool,
     decision: Option<Duration>,
     second: Option<Duration>,
     third: Option<Duration>,
@@ -52,9 +57,9 @@ fn millis_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
-fn run(shape: Shape, prediction: bool) -> Row {
+fn run(shape: Shape, prediction: bool, defaults: bool) -> Row {
     let sandbox = Sandbox::new();
-    let mut flags: Vec<&str> = QUICK_SCALING.to_vec();
+    let mut flags: Vec<&str> = if defaults { Vec::new() } else { QUICK_SCALING.to_vec() };
     if !prediction {
         flags.push("--no-prediction");
     }
@@ -109,7 +114,7 @@ fn run(shape: Shape, prediction: bool) -> Row {
     });
     drop(platform);
     drop(sandbox);
-    Row { shape, prediction, decision, second, third, members, ok: report.ok, failed: report.failed }
+    Row { shape, prediction, defaults, decision, second, third, members, ok: report.ok, failed: report.failed }
 }
 
 fn secs(d: Option<Duration>) -> String {
@@ -119,11 +124,22 @@ fn secs(d: Option<Duration>) -> String {
 fn main() {
     let runs: usize = std::env::var("SCALE_REACTION_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(1).max(1);
     let mut rows = Vec::new();
-    for (shape, prediction) in [(Shape::Step, true), (Shape::Step, false), (Shape::Ramp, true), (Shape::Ramp, false)] {
+    let rows_to_run = [
+        (Shape::Step, true, false),
+        (Shape::Step, false, false),
+        (Shape::Ramp, true, false),
+        (Shape::Ramp, false, false),
+        (Shape::Step, true, true),
+        (Shape::Ramp, true, true),
+    ];
+    let only = std::env::var("SCALE_REACTION_SETTINGS").ok();
+    let wanted = |defaults: bool| only.as_deref().is_none_or(|o| (o == "defaults") == defaults);
+    for (shape, prediction, defaults) in rows_to_run.into_iter().filter(|r| wanted(r.2)) {
         for _ in 0..runs {
-            let row = run(shape, prediction);
+            let row = run(shape, prediction, defaults);
             eprintln!(
-                "{} {}: decision {}, 2nd member {}, 3rd member {}",
+                "{} {} {}: decision {}, 2nd member {}, 3rd member {}",
+                if defaults { "defaults" } else { "quick" },
                 if shape == Shape::Step { "step" } else { "ramp" },
                 if prediction { "with prediction" } else { "without prediction" },
                 secs(row.decision),
@@ -134,13 +150,14 @@ fn main() {
         }
     }
     println!();
-    println!("Scale reaction: from the load's start to ... (evaluation 2 s, health 1 s, LB publish 1 s; threshold 4 in flight/member, 200 ms requests, 12 clients)");
+    println!("Scale reaction: from the load's start to ... (threshold 4 in flight/member, 200 ms requests, 12 clients; quick: evaluation 2 s, health 1 s over 20 s, LB publish 1 s; defaults: evaluation 15 s, health 15 s over 60 s, LB publish 1 s, surges evaluated at once)");
     println!();
-    println!("| load | prediction | first scale-up decision | 2nd member serves | 3rd member serves | members at the end | requests ok / failed |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| settings | load | prediction | first scale-up decision | 2nd member serves | 3rd member serves | members at the end | requests ok / failed |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            if r.defaults { "defaults" } else { "quick" },
             if r.shape == Shape::Step { "step to 12 clients" } else { "ramp 1→12 clients over 20 s" },
             if r.prediction { "yes" } else { "no (--no-prediction)" },
             secs(r.decision),

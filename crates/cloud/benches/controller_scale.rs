@@ -25,13 +25,36 @@ use stratos_model::topology::MemberStatus;
 use stratos_model::{ClusterSpec, Deployment, DeploymentStatus, Kind, SUPER_TENANT};
 use stratos_store::Store;
 
-/// Peak resident memory of this process (VmHWM), in MiB.
+/// The process's peak resident memory (MiB).
 fn rss_mib() -> f64 {
-    stratos_procfs::peak_rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0
+    proc_status_mib("VmHWM:")
+}
+
+/// A line of /proc/self/status in MiB (`VmRSS:` now, `VmHWM:` the peak).
+fn proc_status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Where the memory goes: resident memory now and at its peak, at a milestone of the run (stderr).
+fn milestone(what: &str, started: Instant) {
+    eprintln!(
+        "  [{:>6.1} s] {what}: RSS {:.0} MiB, peak {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        proc_status_mib("VmRSS:"),
+        proc_status_mib("VmHWM:")
+    );
 }
 
 async fn run(members: usize) {
     let clusters = members / 10;
+    let begun = Instant::now();
+    milestone("start", begun);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("s.db")).await.unwrap();
     for (kind, id, body) in [
@@ -92,6 +115,7 @@ async fn run(members: usize) {
     let mut events = watcher.subscribe_to::<stratos_bus::events::MemberActivatedEvent>().await.unwrap();
     let mut terminated = watcher.subscribe_to::<stratos_bus::events::MemberTerminatedEvent>().await.unwrap();
     let mut faults = watcher.subscribe("health/MemberFaultEvent").await.unwrap();
+    milestone("broker, store, health and autoscaler started", begun);
     tokio::spawn(controller.run());
     // One application per 100 clusters, like many tenants' applications.
     let started = Instant::now();
@@ -150,13 +174,22 @@ async fn run(members: usize) {
         }
     }
     let elapsed = started.elapsed();
+    milestone(&format!("{} members active", active.len()), begun);
     if full_stack() {
         // Three evaluation cycles of the whole population, and long enough for the
         // health service to call a member that stopped reporting faulty.
         let from = cycles.count();
         let settled = Instant::now() + STEADY;
+        let mut seen = from;
         while (cycles.count() < from + 3 || Instant::now() < settled) && Instant::now() < deadline + STEADY {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            if cycles.count() != seen {
+                seen = cycles.count();
+                milestone(
+                    &format!("evaluation cycle {seen} (longest so far {:.0} ms)", cycles.max().as_secs_f64() * 1000.0),
+                    begun,
+                );
+            }
         }
     }
     let mut faulty = HashSet::new();

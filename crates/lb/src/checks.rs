@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::stats::{in_flight_events, snapshot, MemberStats};
+use crate::stats::{in_flight_events, snapshot, MemberStats, MEMBER_EVENTS_EVERY};
 use crate::Shared;
 
 /// Every interval, connects to each routable member; a member that does not accept is ejected.
@@ -48,16 +48,17 @@ pub(crate) async fn active_checks(shared: Arc<Shared>) {
     }
 }
 
-/// Every interval, publishes `InFlightRequestsEvent`s: per cluster and network partition, and per member.
+/// Every interval, publishes `InFlightRequestsEvent`s: per cluster and network partition,
+/// and every [`MEMBER_EVENTS_EVERY`] intervals per member.
 pub(crate) async fn publish_in_flight(shared: Arc<Shared>, bus: Bus) {
     let mut tick = tokio::time::interval(shared.config.publish_interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         let table = shared.table();
         let members = snapshot(&table, &shared.registry, Instant::now());
-        let events = in_flight_events(&table, &members, now_millis());
+        let events = in_flight_events(&table, &members, now_millis(), round % MEMBER_EVENTS_EVERY == 0);
         drop(table);
         for event in events {
             if let Err(e) = bus.publish(&event).await {

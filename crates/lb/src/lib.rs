@@ -76,8 +76,10 @@ pub struct LbConfig {
     /// connection closes). A slow member is not ejected for it. 0s: no limit.
     #[arg(long = "lb-response-timeout", value_parser = parse_duration, default_value = "60s")]
     pub response_timeout: Duration,
-    /// How often in-flight request counts are published on the bus.
-    #[arg(long = "lb-publish-interval", value_parser = parse_duration, default_value = "5s")]
+    /// How often each cluster's in-flight request count is published on the bus (each
+    /// member's every fifth time). Every second, so that the autoscaler sees a load step
+    /// at once.
+    #[arg(long = "lb-publish-interval", value_parser = parse_duration, default_value = "1s")]
     pub publish_interval: Duration,
     /// How long a failing member gets no requests; doubles on repeated failures.
     #[arg(long = "lb-eject-for", value_parser = parse_duration, default_value = "10s")]
@@ -103,7 +105,7 @@ impl Default for LbConfig {
             max_header_bytes: 64 * 1024,
             connect_timeout: Duration::from_secs(3),
             response_timeout: Duration::from_secs(60),
-            publish_interval: Duration::from_secs(5),
+            publish_interval: Duration::from_secs(1),
             eject_for: Duration::from_secs(10),
             max_eject_for: Duration::from_secs(60),
             active_check_interval: Duration::from_secs(5),

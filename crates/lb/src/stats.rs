@@ -220,13 +220,18 @@ pub fn snapshot(table: &RoutingTable, registry: &Registry, now: Instant) -> Vec<
         .collect()
 }
 
-/// The in-flight events to publish: one per member that is routable or still has
-/// requests in flight, and one per cluster and network partition (`member_id: None`)
-/// with the sum of its members, for every cluster in the table.
+/// Member events go out at every this many publishes of the clusters' (which the
+/// autoscaler reacts on, every second by default): nothing scales on a member's.
+pub const MEMBER_EVENTS_EVERY: u64 = 5;
+
+/// The in-flight events to publish: one per cluster and network partition
+/// (`member_id: None`) with the sum of its members, for every cluster in the table,
+/// and with `per_member`, one per member that is routable or still has requests in flight.
 pub fn in_flight_events(
     table: &RoutingTable,
     members: &[MemberSnapshot],
     timestamp: u64,
+    per_member: bool,
 ) -> Vec<InFlightRequestsEvent> {
     let mut per_cluster: BTreeMap<(String, String), u64> = BTreeMap::new();
     for (cluster_id, partitions) in table.clusters() {
@@ -237,6 +242,9 @@ pub fn in_flight_events(
     let mut events = Vec::new();
     for m in members.iter().filter(|m| m.routable || m.in_flight > 0) {
         *per_cluster.entry((m.cluster_id.clone(), m.network_partition_id.clone())).or_default() += m.in_flight;
+        if !per_member {
+            continue;
+        }
         events.push(InFlightRequestsEvent {
             cluster_id: m.cluster_id.clone(),
             network_partition_id: m.network_partition_id.clone(),
@@ -300,7 +308,9 @@ mod tests {
             snap("m3", "c1", "np2", 0, true),
             snap("m4", "c2", "np1", 0, false), // gone, nothing in flight
         ];
-        let events = in_flight_events(&table, &members, 42);
+        let clusters_only = in_flight_events(&table, &members, 42, false);
+        assert!(clusters_only.iter().all(|e| e.member_id.is_none()) && clusters_only.len() == 2);
+        let events = in_flight_events(&table, &members, 42, true);
         let clusters: Vec<_> = events
             .iter()
             .filter(|e| e.member_id.is_none())

@@ -430,6 +430,23 @@ impl Store {
         Ok((t, unreadable))
     }
 
+    /// One cluster of the saved topology, with its members; `None` if it is not saved.
+    /// For a reader that follows changes cluster by cluster (the autoscaler) rather
+    /// than reading the whole topology again.
+    pub async fn load_cluster(&self, cluster_id: &str) -> Result<Option<Cluster>, StoreError> {
+        if let Some(legacy) = self.legacy_topology().await? {
+            return Ok(legacy.cluster(cluster_id).cloned());
+        }
+        let body = match self {
+            Store::Sqlite(s) => s.get(SUPER_TENANT, TOPOLOGY_CLUSTERS, cluster_id).await?,
+            Store::Postgres(p) => p.get(SUPER_TENANT, TOPOLOGY_CLUSTERS, cluster_id).await?,
+        };
+        body.map(|body| {
+            Row { tenant: SUPER_TENANT, id: cluster_id.to_owned(), body }.typed(TOPOLOGY_CLUSTERS, "cluster")
+        })
+        .transpose()
+    }
+
     /// The id of the platform this store belongs to; `None` in a new (or emptied)
     /// store, and in one written by a build before platform ids.
     pub async fn platform_id(&self) -> Result<Option<String>, StoreError> {

@@ -329,7 +329,7 @@ async fn haproxy_in_flight(
         }
     }
     let snapshots: Vec<MemberSnapshot> = members.into_values().collect();
-    Ok(in_flight_events(&applied.table, &snapshots, now_millis()))
+    Ok(in_flight_events(&applied.table, &snapshots, now_millis(), true))
 }
 
 /// `stub_status`: the server-wide total, attributed to clusters (see [`nginx::cluster_in_flight`]).
