@@ -6,7 +6,7 @@
 //! answering `member <name>`) form one cluster, published as the topology on an
 //! embedded broker. Each proxy follows that topology: the built-in load balancer as a
 //! child process (this program, running `stratos_lb::run` as `stratos lb` does), nginx
-//! and HAProxy started by the extension (`stratos_lb::extension`, so the same routing,
+//! and HAProxy started by the extension (`stratos_lb_extension`, so the same routing,
 //! rendered by its configuration generators). Against each, `wrk --latency -t2` with
 //! keep-alive, 64 then 256 connections, for 10 s (STRATOS_BENCH_SECONDS to change);
 //! the proxy's CPU time (utime + stime of its process tree, from /proc, over the run)
@@ -29,8 +29,8 @@ use hyper::Response;
 use hyper_util::rt::TokioIo;
 use stratos_bus::events::CompleteTopologyEvent;
 use stratos_bus::{Bus, EmbeddedBroker};
-use stratos_lb::extension::{self, ExtensionConfig, Kind};
 use stratos_lb::LbConfig;
+use stratos_lb_extension::{self as extension, ExtensionConfig, Kind};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
 use stratos_model::Protocol;
 
@@ -111,7 +111,7 @@ fn wait_listening(port: u16) {
 async fn wait_routed(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok((200, body)) = stratos_lb::extension::proxy::local_get_host(port, "/", HOST).await {
+        if let Ok((200, body)) = stratos_lb_extension::proxy::local_get_host(port, "/", HOST).await {
             if body.starts_with("member") {
                 return;
             }
@@ -171,7 +171,7 @@ fn tree(pid: u32) -> Vec<u32> {
     let mut all = vec![pid];
     let mut i = 0;
     while i < all.len() {
-        let children = stratos_lb::extension::proxy::children(all[i]);
+        let children = stratos_lb_extension::proxy::children(all[i]);
         all.extend(children);
         i += 1;
     }
