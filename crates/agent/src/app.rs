@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn, Instrument};
 
 use crate::logs::{read_line, LogSink, MAX_LINE};
-use crate::procfs;
+use stratos_procfs as procfs;
 
 pub struct App {
     child: Child,

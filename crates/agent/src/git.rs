@@ -14,7 +14,7 @@ use stratos_model::{check_repo_url, RepoUrlPolicy};
 use tokio::process::Command;
 use tracing::warn;
 
-use crate::procfs;
+use stratos_procfs as procfs;
 
 /// How git may be run for a member.
 #[derive(Debug, Clone, Copy)]

@@ -15,18 +15,18 @@
 //! same group, so the driver stops the whole member by signalling the group.
 
 mod app;
+mod error;
 mod git;
 mod logs;
 mod probe;
-mod procfs;
 mod tracker;
+mod usage;
 mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use stratos_bus::events::{
     InstanceActivatedEvent, InstanceCleanupClusterEvent, InstanceCleanupMemberEvent, InstanceMaintenanceModeEvent,
@@ -35,11 +35,13 @@ use stratos_bus::events::{
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
 use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
+use stratos_procfs as procfs;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::app::{describe, App};
+pub use crate::error::AgentError;
 use crate::git::GitOptions;
 use crate::logs::LogSink;
 use crate::watch::{PortCheck, Watch};
@@ -253,7 +255,7 @@ impl AgentConfig {
 /// agent was stopped by SIGTERM/SIGINT. `Err` (exit non-zero): the app could not start
 /// (`InstanceStartFailedEvent` sent), or it exited on its own after activation, or the bus
 /// could not be reached.
-pub async fn run(cfg: AgentConfig) -> Result<()> {
+pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let span = info_span!("agent", member_id = %cfg.member_id);
     Agent::new(cfg).run().instrument(span).await
 }
@@ -275,10 +277,10 @@ impl Agent {
         Agent { cfg, member }
     }
 
-    async fn run(self) -> Result<()> {
+    async fn run(self) -> Result<(), AgentError> {
         let cfg = &self.cfg;
-        let mut signals = Signals::new().context("cannot handle signals")?;
-        let member_dir = std::env::current_dir().context("cannot read the working directory")?;
+        let mut signals = Signals::new().map_err(AgentError::Signals)?;
+        let member_dir = std::env::current_dir().map_err(AgentError::WorkingDirectory)?;
         info!(
             cluster_id = %cfg.cluster_id,
             service = %cfg.service_name,
@@ -305,7 +307,7 @@ impl Agent {
             ])
             .await?;
         let logs = LogSink::open(&member_dir.join(APP_LOG), bus.clone(), self.member.clone(), cfg.tenant_id)
-            .with_context(|| format!("cannot open {}", member_dir.join(APP_LOG).display()))?;
+            .map_err(|source| AgentError::AppLog { path: member_dir.join(APP_LOG), source })?;
 
         let app_dir = match &cfg.artifact_repo {
             None => member_dir.clone(),
@@ -375,7 +377,7 @@ impl Agent {
                     Some(_) => {}
                 },
                 status = app.wait() => {
-                    let status = status.context("cannot wait for the app")?;
+                    let status = status.map_err(AgentError::WaitForApp)?;
                     app.drain(Duration::from_secs(1)).await;
                     if !activated {
                         let error = with_tail(
@@ -384,14 +386,15 @@ impl Agent {
                         );
                         return self.start_failed(&bus, &logs, error).await;
                     }
-                    let message = format!("app {}", describe(status));
+                    let ended = describe(status);
+                    let message = format!("app {ended}");
                     warn!(%status, "{message}");
                     logs.agent(&message);
                     logs.flush(Duration::from_secs(5)).await;
                     // The last line, confirmed by the broker: the lines before it reached it too.
                     publish_confirmed(&bus, &logs.event("stderr", "[stratos-agent] the agent stops".into())).await;
                     bus.close().await;
-                    return Err(anyhow!("{message}"));
+                    return Err(AgentError::AppEnded(ended));
                 }
                 () = &mut probe, if !activated => {
                     activated = true;
@@ -517,13 +520,13 @@ impl Agent {
     }
 
     /// Reports a failed start and ends the agent with an error.
-    async fn start_failed(&self, bus: &Bus, logs: &LogSink, error: String) -> Result<()> {
+    async fn start_failed(&self, bus: &Bus, logs: &LogSink, error: String) -> Result<(), AgentError> {
         error!(%error, "the app could not start");
         logs.agent(&error);
         logs.flush(Duration::from_secs(5)).await;
         publish_confirmed(bus, &InstanceStartFailedEvent { member: self.member.clone(), error: error.clone() }).await;
         bus.close().await;
-        Err(anyhow!(error))
+        Err(AgentError::StartFailed(error))
     }
 }
 
@@ -536,14 +539,14 @@ async fn next_verdict(watch: &mut Option<Watch>) -> watch::Verdict {
 }
 
 /// Connects to the bus, retrying for up to a minute (the broker may be restarting).
-async fn connect(cfg: &AgentConfig) -> Result<Bus> {
+async fn connect(cfg: &AgentConfig) -> Result<Bus, AgentError> {
     let client_id = format!("agent-{}", cfg.member_id);
     let credentials = match (&cfg.bus_username, &cfg.bus_password) {
         (Some(username), Some(password)) => {
             Some(Credentials { username: username.clone(), password: password.0.clone() })
         }
         (None, None) => None,
-        _ => return Err(anyhow!("STRATOS_BUS_USERNAME and {} go together", BusPassword::ENV)),
+        _ => return Err(AgentError::HalfCredentials(BusPassword::ENV)),
     };
     let give_up = Instant::now() + CONNECT_FOR;
     let mut backoff = Duration::from_millis(200);
@@ -556,7 +559,7 @@ async fn connect(cfg: &AgentConfig) -> Result<Bus> {
                 sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(anyhow!(e).context(format!("giving up on the event bus after {CONNECT_FOR:?}"))),
+            Err(source) => return Err(AgentError::BusUnreachable { after: CONNECT_FOR, source }),
         }
     }
 }
@@ -600,7 +603,7 @@ async fn health_loop(bus: Bus, member: MemberRef, app_pid: u32, every: Duration)
         tick.tick().await;
         let event = MemberHealthStatEvent {
             member: member.clone(),
-            load_average: procfs::loadavg().map(|l| procfs::load_percent(l, cores)),
+            load_average: procfs::loadavg().map(|l| usage::load_percent(l, cores)),
             memory_consumption: member_memory(app_pid),
             timestamp: now_millis(),
         };
@@ -613,7 +616,7 @@ fn member_memory(app_pid: u32) -> Option<f64> {
     let total = procfs::mem_total_kib()?;
     let rss: u64 =
         [std::process::id(), app_pid].into_iter().chain(procfs::descendants(app_pid)).filter_map(procfs::rss_kib).sum();
-    procfs::memory_percent(rss, total)
+    usage::memory_percent(rss, total)
 }
 
 /// Returns once every port accepts a TCP connection on `host`.

@@ -2,7 +2,7 @@
 //! broker, running real apps (`python3 -m http.server`), observed on the bus.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use stratos_bus::events::*;
 use stratos_bus::{AnyEvent, Bus, EmbeddedBroker, MemberRef, Subscription};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use stratos_test_kit::free_port;
+use stratos_test_kit::http::get;
 
 const CHILD: &str = "STRATOS_AGENT_TEST_CHILD";
 const WAIT: Duration = Duration::from_secs(30);
@@ -39,7 +40,14 @@ fn agent_process() {
     let code = match runtime.block_on(stratos_agent::run(cli.agent)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // With its causes, as `stratos agent` prints it.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            eprintln!("error: {text}");
             1
         }
     };
@@ -49,10 +57,6 @@ fn agent_process() {
 
 fn broker() -> EmbeddedBroker {
     EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn member(id: &str) -> MemberRef {
@@ -163,13 +167,7 @@ impl Agent {
 
     /// Whether any process of the member (the agent's process group) is still running.
     fn group_alive(&self) -> bool {
-        let pgid = self.pid();
-        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
-            let Some(close) = stat.rfind(')') else { return false };
-            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z"
-        })
+        stratos_procfs::group_alive(self.pid())
     }
 
     fn log(&self) -> String {
@@ -178,15 +176,9 @@ impl Agent {
 
     /// The app's process: the agent's child.
     fn app_pid(&self) -> i32 {
-        // Each thread lists the children it started.
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
-        let pids: Vec<i32> = tasks
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-            .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>())
-            .collect();
+        let pids = stratos_procfs::children(self.pid());
         assert_eq!(pids.len(), 1, "the agent should have one child, the app: {pids:?}");
-        pids[0]
+        pids[0] as i32
     }
 
     /// Polls the agent's log until it holds `text`.
@@ -264,18 +256,8 @@ async fn expect_start_failed(sub: &mut Subscription, member_id: &str) -> String 
 }
 
 /// GET `path` from 127.0.0.1:`port`: (status code, body).
-async fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((code, body))
-}
-
 fn accepts(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500)).is_ok()
+    stratos_test_kit::net::accepts(port, Duration::from_millis(500))
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -454,6 +436,8 @@ async fn the_agent_waits_for_the_broker() {
     assert!(agent.child.try_wait().unwrap().is_none(), "the agent gave up on the broker");
     assert!(!accepts(port), "the app started before the bus was reached");
     let broker = EmbeddedBroker::start_with_secret(addr, secret).unwrap();
+    // As `stratos up` admits the members of its stored topology (the agent is refused until then).
+    broker.admit_members([(CLUSTER, "m-wait")]);
     let (bus, mut sub) = observe(&broker, "wait").await;
     // Events published before the observer subscribed are gone; the app listening shows the agent went on.
     let deadline = Instant::now() + WAIT;

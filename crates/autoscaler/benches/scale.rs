@@ -10,12 +10,7 @@ use stratos_bus::MemberRef;
 use stratos_health::HealthState;
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    stratos_procfs::rss_kib(std::process::id()).unwrap_or(0)
 }
 
 fn main() {

@@ -17,7 +17,7 @@ use stratos_model::{
     ApplicationMonitorStatus, ClusterScale, Definitions, Deployment, DeploymentStatus, GroupSpec, MonitorStatus,
     NetworkPartition,
 };
-use stratos_store::Store;
+use stratos_store::{ScalingHistory, Store, StoreError};
 use tracing::{debug, error, info, warn};
 
 use crate::decision::{decide, Action, Decision, FactorStats, Inputs, ScaleDownCounter, Thresholds};
@@ -169,21 +169,25 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Every deployment in the store (deployed or undeploying) and the topology, which
-/// is not read when nothing is deployed.
-async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Topology), String> {
+/// is not read when nothing is deployed; and the (tenant, application id) of each
+/// deployment whose document cannot be read. Unreadable documents are reported here;
+/// what they concern is left as it is: an unreadable deployment's application is
+/// neither scaled nor taken for undeployed, an unreadable cluster not scaled.
+async fn load_deployments(store: &Store) -> Result<(Vec<Deployment>, Topology, Vec<(i64, String)>), String> {
     // The topology first: the controller drains an undeployed application's clusters
     // only after it has read the deployment as undeploying, so deployments read after
     // the topology are never older than it (the other way round, a cluster drained
     // for an undeploy could be read as merely inactive).
-    let topology = store.load_topology().await.map_err(|e| e.to_string())?;
-    let deployments: Vec<Deployment> = store
-        .list_all_tenants("deployment")
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_value(v).ok())
-        .collect();
-    Ok((deployments, topology))
+    let (topology, unreadable) = store.read_topology().await.map_err(|e| e.to_string())?;
+    for bad in &unreadable {
+        error!(error = %bad, "not scaling what this document concerns until it is fixed");
+    }
+    let listed = store.list_records_all_tenants::<Deployment>().await.map_err(|e| e.to_string())?;
+    for bad in &listed.unreadable {
+        error!(error = %bad, "not scaling this application until its deployment is fixed");
+    }
+    let frozen = listed.unreadable.into_iter().map(|bad| (bad.tenant, bad.id)).collect();
+    Ok((listed.records, topology, frozen))
 }
 
 async fn roll_up_statuses(
@@ -192,7 +196,8 @@ async fn roll_up_statuses(
     monitors: &mut Monitors,
     announced: &[(String, MonitorStatus)],
 ) -> Result<(), String> {
-    let (deployments, topology) = load_deployments(store).await?;
+    let (deployments, topology, frozen) = load_deployments(store).await?;
+    monitors.frozen = frozen;
     monitors.update(store, bus, &deployments, &topology, announced).await
 }
 
@@ -205,6 +210,8 @@ struct Monitors {
     /// stored topology, which the controller writes a little after it announces, so
     /// that a look at the store between the two cannot flip a monitor back.
     heard: HashMap<String, MonitorStatus>,
+    /// Applications whose deployment cannot be read: kept as they are, not undeployed.
+    frozen: Vec<(i64, String)>,
 }
 
 impl Monitors {
@@ -244,11 +251,15 @@ impl Monitors {
             seen.push(key.clone());
             let fresh = self.applications.get(&key).is_none_or(|m| m.deployed_at != deployment.deployed_at);
             if fresh {
-                let stored: Option<ApplicationMonitorStatus> = store
-                    .get(deployment.tenant_id, APPLICATION_STATUS, &deployment.application_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .and_then(|v| serde_json::from_value(v).ok());
+                // The autoscaler's own record: an unreadable one is said, then replaced.
+                let stored = match store.get_record(deployment.tenant_id, &deployment.application_id).await {
+                    Ok(stored) => stored,
+                    Err(StoreError::Unreadable(bad)) => {
+                        error!(error = %bad, "monitor statuses unreadable; rebuilding them from the topology");
+                        None
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 info!(application_id = %deployment.application_id, groups = deployment.groups.len(), "application monitor built");
                 self.applications.insert(key.clone(), ApplicationMonitor::new(deployment, stored.as_ref()));
             }
@@ -270,9 +281,8 @@ impl Monitors {
                 announce(bus, monitor, change).await;
             }
             if fresh || !changes.is_empty() {
-                let record = serde_json::to_value(monitor.record(now_millis())).expect("serialises");
                 store
-                    .put(deployment.tenant_id, APPLICATION_STATUS, &deployment.application_id, &record)
+                    .put_record(deployment.tenant_id, &monitor.record(now_millis()))
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -283,7 +293,8 @@ impl Monitors {
             deployments.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.as_str())).collect();
         self.heard.retain(|id, _| deployed.contains(id.as_str()));
         // Undeployed: the controller deleted the deployment; its monitors go too.
-        let gone: Vec<(i64, String)> = self.applications.keys().filter(|k| !seen.contains(k)).cloned().collect();
+        let gone: Vec<(i64, String)> =
+            self.applications.keys().filter(|k| !seen.contains(k) && !self.frozen.contains(k)).cloned().collect();
         for (tenant, application_id) in gone {
             // Undeployed between two looks: it still went through terminating.
             if let Some(monitor) = self.applications.get_mut(&(tenant, application_id.clone())) {
@@ -294,14 +305,14 @@ impl Monitors {
             }
             self.applications.remove(&(tenant, application_id.clone()));
             info!(%application_id, "application monitor removed");
-            store.delete(tenant, APPLICATION_STATUS, &application_id).await.map_err(|e| e.to_string())?;
+            store
+                .delete_record::<ApplicationMonitorStatus>(tenant, &application_id)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 }
-
-/// Store collection of the monitors' statuses, for `application status`.
-const APPLICATION_STATUS: &str = "application-status";
 
 async fn announce(bus: &Bus, monitor: &ApplicationMonitor, change: &Change) {
     let (application_id, tenant_id) = (monitor.application_id.clone(), monitor.tenant_id);
@@ -350,7 +361,8 @@ async fn evaluate_all(
     monitors: &mut Monitors,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let (all, topology) = load_deployments(store).await?;
+    let (all, topology, frozen) = load_deployments(store).await?;
+    monitors.frozen = frozen;
     let loaded = started.elapsed();
     monitors.update(store, bus, &all, &topology, &[]).await?;
     let rolled_up = started.elapsed();
@@ -401,15 +413,16 @@ async fn evaluate_all(
                     drain_first,
                     updated_at: now_millis(),
                 };
-                store
-                    .put(
-                        deployment.tenant_id,
-                        "cluster-scale",
-                        &spec.cluster_id,
-                        &serde_json::to_value(&scale).expect("serialises"),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                // The controller freezes a cluster whose scale record it cannot read;
+                // it stays so (and said) until an operator looks, not overwritten here.
+                match store.get_record::<ClusterScale>(deployment.tenant_id, &spec.cluster_id).await {
+                    Err(StoreError::Unreadable(bad)) => {
+                        error!(error = %bad, "not scaling the cluster until its scale record is fixed");
+                        continue;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                    Ok(_) => store.put_record(deployment.tenant_id, &scale).await.map_err(|e| e.to_string())?,
+                }
             } else {
                 debug!(cluster_id = %spec.cluster_id, required = decision.required, current = decision.inputs.current, "no scaling");
             }
@@ -584,24 +597,25 @@ async fn record(
     if let Err(e) = bus.publish(&event).await {
         tracing::warn!(error = %e, "cannot publish a scaling decision");
     }
-    let mut history: Vec<serde_json::Value> = store
-        .get(deployment.tenant_id, SCALING_HISTORY, cluster_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    history.push(serde_json::to_value(&event).expect("serialises"));
-    if history.len() > HISTORY_LENGTH {
-        history.drain(..history.len() - HISTORY_LENGTH);
+    // The autoscaler's own record: an unreadable one is said, then replaced.
+    let mut history = match store.get_record::<ScalingHistory>(deployment.tenant_id, cluster_id).await {
+        Ok(history) => history.unwrap_or_default(),
+        Err(StoreError::Unreadable(bad)) => {
+            error!(error = %bad, "scaling history unreadable; starting it again");
+            ScalingHistory::default()
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    history.cluster_id = cluster_id.to_string();
+    history.decisions.push(serde_json::to_value(&event).expect("serialises"));
+    if history.decisions.len() > HISTORY_LENGTH {
+        history.decisions.drain(..history.decisions.len() - HISTORY_LENGTH);
     }
-    Ok((SCALING_HISTORY.to_string(), cluster_id.to_string(), Some(serde_json::Value::Array(history))))
+    stratos_store::record_write(&history).map_err(|e| e.to_string())
 }
 
 /// Cluster histories written per transaction.
 const HISTORY_BATCH: usize = 1000;
-
-/// Store collection of each cluster's last decisions, for `stratos cluster scaling-history`.
-const SCALING_HISTORY: &str = "scaling-history";
 
 #[cfg(test)]
 mod tests {

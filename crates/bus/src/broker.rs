@@ -12,7 +12,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 use crate::client::{with_credentials, MAX_PACKET_SIZE};
 use crate::credentials::{random_hex, Credentials, PlatformSecret, SecretError};
-use crate::events::{AnyEvent, Event as _, MemberTerminatedEvent};
+use crate::events::{AnyEvent, Event as _, MemberCreatedEvent, MemberTerminatedEvent};
 use crate::gate::Gate;
 
 /// A broker running on its own threads for the life of the process: rumqttd on a
@@ -22,6 +22,7 @@ pub struct EmbeddedBroker {
     addr: SocketAddr,
     secret: PlatformSecret,
     tls: bool,
+    gate: Arc<Gate>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,7 @@ impl EmbeddedBroker {
         wait_listening(internal).map_err(|reason| BrokerError::Listen { addr: internal, reason })?;
 
         let gate = Gate::new(secret.clone(), internal, internal_credentials.clone());
+        let served = gate.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mqtt-gate")
@@ -92,14 +94,15 @@ impl EmbeddedBroker {
                         Ok(l) => l,
                         Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
                     };
-                    let revocations = match watch_terminations(gate.clone(), internal, &internal_credentials).await {
+                    let gate = served;
+                    let lifecycle = match watch_members(gate.clone(), internal, &internal_credentials).await {
                         Ok(task) => task,
                         Err(e) => return drop(ready_tx.send(Err(e))),
                     };
                     let _ = ready_tx.send(Ok(()));
                     tokio::select! {
                         () = gate.serve(listener, acceptor) => {}
-                        () = revocations => {}
+                        () = lifecycle => {}
                     }
                 })
             })
@@ -112,7 +115,7 @@ impl EmbeddedBroker {
             }
         }
         info!(%addr, tls = with_tls, "embedded MQTT broker listening (authenticated, with topic ACLs)");
-        Ok(EmbeddedBroker { addr, secret, tls: with_tls })
+        Ok(EmbeddedBroker { addr, secret, tls: with_tls, gate })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -143,9 +146,27 @@ impl EmbeddedBroker {
         &self.secret
     }
 
-    /// The credentials a member of `cluster_id` gets when it is started.
+    /// Issues the credentials a member of `cluster_id` gets when it is started: they
+    /// work from now on, until the member's `MemberTerminatedEvent`.
     pub fn member_credentials(&self, cluster_id: &str, member_id: &str) -> Credentials {
+        self.gate.admit(cluster_id, member_id);
         self.secret.member_credentials(cluster_id, member_id)
+    }
+
+    /// Admits members the platform knows as live without having issued their
+    /// credentials in this run: those of the stored topology, at start. A member
+    /// credential works only for a member admitted here, issued by
+    /// [`EmbeddedBroker::member_credentials`], or announced by a `MemberCreatedEvent`
+    /// (as the controller does before the driver starts it); never for one terminated
+    /// in this run. Until the platform has admitted its stored members, their agents
+    /// are refused and reconnect.
+    pub fn admit_members<'a>(&self, members: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut count = 0usize;
+        for (cluster_id, member_id) in members {
+            self.gate.admit(cluster_id, member_id);
+            count += 1;
+        }
+        info!(members = count, "bus credentials of the stored topology's members admitted");
     }
 }
 
@@ -161,11 +182,12 @@ fn wait_listening(addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// Subscribes (straight to rumqttd, as the platform) to member terminations, and
-/// returns once the subscription is in place a task that revokes each terminated
-/// member's credentials in the gate. A raw client, to know when the broker confirmed
-/// the subscription: a termination announced right after start must not be missed.
-async fn watch_terminations(
+/// Subscribes (straight to rumqttd, as the platform) to members' creations and
+/// terminations, and returns once the subscriptions are in place a task that admits
+/// each created member's credentials in the gate and revokes each terminated one's. A
+/// raw client, to know when the broker confirmed the subscriptions: a member announced
+/// right after start must not be missed.
+async fn watch_members(
     gate: Arc<Gate>,
     internal: SocketAddr,
     credentials: &Credentials,
@@ -175,12 +197,21 @@ async fn watch_terminations(
     options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
     options.set_keep_alive(Duration::from_secs(15));
     let (client, mut eventloop) = AsyncClient::new(options, 16);
-    let subscribe = |client: &AsyncClient| client.try_subscribe(MemberTerminatedEvent::FILTER, QoS::AtLeastOnce);
+    let subscribe = |client: &AsyncClient| {
+        let filters = [MemberCreatedEvent::FILTER, MemberTerminatedEvent::FILTER]
+            .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
+        client.try_subscribe_many(filters)
+    };
     let confirmed = async {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => subscribe(&client).map_err(|e| e.to_string())?,
-                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
+                        return Err("the broker refused the gate's subscription".to_string());
+                    }
+                    return Ok(());
+                }
                 Ok(_) => {}
                 Err(e) => return Err(e.to_string()),
             }
@@ -192,11 +223,11 @@ async fn watch_terminations(
     Ok(async move {
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if let Some(Ok(AnyEvent::MemberTerminatedEvent(e))) = AnyEvent::decode(&p.topic, &p.payload) {
-                        gate.revoke(&e.member.member_id);
-                    }
-                }
+                Ok(Event::Incoming(Packet::Publish(p))) => match AnyEvent::decode(&p.topic, &p.payload) {
+                    Some(Ok(AnyEvent::MemberCreatedEvent(e))) => gate.admit(&e.member.cluster_id, &e.member.member_id),
+                    Some(Ok(AnyEvent::MemberTerminatedEvent(e))) => gate.revoke(&e.member.member_id),
+                    _ => {}
+                },
                 // A new session after a reconnect: subscribe again.
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     let _ = subscribe(&client);

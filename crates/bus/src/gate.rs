@@ -1,6 +1,13 @@
 //! The gate: the embedded broker's public face, an MQTT-aware proxy that
 //! authenticates every client and enforces the topic ACLs rumqttd does not have.
 //!
+//! Member credentials are an allow-list, not a revocation list: a member's HMAC
+//! credential opens the gate only while the platform counts that member live
+//! ([`Gate::admit`]: announced by `MemberCreatedEvent` in this run, or loaded from
+//! the stored topology at start), and never again once it was terminated. A gate
+//! that has not been told of a member (a platform just restarted, before it loaded
+//! its topology) refuses it; the member's agent reconnects.
+//!
 //! rumqttd listens only on a loopback port with a random per-process credential, so
 //! the gate is the only way in. For each client the gate reads the CONNECT, checks
 //! its username and password ([`PlatformSecret::verify`]) and that a member is not
@@ -49,10 +56,12 @@ pub(crate) struct Gate {
     members: Mutex<Members>,
 }
 
-/// Terminated members, and the open connections of every member (to close them on
-/// termination).
+/// The members whose credentials work (member id to cluster id), the terminated ones
+/// (never admitted again in this run), and the open connections of every member (to
+/// close them on termination).
 #[derive(Default)]
 struct Members {
+    live: HashMap<String, String>,
     revoked: HashSet<String>,
     open: HashMap<String, Vec<(u64, watch::Sender<bool>)>>,
     next_connection: u64,
@@ -63,9 +72,18 @@ impl Gate {
         Arc::new(Gate { secret, internal, internal_credentials, members: Mutex::default() })
     }
 
+    /// The member's credentials work from now on, unless it was terminated in this run.
+    pub(crate) fn admit(&self, cluster_id: &str, member_id: &str) {
+        let mut members = self.members.lock().unwrap();
+        if !members.revoked.contains(member_id) {
+            members.live.insert(member_id.to_string(), cluster_id.to_string());
+        }
+    }
+
     /// A terminated member's credentials stop working, and its open connections close.
     pub(crate) fn revoke(&self, member_id: &str) {
         let mut members = self.members.lock().unwrap();
+        members.live.remove(member_id);
         if members.revoked.insert(member_id.to_string()) {
             if let Some(open) = members.open.remove(member_id) {
                 info!(member_id, connections = open.len(), "member terminated: closing its bus connections");
@@ -208,10 +226,12 @@ impl Gate {
             .secret
             .verify(&login.username, &login.password)
             .ok_or((ConnectReturnCode::BadUserNamePassword, "wrong username or password"))?;
-        if let Identity::Member { member_id, .. } = &identity {
-            if self.members.lock().unwrap().revoked.contains(member_id) {
-                return Err((ConnectReturnCode::NotAuthorized, "the member was terminated"));
-            }
+        if let Identity::Member { cluster_id, member_id } = &identity {
+            self.members
+                .lock()
+                .unwrap()
+                .is_live(cluster_id, member_id)
+                .map_err(|why| (ConnectReturnCode::NotAuthorized, why))?;
         }
         if let Some(will) = &connect.last_will {
             if !may_publish(&identity, &will.topic, will.retain) {
@@ -225,11 +245,9 @@ impl Gate {
     /// the platform, which is never revoked); refuses a revoked member, or one with too
     /// many connections already.
     fn register(&self, identity: &Identity, close: watch::Sender<bool>) -> Result<Option<u64>, &'static str> {
-        let Identity::Member { member_id, .. } = identity else { return Ok(None) };
+        let Identity::Member { cluster_id, member_id } = identity else { return Ok(None) };
         let mut members = self.members.lock().unwrap();
-        if members.revoked.contains(member_id) {
-            return Err("the member was terminated");
-        }
+        members.is_live(cluster_id, member_id)?;
         if members.open.get(member_id).map_or(0, Vec::len) >= MEMBER_MAX_CONNECTIONS {
             return Err("the member has too many connections open");
         }
@@ -247,6 +265,20 @@ impl Gate {
             if open.is_empty() {
                 members.open.remove(member_id);
             }
+        }
+    }
+}
+
+impl Members {
+    /// Whether a member's (verified) credentials are to be accepted now, and if not why.
+    fn is_live(&self, cluster_id: &str, member_id: &str) -> Result<(), &'static str> {
+        if self.revoked.contains(member_id) {
+            return Err("the member was terminated");
+        }
+        match self.live.get(member_id) {
+            Some(cluster) if cluster == cluster_id => Ok(()),
+            Some(_) => Err("the member belongs to another cluster"),
+            None => Err("the platform does not know the member as live (yet)"),
         }
     }
 }

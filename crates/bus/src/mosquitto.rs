@@ -92,6 +92,9 @@ pub struct MosquittoProvisioner {
     client: AsyncClient,
     eventloop: EventLoop,
     secret: PlatformSecret,
+    /// Events that arrived while [`MosquittoProvisioner::reconcile`] waited for its
+    /// answers: `run` handles them first.
+    pending: Vec<rumqttc::Publish>,
 }
 
 impl MosquittoProvisioner {
@@ -112,35 +115,48 @@ impl MosquittoProvisioner {
             wait_for(&mut eventloop, |p| matches!(p, Packet::ConnAck(_))).await?;
             client.subscribe(RESPONSES, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
             wait_for(&mut eventloop, |p| matches!(p, Packet::SubAck(_))).await?;
-            let commands = vec![
-                json!({"command": "createRole", "rolename": PLATFORM_ROLE, "acls": [
-                    {"acltype": "publishClientSend", "topic": "#", "allow": true},
-                    {"acltype": "publishClientReceive", "topic": "#", "allow": true},
-                    {"acltype": "subscribePattern", "topic": "#", "allow": true},
-                    {"acltype": "unsubscribePattern", "topic": "#", "allow": true},
-                ]}),
-                json!({"command": "addClientRole", "username": platform.username, "rolename": PLATFORM_ROLE}),
-            ];
-            send(&client, commands).await.map_err(|e| e.to_string())?;
-            // Mosquitto disconnects a client whose roles change (to apply them): the
-            // answer may be that, rather than the response.
-            let kicked = loop {
-                match eventloop.poll().await {
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == RESPONSES => {
-                        // A restart finds the role already there, and already the user's.
-                        if let Some(error) = errors(&p.payload).into_iter().find(|e| !e.contains("already")) {
-                            return Err(format!("the platform user's role: {error}"));
-                        }
-                        break false;
-                    }
-                    Ok(_) => {}
-                    Err(_) => break true,
-                }
+            let create_role = json!({"command": "createRole", "rolename": PLATFORM_ROLE, "acls": [
+                {"acltype": "publishClientSend", "topic": "#", "allow": true},
+                {"acltype": "publishClientReceive", "topic": "#", "allow": true},
+                {"acltype": "subscribePattern", "topic": "#", "allow": true},
+                {"acltype": "unsubscribePattern", "topic": "#", "allow": true},
+            ]});
+            let get_client = json!({"command": "getClient", "username": platform.username});
+            send(&client, vec![create_role, get_client]).await.map_err(|e| e.to_string())?;
+            let Packet::Publish(answer) =
+                wait_for(&mut eventloop, |p| matches!(p, Packet::Publish(p) if p.topic == RESPONSES)).await?
+            else {
+                unreachable!("wait_for returns what it waits for")
             };
-            if kicked {
-                wait_for(&mut eventloop, |p| matches!(p, Packet::ConnAck(_))).await?;
-                client.subscribe(RESPONSES, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
-                wait_for(&mut eventloop, |p| matches!(p, Packet::SubAck(_))).await?;
+            let answer = answer.payload;
+            // A restart finds the role already there.
+            if let Some(error) = errors(&answer).into_iter().find(|e| !e.contains("already")) {
+                return Err(format!("the platform user's role: {error}"));
+            }
+            // Mosquitto 2.0 answers "Internal error" to adding a role a client already
+            // has: add it only when missing (the first start).
+            if !client_roles(&answer).iter().any(|r| r == PLATFORM_ROLE) {
+                let add = json!({"command": "addClientRole", "username": platform.username, "rolename": PLATFORM_ROLE});
+                send(&client, vec![add]).await.map_err(|e| e.to_string())?;
+                // Mosquitto disconnects a client whose roles change (to apply them): the
+                // answer may be that, rather than the response.
+                let kicked = loop {
+                    match eventloop.poll().await {
+                        Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == RESPONSES => {
+                            if let Some(error) = errors(&p.payload).into_iter().next() {
+                                return Err(format!("the platform user's role: {error}"));
+                            }
+                            break false;
+                        }
+                        Ok(_) => {}
+                        Err(_) => break true,
+                    }
+                };
+                if kicked {
+                    wait_for(&mut eventloop, |p| matches!(p, Packet::ConnAck(_))).await?;
+                    client.subscribe(RESPONSES, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
+                    wait_for(&mut eventloop, |p| matches!(p, Packet::SubAck(_))).await?;
+                }
             }
             for filter in [MemberCreatedEvent::FILTER, MemberTerminatedEvent::FILTER, CompleteTopologyEvent::FILTER] {
                 client.subscribe(filter, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
@@ -156,14 +172,79 @@ impl MosquittoProvisioner {
                 reason: format!("setting up Mosquitto's dynamic security: {reason}"),
             })?;
         info!(broker = %plain, "provisioning members' credentials in Mosquitto's dynamic security");
-        Ok(MosquittoProvisioner { client, eventloop, secret })
+        Ok(MosquittoProvisioner { client, eventloop, secret, pending: Vec::new() })
+    }
+
+    /// Deletes the dynamic-security clients and roles of members that are not in `live`
+    /// (the stored topology at start): members that ended while the platform was down,
+    /// or whose termination the provisioner missed, must not keep a way onto the bus.
+    /// Returns how many it deleted, once Mosquitto confirmed it.
+    pub async fn reconcile<'a>(
+        &mut self,
+        live: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<usize, BusError> {
+        let live: std::collections::HashSet<(&str, &str)> = live.into_iter().collect();
+        let fail = |reason: String| BusError::Connect { addr: "mosquitto".into(), reason };
+        let listed =
+            self.ask(vec![json!({"command": "listClients", "verbose": false, "count": -1})]).await.map_err(fail)?;
+        // A snapshot retained from before the platform stopped names members that may have
+        // ended since (Mosquitto sent it right after the SUBACK, so before this answer):
+        // the stored topology is the truth now, and `stratos up` publishes it afresh.
+        self.pending.retain(|p| {
+            !matches!(AnyEvent::decode(&p.topic, &p.payload), Some(Ok(AnyEvent::CompleteTopologyEvent(_))))
+        });
+        let stale: Vec<(String, String)> = usernames(&listed)
+            .iter()
+            .filter_map(|u| member_of(u))
+            .filter(|(c, m)| !live.contains(&(c.as_str(), m.as_str())))
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let mut commands = Vec::new();
+        for (cluster_id, member_id) in &stale {
+            let username = self.secret.member_credentials(cluster_id, member_id).username;
+            commands.push(json!({"command": "deleteClient", "username": username}));
+            commands.push(json!({"command": "deleteRole", "rolename": member_role(member_id)}));
+        }
+        let answer = self.ask(commands).await.map_err(fail)?;
+        // A role already gone is no error here: the client was what let it in.
+        for error in errors(&answer).into_iter().filter(|e| !e.contains("not found")) {
+            warn!(%error, "Mosquitto's dynamic security refused to delete an ended member's client");
+        }
+        info!(deleted = stale.len(), "deleted the Mosquitto clients of members that are no longer live");
+        Ok(stale.len())
+    }
+
+    /// Sends `commands` and waits (up to 15 s) for their response, keeping the events
+    /// that arrive meanwhile for `run`.
+    async fn ask(&mut self, commands: Vec<Value>) -> Result<Vec<u8>, String> {
+        send(&self.client, commands).await.map_err(|e| e.to_string())?;
+        let answer = async {
+            loop {
+                match self.eventloop.poll().await {
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == RESPONSES => {
+                        return Ok(p.payload.to_vec())
+                    }
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => self.pending.push(p),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(15), answer)
+            .await
+            .map_err(|_| "Mosquitto's dynamic security did not answer within 15 s".to_string())?
     }
 
     /// Follows the topology for as long as the process lives: a client and role per
     /// member, created when it is, deleted when it is terminated.
     pub async fn run(self) {
-        let MosquittoProvisioner { client, mut eventloop, secret } = self;
+        let MosquittoProvisioner { client, mut eventloop, secret, pending } = self;
         let members = Members { client, secret };
+        for p in pending {
+            members.handle(&p.topic, &p.payload).await;
+        }
         loop {
             match eventloop.poll().await {
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == RESPONSES => {
@@ -176,20 +257,7 @@ impl MosquittoProvisioner {
                         }
                     }
                 }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => match AnyEvent::decode(&p.topic, &p.payload) {
-                    Some(Ok(AnyEvent::MemberCreatedEvent(e))) => {
-                        members.create(&e.member.cluster_id, &e.member.member_id).await
-                    }
-                    Some(Ok(AnyEvent::MemberTerminatedEvent(e))) => {
-                        members.delete(&e.member.member_id, &e.member.cluster_id).await
-                    }
-                    Some(Ok(AnyEvent::CompleteTopologyEvent(e))) => {
-                        for m in e.topology.members() {
-                            members.create(&m.cluster_id, &m.member_id).await;
-                        }
-                    }
-                    _ => {}
-                },
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => members.handle(&p.topic, &p.payload).await,
                 Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
                     warn!("reconnected to Mosquitto; subscribing again");
                     for filter in [
@@ -218,6 +286,22 @@ struct Members {
 }
 
 impl Members {
+    /// A member lifecycle event: its client created or deleted.
+    async fn handle(&self, topic: &str, payload: &[u8]) {
+        match AnyEvent::decode(topic, payload) {
+            Some(Ok(AnyEvent::MemberCreatedEvent(e))) => self.create(&e.member.cluster_id, &e.member.member_id).await,
+            Some(Ok(AnyEvent::MemberTerminatedEvent(e))) => {
+                self.delete(&e.member.member_id, &e.member.cluster_id).await
+            }
+            Some(Ok(AnyEvent::CompleteTopologyEvent(e))) => {
+                for m in e.topology.members() {
+                    self.create(&m.cluster_id, &m.member_id).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
     async fn create(&self, cluster_id: &str, member_id: &str) {
         if !valid_id(cluster_id) || !valid_id(member_id) {
             return warn!(
@@ -261,6 +345,39 @@ async fn wait_for(eventloop: &mut EventLoop, want: impl Fn(&Packet) -> bool) -> 
     }
 }
 
+/// The usernames a `listClients` response names (plain names, or objects with a
+/// `username` when verbose).
+fn usernames(payload: &[u8]) -> Vec<String> {
+    let Ok(body) = serde_json::from_slice::<Value>(payload) else { return Vec::new() };
+    body["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["command"] == "listClients")
+        .flat_map(|r| r["data"]["clients"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c.as_str().or_else(|| c["username"].as_str()).map(str::to_string))
+        .collect()
+}
+
+/// The roles a `getClient` response gives the client.
+fn client_roles(payload: &[u8]) -> Vec<String> {
+    let Ok(body) = serde_json::from_slice::<Value>(payload) else { return Vec::new() };
+    body["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["command"] == "getClient")
+        .flat_map(|r| r["data"]["client"]["roles"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["rolename"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The (cluster id, member id) of a member's username, `member/<clusterId>/<memberId>`.
+fn member_of(username: &str) -> Option<(String, String)> {
+    let (cluster_id, member_id) = username.strip_prefix("member/")?.split_once('/')?;
+    Some((cluster_id.to_string(), member_id.to_string()))
+}
+
 /// The errors in a dynamic-security response, as "command: error".
 fn errors(payload: &[u8]) -> Vec<String> {
     let Ok(body) = serde_json::from_slice::<Value>(payload) else { return vec!["an unreadable response".into()] };
@@ -295,6 +412,25 @@ mod tests {
             ]
         );
         assert!(acls.iter().all(|a| a["allow"] == true));
+    }
+
+    #[test]
+    fn members_are_read_from_a_client_list() {
+        let body = br#"{"responses":[{"command":"listClients","data":{"totalCount":3,"clients":["stratos","member/app.php/m1",{"username":"member/app.php/m2"}]}}]}"#;
+        let names = usernames(body);
+        assert_eq!(names, ["stratos", "member/app.php/m1", "member/app.php/m2"]);
+        let members: Vec<_> = names.iter().filter_map(|u| member_of(u)).collect();
+        assert_eq!(members, [("app.php".to_string(), "m1".to_string()), ("app.php".to_string(), "m2".to_string())]);
+        assert_eq!(member_of("stratos"), None);
+        assert_eq!(member_of("member/nocluster"), None);
+    }
+
+    #[test]
+    fn roles_are_read_from_a_client() {
+        let body = br#"{"responses":[{"command":"createRole","error":"Role already exists"},{"command":"getClient","data":{"client":{"username":"stratos","roles":[{"rolename":"stratos-platform"}]}}}]}"#;
+        assert_eq!(client_roles(body), ["stratos-platform"]);
+        assert!(client_roles(br#"{"responses":[{"command":"getClient","data":{"client":{"username":"stratos"}}}]}"#)
+            .is_empty());
     }
 
     #[test]

@@ -167,3 +167,61 @@ async fn mosquitto_dynamic_security_confines_members_and_revokes_them() {
     }
     tokio::time::timeout(WAIT, driver).await.expect("the terminated member's connection stayed open").unwrap();
 }
+
+/// Whether Mosquitto refuses `c` now.
+async fn refused(url: &str, c: &Credentials) -> bool {
+    let (_c, mut probe) = raw(url, "probe", c);
+    matches!(tokio::time::timeout(WAIT, probe.poll()).await, Ok(Err(ConnectionError::ConnectionRefused(_))))
+}
+
+/// Members that ended while the platform was down lose their Mosquitto clients when it
+/// starts again: the provisioner reconciles dynamic security's `member/...` clients
+/// against the stored topology and deletes the rest, and a snapshot retained from
+/// before the stop does not bring them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_provisioner_deletes_the_clients_of_members_that_ended_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = PlatformSecret::generate().unwrap();
+    let Some(broker) = mosquitto(dir.path(), &secret) else { return };
+    let platform_credentials = secret.platform_credentials();
+    let provisioner =
+        MosquittoProvisioner::connect(&broker.url(), &platform_credentials, secret.clone()).await.unwrap();
+    let first_run = tokio::spawn(provisioner.run());
+    let platform = Bus::connect(&with_credentials(&broker.url(), &platform_credentials), "platform").await.unwrap();
+    let (m1, m2) = (secret.member_credentials(CLUSTER, "m1"), secret.member_credentials(CLUSTER, "m2"));
+    platform.publish(&MemberCreatedEvent { member: member("m1") }).await.unwrap();
+    platform.publish(&MemberCreatedEvent { member: member("m2") }).await.unwrap();
+    drop(connect_when_provisioned(&broker.url(), &m1).await);
+    drop(connect_when_provisioned(&broker.url(), &m2).await);
+    // The last snapshot before the platform stopped: both members live.
+    let before: Topology = serde_json::from_value(serde_json::json!({"services": {"php": {
+        "serviceName": "php", "serviceType": "SingleTenant", "ports": [], "clusters": {CLUSTER: {
+            "clusterId": CLUSTER, "serviceName": "php", "appId": "app", "alias": "php", "tenantId": -1234,
+            "hostNames": [], "autoscalePolicyName": "a", "deploymentPolicyName": "d", "status": "Active",
+            "members": {"m1": member("m1"), "m2": member("m2")}
+        }}
+    }}}))
+    .unwrap();
+    assert_eq!(before.members().count(), 2);
+    platform.publish(&CompleteTopologyEvent { topology: before }).await.unwrap();
+    platform.close().await;
+    // The platform stops; m1 ends while it is down (no MemberTerminatedEvent anyone sees).
+    first_run.abort();
+    let _ = first_run.await;
+
+    // Started again: the stored topology holds only m2.
+    let mut provisioner =
+        MosquittoProvisioner::connect(&broker.url(), &platform_credentials, secret.clone()).await.unwrap();
+    let deleted = provisioner.reconcile([(CLUSTER, "m2")]).await.unwrap();
+    assert_eq!(deleted, 1, "m1's client, and only it");
+    assert!(refused(&broker.url(), &m1).await, "the ended member's credentials still work");
+    assert!(!refused(&broker.url(), &m2).await, "the live member was refused");
+    tokio::spawn(provisioner.run());
+    // The provisioner has handled what it received before: a member announced now is
+    // provisioned after the retained snapshot was (or was not) acted on.
+    let platform = Bus::connect(&with_credentials(&broker.url(), &platform_credentials), "platform-2").await.unwrap();
+    platform.publish(&MemberCreatedEvent { member: member("m3") }).await.unwrap();
+    drop(connect_when_provisioned(&broker.url(), &secret.member_credentials(CLUSTER, "m3")).await);
+    assert!(refused(&broker.url(), &m1).await, "the stale snapshot gave the ended member its client back");
+    assert!(!refused(&broker.url(), &m2).await);
+}

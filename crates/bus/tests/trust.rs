@@ -65,6 +65,17 @@ async fn try_connect(broker: &EmbeddedBroker, credentials: Option<&Credentials>)
     }
 }
 
+/// What a connection attempt gets while the gate may be changing its mind: `Ok`, the
+/// refusal code, or `Err(None)` for anything else (a connection closed by a revocation).
+async fn probe(broker: &EmbeddedBroker, credentials: &Credentials) -> Result<(), Option<ConnectReturnCode>> {
+    let (_client, mut eventloop) = raw(broker, "probe", Some(credentials));
+    match tokio::time::timeout(WAIT, eventloop.poll()).await {
+        Ok(Ok(MqttEvent::Incoming(Packet::ConnAck(_)))) => Ok(()),
+        Ok(Err(ConnectionError::ConnectionRefused(code))) => Err(Some(code)),
+        _ => Err(None),
+    }
+}
+
 /// Waits for `marker` on `sub`, returning every other event that came before it.
 async fn before_marker(sub: &mut Subscription, is_marker: impl Fn(&AnyEvent) -> bool) -> Vec<AnyEvent> {
     let mut others = Vec::new();
@@ -385,6 +396,54 @@ async fn a_terminated_members_credentials_stop_working() {
     until_disconnected(&mut eventloop).await;
     assert_eq!(try_connect(&broker, Some(&doomed)).await, Err(ConnectReturnCode::NotAuthorized));
     assert_eq!(try_connect(&broker, Some(&broker.member_credentials(CLUSTER, "m2"))).await, Ok(()));
+}
+
+/// Member credentials are an allow-list: a valid HMAC opens the gate only for a member
+/// the platform knows as live (announced by `MemberCreatedEvent`, issued by the broker,
+/// or admitted from the stored topology), never for one terminated in this run. A
+/// broker started again with the same secret (a platform restart) knows no member until
+/// it is told: the terminated one stays out, the live one is let in once admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_credentials_work_only_for_members_known_live() {
+    let _ = tracing_subscriber::fmt().with_env_filter("stratos_bus=debug,rumqttd=warn").with_test_writer().try_init();
+    let secret = stratos_bus::PlatformSecret::generate().unwrap();
+    let broker = EmbeddedBroker::start_with_secret("127.0.0.1:0".parse().unwrap(), secret.clone()).unwrap();
+    let platform = Bus::connect(&broker.platform_url(), "controller").await.unwrap();
+    // The credentials a controller computes from the secret, as it does for members it starts.
+    let (m1, m2) = (secret.member_credentials(CLUSTER, "m1"), secret.member_credentials(CLUSTER, "m2"));
+    assert_eq!(try_connect(&broker, Some(&m1)).await, Err(ConnectReturnCode::NotAuthorized), "never announced");
+
+    // Announced by the controller: let in (once the gate has seen the event).
+    platform.publish(&MemberCreatedEvent { member: fake_member("m1") }).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while probe(&broker, &m1).await != Ok(()) {
+        assert!(Instant::now() < deadline, "an announced member was never let in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Admitted from the store: let in at once. In another cluster's name: refused.
+    broker.admit_members([(CLUSTER, "m2")]);
+    assert_eq!(try_connect(&broker, Some(&m2)).await, Ok(()));
+    broker.admit_members([("other.cluster", "m3")]);
+    let m3 = secret.member_credentials(CLUSTER, "m3");
+    assert_eq!(try_connect(&broker, Some(&m3)).await, Err(ConnectReturnCode::NotAuthorized), "another cluster's m3");
+
+    // Terminated: out, and admitting it again (a stale snapshot) does not bring it back.
+    platform.publish(&MemberTerminatedEvent { member: member_ref("m1"), reason: "scale-down".into() }).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while probe(&broker, &m1).await != Err(Some(ConnectReturnCode::NotAuthorized)) {
+        assert!(Instant::now() < deadline, "a terminated member was still let in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    broker.admit_members([(CLUSTER, "m1")]);
+    assert_eq!(try_connect(&broker, Some(&m1)).await, Err(ConnectReturnCode::NotAuthorized));
+    platform.close().await;
+
+    // "Restarted": a new broker with the same secret lets in only what it is told is live.
+    let again = EmbeddedBroker::start_with_secret("127.0.0.1:0".parse().unwrap(), secret.clone()).unwrap();
+    assert_eq!(try_connect(&again, Some(&m2)).await, Err(ConnectReturnCode::NotAuthorized), "before loading");
+    again.admit_members([(CLUSTER, "m2")]);
+    assert_eq!(try_connect(&again, Some(&m2)).await, Ok(()));
+    assert_eq!(try_connect(&again, Some(&m1)).await, Err(ConnectReturnCode::NotAuthorized), "the terminated m1");
 }
 
 /// A member cannot use up the broker's connections: a few at once, no more.

@@ -169,6 +169,9 @@ fn print_runtime(runtime: &Value, output: Output) {
         runtime["applicationStatus"].as_str().map(|s| format!(", {s}")).unwrap_or_default(),
         runtime["applicationPolicyId"].as_str().map(|p| format!(" (policy {p})")).unwrap_or_default()
     );
+    for error in runtime["errors"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        println!("unreadable: {error}");
+    }
     print_groups(runtime);
     let mut table = Table::new();
     table

@@ -12,6 +12,7 @@ mod members;
 mod output;
 mod sample_http;
 mod session;
+mod supervise;
 mod tenants;
 mod trust;
 mod up;
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
             }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);
-                stratos_agent::run(config).await
+                Ok(stratos_agent::run(config).await?)
             }
         }
     });

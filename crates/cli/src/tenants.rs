@@ -1,4 +1,4 @@
-//! `stratos tenant add|list|show|quota`.
+//! `stratos tenant add|list|show|quota|activate|deactivate`.
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -30,6 +30,11 @@ enum TenantAction {
     },
     /// List tenants (a tenant's user sees its own).
     List,
+    /// Deactivate a tenant (platform admins): its users can no longer log in and their
+    /// tokens are refused; its applications keep running.
+    Deactivate { domain: String },
+    /// Activate a deactivated tenant again (platform admins).
+    Activate { domain: String },
     /// Show a tenant's quota, or set it (platform admins) with --max-members / --max-clusters.
     Quota {
         domain: String,
@@ -54,6 +59,8 @@ pub async fn run(args: TenantArgs) -> Result<()> {
                 output => print_one(&tenant.unwrap_or_default(), output),
             }
         }
+        TenantAction::Deactivate { domain } => set_active(&client, &domain, "deactivate", args.output).await?,
+        TenantAction::Activate { domain } => set_active(&client, &domain, "activate", args.output).await?,
         TenantAction::List => {
             let tenants = client.call(Method::GET, "/api/tenants", None).await?.unwrap_or_default();
             if args.output != Output::Table {
@@ -92,6 +99,16 @@ pub async fn run(args: TenantArgs) -> Result<()> {
                 output => print_one(&quota, output),
             }
         }
+    }
+    Ok(())
+}
+
+/// `POST /api/tenants/{domain}/{verb}` (activate or deactivate), and what it did.
+async fn set_active(client: &Client, domain: &str, verb: &str, output: Output) -> Result<()> {
+    let tenant = client.call(Method::POST, &format!("/api/tenants/{domain}/{verb}"), None).await?;
+    match output {
+        Output::Table => println!("tenant {domain:?} {verb}d"),
+        output => print_one(&tenant.unwrap_or_default(), output),
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
 use stratos_store::Store;
 
 use crate::logging::{self, LogFormat};
+use crate::supervise::Supervisor;
 
 /// The platform's bus secret in the data directory (mode 0600): the platform
 /// components' password, and the key of members' credentials.
@@ -223,6 +224,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
     tracing::info!(platform_id = %platform_id, "platform id");
 
+    // Every long-running component ends the platform when it ends (`supervise.rs`).
+    let mut components = Supervisor::default();
+    // The members the platform knows as live: only their bus credentials work (with those
+    // it issues from now on), on the embedded broker's gate as on Mosquitto's dynamic security.
+    // A cluster whose document cannot be read is left out (the controller freezes it; its
+    // members are refused on the bus until it can be read again).
+    let (topology, unreadable) = store.read_topology().await?;
+    for bad in unreadable {
+        tracing::error!(error = %bad, "a topology document cannot be read");
+    }
+    let live: Vec<(&str, &str)> = topology.members().map(|m| (m.cluster_id.as_str(), m.member_id.as_str())).collect();
+
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
     let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
@@ -237,9 +250,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 (Some(credentials), true) => {
                     // The platform password is also the key of members' credentials.
                     let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
-                    let provisioner =
+                    let mut provisioner =
                         stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
-                    tokio::spawn(provisioner.run());
+                    provisioner.reconcile(live.iter().copied()).await?;
+                    components.spawn("Mosquitto provisioner", async move {
+                        provisioner.run().await;
+                        anyhow::Ok(())
+                    });
                     Some(secret)
                 }
                 (None, true) => anyhow::bail!(
@@ -255,6 +272,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             let server_config = mqtt_tls.as_ref().map(|t| t.server_config.clone());
             let broker = EmbeddedBroker::start_tls(args.mqtt_listen, secret.clone(), server_config)
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
+            broker.admit_members(live.iter().copied());
             (broker.url(), broker.platform_url(), Some(secret), true)
         }
     };
@@ -268,7 +286,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
-    let topology = store.load_topology().await?;
     bus.publish(&CompleteTopologyEvent { topology }).await?;
 
     controller_config.broker_url = broker_url.clone();
@@ -276,22 +293,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     controller_config.bus_ca_cert = bus_ca_cert.clone();
     let controller =
         stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config);
-    tokio::spawn(async move {
-        if let Err(e) = controller.run().await {
-            tracing::error!(error = %e, "cloud controller stopped");
-        }
-    });
+    components.spawn("cloud controller", async move { controller.run().await.map_err(anyhow::Error::msg) });
     let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
         window: Duration::from_secs(args.health_window.max(2)),
         ..Default::default()
     };
-    tokio::spawn(async move {
-        if let Err(e) = stratos_health::run(health_bus, health).await {
-            tracing::error!(error = %e, "health-stat processing stopped");
-        }
-    });
+    components.spawn("health service", stratos_health::run(health_bus, health));
     let autoscaler_bus = connect_bus("autoscaler").await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
         interval: Duration::from_secs(args.evaluation_interval.max(1)),
@@ -300,19 +309,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         ..Default::default()
     };
     let autoscaler_store = store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = stratos_autoscaler::run(autoscaler_store, autoscaler_bus, autoscaler).await {
-            tracing::error!(error = %e, "autoscaler stopped");
-        }
+    components.spawn("autoscaler", async move {
+        stratos_autoscaler::run(autoscaler_store, autoscaler_bus, autoscaler).await.map_err(anyhow::Error::msg)
     });
 
     let lb_bus = connect_bus("lb").await?;
     let lb_config = args.lb.clone();
-    tokio::spawn(async move {
-        if let Err(e) = stratos_lb::run(lb_bus, lb_config).await {
-            tracing::error!(error = %e, "load balancer stopped");
-        }
-    });
+    components.spawn("load balancer", stratos_lb::run(lb_bus, lb_config));
 
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
@@ -327,6 +330,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tenant_max_clusters: args.tenant_max_clusters,
             max_cluster_size: args.max_cluster_size,
         },
+        reserved_ports: reserved_ports(api, embedded.then_some(&broker_url)),
         ..ApiConfig::default()
     };
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
@@ -371,10 +375,37 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");
 
     let tls_config = tls.map(|t| t.config);
-    stratos_manager::serve_with(listener, tls_config, state, args.body_limit, shutdown_signal()).await?;
+    // The API runs here until a signal asks it to stop; a component that ends first ends
+    // the platform (the API is dropped, and the other components with the runtime).
+    let api = stratos_manager::serve_with(listener, tls_config, state, args.body_limit, shutdown_signal());
+    let ended = tokio::select! {
+        served = api => {
+            served?;
+            None
+        }
+        error = components.first_end() => Some(error),
+    };
     bus.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    match ended {
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Some(error) => Err(error),
+    }
+}
+
+/// The ports this platform listens on, which no cartridge's proxy port may take: the
+/// API's, and the embedded broker's (the load balancer has no listener but the proxy ports).
+fn reserved_ports(
+    api: std::net::SocketAddr,
+    embedded_bus: Option<&String>,
+) -> Vec<stratos_model::claims::ReservedPort> {
+    let mut reserved = vec![stratos_model::claims::ReservedPort { port: api.port().into(), what: "the API".into() }];
+    if let Some(Ok((_, port))) = embedded_bus.map(|url| stratos_bus::parse_broker_url(url)) {
+        reserved.push(stratos_model::claims::ReservedPort { port: port.into(), what: "the event bus".into() });
+    }
+    reserved
 }
 
 /// The API's certificate, if it is served in TLS.

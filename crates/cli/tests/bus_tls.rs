@@ -44,3 +44,70 @@ fn members_activate_over_a_tls_only_bus() {
     app.deploy(&platform);
     drop(platform.stop());
 }
+
+/// `stratos up --mqtt-tls-cert/--mqtt-tls-key` with given files (a server certificate
+/// signed by a CA made here, as an operator's would be), the CA handed over in
+/// `STRATOS_BUS_CA_CERT`: the embedded broker speaks only TLS with that certificate,
+/// a client trusting the CA gets in, one trusting another CA or the system's roots does
+/// not, and a real member trusts the CA through the same variable and activates.
+#[test]
+fn the_embedded_broker_serves_a_given_certificate() {
+    let sandbox = Sandbox::new();
+    let files = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let paths = [format!("{name}-ca.pem"), format!("{name}-cert.pem"), format!("{name}-key.pem")]
+            .map(|f| files.path().join(f));
+        for (path, pem) in paths.iter().zip([ca.pem(), cert.pem(), key.serialize_pem()]) {
+            std::fs::write(path, pem).unwrap();
+        }
+        paths
+    };
+    let [ca, cert, key] = make("bus");
+    let [other_ca, _, _] = make("other");
+
+    let extra = ["--mqtt-tls-cert", cert.to_str().unwrap(), "--mqtt-tls-key", key.to_str().unwrap()];
+    let platform = Platform::start_with_env(
+        sandbox.path(),
+        free_port(),
+        free_port(),
+        &extra,
+        &[(stratos_bus::tls::CA_CERT_ENV, ca.as_path())],
+    )
+    .unwrap_or_else(|proc| panic!("`stratos up` did not start\n{}", proc.describe()));
+    let banner = platform.proc.stdout();
+    assert!(banner.contains(&format!("mqtts://127.0.0.1:{}", platform.mqtt_port)), "{banner}");
+
+    let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
+    let tls = stratos_bus::with_credentials(
+        &format!("mqtts://127.0.0.1:{}", platform.mqtt_port),
+        &secret.platform_credentials(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bus = runtime.block_on(Bus::connect_trusting(&tls, "given-ca", None, Some(&ca))).unwrap();
+    runtime.block_on(bus.close());
+    for (what, trusted) in [("another CA", Some(other_ca.as_path())), ("the system's roots", None)] {
+        let refused = runtime.block_on(Bus::connect_trusting(&tls, "wrong-ca", None, trusted));
+        assert!(refused.is_err(), "a client trusting {what} got in");
+    }
+
+    let app = SlowHttpApp {
+        app: "givenapp",
+        alias: "web",
+        proxy_port: free_port(),
+        delay_ms: 0,
+        threshold: 100.0,
+        min: 1,
+        max: 1,
+        nps: &[("np1", 1)],
+    };
+    app.add(&platform, sandbox.path());
+    app.deploy(&platform);
+    drop(platform.stop());
+}

@@ -1,18 +1,20 @@
 //! The bus's trust boundary end to end on an external Mosquitto 2 with its
 //! dynamic-security plugin: `stratos up --mosquitto-dynsec` gives each member it starts
 //! a client of its own there; real members (agents and apps) reach the bus with it
-//! and activate, cannot read beyond their own topics, and lose it at undeploy.
+//! and activate, cannot read beyond their own topics, and lose it at undeploy. And a
+//! component that fails for real (the broker refuses the autoscaler's subscription) ends
+//! `stratos up` with its error.
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use stratos_bus::mosquitto::{mosquitto_conf, DYNSEC_PLUGIN};
 use stratos_bus::{Credentials, PlatformSecret};
-use support::{eventually, free_port, member_list, stratos, wait_listening, Platform, Proc, Sandbox, BIN};
+use support::{eventually, free_port, member_list, spawn, stratos, wait_listening, Platform, Proc, Sandbox, BIN};
 
 /// What a member with `credentials` gets from the broker: refused, or its SUBACK to `#`.
 fn try_member(port: u16, credentials: &Credentials) -> Result<Vec<SubscribeReasonCode>, String> {
@@ -37,45 +39,81 @@ fn try_member(port: u16, credentials: &Credentials) -> Result<Vec<SubscribeReaso
     })
 }
 
+/// Mosquitto 2 with its dynamic-security plugin, set up as the README says: the platform's
+/// user `stratos` is its admin.
+struct DynsecBroker {
+    _mosquitto: Proc,
+    port: u16,
+    secret: PlatformSecret,
+    password_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DynsecBroker {
+    /// `None` (the test skips) when STRATOS_SKIP_MOSQUITTO=1; `deny_subscribe` are topic
+    /// filters the platform's user may not subscribe to (a role of the highest priority).
+    fn start(deny_subscribe: &[&str]) -> Option<DynsecBroker> {
+        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
+            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
+            return None;
+        }
+        assert!(
+            Path::new(DYNSEC_PLUGIN).exists(),
+            "this test needs Mosquitto 2 with {DYNSEC_PLUGIN}: apt-get install -y mosquitto"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let secret = PlatformSecret::generate().unwrap();
+        let password_file = dir.path().join("bus-password");
+        std::fs::write(&password_file, secret.platform_credentials().password).unwrap();
+        let dynsec = dir.path().join("dynamic-security.json");
+        let init = Command::new("mosquitto_ctrl")
+            .args(["dynsec", "init"])
+            .arg(&dynsec)
+            .args(["stratos", &secret.platform_credentials().password])
+            .output()
+            .expect("mosquitto_ctrl");
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        if !deny_subscribe.is_empty() {
+            // Written into the plugin's file before the broker reads it: no race with
+            // the platform's own changes to its roles.
+            let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&dynsec).unwrap()).unwrap();
+            let acls: Vec<serde_json::Value> = deny_subscribe
+                .iter()
+                .map(|t| serde_json::json!({"acltype": "subscribePattern", "topic": t, "priority": 0, "allow": false}))
+                .collect();
+            config["roles"].as_array_mut().unwrap().push(serde_json::json!({"rolename": "denied", "acls": acls}));
+            let client = config["clients"].as_array_mut().unwrap().iter_mut().find(|c| c["username"] == "stratos");
+            let roles = client.expect("the admin client").get_mut("roles").unwrap().as_array_mut().unwrap();
+            roles.push(serde_json::json!({"rolename": "denied", "priority": 100}));
+            std::fs::write(&dynsec, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        }
+        let port = free_port();
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let conf = dir.path().join("mosquitto.conf");
+        let text = mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN);
+        std::fs::write(&conf, format!("{text}user {user}\n")).unwrap();
+        let mut command = Command::new("mosquitto");
+        command.arg("-c").arg(&conf);
+        let mosquitto = spawn("mosquitto", command);
+        wait_listening(port, "mosquitto");
+        Some(DynsecBroker { _mosquitto: mosquitto, port, secret, password_file, _dir: dir })
+    }
+
+    /// `stratos up` flags for this broker, with `--mosquitto-dynsec`.
+    fn flags(&self) -> Vec<String> {
+        let broker = format!("mqtt://127.0.0.1:{}", self.port);
+        let file = self.password_file.to_str().unwrap().to_owned();
+        vec!["--broker".into(), broker, "--bus-password-file".into(), file, "--mosquitto-dynsec".into()]
+    }
+}
+
 #[test]
 fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
-    if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-        return println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
-    }
-    assert!(
-        Path::new(DYNSEC_PLUGIN).exists(),
-        "this test needs Mosquitto 2 with {DYNSEC_PLUGIN}: apt-get install -y mosquitto"
-    );
+    let Some(broker) = DynsecBroker::start(&[]) else { return };
+    let (port, secret) = (broker.port, &broker.secret);
     let sandbox = Sandbox::new();
-    let broker_dir = tempfile::tempdir().unwrap();
-    let secret = PlatformSecret::generate().unwrap();
-    let password_file = broker_dir.path().join("bus-password");
-    std::fs::write(&password_file, secret.platform_credentials().password).unwrap();
-
-    // The broker set up as the README says.
-    let dynsec = broker_dir.path().join("dynamic-security.json");
-    let init = Command::new("mosquitto_ctrl")
-        .args(["dynsec", "init"])
-        .arg(&dynsec)
-        .args(["stratos", &secret.platform_credentials().password])
-        .output()
-        .expect("mosquitto_ctrl");
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let port = free_port();
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let conf = broker_dir.path().join("mosquitto.conf");
-    let text = mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN);
-    std::fs::write(&conf, format!("{text}user {user}\n")).unwrap();
-    let mut command = Command::new("mosquitto");
-    command.arg("-c").arg(&conf);
-    let _mosquitto = Proc::spawn("mosquitto", command);
-    wait_listening(port, "mosquitto");
-
-    let broker = format!("mqtt://127.0.0.1:{port}");
-    let platform = Platform::start(
-        sandbox.path(),
-        &["--broker", &broker, "--bus-password-file", password_file.to_str().unwrap(), "--mosquitto-dynsec"],
-    );
+    let flags = broker.flags();
+    let platform = Platform::start(sandbox.path(), &flags.iter().map(String::as_str).collect::<Vec<_>>());
     platform.add_php_web();
     let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
@@ -108,6 +146,31 @@ fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
         }
     });
     drop(platform.stop());
+}
+
+/// The supervisor of `stratos up`: a component that fails ends the platform, with a non-zero
+/// exit and the component's error, rather than leaving it "up" without the component. Here the
+/// broker refuses the autoscaler's subscription to the health summaries, for real.
+#[test]
+fn a_component_that_fails_ends_the_platform_with_its_error() {
+    let Some(broker) = DynsecBroker::start(&["summarized-health-stats/#"]) else { return };
+    let sandbox = Sandbox::new();
+    let mut command = Command::new(BIN);
+    command
+        .arg("up")
+        .args(["--api-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(sandbox.path())
+        .args(broker.flags());
+    let mut up = spawn("stratos up", command);
+    let Some(status) = up.wait_exit(Duration::from_secs(60)) else {
+        panic!("`stratos up` still runs 60 s after its autoscaler failed\n{}", up.describe());
+    };
+    assert_eq!(status.code(), Some(1), "{}", up.describe());
+    let said =
+        "error: the autoscaler failed: the MQTT broker refused the subscription to \"summarized-health-stats/#\"";
+    assert!(up.stderr().contains(said), "no {said:?} on stderr\n{}", up.describe());
+    assert!(up.stderr().contains("a component of the platform ended"), "{}", up.describe());
 }
 
 /// `stratos lb` run on its own reaches the embedded broker with the platform password
@@ -146,7 +209,7 @@ fn a_separate_load_balancer_needs_the_platform_password() {
 
     let mut command = Command::new(BIN);
     command.args(["lb", "--broker", &broker, "--bus-password-file", password_file.to_str().unwrap()]);
-    let mut lb = Proc::spawn("stratos lb", command);
+    let mut lb = spawn("stratos lb", command);
     eventually(Duration::from_secs(20), "stratos lb connects", || {
         if let Some(status) = lb.try_status() {
             return Err(format!("stratos lb exited ({status}):\n{}", lb.stderr()));
@@ -191,5 +254,83 @@ fn embedded_broker_members_are_confined_and_revoked_at_undeploy() {
     let log = platform.proc.stderr();
     assert!(!log.contains(&secret.platform_credentials().password), "the platform secret was logged");
     assert!(!log.contains(&credentials.password), "a member's password was logged");
+    drop(platform.stop());
+}
+
+/// Bus credentials of ended members stay dead across a platform restart on the same
+/// data directory: the gate admits only members the platform knows as live (issued in
+/// this run, or in the stored topology at start), so a member replaced before the
+/// restart is refused after it, while the live members' agents reconnect.
+#[test]
+fn an_ended_members_credentials_stay_dead_across_a_restart() {
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
+    platform.add_php_web();
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    let before = member_list(&platform);
+    let credentials_of = |m: &serde_json::Value| {
+        secret.member_credentials(m["clusterId"].as_str().unwrap(), m["memberId"].as_str().unwrap())
+    };
+
+    // One member dies (its process group killed): the controller terminates it and replaces it.
+    let victim = before[0]["memberId"].as_str().unwrap().to_string();
+    let dead = credentials_of(&before[0]);
+    let group = support::member_processes(sandbox.path())
+        .into_iter()
+        .find(|p| p.member_id == victim && p.pid == p.pgid)
+        .unwrap_or_else(|| panic!("no agent process for {victim}"));
+    assert!(support::signal_group(group.pgid, "KILL"));
+    let live = eventually(Duration::from_secs(90), "the killed member replaced", || {
+        let now = member_list(&platform);
+        if now.iter().any(|m| m["memberId"] == victim.as_str()) {
+            return Err(format!("{victim} is still listed"));
+        }
+        if now.len() < before.len() || now.iter().any(|m| m["status"] != "Active") {
+            return Err(format!("not all replaced and active: {now:#?}"));
+        }
+        Ok(now)
+    });
+    eventually(Duration::from_secs(30), "the killed member's credentials refused", || {
+        match try_member(platform.mqtt_port, &dead) {
+            Err(e) if e.contains("refused") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    let log_of = |m: &serde_json::Value| {
+        let path = sandbox.path().join("members").join(m["memberId"].as_str().unwrap()).join("agent.log");
+        std::fs::read_to_string(path).unwrap_or_default()
+    };
+    let logged_before: Vec<usize> = live.iter().map(|m| log_of(m).len()).collect();
+    let platform = platform.restart();
+    // At once after the restart (no MemberTerminatedEvent this run): the ended member is out.
+    let refused = try_member(platform.mqtt_port, &dead);
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("refused")),
+        "an ended member got in after a restart: {refused:?}"
+    );
+    // The live members: let in, and their agents reconnected by themselves.
+    for (m, from) in live.iter().zip(logged_before) {
+        assert_eq!(try_member(platform.mqtt_port, &credentials_of(m)), Ok(vec![SubscribeReasonCode::Failure]), "{m}");
+        eventually(Duration::from_secs(60), "the live member's agent reconnected after the restart", || {
+            let log = log_of(m);
+            if log.get(from..).is_some_and(|new| new.contains("reconnected to the event bus")) {
+                Ok(())
+            } else {
+                Err(format!("{}'s agent.log:\n{log}", m["memberId"]))
+            }
+        });
+    }
+    eventually(Duration::from_secs(30), "the members stay active", || {
+        let now = member_list(&platform);
+        let ids = |l: &[serde_json::Value]| l.iter().map(|m| m["memberId"].to_string()).collect::<Vec<_>>();
+        if ids(&now) == ids(&live) && now.iter().all(|m| m["status"] == "Active") {
+            Ok(())
+        } else {
+            Err(format!("{now:#?}"))
+        }
+    });
     drop(platform.stop());
 }

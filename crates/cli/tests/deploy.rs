@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    cluster, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog, MemberProcess,
-    Output, Platform, Sandbox,
+    cluster, eventually, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog,
+    MemberProcess, Output, Platform, Sandbox,
 };
 
 const APP: &str = "two";
@@ -170,18 +170,6 @@ fn deploy(platform: &Platform) -> Output {
     let out = platform.cli(&["application", "deploy", APP, "--policy", POLICY, "--timeout", "60", "-o", "json"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     out
-}
-
-/// Polls `check` every 200 ms until it returns `Ok`, for at most `timeout`.
-fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(t) => return t,
-            Err(e) if Instant::now() > deadline => panic!("{what}: not so within {timeout:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
 }
 
 /// Every cluster of [`APP`] has exactly its minimum of members, all active and answering.
@@ -392,39 +380,10 @@ fn controller_restart_adopts_members() {
     // The members live on without the platform.
     assert_eq!(groups_by_member(&member_processes(sandbox.path())), groups, "members died with the platform");
 
-    // An orphan: a member record (the local driver's member.json) of this platform that
-    // no topology names. (Another platform's, or one with no platform id, would make
-    // the platform refuse to start: tests/routing.rs.)
-    let some_member = data_dir.join("members").join(ids.iter().next().unwrap()).join("member.json");
-    let platform_id: Value = serde_json::from_slice(&std::fs::read(some_member).unwrap()).unwrap();
-    let platform_id = platform_id["platformId"].as_str().expect("members record their platform id").to_string();
+    let some_member = ids.iter().next().unwrap();
     let orphan_id = "two.web.0123456789ab";
-    let orphan_dir = data_dir.join("members").join(orphan_id);
-    std::fs::create_dir_all(&orphan_dir).unwrap();
-    let mut orphan = {
-        use std::os::unix::process::CommandExt;
-        Command::new("sleep")
-            .arg("300")
-            .current_dir(&orphan_dir)
-            .env("STRATOS_MEMBER_ID", orphan_id)
-            .process_group(0)
-            .spawn()
-            .unwrap()
-    };
+    let (mut orphan, orphan_dir) = plant_orphan(&data_dir, some_member, orphan_id, "two.web");
     let orphan_pid = orphan.id() as i32;
-    let (_, _, start_ticks) = proc_stat(orphan_pid).expect("the orphan's /proc/<pid>/stat");
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let record = json!({
-        "memberId": orphan_id,
-        "clusterId": "two.web",
-        "pid": orphan_pid,
-        "startTicks": start_ticks,
-        "address": "127.0.0.1",
-        "ports": [],
-        "startedAt": now_ms,
-        "platformId": platform_id
-    });
-    std::fs::write(orphan_dir.join("member.json"), serde_json::to_vec_pretty(&record).unwrap()).unwrap();
 
     let platform = Platform::start_again(&data_dir, api_port, mqtt_port, &[]);
     let restarted = Instant::now();
@@ -471,6 +430,130 @@ fn controller_restart_adopts_members() {
         let c = cluster(&runtime, alias);
         assert_eq!(c["activeMembers"].as_u64(), Some(*min), "{c:#}");
         assert_eq!(c["status"], "Active", "{c:#}");
+    }
+}
+
+/// An orphan: a process with a member record (the local driver's `member.json`) of
+/// this platform (as `known_member`'s records it) that no topology names, in
+/// `cluster_id`. (Another platform's, or one with no platform id, would make the
+/// platform refuse to start: tests/routing.rs.) Its process and directory.
+fn plant_orphan(
+    data_dir: &Path,
+    known_member: &str,
+    orphan_id: &str,
+    cluster_id: &str,
+) -> (std::process::Child, std::path::PathBuf) {
+    let some_member = data_dir.join("members").join(known_member).join("member.json");
+    let platform_id: Value = serde_json::from_slice(&std::fs::read(some_member).unwrap()).unwrap();
+    let platform_id = platform_id["platformId"].as_str().expect("members record their platform id").to_string();
+    let orphan_dir = data_dir.join("members").join(orphan_id);
+    std::fs::create_dir_all(&orphan_dir).unwrap();
+    let orphan = {
+        use std::os::unix::process::CommandExt;
+        Command::new("sleep")
+            .arg("300")
+            .current_dir(&orphan_dir)
+            .env("STRATOS_MEMBER_ID", orphan_id)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let orphan_pid = orphan.id() as i32;
+    let (_, _, start_ticks) = proc_stat(orphan_pid).expect("the orphan's /proc/<pid>/stat");
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let record = json!({
+        "memberId": orphan_id,
+        "clusterId": cluster_id,
+        "pid": orphan_pid,
+        "startTicks": start_ticks,
+        "address": "127.0.0.1",
+        "ports": [],
+        "startedAt": now_ms,
+        "platformId": platform_id
+    });
+    std::fs::write(orphan_dir.join("member.json"), serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    (orphan, orphan_dir)
+}
+
+/// A cluster whose stored topology document cannot be read (corrupted while the
+/// platform was stopped) is frozen: after a restart its members run on (not reaped as
+/// orphans, though no topology the controller could read names them), no member is
+/// started in their place, `application status` names the document, and the other
+/// application runs as before.
+#[test]
+fn an_unreadable_cluster_document_freezes_its_cluster() {
+    use stratos_model::topology::Cluster;
+    use stratos_store::Record;
+
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &[]);
+    add_definitions(&platform, sandbox.path());
+    add(
+        &platform,
+        sandbox.path(),
+        "application",
+        json!({ "applicationId": "solo", "components": { "cartridges": [subscription("web-http", "web", 1, 2)] } }),
+    );
+    deploy(&platform);
+    let out = platform.cli(&["application", "deploy", "solo", "--policy", POLICY, "--timeout", "60"]);
+    assert!(out.success(), "`application deploy solo` failed\n{out}\n{}", platform.proc.describe());
+    let members = member_list(&platform);
+    let of =
+        |cluster: &str| -> BTreeSet<String> { members.iter().filter(|m| m["clusterId"] == cluster).map(id).collect() };
+    let (solo, two) = (of("solo.web"), of("two.web").into_iter().chain(of("two.api")).collect::<BTreeSet<_>>());
+    assert_eq!(solo.len(), 1, "{members:#?}");
+    let groups = groups_by_member(&member_processes(sandbox.path()));
+    let (data_dir, api_port, mqtt_port) = (platform.data_dir.clone(), platform.api_port, platform.mqtt_port);
+    platform.kill();
+
+    // While it is stopped: solo.web's document becomes JSON that is no cluster, written
+    // with the store's raw API (the store is the platform's alone while it runs).
+    let db = data_dir.join("stratos.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = stratos_store::Store::open_sqlite(&db).await.unwrap();
+        let bad = json!({ "clusterId": "solo.web", "members": "lost" });
+        store.put(stratos_model::SUPER_TENANT, Cluster::COLLECTION, "solo.web", &bad).await.unwrap();
+    });
+    // A real orphan beside it: once it is reaped, the reconcile that would have reaped
+    // solo.web's member has run.
+    let orphan_id = "two.web.0123456789ab";
+    let (mut orphan, _) = plant_orphan(&data_dir, two.iter().next().unwrap(), orphan_id, "two.web");
+
+    let platform = Platform::start_again(&data_dir, api_port, mqtt_port, &[]);
+    eventually(Duration::from_secs(30), "the orphan terminated", || {
+        orphan.try_wait().unwrap().map(|_| ()).ok_or_else(|| "the planted orphan still runs".to_string())
+    });
+    // Reconciles go on while the other application converges and answers.
+    eventually(Duration::from_secs(30), "two's members active and answering", || {
+        let now: Vec<Value> = member_list(&platform).into_iter().filter(|m| two.contains(&id(m))).collect();
+        if now.len() != two.len() || now.iter().any(|m| m["status"] != "Active") {
+            return Err(format!("{now:#?}"));
+        }
+        now.iter().try_for_each(answers_http)
+    });
+
+    // solo.web's member still runs, the same processes; no other member was started.
+    let after = groups_by_member(&member_processes(sandbox.path()));
+    for member in &solo {
+        assert_eq!(after.get(member), groups.get(member), "solo.web's member {member} was stopped or restarted");
+    }
+    let listed: BTreeSet<String> = member_list(&platform).iter().map(id).collect();
+    assert_eq!(listed, two, "members in the topology (solo.web's is in no readable document)");
+    assert_eq!(after.keys().cloned().collect::<BTreeSet<_>>(), &two | &solo, "member processes: {after:?}");
+
+    // `application status` names the document; the other application is as it was.
+    let runtime = status(&platform, "solo");
+    let c = cluster(&runtime, "web");
+    assert_eq!(c["status"], "Unreadable", "{runtime:#}");
+    let error = c["error"].as_str().unwrap_or_default();
+    assert!(error.contains("topology-cluster/solo.web") && error.contains("tenant -1234"), "{runtime:#}");
+    let table = platform.ok(&["application", "status", "solo"]);
+    assert!(table.stdout.contains("topology-cluster/solo.web"), "{table}");
+    let runtime = status(&platform, APP);
+    for (alias, min) in CLUSTERS {
+        let c = cluster(&runtime, alias);
+        assert_eq!((c["activeMembers"].as_u64(), &c["status"]), (Some(*min), &json!("Active")), "{c:#}");
+        assert!(c["error"].is_null(), "{c:#}");
     }
 }
 

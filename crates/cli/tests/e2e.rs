@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use stratos_bus::events::{AnyEvent, ApplicationDeletedEvent};
 use stratos_bus::Bus;
-use support::{examples_dir, free_port, stratos, wait_listening, Platform, Proc, KINDS};
+use support::{examples_dir, free_port, spawn, stratos, wait_listening, Platform, Proc, KINDS};
 
 /// `list --output json` of every kind, checked to hold exactly the php-web ids.
 fn snapshot(platform: &Platform) -> Vec<(&'static str, Value)> {
@@ -256,7 +256,7 @@ fn start_mosquitto(port: u16) -> Option<Proc> {
     };
     let mut command = Command::new(path);
     command.args(["-p", &port.to_string()]);
-    let proc = Proc::spawn("mosquitto", command);
+    let proc = spawn("mosquitto", command);
     wait_listening(port, "mosquitto");
     Some(proc)
 }
@@ -412,7 +412,7 @@ fn up_fails_clearly_when_port_taken() {
         let data_dir = dir.path().to_str().unwrap();
         let mut command = Command::new(support::BIN);
         command.args(["up", flag, &taken_addr, other_flag, &other, "--data-dir", data_dir]);
-        let mut proc = Proc::spawn("stratos up", command);
+        let mut proc = spawn("stratos up", command);
         let started = Instant::now();
         let status = proc.wait_exit(Duration::from_secs(30));
         let status =

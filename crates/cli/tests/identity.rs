@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{config_home, free_port, stratos, Platform, Proc, BIN};
+use support::{config_home, free_port, spawn, stratos, Platform, BIN};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
@@ -162,7 +162,7 @@ fn a_non_loopback_api_needs_tls_or_an_explicit_flag() {
     let mut command = Command::new(BIN);
     command.args(["up", "--api-listen", &format!("0.0.0.0:{}", free_port())]);
     command.args(["--mqtt-listen", &format!("127.0.0.1:{}", free_port())]).arg("--data-dir").arg(dir.path());
-    let mut proc = Proc::spawn("stratos up", command);
+    let mut proc = spawn("stratos up", command);
     let status = proc.wait_exit(Duration::from_secs(30)).expect("it exits");
     assert!(!status.success(), "{}", proc.describe());
     assert!(

@@ -247,10 +247,8 @@ fn an_app_that_answers_again_before_its_threshold_is_kept() {
 }
 
 /// `Uid:` of /proc/PID/status: real, effective, saved and filesystem uids.
-fn uids(pid: i32) -> Vec<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace().skip(1).map(|u| u.parse().unwrap()).collect()
+fn uids(pid: i32) -> [u32; 4] {
+    stratos_test_kit::proc::uids(pid as u32).unwrap_or_else(|| panic!("no Uid: in /proc/{pid}/status"))
 }
 
 #[test]

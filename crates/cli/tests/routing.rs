@@ -183,6 +183,54 @@ fn an_empty_or_foreign_store_leaves_running_members_alone_and_says_so() {
 }
 
 #[test]
+fn adopt_members_keeps_the_running_members_of_a_lost_store_and_records_them() {
+    // The store is lost under two running members; `--adopt-members` must keep them
+    // (not reap them as orphans) and record them once their application is deployed again.
+    let sandbox = Sandbox::new();
+    let data = sandbox.path().join("data");
+    let platform = Platform::start(&data, &[]);
+    let app = SlowHttpApp { min: 2, max: 2, ..victim(free_port()) };
+    app.add(&platform, sandbox.path());
+    app.deploy(&platform);
+    let members = eventually(Duration::from_secs(30), "both members run", || {
+        let ids = running_members(&data);
+        if ids.len() == 2 {
+            Ok(ids)
+        } else {
+            Err(format!("{ids:?}"))
+        }
+    });
+    let (api_port, mqtt_port) = (platform.api_port, platform.mqtt_port);
+    platform.kill();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.join(format!("stratos.db{suffix}")));
+    }
+
+    let platform = Platform::start_again(&data, api_port, mqtt_port, &["--adopt-members"]);
+    // No deployment names their cluster yet: they are left running. Deployed again, the
+    // application gets them back, not new members.
+    app.add(&platform, sandbox.path());
+    app.deploy(&platform);
+    let recorded = eventually(Duration::from_secs(30), "the members are in the topology", || {
+        let mut ids: Vec<String> = topology_members(&platform.topology())
+            .iter()
+            .map(|m| m["memberId"].as_str().unwrap_or_default().to_string())
+            .collect();
+        ids.sort();
+        if ids == members {
+            Ok(ids)
+        } else {
+            Err(format!("{ids:?}"))
+        }
+    });
+    assert_eq!(recorded, members);
+    for m in topology_members(&platform.topology()) {
+        assert_eq!(m["status"], "Active", "{m:#}");
+    }
+    assert_eq!(running_members(&data), members, "an adopted member was terminated or another started");
+}
+
+#[test]
 fn a_shared_memory_file_truncated_under_the_platform_does_not_crash_it() {
     // Truncating `stratos.db-shm` under a running platform killed it with SIGBUS (SQLite
     // mapped it; its pages vanished). The store keeps its WAL index in memory now.

@@ -25,14 +25,9 @@ use stratos_model::topology::MemberStatus;
 use stratos_model::{ClusterSpec, Deployment, DeploymentStatus, Kind, SUPER_TENANT};
 use stratos_store::Store;
 
+/// Peak resident memory of this process (VmHWM), in MiB.
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
+    stratos_procfs::peak_rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0
 }
 
 async fn run(members: usize) {

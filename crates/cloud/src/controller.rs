@@ -1,5 +1,7 @@
 //! The cloud controller: owns the topology and reconciles it, with the members
-//! the drivers report, against the deployments in the store.
+//! the drivers report, against the deployments in the store. What to do is decided
+//! by the pure functions of `plan` (unit-tested there); this file executes their
+//! plans: driver calls, bus publishes, store saves.
 //!
 //! Invariants:
 //! - A member enters the topology (and the store) before its driver starts it, so
@@ -9,7 +11,7 @@
 //!   nothing is judged while the store is not this platform's (see `ownership`).
 //! - Agents' events move a member forward; the drivers' listing tells when it is gone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,16 +19,16 @@ use std::time::{Duration, Instant};
 use stratos_bus::events::*;
 use stratos_bus::{now_millis, AnyEvent, Bus, MemberRef};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
-use stratos_model::{
-    ApplicationPolicy, ClusterScale, ClusterSpec, Deployment, DeploymentStatus, NetworkPartition, Property,
-};
-use stratos_store::{Store, TopologyChanges};
+use stratos_model::{ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Property};
+use stratos_store::{Store, TopologyChanges, Unreadable};
 use tracing::{debug, error, info, warn};
 
 use crate::cluster_owners;
-use crate::driver::{Driver, Instance, InstanceState, MemberSpec, PortSpec};
+use crate::driver::{Driver, MemberSpec, PortSpec};
+use crate::error::ControllerError;
 use crate::ownership::{self, Strangers};
-use stratos_model::placement::{Placement, Slot};
+use crate::plan::{self, Failure, FailureHistory, Listed};
+use stratos_model::placement::Slot;
 
 /// The longest pause between reconciles that a slow reconcile may impose.
 const MAX_RECONCILE_PAUSE: Duration = Duration::from_secs(10);
@@ -95,16 +97,8 @@ impl ControllerConfig {
 struct TenantInputs {
     defs: stratos_model::Definitions,
     scales: HashMap<String, ClusterScale>,
-}
-
-/// Repeated start failures of a cluster, for back-off and for `application status`.
-struct Failures {
-    count: u32,
-    last_error: String,
-    retry_at: Instant,
-    /// Partitions where a member failed to start or activate, and until when the
-    /// cluster's new members go to another partition with room.
-    avoid: HashMap<Slot, Instant>,
+    /// Scale records that cannot be read: their clusters are frozen.
+    unreadable: Vec<Unreadable>,
 }
 
 pub struct CloudController {
@@ -123,7 +117,13 @@ pub struct CloudController {
     draining: HashMap<String, Instant>,
     /// When each member of this controller's life was first seen not yet active.
     pending_since: HashMap<String, Instant>,
-    failures: HashMap<String, Failures>,
+    /// Clusters' failures in a row: back-off, avoided partitions, the error they show.
+    history: FailureHistory,
+    /// Running members `--adopt-members` adopts (this platform's, not in the store when
+    /// the controller started), until they are recorded.
+    adopting: HashSet<String>,
+    /// Adoptable members whose cluster no deployment has, already reported.
+    not_adoptable: HashSet<String>,
     /// Each cluster's minimum, from its deployment: it is Active from that many active members.
     cluster_min: HashMap<String, u32>,
     /// The deployments as last read, for the termination behaviour of their applications.
@@ -150,6 +150,14 @@ pub struct CloudController {
     id_clashes: std::collections::HashSet<String>,
     /// The one deployment each cluster id is converged for, as of this reconcile.
     owners: HashMap<String, cluster_owners::Owner>,
+    /// Topology documents that could not be read when the controller started (it reads
+    /// the topology once): their clusters stay frozen until a restart reads them.
+    unreadable_topology: Vec<Unreadable>,
+    /// Clusters a stored document that cannot be read is about, as of this reconcile
+    /// (`frozen::frozen_clusters`): no member is created, terminated or reaped in them.
+    frozen: std::collections::HashSet<String>,
+    /// Unreadable documents already logged, so that each is logged once while it lasts.
+    reported: std::collections::HashSet<String>,
 }
 
 /// A termination's outcome, from its task.
@@ -174,7 +182,9 @@ impl CloudController {
             stats: Default::default(),
             draining: HashMap::new(),
             pending_since: HashMap::new(),
-            failures: HashMap::new(),
+            history: FailureHistory::default(),
+            adopting: HashSet::new(),
+            not_adoptable: HashSet::new(),
             cluster_min: HashMap::new(),
             deployments: Default::default(),
             tenant_inputs: HashMap::new(),
@@ -190,6 +200,9 @@ impl CloudController {
             store_alarm: None,
             id_clashes: Default::default(),
             owners: HashMap::new(),
+            unreadable_topology: Vec::new(),
+            frozen: Default::default(),
+            reported: Default::default(),
         }
     }
 
@@ -199,19 +212,29 @@ impl CloudController {
     }
 
     /// Runs until the process ends: reacts to agents' events, reconciles on a timer.
-    pub async fn run(mut self) -> Result<(), String> {
+    pub async fn run(mut self) -> Result<(), ControllerError> {
         // Never reconcile a store that does not know the members running.
         let drivers: Vec<Arc<dyn Driver>> = self.drivers.values().cloned().collect();
         self.platform_id =
             ownership::establish(&self.store, &drivers, self.config.strangers, self.config.terminate_grace).await?;
         info!(platform_id = %self.platform_id, "cloud controller acts for this platform");
-        self.topology = self.store.load_topology().await.map_err(|e| e.to_string())?;
+        (self.topology, self.unreadable_topology) = self.store.read_topology().await?;
+        if self.config.strangers == Strangers::Adopt {
+            let recorded: HashSet<String> = self.topology.members().map(|m| m.member_id.clone()).collect();
+            let listed: Vec<_> = ownership::list_all(&drivers).await?.into_iter().map(|(_, i)| i).collect();
+            self.adopting = ownership::to_adopt(&self.platform_id, &recorded, &listed);
+            info!(members = self.adopting.len(), "members to adopt (--adopt-members)");
+        }
         // Late joiners get the adopted topology even if nothing changes for a while.
         self.snapshot_stale = true;
-        let mut status = self.bus.subscribe("instance/status/#").await.map_err(|e| e.to_string())?;
-        let mut apps = self.bus.subscribe("application/#").await.map_err(|e| e.to_string())?;
-        let mut faults = self.bus.subscribe_to::<MemberFaultEvent>().await.map_err(|e| e.to_string())?;
-        let mut stopped = self.stopped.1.take().ok_or("the controller runs once")?;
+        let subscribe = |filter: &'static str| {
+            let bus = self.bus.clone();
+            async move { bus.subscribe(filter).await.map_err(|source| ControllerError::Subscribe { filter, source }) }
+        };
+        let mut status = subscribe("instance/status/#").await?;
+        let mut apps = subscribe("application/#").await?;
+        let mut faults = subscribe(MemberFaultEvent::FILTER).await?;
+        let mut stopped = self.stopped.1.take().ok_or(ControllerError::AlreadyRan)?;
         info!(members = self.topology.members().count(), "cloud controller started; adopting the stored topology");
         let mut last_flush = Instant::now();
         let mut tick = tokio::time::interval(self.config.reconcile_interval);
@@ -226,6 +249,12 @@ impl CloudController {
                     // A member that stopped reporting is replaced, like one whose process died.
                     let reason = format!("faulty: {}", fault.reason);
                     warn!(member_id = %fault.member.member_id, %reason, "replacing a faulty member");
+                    let status = self.member_mut(&fault.member).map(|m| m.status);
+                    if let (Some(status), false) = (status, self.terminating.contains(&fault.member.member_id)) {
+                        let kind = if status < MemberStatus::Active { Failure::Start } else { Failure::AfterActivation };
+                        let error = format!("member {} {reason}", fault.member.member_id);
+                        self.member_failed(&fault.member.cluster_id, &fault.member.member_id, error, kind);
+                    }
                     self.terminate(&fault.member.cluster_id, &fault.member.member_id, &reason).await;
                 }
                 Some(done) = stopped.recv() => {
@@ -320,11 +349,13 @@ impl CloudController {
                 if self.advance(&e.member, MemberStatus::Active) {
                     let cluster_id = e.member.cluster_id.clone();
                     self.pending_since.remove(&e.member.member_id);
-                    self.failures.remove(&e.member.cluster_id);
-                    let m = self.member_mut(&e.member).cloned();
-                    if let Some(cluster) = self.topology.cluster_mut(&e.member.cluster_id) {
-                        cluster.error = None;
+                    // Start failures end here; failures after activation keep their streak.
+                    if self.history.activated(&e.member.cluster_id) {
+                        if let Some(cluster) = self.topology.cluster_mut(&e.member.cluster_id) {
+                            cluster.error = None;
+                        }
                     }
+                    let m = self.member_mut(&e.member).cloned();
                     if let Some(m) = m {
                         info!(member_id = %m.member_id, cluster_id = %m.cluster_id, "member activated");
                         self.publish(&MemberActivatedEvent {
@@ -355,6 +386,7 @@ impl CloudController {
                     &e.member.cluster_id,
                     &e.member.member_id,
                     format!("member {} failed to start: {}", e.member.member_id, e.error),
+                    Failure::Start,
                 );
                 self.terminate(&e.member.cluster_id, &e.member.member_id, &format!("start failed: {}", e.error)).await;
             }
@@ -371,6 +403,9 @@ impl CloudController {
             return;
         }
         warn!(member_id = %member.member_id, cluster_id = %member.cluster_id, %reason, "member unhealthy: suspending and replacing it");
+        // An app that never passes its checks must not be replaced in a tight loop.
+        let error = format!("member {} unhealthy: {reason}", member.member_id);
+        self.member_failed(&member.cluster_id, &member.member_id, error, Failure::AfterActivation);
         self.draining.remove(&member.member_id);
         self.publish(&MemberSuspendedEvent { member: member.clone(), reason: reason.clone() }).await;
         self.update_cluster_status(&member.cluster_id).await;
@@ -390,48 +425,41 @@ impl CloudController {
         true
     }
 
-    fn record_failure(&mut self, cluster_id: &str, error: String) {
-        let f = self.failures.entry(cluster_id.to_string()).or_insert(Failures {
-            count: 0,
-            last_error: String::new(),
-            retry_at: Instant::now(),
-            avoid: HashMap::new(),
-        });
-        f.count += 1;
-        f.last_error = error;
-        let backoff = Duration::from_secs((1u64 << f.count.min(6)).min(60));
-        f.retry_at = Instant::now() + backoff;
-        let message = format!("{} ({} failed start(s); next try in {}s)", f.last_error, f.count, backoff.as_secs());
+    /// Counts a failure against the cluster (back-off) and keeps its message on it.
+    fn record_failure(&mut self, cluster_id: &str, error: String, kind: Failure, slot: Option<Slot>) {
+        let message = self.history.record(cluster_id, Instant::now(), &error, kind, slot);
         if let Some(cluster) = self.topology.cluster_mut(cluster_id) {
-            cluster.error = Some(message);
-            self.changes.clusters.insert(cluster_id.to_string());
+            if cluster.error.as_ref() != Some(&message) {
+                cluster.error = Some(message);
+                self.changes.clusters.insert(cluster_id.to_string());
+            }
         }
     }
 
-    /// A member (still in the topology) failed to start or activate: the cluster backs
-    /// off, and its retry goes to another partition.
-    fn member_failed(&mut self, cluster_id: &str, member_id: &str, error: String) {
-        self.record_failure(cluster_id, error);
-        self.avoid_partition_of(cluster_id, member_id);
+    /// A member (still in the topology) failed: the cluster backs off, and after a
+    /// failed start its retry goes to another partition.
+    fn member_failed(&mut self, cluster_id: &str, member_id: &str, error: String, kind: Failure) {
+        let slot = self
+            .topology
+            .cluster(cluster_id)
+            .and_then(|c| c.members.get(member_id))
+            .map(|m| (m.network_partition_id.clone(), m.partition_id.clone()));
+        if let (Failure::Start, Some((np, p))) = (kind, &slot) {
+            info!(cluster_id, network_partition_id = %np, partition_id = %p, "next members go to another partition if one has room");
+        }
+        self.record_failure(cluster_id, error, kind, slot);
     }
 
-    /// After `record_failure` for a member: the retry goes to another partition, for
-    /// one back-off period past the retry, or until a member of the cluster activates
-    /// (which clears its failures).
-    fn avoid_partition_of(&mut self, cluster_id: &str, member_id: &str) {
-        let Some(m) = self.topology.cluster(cluster_id).and_then(|c| c.members.get(member_id)) else { return };
-        let slot = (m.network_partition_id.clone(), m.partition_id.clone());
-        let Some(f) = self.failures.get_mut(cluster_id) else { return };
-        let backoff = f.retry_at.saturating_duration_since(Instant::now());
-        info!(cluster_id, network_partition_id = %slot.0, partition_id = %slot.1, "next members go to another partition if one has room");
-        f.avoid.insert(slot, f.retry_at + backoff);
-    }
-
-    /// Partitions the cluster's new members avoid now.
-    fn avoided_partitions(&self, cluster_id: &str) -> std::collections::HashSet<Slot> {
-        let now = Instant::now();
-        let Some(f) = self.failures.get(cluster_id) else { return Default::default() };
-        f.avoid.iter().filter(|(_, until)| now < **until).map(|(slot, _)| slot.clone()).collect()
+    /// Streaks of failures that ended take their message off their cluster.
+    fn expire_failures(&mut self) {
+        for (cluster_id, message) in self.history.expire(Instant::now()) {
+            if let Some(cluster) = self.topology.cluster_mut(&cluster_id) {
+                if cluster.error.as_ref() == Some(&message) {
+                    cluster.error = None;
+                    self.changes.clusters.insert(cluster_id);
+                }
+            }
+        }
     }
 
     /// Active when at least its minimum of members is active; Inactive otherwise.
@@ -509,6 +537,14 @@ impl CloudController {
         if self.terminating.contains(member_id) {
             return;
         }
+        if self.frozen.contains(cluster_id) {
+            return warn!(
+                cluster_id,
+                member_id,
+                reason,
+                "not terminating a member of a frozen cluster (a stored document about it cannot be read)"
+            );
+        }
         let Some(member) = self.topology.cluster(cluster_id).and_then(|c| c.members.get(member_id)).cloned() else {
             return;
         };
@@ -573,34 +609,36 @@ impl CloudController {
         if !self.store_is_ours().await {
             return 0;
         }
-        let deployments = match self.store.list_all_tenants("deployment").await {
-            Ok(rows) => rows
-                .into_iter()
-                .filter_map(|(_, v)| match serde_json::from_value::<Deployment>(v) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        error!(error = %e, "unreadable deployment in the store");
-                        None
-                    }
-                })
-                .collect::<Vec<_>>(),
+        let (deployments, mut unreadable) = match self.store.list_records_all_tenants::<Deployment>().await {
+            Ok(listed) => (listed.records, listed.unreadable),
             Err(e) => {
                 error!(error = %e, "cannot read deployments; skipping this reconcile");
                 return 0;
             }
         };
+        // Definitions and sizes may have changed since the last reconcile.
+        self.tenant_inputs.clear();
+        let tenants: std::collections::BTreeSet<i64> = deployments.iter().map(|d| d.tenant_id).collect();
+        for tenant in tenants {
+            if let Some(inputs) = self.tenant_inputs(tenant).await {
+                unreadable.extend(inputs.unreadable.iter().cloned());
+            }
+        }
+        unreadable.extend(self.unreadable_topology.iter().cloned());
+        self.frozen = crate::frozen::frozen_clusters(&self.topology, &unreadable);
+        self.report_unreadable(&unreadable);
         self.owners = cluster_owners::cluster_owners(&deployments, &self.topology);
         self.deployments = Arc::new(deployments);
         let deployments = self.deployments.clone();
-        // Definitions and sizes may have changed since the last reconcile.
-        self.tenant_inputs.clear();
         phases.done("read deployments");
         let instances = self.list_instances().await;
         phases.done("list instances");
-        self.collect_gone_members(&instances).await;
-        self.terminate_orphans(&instances).await;
+        if let Some(instances) = &instances {
+            self.check_members(instances, &deployments).await;
+        }
         self.take_down().await;
         self.expire_pending_and_draining().await;
+        self.expire_failures();
         phases.done("check members");
         for deployment in deployments.iter() {
             match deployment.status {
@@ -614,6 +652,15 @@ impl CloudController {
         self.launch_recorded().await;
         phases.done("launch");
         launched
+    }
+
+    /// Logs each unreadable document once (and once more if it comes back after a fix).
+    fn report_unreadable(&mut self, unreadable: &[Unreadable]) {
+        let now: std::collections::HashSet<String> = unreadable.iter().map(|u| u.to_string()).collect();
+        for bad in unreadable.iter().filter(|u| !self.reported.contains(&u.to_string())) {
+            error!(error = %bad, "leaving the clusters this document is about as they are (no member created, terminated or reaped) until it is fixed or removed");
+        }
+        self.reported = now;
     }
 
     /// Whether the store still is this platform's: emptied, replaced or failing, it
@@ -665,11 +712,14 @@ impl CloudController {
         }
     }
 
-    async fn list_instances(&self) -> Option<HashMap<String, Instance>> {
+    async fn list_instances(&self) -> Option<HashMap<String, Listed>> {
         let mut all = HashMap::new();
         for driver in self.drivers.values() {
             match driver.list().await {
-                Ok(list) => all.extend(list.into_iter().map(|i| (i.member_id.clone(), i))),
+                Ok(list) => all.extend(
+                    list.into_iter()
+                        .map(|instance| (instance.member_id.clone(), Listed { instance, provider: driver.name() })),
+                ),
                 Err(e) => {
                     // Without a full listing nothing may be judged gone or orphaned.
                     error!(driver = driver.name(), error = %e, "cannot list members");
@@ -680,123 +730,132 @@ impl CloudController {
         Some(all)
     }
 
-    /// Members whose instance exited or vanished are removed (and replaced by `converge`).
-    async fn collect_gone_members(&mut self, instances: &Option<HashMap<String, Instance>>) {
-        let Some(instances) = instances else { return };
-        // Only the gone members are copied: every reconcile looks at all of them.
-        let gone: Vec<(Member, String)> = self
-            .topology
-            .members()
-            .filter(|m| !self.terminating.contains(&m.member_id))
-            .filter_map(|m| match instances.get(&m.member_id) {
-                Some(i) if i.platform_id.as_ref().is_some_and(|p| *p != self.platform_id) => Some((
-                    m.clone(),
-                    format!("its instance belongs to platform {}", i.platform_id.as_deref().unwrap_or("?")),
-                )),
-                Some(i) => match &i.state {
-                    InstanceState::Running => None,
-                    InstanceState::Exited { detail, .. } => Some((m.clone(), detail.clone())),
-                },
-                None => Some((m.clone(), "no instance of the member exists".to_string())),
+    /// Judges the members against the drivers' listing (`plan::judge`) and acts: gone
+    /// members are removed (and replaced by `converge`), orphans reaped, members the
+    /// operator asked to adopt recorded.
+    async fn check_members(&mut self, instances: &HashMap<String, Listed>, deployments: &[Deployment]) {
+        // Where an adopted member may go: a cluster a deployed application converges.
+        let deployed: HashMap<String, String> = deployments
+            .iter()
+            .filter(|d| d.status == DeploymentStatus::Deployed)
+            .flat_map(|d| d.clusters.iter().map(move |c| (d, c)))
+            .filter(|(d, c)| {
+                self.owners.get(&c.cluster_id).is_none_or(|(t, a)| *t == d.tenant_id && *a == d.application_id)
             })
+            .map(|(_, c)| (c.cluster_id.clone(), c.cartridge_type.clone()))
             .collect();
-        for (m, reason) in gone {
-            let foreign = instances
-                .get(&m.member_id)
-                .is_some_and(|i| i.platform_id.as_ref().is_some_and(|p| *p != self.platform_id));
-            if foreign {
+        let draining = |id: &str| self.draining.contains_key(id);
+        let judgement = plan::judge(&plan::MembersInput {
+            topology: &self.topology,
+            instances,
+            platform_id: &self.platform_id,
+            // `reconcile_once` runs only while the store is this platform's.
+            store_trusted: true,
+            terminating: &self.terminating,
+            draining: &draining,
+            frozen: &self.frozen,
+            adopting: &self.adopting,
+            deployed: &deployed,
+        });
+        for gone in judgement.gone {
+            let Some(m) = self.topology.cluster(&gone.cluster_id).and_then(|c| c.members.get(&gone.member_id)).cloned()
+            else {
+                continue;
+            };
+            if gone.foreign {
                 // Another platform's member: not ours to stop.
-                warn!(member_id = %m.member_id, %reason, "the store names a member of another platform; forgetting it, leaving it running");
-                self.forget(&m, &reason).await;
+                warn!(member_id = %m.member_id, reason = %gone.reason, "the store names a member of another platform; forgetting it, leaving it running");
+                self.forget(&m, &gone.reason).await;
                 continue;
             }
-            if m.status < MemberStatus::Active && !self.draining.contains_key(&m.member_id) {
-                self.member_failed(
-                    &m.cluster_id,
-                    &m.member_id,
-                    format!("member {} stopped before activating: {reason}", m.member_id),
-                );
+            if let Some(kind) = gone.failure {
+                self.member_failed(&m.cluster_id, &m.member_id, gone.reason.clone(), kind);
             }
             // Let the driver clean up what is left (the record, a stopped container).
             if let Some(driver) = self.driver_of(&m) {
                 let _ = driver.terminate(&m.member_id, Duration::from_secs(1)).await;
             }
-            warn!(member_id = %m.member_id, %reason, "member is gone");
-            self.forget(&m, &reason).await;
+            warn!(member_id = %m.member_id, reason = %gone.reason, "member is gone");
+            self.forget(&m, &gone.reason).await;
+        }
+        for (cluster_id, member_id) in judgement.orphans {
+            self.reap(cluster_id, member_id, instances).await;
+        }
+        for member in judgement.adopt {
+            self.adopt(member, deployments).await;
+        }
+        for (cluster_id, member_id) in judgement.not_adoptable {
+            if self.not_adoptable.insert(member_id.clone()) {
+                warn!(%member_id, %cluster_id, "not adopting a member: no deployed application has its cluster; it is left running");
+            }
         }
     }
 
-    async fn terminate_orphans(&mut self, instances: &Option<HashMap<String, Instance>>) {
-        let Some(instances) = instances else { return };
-        // An instance names its cluster: look there first, and only for the few not
-        // found there at every member (without copying their ids).
-        let in_its_cluster =
-            |i: &Instance| self.topology.cluster(&i.cluster_id).is_some_and(|c| c.members.contains_key(&i.member_id));
-        // Only this platform's members are ever reaped; another's are left running.
-        let ours = |i: &Instance| ownership::is_ours(i, &self.platform_id, |_| false);
-        let mut orphans: Vec<&Instance> = instances.values().filter(|i| !in_its_cluster(i) && ours(i)).collect();
-        if !orphans.is_empty() {
-            let known: std::collections::HashSet<&str> =
-                self.topology.members().map(|m| m.member_id.as_str()).collect();
-            orphans.retain(|i| !known.contains(i.member_id.as_str()));
-        }
-        orphans.retain(|i| !self.terminating.contains(&i.member_id));
-        let orphans: Vec<(String, String)> =
-            orphans.into_iter().map(|i| (i.cluster_id.clone(), i.member_id.clone())).collect();
-        for (cluster_id, member_id) in orphans {
-            warn!(%member_id, "terminating an orphan member no topology names");
-            let mut owners = Vec::new();
-            for driver in self.drivers.values() {
-                if let Ok(Some(_)) = driver.inspect(&member_id).await {
-                    owners.push(driver.clone());
-                }
+    /// Terminates an instance of this platform that no member names, in a task of its
+    /// own like a member's; there is nothing to forget when it reports.
+    async fn reap(&mut self, cluster_id: String, member_id: String, instances: &HashMap<String, Listed>) {
+        warn!(%member_id, "terminating an orphan member no topology names");
+        let owners: Vec<Arc<dyn Driver>> =
+            instances.get(&member_id).and_then(|l| self.drivers.get(l.provider).cloned()).into_iter().collect();
+        self.terminating.insert(member_id.clone());
+        let (report, grace) = (self.stopped.0.clone(), self.config.terminate_grace);
+        tokio::spawn(async move {
+            let mut result = Ok(());
+            for driver in owners {
+                result = result.and(driver.terminate(&member_id, grace).await);
             }
-            // Like a member's, in a task of its own; nothing to forget when it reports.
-            self.terminating.insert(member_id.clone());
-            let (report, grace) = (self.stopped.0.clone(), self.config.terminate_grace);
-            tokio::spawn(async move {
-                let mut result = Ok(());
-                for driver in owners {
-                    result = result.and(driver.terminate(&member_id, grace).await);
-                }
-                let reason = "orphan".to_string();
-                let _ = report.send(Stopped { cluster_id, member_id, reason, result });
-            });
-        }
+            let reason = "orphan".to_string();
+            let _ = report.send(Stopped { cluster_id, member_id, reason, result });
+        });
+    }
+
+    /// Records a running member the operator asked to adopt, in its deployed cluster.
+    async fn adopt(&mut self, member: Member, deployments: &[Deployment]) {
+        let found = deployments.iter().find_map(|d| {
+            d.clusters.iter().find(|c| c.cluster_id == member.cluster_id).map(|c| (d.clone(), c.clone()))
+        });
+        let Some((deployment, spec)) = found else { return };
+        let Some(inputs) = self.tenant_inputs(deployment.tenant_id).await else { return };
+        self.ensure_cluster(&deployment, &spec, &inputs.defs).await;
+        let Some(cluster) = self.topology.cluster_mut(&member.cluster_id) else { return };
+        cluster.members.insert(member.member_id.clone(), member.clone());
+        self.changes.clusters.insert(member.cluster_id.clone());
+        self.adopting.remove(&member.member_id);
+        info!(member_id = %member.member_id, cluster_id = %member.cluster_id, "adopted a running member the store did not record (--adopt-members)");
+        let member_ref = MemberRef::from(&member);
+        self.publish(&MemberCreatedEvent { member: member.clone() }).await;
+        self.publish(&MemberActivatedEvent {
+            member: member_ref,
+            default_private_ip: member.default_private_ip.clone(),
+            ports: member.ports.clone(),
+        })
+        .await;
+        self.update_cluster_status(&member.cluster_id).await;
     }
 
     async fn expire_pending_and_draining(&mut self) {
         let now = Instant::now();
-        // Only the ids of members to act on are copied, in topology order.
-        let mut late = Vec::new();
-        let mut drained = Vec::new();
-        for m in self.topology.members().filter(|m| !self.terminating.contains(&m.member_id)) {
-            if m.status < MemberStatus::Active {
-                let since = match self.pending_since.get(&m.member_id) {
-                    Some(since) => *since,
-                    None => {
-                        self.pending_since.insert(m.member_id.clone(), now);
-                        now
-                    }
-                };
-                if now.duration_since(since) > self.config.activation_timeout {
-                    late.push((m.cluster_id.clone(), m.member_id.clone()));
-                    continue;
-                }
-            }
-            if self.draining.get(&m.member_id).is_some_and(|deadline| now > *deadline) {
-                drained.push((m.cluster_id.clone(), m.member_id.clone()));
-            }
-        }
-        for (cluster_id, member_id) in late {
+        let overdue = plan::overdue(
+            self.topology.members(),
+            &plan::TimeoutInput {
+                now,
+                activation_timeout: self.config.activation_timeout,
+                pending_since: &self.pending_since,
+                draining: &self.draining,
+                terminating: &self.terminating,
+                frozen: &self.frozen,
+            },
+        );
+        self.pending_since.extend(overdue.first_seen.into_iter().map(|id| (id, now)));
+        for (cluster_id, member_id) in overdue.late {
             let reason = format!(
                 "member {member_id} did not activate within {}s (its ports never answered)",
                 self.config.activation_timeout.as_secs()
             );
-            self.member_failed(&cluster_id, &member_id, reason.clone());
+            self.member_failed(&cluster_id, &member_id, reason.clone(), Failure::Start);
             self.terminate(&cluster_id, &member_id, &reason).await;
         }
-        for (cluster_id, member_id) in drained {
+        for (cluster_id, member_id) in overdue.drained {
             self.terminate(&cluster_id, &member_id, "drain timed out").await;
         }
     }
@@ -811,26 +870,72 @@ impl CloudController {
         self.publish(&InstanceCleanupMemberEvent { member_id: member_id.to_string() }).await;
     }
 
-    /// Brings a deployed application's clusters to their desired size.
+    /// Brings a deployed application's clusters to their desired size: each cluster's
+    /// plan (`plan::plan_cluster`), executed.
     async fn converge(&mut self, deployment: &Deployment) {
         let Some(inputs) = self.tenant_inputs(deployment.tenant_id).await else { return };
         let defs = &inputs.defs;
-        let Some(app_policy) = defs.application_policies.get(&deployment.application_policy_id).cloned() else {
-            return self.fail_all(
-                deployment,
-                format!("application policy {:?} no longer exists", deployment.application_policy_id),
-            );
-        };
+        let app_policy = defs.application_policies.get(&deployment.application_policy_id);
+        let drivers: HashSet<&str> = self.drivers.keys().copied().collect();
         for spec in &deployment.clusters {
-            if !self.owns(deployment, &spec.cluster_id) {
+            if !self.owns(deployment, &spec.cluster_id) || self.frozen.contains(&spec.cluster_id) {
                 continue;
             }
             self.cluster_min.insert(spec.cluster_id.clone(), spec.min);
-            self.ensure_cluster(deployment, spec, defs).await;
-            if !self.dependencies_active(deployment, spec) {
+            if app_policy.is_some() {
+                self.ensure_cluster(deployment, spec, defs).await;
+            }
+            if !plan::dependencies_active(deployment, spec, &self.topology) {
                 continue;
             }
-            self.scale_cluster(deployment, spec, inputs.scales.get(&spec.cluster_id), &app_policy, defs).await;
+            let leaving = |id: &str| self.draining.contains_key(id) || self.terminating.contains(id);
+            let ctx = plan::ClusterContext {
+                defs,
+                app_policy_id: &deployment.application_policy_id,
+                app_policy,
+                drivers: &drivers,
+                history: &self.history,
+                now: Instant::now(),
+                frozen: &self.frozen,
+            };
+            let planned = plan::plan_cluster(
+                &ctx,
+                spec,
+                inputs.scales.get(&spec.cluster_id),
+                self.topology.cluster(&spec.cluster_id),
+                &leaving,
+            );
+            self.execute(deployment, spec, defs, planned).await;
+        }
+    }
+
+    /// Carries out a cluster's plan: new members recorded (started once saved), drains
+    /// asked for, its error kept.
+    async fn execute(
+        &mut self,
+        deployment: &Deployment,
+        spec: &ClusterSpec,
+        defs: &stratos_model::Definitions,
+        planned: plan::ClusterPlan,
+    ) {
+        for creation in planned.create {
+            if let Some(member) = self.create_member(deployment, spec, &creation, defs) {
+                self.to_launch.push(member);
+            }
+        }
+        for id in planned.drain {
+            self.drain(&id).await;
+        }
+        if let Some(failure) = planned.failure {
+            self.record_failure(&spec.cluster_id, failure, Failure::Configuration, None);
+        }
+        if let Some(note) = planned.note {
+            if let Some(c) = self.topology.cluster_mut(&spec.cluster_id) {
+                if c.error.as_deref() != Some(note.as_str()) {
+                    c.error = Some(note);
+                    self.changes.clusters.insert(spec.cluster_id.clone());
+                }
+            }
         }
     }
 
@@ -865,26 +970,16 @@ impl CloudController {
                 return None;
             }
         };
-        let scales: HashMap<String, ClusterScale> = match self.store.list(tenant, "cluster-scale").await {
-            Ok(rows) => rows
-                .into_iter()
-                .filter_map(|v| serde_json::from_value::<ClusterScale>(v).ok())
-                .map(|s| (s.cluster_id.clone(), s))
-                .collect(),
+        let (scales, unreadable) = match self.store.list_records::<ClusterScale>(tenant).await {
+            Ok(listed) => (listed.records.into_iter().map(|s| (s.cluster_id.clone(), s)).collect(), listed.unreadable),
             Err(e) => {
                 error!(error = %e, "cannot read cluster sizes");
                 return None;
             }
         };
-        let inputs = Arc::new(TenantInputs { defs, scales });
+        let inputs = Arc::new(TenantInputs { defs, scales, unreadable });
         self.tenant_inputs.insert(tenant, inputs.clone());
         Some(inputs)
-    }
-
-    fn fail_all(&mut self, deployment: &Deployment, error: String) {
-        for spec in &deployment.clusters {
-            self.record_failure(&spec.cluster_id, error.clone());
-        }
     }
 
     async fn ensure_cluster(&mut self, deployment: &Deployment, spec: &ClusterSpec, defs: &stratos_model::Definitions) {
@@ -938,140 +1033,20 @@ impl CloudController {
         self.publish(&ClusterCreatedEvent { cluster }).await;
     }
 
-    /// Startup order: a cluster starts once the clusters it depends on are active.
-    fn dependencies_active(&self, deployment: &Deployment, spec: &ClusterSpec) -> bool {
-        spec.depends_on.iter().all(|alias| {
-            let id = stratos_model::cluster_id(&deployment.application_id, alias);
-            self.topology.cluster(&id).is_some_and(|c| c.status == ClusterStatus::Active)
-        })
-    }
-
-    async fn scale_cluster(
-        &mut self,
-        deployment: &Deployment,
-        spec: &ClusterSpec,
-        scale: Option<&ClusterScale>,
-        app_policy: &ApplicationPolicy,
-        defs: &stratos_model::Definitions,
-    ) {
-        let Some(policy) = defs.deployment_policies.get(&spec.deployment_policy) else {
-            return self.record_failure(
-                &spec.cluster_id,
-                format!("deployment policy {:?} no longer exists", spec.deployment_policy),
-            );
-        };
-        let nps: HashMap<String, NetworkPartition> =
-            defs.network_partitions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let placement = Placement::new(app_policy.algorithm, &app_policy.network_partitions, policy, &nps);
-        let Some(cluster) = self.topology.cluster(&spec.cluster_id) else { return };
-        let live: Vec<Member> = cluster
-            .members
-            .values()
-            .filter(|m| {
-                m.status < MemberStatus::InMaintenance
-                    && !self.draining.contains_key(&m.member_id)
-                    && !self.terminating.contains(&m.member_id)
-            })
-            .cloned()
-            .collect();
-        let desired = scale.map_or(spec.desired, |s| s.desired).clamp(spec.min, spec.max.max(spec.min));
-        let mut counts: HashMap<Slot, u32> = HashMap::new();
-        for m in &live {
-            *counts.entry((m.network_partition_id.clone(), m.partition_id.clone())).or_insert(0) += 1;
-        }
-        if (live.len() as u32) < desired {
-            if self.failures.get(&spec.cluster_id).is_some_and(|f| Instant::now() < f.retry_at) {
-                return;
-            }
-            let avoid = self.avoided_partitions(&spec.cluster_id);
-            for _ in live.len() as u32..desired {
-                let Some(slot) = placement.next_avoiding(&counts, &avoid) else {
-                    let msg = format!(
-                        "cannot place more members: every partition is full ({} member(s) at most)",
-                        placement.capacity()
-                    );
-                    if let Some(c) = self.topology.cluster_mut(&spec.cluster_id) {
-                        if c.error.as_deref() != Some(msg.as_str()) {
-                            c.error = Some(msg);
-                            self.changes.clusters.insert(spec.cluster_id.clone());
-                        }
-                    }
-                    break;
-                };
-                *counts.entry(slot.clone()).or_insert(0) += 1;
-                match self.create_member(deployment, spec, &slot, &nps, defs) {
-                    Some(member) => self.to_launch.push(member),
-                    None => break,
-                }
-            }
-        } else if (live.len() as u32) > desired {
-            let mut excess = live.len() as u32 - desired;
-            // The autoscaler's choice first (the least loaded members).
-            for id in scale.map(|s| s.drain_first.clone()).unwrap_or_default() {
-                if excess == 0 {
-                    break;
-                }
-                if let Some(m) = live.iter().find(|m| m.member_id == id) {
-                    if let Some(count) = counts.get_mut(&(m.network_partition_id.clone(), m.partition_id.clone())) {
-                        *count -= 1;
-                    }
-                    self.drain(&id).await;
-                    excess -= 1;
-                }
-            }
-            for _ in 0..excess {
-                let Some(slot) = placement.next_to_remove(&counts) else { break };
-                // Within the slot: a member not yet active first, then the newest.
-                let victim = live
-                    .iter()
-                    .filter(|m| (m.network_partition_id.clone(), m.partition_id.clone()) == slot)
-                    .filter(|m| !self.draining.contains_key(&m.member_id))
-                    .max_by_key(|m| (m.status != MemberStatus::Active, m.init_time))
-                    .map(|m| m.member_id.clone());
-                if let Some(count) = counts.get_mut(&slot) {
-                    *count -= 1;
-                }
-                if let Some(id) = victim {
-                    self.drain(&id).await;
-                }
-            }
-        }
-    }
-
     /// Records a member in the topology (not yet started).
+    /// `None` only if the plan named what is not there (the planner checked it).
     fn create_member(
         &mut self,
         deployment: &Deployment,
         spec: &ClusterSpec,
-        slot: &Slot,
-        nps: &HashMap<String, NetworkPartition>,
+        creation: &plan::Creation,
         defs: &stratos_model::Definitions,
     ) -> Option<(Member, MemberSpec, Arc<dyn Driver>)> {
-        let (np_id, partition_id) = slot;
-        let provider = nps
-            .get(np_id)
-            .and_then(|np| np.partition(partition_id).and_then(|p| np.provider_of(p)).map(str::to_string))
-            .unwrap_or_default();
-        let Some(driver) = self.drivers.get(provider.as_str()).cloned() else {
-            self.record_failure(
-                &spec.cluster_id,
-                format!(
-                    "network partition {np_id:?} uses provider {provider:?}, which this platform has no driver for"
-                ),
-            );
-            return None;
-        };
-        let Some(cartridge) = defs.cartridges.get(&spec.cartridge_type) else {
-            self.record_failure(&spec.cluster_id, format!("cartridge {:?} no longer exists", spec.cartridge_type));
-            return None;
-        };
-        let Some(iaas) = cartridge.iaas(&provider) else {
-            self.record_failure(
-                &spec.cluster_id,
-                format!("cartridge {:?} has no iaasProvider of type {provider:?}", spec.cartridge_type),
-            );
-            return None;
-        };
+        let (np_id, partition_id) = &creation.slot;
+        let provider = &creation.provider;
+        let driver = self.drivers.get(provider.as_str()).cloned()?;
+        let cartridge = defs.cartridges.get(&spec.cartridge_type)?;
+        let iaas = cartridge.iaas(provider)?;
         let member_id = new_member_id(&spec.cluster_id);
         let member = Member {
             service_name: spec.cartridge_type.clone(),
@@ -1169,7 +1144,7 @@ impl CloudController {
                 true
             }
             Err(e) => {
-                self.member_failed(&member.cluster_id, &member.member_id, e.to_string());
+                self.member_failed(&member.cluster_id, &member.member_id, e.to_string(), Failure::Start);
                 self.forget(&member, &e.to_string()).await;
                 false
             }
@@ -1182,6 +1157,10 @@ impl CloudController {
         // A cluster id another deployment owns is not this one's to drain.
         let owned: Vec<ClusterSpec> =
             deployment.clusters.iter().filter(|s| self.owns(deployment, &s.cluster_id)).cloned().collect();
+        // Nor is a frozen one, until the document about it is fixed: the undeploy waits.
+        if owned.iter().any(|s| self.frozen.contains(&s.cluster_id)) {
+            return;
+        }
         for spec in &owned {
             let Some(cluster) = self.topology.cluster_mut(&spec.cluster_id) else { continue };
             if cluster.status != ClusterStatus::Terminating {
@@ -1206,7 +1185,9 @@ impl CloudController {
         if remaining == 0 && !left {
             // The topology without the application is saved before the deployment goes.
             self.flush().await;
-            if let Err(e) = self.store.delete(deployment.tenant_id, "deployment", &deployment.application_id).await {
+            if let Err(e) =
+                self.store.delete_record::<Deployment>(deployment.tenant_id, &deployment.application_id).await
+            {
                 return error!(error = %e, "cannot delete the deployment");
             }
             info!(application_id = %deployment.application_id, "application undeployed");
@@ -1222,7 +1203,7 @@ impl CloudController {
         for service in self.topology.services.values_mut() {
             if let Some(c) = service.clusters.remove(cluster_id) {
                 self.changes.clusters.insert(cluster_id.to_string());
-                self.failures.remove(cluster_id);
+                self.history.forget(cluster_id);
                 info!(cluster_id, "cluster removed");
                 let event =
                     ClusterRemovedEvent { service_name: c.service_name.clone(), cluster_id: cluster_id.to_string() };
@@ -1255,7 +1236,7 @@ impl CloudController {
             .services
             .values()
             .flat_map(|s| s.clusters.values())
-            .filter(|c| !wanted.contains(c.cluster_id.as_str()))
+            .filter(|c| !wanted.contains(c.cluster_id.as_str()) && !self.frozen.contains(&c.cluster_id))
             .map(|c| (c.cluster_id.clone(), c.members.values().cloned().collect()))
             .collect();
         for (cluster_id, members) in stray {

@@ -72,6 +72,12 @@ pub struct Instance {
     /// A controller adopts or terminates only its own platform's members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_id: Option<String>,
+    /// Where the member was placed, as its driver recorded it (empty when unknown):
+    /// a member adopted without its record in the store keeps its partition.
+    #[serde(default)]
+    pub network_partition_id: String,
+    #[serde(default)]
+    pub partition_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,14 +100,17 @@ pub enum InstanceState {
     },
 }
 
+/// What a driver's error says why; each driver has its own (`local::LocalError`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    #[error("cannot start member {member_id}: {reason}")]
-    Start { member_id: String, reason: String },
-    #[error("cannot terminate member {member_id}: {reason}")]
-    Terminate { member_id: String, reason: String },
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot start member {member_id}: {source}")]
+    Start { member_id: String, source: Cause },
+    #[error("cannot terminate member {member_id}: {source}")]
+    Terminate { member_id: String, source: Cause },
+    #[error("cannot list members: {0}")]
+    List(Cause),
 }
 
 /// An IaaS: where members run.

@@ -3,14 +3,18 @@
 mod cluster_owners;
 mod controller;
 pub mod driver;
+mod error;
+mod frozen;
 pub mod local;
 pub mod member_user;
 pub mod ownership;
+pub mod plan;
 mod procfs;
 pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
+pub use error::{ControllerError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
 pub use ownership::Strangers;

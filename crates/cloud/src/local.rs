@@ -26,6 +26,39 @@ use crate::driver::{
 use crate::member_user::{next_free_uid, reachable_by, Identity, MemberUsers};
 use crate::procfs;
 
+/// Why the local driver cannot do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot give {} to uid {uid}: {source}", path.display())]
+    Chown { path: PathBuf, uid: u32, source: std::io::Error },
+    #[error("cannot allocate a port on {host}: {source}")]
+    Port { host: String, source: std::io::Error },
+    #[error("the cartridge has no command for the local driver")]
+    NoCommand,
+    #[error("no agent command configured")]
+    NoAgent,
+    #[error("cannot run the agent {program:?}{}: {source}", uid.map(|u| format!(" as uid {u}")).unwrap_or_default())]
+    Spawn { program: String, uid: Option<u32>, source: std::io::Error },
+    #[error("the agent exited at once")]
+    ExitedAtOnce,
+    #[error("every uid from {first} to {last} is in use by a member")]
+    NoFreeUid { first: u32, last: u32 },
+    #[error("process group {0} survives SIGKILL")]
+    Unkillable(i32),
+    #[error("members run as {users} and cannot reach their directories: {reason}; choose a --data-dir they can reach (e.g. under /var/lib), or --member-user")]
+    Unreachable { users: String, reason: String },
+    #[error("members run as {users} and cannot run the agent: {reason}")]
+    AgentNotRunnable { users: String, reason: String },
+}
+
+/// An I/O error with what was being done, and to which path.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LocalError {
+    let path = path.to_path_buf();
+    move |source| LocalError::Io { action, path, source }
+}
+
 /// How a member's agent process ended: exit code, and words for it.
 type Exit = (Option<i32>, String);
 
@@ -57,6 +90,11 @@ struct Record {
     /// The uid the member runs as, when not the platform's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     uid: Option<u32>,
+    /// Where the member was placed (absent in records of earlier builds).
+    #[serde(default)]
+    network_partition_id: String,
+    #[serde(default)]
+    partition_id: String,
 }
 
 impl LocalDriver {
@@ -84,36 +122,35 @@ impl LocalDriver {
     /// platform's own and shuts everyone out (a fresh temporary one); then checks that
     /// they can reach it and run the agent, so that a data directory under `/root` is a
     /// clear error at start, not every member failing.
-    pub fn prepare(&self) -> Result<(), String> {
+    pub fn prepare(&self) -> Result<(), LocalError> {
         let probe = match &self.users {
             MemberUsers::Platform => return Ok(()),
             MemberUsers::Fixed { identity, .. } => *identity,
             MemberUsers::PerMember { first, .. } => Identity { uid: *first, gid: *first },
         };
-        std::fs::create_dir_all(&self.root).map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
+        std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
         set_mode(&self.root, 0o711)?;
         if let Some(data_dir) = self.root.parent() {
-            let meta = std::fs::metadata(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            let meta = std::fs::metadata(data_dir).map_err(io("read the metadata of", data_dir))?;
             // SAFETY: geteuid(2) cannot fail.
             if meta.uid() == unsafe { libc::geteuid() } && meta.permissions().mode() & 0o001 == 0 {
                 set_mode(data_dir, (meta.permissions().mode() & 0o7777) | 0o001)?;
                 info!(dir = %data_dir.display(), "the data directory is now searchable (not readable) by members");
             }
         }
-        let advice = "choose a --data-dir they can reach (e.g. under /var/lib), or --member-user";
-        reachable_by(&self.root, probe).map_err(|e| {
-            format!("members run as {} and cannot reach their directories: {e}; {advice}", self.users.describe())
-        })?;
+        reachable_by(&self.root, probe)
+            .map_err(|reason| LocalError::Unreachable { users: self.users.describe(), reason })?;
         if let Some(program) = self.agent.first().map(Path::new).filter(|p| p.is_absolute()) {
             let runnable = program.parent().map_or(Ok(()), |dir| reachable_by(dir, probe)).and_then(|()| {
-                let mode = std::fs::metadata(program).map_err(|e| e.to_string())?.permissions().mode();
+                let mode =
+                    std::fs::metadata(program).map_err(|e| format!("{}: {e}", program.display()))?.permissions().mode();
                 if mode & 0o001 == 0 {
                     Err(format!("{} is not executable by others", program.display()))
                 } else {
                     Ok(())
                 }
             });
-            runnable.map_err(|e| format!("members run as {} and cannot run the agent: {e}", self.users.describe()))?;
+            runnable.map_err(|reason| LocalError::AgentNotRunnable { users: self.users.describe(), reason })?;
         }
         Ok(())
     }
@@ -121,9 +158,9 @@ impl LocalDriver {
     /// Runs the member in `<dir>/work`, as the member's user when it is not the
     /// platform's: `work` is made theirs alone (the app and git write there); `dir`,
     /// with the record naming the process group the driver signals, stays the platform's.
-    fn confine(&self, cmd: &mut tokio::process::Command, dir: &Path) -> Result<Option<Identity>, String> {
+    fn confine(&self, cmd: &mut tokio::process::Command, dir: &Path) -> Result<Option<Identity>, LocalError> {
         let work = dir.join(WORK_DIR);
-        std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+        std::fs::create_dir_all(&work).map_err(io("create", &work))?;
         cmd.current_dir(&work);
         let (identity, name) = match &self.users {
             MemberUsers::Platform => return Ok(None),
@@ -136,7 +173,7 @@ impl LocalDriver {
         set_mode(dir, 0o711)?;
         set_mode(&dir.join("agent.log"), 0o600)?;
         std::os::unix::fs::chown(&work, Some(identity.uid), Some(identity.gid))
-            .map_err(|e| format!("cannot give {} to uid {}: {e}", work.display(), identity.uid))?;
+            .map_err(|source| LocalError::Chown { path: work.clone(), uid: identity.uid, source })?;
         set_mode(&work, 0o700)?;
         // std drops the supplementary groups too when it changes the uid.
         cmd.uid(identity.uid).gid(identity.gid).env("HOME", &work).env("USER", &name).env("LOGNAME", &name);
@@ -145,7 +182,7 @@ impl LocalDriver {
 
     /// A uid no running member has, after the last one handed out (so that a uid comes
     /// back only once the range went round).
-    fn allocate_uid(&self, first: u32, count: u32) -> Result<u32, String> {
+    fn allocate_uid(&self, first: u32, count: u32) -> Result<u32, LocalError> {
         let mut last = self.last_uid.lock().unwrap();
         let records = self.all_records();
         if last.is_none() {
@@ -154,7 +191,7 @@ impl LocalDriver {
         let in_use: std::collections::HashSet<u32> =
             records.iter().filter(|(_, live)| *live).filter_map(|(r, _)| r.uid).collect();
         let uid = next_free_uid(first, count, *last, |u| in_use.contains(&u))
-            .ok_or_else(|| format!("every uid from {first} to {} is in use by a member", first + (count - 1)))?;
+            .ok_or(LocalError::NoFreeUid { first, last: first + (count - 1) })?;
         *last = Some(uid);
         Ok(uid)
     }
@@ -197,12 +234,14 @@ impl LocalDriver {
             ports: r.ports.clone(),
             started_at: r.started_at,
             platform_id: r.platform_id.clone(),
+            network_partition_id: r.network_partition_id.clone(),
+            partition_id: r.partition_id.clone(),
         }
     }
 
-    async fn start_member(&self, spec: &MemberSpec) -> Result<Instance, String> {
+    async fn start_member(&self, spec: &MemberSpec) -> Result<Instance, LocalError> {
         let dir = self.dir(&spec.member_id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let ports = spec
             .ports
             .iter()
@@ -210,18 +249,19 @@ impl LocalDriver {
                 let host_port = free_port(&self.host)?;
                 Ok(AllocatedPort { protocol: p.protocol, port: p.port, host_port, proxy_port: p.proxy_port })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, LocalError>>()?;
         if spec.command.is_empty() {
-            return Err("the cartridge has no command for the local driver".into());
+            return Err(LocalError::NoCommand);
         }
         let mut command = substitute_ports(&spec.command, &ports);
         // `stratos ...` cartridges (sample-http) run this very binary, on PATH or not.
         if command[0] == "stratos" {
             command[0] = self.agent[0].clone();
         }
-        let log = std::fs::File::create(dir.join("agent.log")).map_err(|e| format!("cannot create agent.log: {e}"))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let (program, args) = self.agent.split_first().ok_or("no agent command configured")?;
+        let log_path = dir.join("agent.log");
+        let log = std::fs::File::create(&log_path).map_err(io("create", &log_path))?;
+        let log2 = log.try_clone().map_err(io("open again", &log_path))?;
+        let (program, args) = self.agent.split_first().ok_or(LocalError::NoAgent)?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .current_dir(&dir)
@@ -259,11 +299,12 @@ impl LocalDriver {
         mark_platform(&mut cmd, spec);
         set_bus_credentials(&mut cmd, spec, &dir)?;
         let identity = self.confine(&mut cmd, &dir)?;
-        let mut child = cmd.spawn().map_err(|e| match identity {
-            Some(id) => format!("cannot run the agent {program:?} as uid {}: {e}", id.uid),
-            None => format!("cannot run the agent {program:?}: {e}"),
+        let mut child = cmd.spawn().map_err(|source| LocalError::Spawn {
+            program: program.clone(),
+            uid: identity.map(|i| i.uid),
+            source,
         })?;
-        let pid = child.id().ok_or("the agent exited at once")? as i32;
+        let pid = child.id().ok_or(LocalError::ExitedAtOnce)? as i32;
         let start_ticks = procfs::stat(pid).map(|(_, _, t)| t).unwrap_or(0);
         let record = Record {
             member_id: spec.member_id.clone(),
@@ -275,9 +316,12 @@ impl LocalDriver {
             started_at: stratos_bus::now_millis(),
             platform_id: Some(spec.platform_id.clone()),
             uid: identity.map(|i| i.uid),
+            network_partition_id: spec.network_partition_id.clone(),
+            partition_id: spec.partition_id.clone(),
         };
-        write_atomically(&dir.join("member.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))
-            .map_err(|e| format!("cannot write member.json: {e}"))?;
+        let record_path = dir.join("member.json");
+        write_atomically(&record_path, &serde_json::to_vec_pretty(&record).expect("record serialises"))
+            .map_err(io("write", &record_path))?;
         let exits = self.exits.clone();
         let member_id = spec.member_id.clone();
         tokio::spawn(async move {
@@ -292,7 +336,7 @@ impl LocalDriver {
         Ok(self.instance(&record))
     }
 
-    async fn terminate_member(&self, member_id: &str, grace: Duration) -> Result<(), String> {
+    async fn terminate_member(&self, member_id: &str, grace: Duration) -> Result<(), LocalError> {
         let Some(record) = self.read(member_id) else { return Ok(()) };
         let pgid = record.pid;
         let alive = || procfs::group_alive(pgid);
@@ -310,7 +354,7 @@ impl LocalDriver {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 if alive() {
-                    return Err(format!("process group {pgid} survives SIGKILL"));
+                    return Err(LocalError::Unkillable(pgid));
                 }
             }
         }
@@ -335,7 +379,7 @@ impl Driver for LocalDriver {
         Box::pin(async move {
             self.start_member(spec)
                 .await
-                .map_err(|reason| DriverError::Start { member_id: spec.member_id.clone(), reason })
+                .map_err(|e| DriverError::Start { member_id: spec.member_id.clone(), source: e.into() })
         })
     }
 
@@ -343,7 +387,7 @@ impl Driver for LocalDriver {
         Box::pin(async move {
             self.terminate_member(member_id, grace)
                 .await
-                .map_err(|reason| DriverError::Terminate { member_id: member_id.to_string(), reason })
+                .map_err(|e| DriverError::Terminate { member_id: member_id.to_string(), source: e.into() })
         })
     }
 
@@ -352,7 +396,7 @@ impl Driver for LocalDriver {
             let entries = match std::fs::read_dir(&self.root) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(DriverError::Other(format!("cannot read {}: {e}", self.root.display()))),
+                Err(e) => return Err(DriverError::List(io("read", &self.root)(e).into())),
             };
             let mut out: Vec<Instance> = entries
                 .flatten()
@@ -377,14 +421,14 @@ fn mark_platform(cmd: &mut tokio::process::Command, spec: &MemberSpec) {
 /// Where a member runs, inside its directory.
 pub const WORK_DIR: &str = "work";
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))
+fn set_mode(path: &Path, mode: u32) -> Result<(), LocalError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("set the mode of", path))
 }
 
-fn free_port(host: &str) -> Result<u32, String> {
-    let listener = TcpListener::bind((host, 0)).map_err(|e| format!("cannot allocate a port on {host}: {e}"))?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port() as u32)
+fn free_port(host: &str) -> Result<u32, LocalError> {
+    let port = |source| LocalError::Port { host: host.to_string(), source };
+    let listener = TcpListener::bind((host, 0)).map_err(port)?;
+    Ok(listener.local_addr().map_err(port)?.port() as u32)
 }
 
 fn signal_group(pgid: i32, signal: i32) {
@@ -413,7 +457,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// line, which every user can read), and the CA it trusts for a `mqtts://` broker.
 /// They override any `env.` property of the cartridge's with the same names, and the
 /// platform's own (which the member would otherwise inherit from `stratos up`).
-fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec, dir: &Path) -> Result<(), String> {
+fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec, dir: &Path) -> Result<(), LocalError> {
     cmd.env_remove("STRATOS_BUS_USERNAME").env_remove("STRATOS_BUS_PASSWORD").env_remove("STRATOS_BUS_PASSWORD_FILE");
     if let Some(credentials) = &spec.bus_credentials {
         cmd.env("STRATOS_BUS_USERNAME", &credentials.username).env("STRATOS_BUS_PASSWORD", &credentials.password);
@@ -423,7 +467,7 @@ fn set_bus_credentials(cmd: &mut tokio::process::Command, spec: &MemberSpec, dir
         // A copy in the member's directory, readable by its user: the platform's data
         // directory is not (a certificate is public; its key stays there).
         let copy = dir.join(BUS_CA_FILE);
-        std::fs::copy(ca, &copy).map_err(|e| format!("cannot copy the bus CA {} for the member: {e}", ca.display()))?;
+        std::fs::copy(ca, &copy).map_err(io("copy the bus CA for the member to", &copy))?;
         set_mode(&copy, 0o644)?;
         cmd.env(stratos_bus::tls::CA_CERT_ENV, &copy);
     }

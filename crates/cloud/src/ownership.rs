@@ -16,6 +16,7 @@ use stratos_store::Store;
 use tracing::{info, warn};
 
 use crate::driver::{Driver, Instance, InstanceState};
+pub use crate::error::OwnershipError;
 
 /// What to do with running members the store does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -109,8 +110,8 @@ impl Census {
         Some(format!(
             "{} running member(s) that the store {store} does not know ({}); the store {this}. \
              Nothing was terminated. Start the platform with the store (--data-dir or --store) that made them; \
-             or with --adopt-members to make this store theirs (members it records are kept, the others are \
-             terminated as orphans); or with --remove-members to terminate them. Members: {}",
+             or with --adopt-members to make this store theirs (members of clusters its deployments have are \
+             recorded and kept, the others left running); or with --remove-members to terminate them. Members: {}",
             strangers.len(),
             whose.join(", "),
             summary(&strangers)
@@ -129,11 +130,10 @@ fn summary(ids: &[String]) -> String {
 }
 
 /// Every member the drivers list; an error when one cannot (nothing may be judged then).
-pub async fn list_all(drivers: &[Arc<dyn Driver>]) -> Result<Vec<(Arc<dyn Driver>, Instance)>, String> {
+pub async fn list_all(drivers: &[Arc<dyn Driver>]) -> Result<Vec<(Arc<dyn Driver>, Instance)>, OwnershipError> {
     let mut out = Vec::new();
     for driver in drivers {
-        let listed =
-            driver.list().await.map_err(|e| format!("cannot list the {} driver's members: {e}", driver.name()))?;
+        let listed = driver.list().await.map_err(|source| OwnershipError::List { driver: driver.name(), source })?;
         out.extend(listed.into_iter().map(|i| (driver.clone(), i)));
     }
     Ok(out)
@@ -147,56 +147,68 @@ pub async fn establish(
     drivers: &[Arc<dyn Driver>],
     strangers: Strangers,
     grace: Duration,
-) -> Result<String, String> {
-    store.migrate_topology().await.map_err(|e| e.to_string())?;
-    let platform_id = store.platform_id().await.map_err(|e| e.to_string())?;
-    let recorded: HashSet<String> =
-        store.load_topology().await.map_err(|e| e.to_string())?.members().map(|m| m.member_id.clone()).collect();
+) -> Result<String, OwnershipError> {
+    store.migrate_topology().await?;
+    let platform_id = store.platform_id().await?;
+    let (topology, unreadable) = store.read_topology().await?;
+    let mut recorded: HashSet<String> = topology.members().map(|m| m.member_id.clone()).collect();
     let listed = list_all(drivers).await?;
+    // A member of a cluster whose document cannot be read is the store's, not a
+    // stranger: the controller leaves that cluster as it is (see `frozen`).
+    let frozen = crate::frozen::frozen_clusters(&topology, &unreadable);
+    recorded.extend(listed.iter().filter(|(_, i)| frozen.contains(&i.cluster_id)).map(|(_, i)| i.member_id.clone()));
     let instances: Vec<Instance> = listed.iter().map(|(_, i)| i.clone()).collect();
     let census = Census::take(platform_id.as_deref(), &recorded, &instances);
     let Some(refusal) = census.refusal(&store.describe()) else {
-        return store.create_platform_id(None).await.map_err(|e| e.to_string());
+        return Ok(store.create_platform_id(None).await?);
     };
     match strangers {
-        Strangers::Refuse => Err(refusal),
+        Strangers::Refuse => Err(OwnershipError::Refused(refusal)),
         Strangers::Adopt => {
             let ids: Vec<&String> = census.foreign.keys().collect();
             if !census.unmarked_unrecorded.is_empty() || ids.len() > 1 {
-                return Err(format!(
-                    "cannot adopt: the members are not all of one platform ({} platform id(s), {} without one); \
+                return Err(OwnershipError::CannotAdopt(format!(
+                    "the members are not all of one platform ({} platform id(s), {} without one); \
                      use --remove-members, or start with the store that made them",
                     ids.len(),
                     census.unmarked_unrecorded.len()
-                ));
+                )));
             }
             if census.own > census.own_unrecorded.len() && !ids.is_empty() {
-                return Err(format!(
-                    "cannot adopt: {} running member(s) of this store's own platform would become strangers; \
+                return Err(OwnershipError::CannotAdopt(format!(
+                    "{} running member(s) of this store's own platform would become strangers; \
                      use --remove-members for the others, or start with the store that made them",
                     census.own
-                ));
+                )));
             }
-            let adopted = match ids.first() {
-                Some(id) => store.create_platform_id(Some(id)).await.map_err(|e| e.to_string())?,
-                None => store.create_platform_id(None).await.map_err(|e| e.to_string())?,
-            };
-            warn!(platform_id = %adopted, members = census.strangers().len(), "adopted the running members' platform id: members the store records are kept, the others are terminated as orphans");
+            let adopted = store.create_platform_id(ids.first().map(|id| id.as_str())).await?;
+            warn!(platform_id = %adopted, members = census.strangers().len(), "adopted the running members' platform id: those of deployed clusters are recorded and kept, the others left running");
             Ok(adopted)
         }
         Strangers::Remove => {
             let strangers: HashSet<String> = census.strangers().into_iter().collect();
             for (driver, instance) in listed.iter().filter(|(_, i)| strangers.contains(&i.member_id)) {
                 info!(member_id = %instance.member_id, platform_id = ?instance.platform_id, "terminating a member this store does not know (--remove-members)");
-                driver.terminate(&instance.member_id, grace).await.map_err(|e| e.to_string())?;
+                driver.terminate(&instance.member_id, grace).await.map_err(OwnershipError::Terminate)?;
             }
             warn!(
                 members = strangers.len(),
                 "terminated the running members this store did not know (--remove-members)"
             );
-            store.create_platform_id(None).await.map_err(|e| e.to_string())
+            Ok(store.create_platform_id(None).await?)
         }
     }
+}
+
+/// The running members `--adopt-members` adopts: this platform's, that the store does
+/// not record (once `establish` made the store theirs).
+pub fn to_adopt(platform_id: &str, recorded: &HashSet<String>, instances: &[Instance]) -> HashSet<String> {
+    instances
+        .iter()
+        .filter(|i| i.state == InstanceState::Running && i.platform_id.as_deref() == Some(platform_id))
+        .filter(|i| !recorded.contains(&i.member_id))
+        .map(|i| i.member_id.clone())
+        .collect()
 }
 
 /// Whether the controller of `platform_id` may judge (adopt, keep, terminate) this
@@ -221,6 +233,8 @@ mod tests {
             ports: vec![],
             started_at: 0,
             platform_id: platform.map(str::to_string),
+            network_partition_id: String::new(),
+            partition_id: String::new(),
         }
     }
 
@@ -276,5 +290,13 @@ mod tests {
         assert!(!is_ours(&legacy[0], "p1", |_| false));
         assert!(!is_ours(&running("m1", Some("p2")), "p1", |_| true));
         assert!(is_ours(&running("m1", Some("p1")), "p1", |_| false));
+    }
+
+    #[test]
+    fn adoption_takes_this_platforms_running_members_the_store_does_not_record() {
+        let mut exited = running("gone", Some("p1"));
+        exited.state = InstanceState::Exited { code: Some(0), detail: "exited".into() };
+        let listed = [running("m1", Some("p1")), running("new", Some("p1")), running("x", Some("p2")), exited];
+        assert_eq!(to_adopt("p1", &names(&["m1"]), &listed), names(&["new"]));
     }
 }

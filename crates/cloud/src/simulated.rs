@@ -99,6 +99,8 @@ impl Driver for SimulatedDriver {
                     .collect(),
                 started_at: now_millis(),
                 platform_id: Some(spec.platform_id.clone()),
+                network_partition_id: spec.network_partition_id.clone(),
+                partition_id: spec.partition_id.clone(),
             };
             let member = member_ref(&instance);
             let (bus, delay, every, load) = (self.bus.clone(), self.start_delay, self.stats_every, self.load.clone());

@@ -10,18 +10,19 @@ use stratos_bus::events::MemberCreatedEvent;
 use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
 use stratos_cloud::Driver;
 use stratos_cloud::{CloudController, ControllerConfig, SimulatedDriver};
-use stratos_model::topology::MemberStatus;
+use stratos_model::topology::{Cluster, MemberStatus};
 use stratos_model::{
-    ClusterScale, ClusterSpec, Deployment, DeploymentStatus, GroupSpec, Kind, TerminationBehaviour, SUPER_TENANT,
+    ApplicationMonitorStatus, ClusterScale, ClusterSpec, Deployment, DeploymentStatus, GroupSpec, Kind, MonitorStatus,
+    TerminationBehaviour, SUPER_TENANT,
 };
-use stratos_store::Store;
+use stratos_store::{Record, ScalingHistory, Store};
 
 struct World {
     store: Store,
     driver: Arc<SimulatedDriver>,
     broker: EmbeddedBroker,
     load: Arc<AtomicU64>,
-    controller: tokio::task::JoinHandle<Result<(), String>>,
+    controller: tokio::task::JoinHandle<Result<(), stratos_cloud::ControllerError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -122,7 +123,7 @@ async fn deploy_clusters(store: &Store, clusters: Vec<ClusterSpec>, behaviour: O
         termination_behaviour: behaviour,
         groups: vec![],
     };
-    store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+    store.put_record(SUPER_TENANT, &deployment).await.unwrap();
 }
 
 /// (active members, members per partition a / b) once `pred` holds, or panics after `timeout`.
@@ -157,16 +158,15 @@ async fn hundreds_of_members_are_placed_round_robin_and_scaled_in() {
     // The autoscaler's word lowers the size: members drain and go, evenly.
     let scale = ClusterScale { cluster_id: "app.web".into(), desired: 250, drain_first: vec![], updated_at: 0 };
     // Below min is not allowed: min 300 holds.
-    w.store.put(SUPER_TENANT, "cluster-scale", "app.web", &serde_json::to_value(&scale).unwrap()).await.unwrap();
+    w.store.put_record(SUPER_TENANT, &scale).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_for(&w.store, Duration::from_secs(1), "min holds", |n, _, _| n == 300).await;
     // Undeploy: everything goes.
-    let mut d: Deployment =
-        serde_json::from_value(w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().unwrap()).unwrap();
+    let mut d: Deployment = w.store.get_record(SUPER_TENANT, "app").await.unwrap().unwrap();
     d.status = DeploymentStatus::Undeploying;
-    w.store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&d).unwrap()).await.unwrap();
+    w.store.put_record(SUPER_TENANT, &d).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().is_some() {
+    while w.store.get_record::<Deployment>(SUPER_TENANT, "app").await.unwrap().is_some() {
         assert!(Instant::now() < deadline, "undeploy did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -199,11 +199,11 @@ async fn load_scales_out_to_the_required_size_and_back_in_one_member_at_a_time()
     w.load.store(5, Ordering::Relaxed);
     wait_for(&w.store, Duration::from_secs(30), "one fewer", |n, _, _| n == 3).await;
     wait_for(&w.store, Duration::from_secs(30), "back to min", |n, _, _| n == 2).await;
-    let history = w.store.get(SUPER_TENANT, "scaling-history", "app.web").await.unwrap().unwrap();
-    let actions: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let history = w.store.get_record::<ScalingHistory>(SUPER_TENANT, "app.web").await.unwrap().unwrap();
+    let actions: Vec<&str> = history.decisions.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"scale-up") && actions.contains(&"scale-down"), "{actions:?}");
     // The window still held the low samples at first, so the cluster may have grown in two steps.
-    let up = history.as_array().unwrap().iter().rfind(|e| e["action"] == "scale-up").unwrap();
+    let up = history.decisions.iter().rfind(|e| e["action"] == "scale-up").unwrap();
     assert_eq!(up["decision"]["votes"][0]["factor"], "load-average", "{up}");
     assert_eq!(up["desired"], 4);
 }
@@ -290,7 +290,11 @@ async fn a_restarted_controller_adopts_the_saved_topology_and_migrates_the_old_r
     let w = world(3, 3, 3).await;
     deploy(&w.store, 3, 3).await;
     let before = wait_active(&w.store, "app.web", "3 active", |m| m.len() == 3).await;
-    assert_eq!(w.store.list(SUPER_TENANT, "topology-cluster").await.unwrap().len(), 1, "one document per cluster");
+    assert_eq!(
+        w.store.list_records::<Cluster>(SUPER_TENANT).await.unwrap().records.len(),
+        1,
+        "one document per cluster"
+    );
     assert_eq!(w.store.get(SUPER_TENANT, "topology", "current").await.unwrap(), None, "no whole-topology document");
 
     let restart = |w: &World, name: &str| {
@@ -321,7 +325,7 @@ async fn a_restarted_controller_adopts_the_saved_topology_and_migrates_the_old_r
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(w.store.list(SUPER_TENANT, "topology-cluster").await.unwrap().len(), 1, "migrated per cluster");
+    assert_eq!(w.store.list_records::<Cluster>(SUPER_TENANT).await.unwrap().records.len(), 1, "migrated per cluster");
     assert_eq!(active_members(&w.store, "app.web").await, before, "the same members, after the migration");
 }
 
@@ -380,7 +384,7 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
             groups: vec![],
         }],
     };
-    w.store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+    w.store.put_record(SUPER_TENANT, &deployment).await.unwrap();
     // The group is active before the application around it.
     let mut order = Vec::new();
     while !order.contains(&"application Active".to_string()) {
@@ -388,9 +392,9 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
         order.push(e.unwrap_or_else(|| panic!("the application never became active: {order:?}")));
     }
     assert_eq!(order, ["group backend Active", "application Active"]);
-    let record = w.store.get(SUPER_TENANT, "application-status", "app").await.unwrap().unwrap();
-    assert_eq!(record["status"], "Active", "{record}");
-    assert_eq!(record["groups"]["backend"], "Active", "{record}");
+    let record = w.store.get_record::<ApplicationMonitorStatus>(SUPER_TENANT, "app").await.unwrap().unwrap();
+    assert_eq!(record.status, MonitorStatus::Active, "{record:?}");
+    assert_eq!(record.groups["backend"], MonitorStatus::Active, "{record:?}");
 
     // db's only member dies: backend and the application are inactive until it is replaced.
     let db = active_members(&w.store, "app.db").await;
@@ -404,7 +408,7 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
 
     // Undeployed: both terminate; the record goes with the deployment.
     deployment.status = DeploymentStatus::Undeploying;
-    w.store.put(SUPER_TENANT, "deployment", "app", &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+    w.store.put_record(SUPER_TENANT, &deployment).await.unwrap();
     let mut order = Vec::new();
     while order.len() < 2 {
         let e = events.wait_for(Duration::from_secs(20), status_change).await;
@@ -412,11 +416,11 @@ async fn group_and_application_monitors_roll_up_and_announce_their_status() {
     }
     assert_eq!(order, ["group backend Terminating", "application Terminating"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while w.store.get(SUPER_TENANT, "application-status", "app").await.unwrap().is_some() {
+    while w.store.get_record::<ApplicationMonitorStatus>(SUPER_TENANT, "app").await.unwrap().is_some() {
         assert!(Instant::now() < deadline, "the status record outlived the deployment");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(w.store.get(SUPER_TENANT, "deployment", "app").await.unwrap().is_none());
+    assert!(w.store.get_record::<Deployment>(SUPER_TENANT, "app").await.unwrap().is_none());
 }
 
 /// A deployment of `app` with one cluster of id `cluster_id`.
@@ -433,7 +437,7 @@ async fn deploy_as(store: &Store, app: &str, cluster_id: &str, desired: u32, max
         termination_behaviour: None,
         groups: vec![],
     };
-    store.put(SUPER_TENANT, "deployment", app, &serde_json::to_value(&deployment).unwrap()).await.unwrap();
+    store.put_record(SUPER_TENANT, &deployment).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,16 +458,57 @@ async fn two_deployments_naming_one_cluster_id_never_take_it_past_its_max() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Undeploying the other one leaves the owner's members alone, and it goes.
-    let mut other: Deployment =
-        serde_json::from_value(w.store.get(SUPER_TENANT, "deployment", "x").await.unwrap().unwrap()).unwrap();
+    let mut other: Deployment = w.store.get_record(SUPER_TENANT, "x").await.unwrap().unwrap();
     other.status = DeploymentStatus::Undeploying;
-    w.store.put(SUPER_TENANT, "deployment", "x", &serde_json::to_value(&other).unwrap()).await.unwrap();
+    w.store.put_record(SUPER_TENANT, &other).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while w.store.get(SUPER_TENANT, "deployment", "x").await.unwrap().is_some() {
+    while w.store.get_record::<Deployment>(SUPER_TENANT, "x").await.unwrap().is_some() {
         assert!(Instant::now() < deadline, "the other deployment was not removed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(active_members(&w.store, "x.y.z").await.len(), 2, "the owner's members were drained");
+}
+
+/// A deployment document that cannot be read freezes its cluster: not taken for
+/// undeployed (a cluster without a deployment has its members terminated), no member
+/// created or terminated, while the other applications converge; readable again, it
+/// is converged again (here: undeployed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_deployment_freezes_its_cluster() {
+    let w = world(1, 3, 10).await;
+    deploy_as(&w.store, "frozen", "frozen.z", 2, 3, 1).await;
+    let before = wait_active(&w.store, "frozen.z", "2 active", |m| m.len() == 2).await;
+    let mut good: Deployment = w.store.get_record(SUPER_TENANT, "frozen").await.unwrap().unwrap();
+    // JSON, but no deployment; and the autoscaler's word to grow it, which must wait.
+    let bad = json!({"applicationId": "frozen", "clusters": 2});
+    w.store.put(SUPER_TENANT, Deployment::COLLECTION, "frozen", &bad).await.unwrap();
+    let scale = ClusterScale { cluster_id: "frozen.z".into(), desired: 3, drain_first: vec![], updated_at: 0 };
+    w.store.put_record(SUPER_TENANT, &scale).await.unwrap();
+    // Reconciles go on: two more applications are converged after it, one after the other.
+    for (app, at) in [("second", 2), ("third", 3)] {
+        deploy_as(&w.store, app, &format!("{app}.z"), 1, 1, at).await;
+        wait_active(&w.store, &format!("{app}.z"), "another application's member", |m| m.len() == 1).await;
+    }
+    assert_eq!(active_members(&w.store, "frozen.z").await, before, "the frozen cluster's members changed");
+    let running: Vec<String> = w
+        .driver
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.cluster_id == "frozen.z")
+        .map(|i| i.member_id)
+        .collect();
+    assert_eq!(running.len(), 2, "the frozen cluster's instances: {running:?}");
+
+    // Readable again, as undeploying: it thaws and goes.
+    good.status = DeploymentStatus::Undeploying;
+    w.store.put_record(SUPER_TENANT, &good).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.store.get_record::<Deployment>(SUPER_TENANT, "frozen").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the thawed deployment was not undeployed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,4 +561,46 @@ async fn an_unhealthy_member_is_suspended_at_once_and_replaced() {
         .await;
     assert_eq!(again, None, "a repeat suspended a member");
     assert_eq!(active_members(&w.store, "app.web").await.len(), 2);
+}
+
+/// The cluster's error as stored, once `pred` holds for it.
+async fn wait_cluster_error(store: &Store, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let topology = store.load_topology().await.unwrap();
+        let error = topology.cluster("app.web").and_then(|c| c.error.clone()).unwrap_or_default();
+        if pred(&error) {
+            return error;
+        }
+        assert!(Instant::now() < deadline, "{what}: the cluster's error is {error:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_keeps_failing_its_health_checks_backs_its_cluster_off_and_says_why() {
+    // An app that never passes its checks: each member activates, is reported unhealthy
+    // and replaced. The activations must not reset the back-off, and the cluster shows why.
+    use stratos_bus::events::InstanceUnhealthyEvent;
+    let w = world(1, 1, 5).await;
+    deploy(&w.store, 1, 1).await;
+    let agent = Bus::connect(&w.broker.platform_url(), "agent-of-every-member").await.unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    for round in 1..=2u32 {
+        let active =
+            wait_active(&w.store, "app.web", "a new member active", |m| m.len() == 1 && !seen.contains(&m[0])).await;
+        let topology = w.store.load_topology().await.unwrap();
+        let member = topology.cluster("app.web").unwrap().members[&active[0]].clone();
+        seen.push(member.member_id.clone());
+        let reason = "port 80 failed 3 health checks in a row: GET / answered 500".to_string();
+        agent.publish(&InstanceUnhealthyEvent { member: stratos_bus::MemberRef::from(&member), reason }).await.unwrap();
+        let counted = format!("({round} member failure(s) in a row; next try in {}s)", 2u32 << (round - 1));
+        let error = wait_cluster_error(&w.store, "the failure is counted", |e| e.contains(&counted)).await;
+        assert!(error.contains(&format!("member {} unhealthy", member.member_id)), "{error}");
+        assert!(error.contains("GET / answered 500"), "{error}");
+    }
+    // The third member activates: the streak and its reason stay on the cluster.
+    wait_active(&w.store, "app.web", "the third member active", |m| m.len() == 1 && !seen.contains(&m[0])).await;
+    let error = wait_cluster_error(&w.store, "the reason stays", |_| true).await;
+    assert!(error.contains("2 member failure(s) in a row"), "an activation cleared the streak: {error:?}");
 }

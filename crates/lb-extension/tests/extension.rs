@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stratos_test_kit::free_port;
 
 use stratos_bus::events::{CompleteTopologyEvent, InFlightRequestsEvent, MemberActivatedEvent, TenantCreatedEvent};
 use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
@@ -44,10 +45,6 @@ fn available(kind: Kind) -> bool {
         "{} is not installed: apt-get install -y haproxy nginx (or set STRATOS_SKIP_PROXIES=1 to skip these tests)",
         binary.display()
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn http_member(
@@ -294,9 +291,7 @@ impl Load {
 }
 
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st != "Z"))
-        .unwrap_or(false)
+    stratos_test_kit::proc::stat(pid).is_some_and(|s| s.is_live())
 }
 
 async fn follows_the_topology(kind: Kind) {

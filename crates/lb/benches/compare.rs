@@ -16,9 +16,9 @@
 //! figure's median, since this machine's speed drifts by ±15% between runs.
 
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::net::TcpStream as StdStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -33,6 +33,9 @@ use stratos_lb::LbConfig;
 use stratos_lb_extension::{self as extension, ExtensionConfig, Kind};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
 use stratos_model::Protocol;
+use stratos_test_kit::proc::{tree_cpu_seconds as cpu_seconds, tree_peak_rss_mib as peak_rss_mib};
+use stratos_test_kit::process::ChildGuard;
+use stratos_test_kit::{free_port, wait_listening};
 
 const ROLE: &str = "STRATOS_BENCH_ROLE";
 const HOST: &str = "bench.stratos.test";
@@ -82,29 +85,6 @@ fn builtin_lb() {
         let bus = Bus::connect(&broker, &format!("bench-lb-{}", std::process::id())).await.unwrap();
         let _ = stratos_lb::run(bus, LbConfig::default()).await;
     });
-}
-
-/// A child process, killed when dropped.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_listening(port: u16) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while StdStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port} after 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until a request for [`HOST`] through the proxy reaches a backend.
@@ -164,46 +144,6 @@ fn topology(backends: &[u16], proxy: u16) -> Topology {
         clusters: [("bench.php".to_string(), cluster)].into(),
     };
     Topology { services: [("php".to_string(), service)].into() }
-}
-
-/// `pid` and its descendants.
-fn tree(pid: u32) -> Vec<u32> {
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        let children = stratos_lb_extension::proxy::children(all[i]);
-        all.extend(children);
-        i += 1;
-    }
-    all
-}
-
-/// utime + stime of `pid`'s process tree, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    tree(pid)
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-        .map(|stat| {
-            // After "pid (comm) ": state is field 3, utime 14, stime 15.
-            let rest: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
-            let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            (field(14) + field(15)) / ticks
-        })
-        .sum()
-}
-
-/// VmHWM summed over `pid`'s process tree, in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    tree(pid)
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .sum::<f64>()
-        / 1024.0
 }
 
 struct Row {
@@ -303,7 +243,7 @@ async fn compare() {
         })
         .collect();
     for &port in &ports {
-        wait_listening(port);
+        wait_listening(port, "a backend");
     }
     let proxy_port = free_port();
     bus.publish(&CompleteTopologyEvent { topology: topology(&ports, proxy_port) }).await.unwrap();

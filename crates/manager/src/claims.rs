@@ -1,12 +1,13 @@
-//! One owner per host name and cluster id: the manager's side of
+//! One owner per host name, cluster id and TCP proxy port: the manager's side of
 //! [`stratos_model::claims`]. A deploy, or an application added or changed, whose
-//! clusters would claim what a deployed cluster of another application holds is a
-//! 409 naming each field at fault; the owner is named only to its own tenant.
+//! clusters would claim what a deployed cluster of another application holds, or a
+//! port the platform itself listens on, is a 409 naming each field at fault; the
+//! owner is named only to its own tenant.
 
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
-use stratos_model::claims::{clashes, Clash, ClashOn, ClusterClaims};
+use stratos_model::claims::{clashes, reserved_port_clashes, Clash, ClashOn, ClusterClaims};
 use stratos_model::{Application, Definitions, Deployment, DeploymentStatus, Problems};
 
 use crate::error::{ApiError, ApiResult};
@@ -18,17 +19,14 @@ use crate::state::AppState;
 pub async fn deployed_claims(state: &AppState) -> ApiResult<Vec<ClusterClaims>> {
     let mut cartridges: HashMap<i64, Definitions> = HashMap::new();
     let mut out = Vec::new();
-    for (tenant, value) in state.store.list_all_tenants("deployment").await? {
-        let deployment: Deployment = serde_json::from_value(value).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unreadable deployment in the store: {e}"))
-        })?;
+    // An unreadable deployment fails the check, naming it: what it claims is unknown.
+    for deployment in state.store.list_records_all_tenants::<Deployment>().await?.all()? {
+        let tenant = deployment.tenant_id;
         let defs = match cartridges.entry(tenant) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(state.store.load_definitions(tenant).await?),
         };
-        out.extend(ClusterClaims::of(&deployment, |spec| {
-            defs.cartridges.get(&spec.cartridge_type).is_some_and(|c| c.multi_tenant)
-        }));
+        out.extend(ClusterClaims::of(&deployment, |spec| defs.cartridges.get(&spec.cartridge_type)));
     }
     Ok(out)
 }
@@ -42,15 +40,15 @@ pub async fn refuse_clashes(
     defs: &Definitions,
     caller_tenant: i64,
 ) -> ApiResult<()> {
-    let new =
-        ClusterClaims::of(deployment, |spec| defs.cartridges.get(&spec.cartridge_type).is_some_and(|c| c.multi_tenant));
-    let found = clashes(&new, &deployed_claims(state).await?, caller_tenant);
+    let new = ClusterClaims::of(deployment, |spec| defs.cartridges.get(&spec.cartridge_type));
+    let mut found = reserved_port_clashes(&new, &state.config.reserved_ports);
+    found.extend(clashes(&new, &deployed_claims(state).await?, caller_tenant));
     if found.is_empty() {
         return Ok(());
     }
     Err(ApiError {
         status: StatusCode::CONFLICT,
-        error: "a host name or cluster id it claims already belongs to another deployed application".into(),
+        error: "a host name, cluster id or proxy port it claims already belongs to another deployed application, or to the platform".into(),
         problems: problems(app, &found).0,
     })
 }
@@ -96,6 +94,8 @@ fn problems(app: &Application, found: &[Clash]) -> Problems {
             ClashOn::HostName(j) if j < given => format!("{path}.subscribableInfo.hostNames[{j}]"),
             // The default host name and the cluster id come from the application id and the alias.
             ClashOn::HostName(_) | ClashOn::ClusterId => format!("{path}.subscribableInfo.alias"),
+            // The proxy port is the cartridge's: the application names the cartridge by its type.
+            ClashOn::ProxyPort(_) => format!("{path}.type"),
         };
         problems.push(field, clash.message.clone());
     }

@@ -24,8 +24,8 @@ use serde::Serialize;
 use serde_json::Value;
 use stratos_bus::events::{ApplicationCreatedEvent, ApplicationDeletedEvent};
 use stratos_model::{
-    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, Definition, Definitions, DeploymentPolicy, Kind,
-    NetworkPartition, Problems, SUPER_TENANT,
+    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, Definition, Definitions, Deployment,
+    DeploymentPolicy, Kind, NetworkPartition, Problems, SUPER_TENANT,
 };
 use stratos_store::shared_with_tenants;
 
@@ -283,14 +283,14 @@ async fn remove<D: Resource>(
             names.join(", ")
         )));
     }
-    if D::KIND == Kind::Application && state.store.get(tenant, "deployment", &id).await?.is_some() {
+    if D::KIND == Kind::Application && state.store.get_record::<Deployment>(tenant, &id).await?.is_some() {
         return Err(ApiError::conflict(format!("application {id:?} is deployed; undeploy it first")));
     }
     if D::KIND == Kind::ApplicationPolicy {
         // No definition names an application policy: deployments do, at deploy time.
-        for deployment in state.store.list(tenant, "deployment").await? {
-            if deployment["applicationPolicyId"] == id.as_str() {
-                let app = deployment["applicationId"].as_str().unwrap_or("?").to_string();
+        for deployment in state.store.list_records::<Deployment>(tenant).await?.all()? {
+            if deployment.application_policy_id == id {
+                let app = deployment.application_id;
                 return Err(ApiError::conflict(format!(
                     "application policy {id:?} is used by deployed application {app:?}; undeploy it first"
                 )));

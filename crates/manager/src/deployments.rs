@@ -9,11 +9,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use stratos_bus::events::ApplicationDeployedEvent;
-use stratos_model::topology::{Member, Topology};
+use stratos_model::topology::{Cluster, Member, Topology};
 use stratos_model::{
-    cluster_id, Application, ApplicationMonitorStatus, Cartridge, CartridgeSubscription, ClusterSpec, Definitions,
-    Deployment, DeploymentStatus, GroupSpec, MonitorStatus, Problems,
+    cluster_id, Application, ApplicationMonitorStatus, Cartridge, CartridgeSubscription, ClusterScale, ClusterSpec,
+    Definitions, Deployment, DeploymentStatus, GroupSpec, MonitorStatus, Problems,
 };
+use stratos_store::{ScalingHistory, StoreError};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -46,7 +47,7 @@ async fn deploy(
     if !defs.application_policies.contains_key(&policy) {
         return Err(ApiError::not_found(format!("application policy {policy:?} does not exist")));
     }
-    if state.store.get(tenant, "deployment", &id).await?.is_some() {
+    if state.store.get_record::<Deployment>(tenant, &id).await?.is_some() {
         return Err(ApiError::conflict(format!("application {id:?} is already deployed; undeploy it first")));
     }
     let deployment = plan(app, &policy, tenant, &defs)
@@ -57,13 +58,8 @@ async fn deploy(
         return Err(ApiError::invalid(format!("cannot deploy application {id:?}: a cluster is too large"), too_big));
     }
     if tenant != stratos_model::SUPER_TENANT {
-        let existing: Vec<Deployment> = state
-            .store
-            .list(tenant, "deployment")
-            .await?
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect();
+        // An unreadable deployment fails the deploy (naming it): its size is unknown.
+        let existing: Vec<Deployment> = state.store.list_records(tenant).await?.all()?;
         let quota = crate::tenants::quota_of(&state.store, tenant).await?.effective(&state.config.limits);
         quota::check_quota(&existing, &deployment, quota).map_err(|problems| ApiError {
             status: StatusCode::FORBIDDEN,
@@ -75,10 +71,7 @@ async fn deploy(
     crate::claims::refuse_clashes(&state, app, &deployment, &defs, tenant)
         .await
         .map_err(|e| e.context(format!("cannot deploy application {id:?}")))?;
-    state
-        .store
-        .put(tenant, "deployment", &id, &serde_json::to_value(&deployment).expect("deployments serialise"))
-        .await?;
+    state.store.put_record(tenant, &deployment).await?;
     tracing::info!(application_id = %id, policy = %policy, tenant, "application deployed");
     state
         .publish(&ApplicationDeployedEvent { application_id: id, tenant_id: tenant, application_policy_id: policy })
@@ -190,15 +183,13 @@ async fn undeploy(
     p.require_write()?;
     let tenant = p.tenant_id;
     let _write = state.write_lock.lock().await;
-    let stored = state
+    let mut deployment = state
         .store
-        .get(tenant, "deployment", &id)
+        .get_record::<Deployment>(tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("application {id:?} is not deployed")))?;
-    let mut deployment: Deployment =
-        serde_json::from_value(stored).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     deployment.status = DeploymentStatus::Undeploying;
-    state.store.put(tenant, "deployment", &id, &serde_json::to_value(&deployment).expect("serialises")).await?;
+    state.store.put_record(tenant, &deployment).await?;
     tracing::info!(application_id = %id, tenant, "application undeploying");
     state.publish(&stratos_bus::events::ApplicationUndeployedEvent { application_id: id, tenant_id: tenant }).await;
     Ok((StatusCode::ACCEPTED, Json(deployment)))
@@ -217,6 +208,11 @@ pub struct Runtime {
     /// The group monitors, nested as in the application.
     pub groups: Vec<GroupRuntime>,
     pub clusters: Vec<ClusterRuntime>,
+    /// Stored documents of the application that cannot be read, each naming its
+    /// document and why: the controller and the autoscaler leave what they concern
+    /// as it is until they are fixed (or removed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -279,11 +275,26 @@ async fn runtime(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Runtime>> {
     let defs = state.store.load_definitions(tenant).await?;
-    let stored = state.store.get(tenant, "deployment", &id).await?;
+    let stored = match state.store.get_record::<Deployment>(tenant, &id).await {
+        Ok(stored) => stored,
+        Err(StoreError::Unreadable(bad)) => {
+            tracing::error!(error = %bad, "application status: the deployment cannot be read");
+            return Ok(Json(Runtime {
+                application_id: id,
+                status: "unreadable".into(),
+                application_policy_id: None,
+                application_status: None,
+                groups: vec![],
+                clusters: vec![],
+                errors: vec![bad.to_string()],
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if stored.is_none() && !defs.applications.contains_key(&id) {
         return Err(ApiError::not_found(format!("application {id:?} does not exist")));
     }
-    let Some(stored) = stored else {
+    let Some(deployment) = stored else {
         return Ok(Json(Runtime {
             application_id: id,
             status: "not-deployed".into(),
@@ -291,35 +302,52 @@ async fn runtime(
             application_status: None,
             groups: vec![],
             clusters: vec![],
+            errors: vec![],
         }));
     };
-    let deployment: Deployment =
-        serde_json::from_value(stored).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let topology = state.store.load_topology().await?;
-    let monitors: Option<ApplicationMonitorStatus> = state
-        .store
-        .get(tenant, "application-status", &id)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .filter(|s: &ApplicationMonitorStatus| s.deployed_at == deployment.deployed_at);
+    let (topology, unreadable_topology) = state.store.read_topology().await?;
+    let scales = state.store.list_records::<ClusterScale>(tenant).await?;
+    let mut errors = Vec::new();
+    let monitors = match state.store.get_record::<ApplicationMonitorStatus>(tenant, &id).await {
+        Ok(monitors) => monitors.filter(|s| s.deployed_at == deployment.deployed_at),
+        Err(StoreError::Unreadable(bad)) => {
+            errors.push(bad.to_string());
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let clusters = deployment
         .clusters
         .iter()
         .map(|spec| {
             let cluster = topology.cluster(&spec.cluster_id).filter(|c| c.tenant_id == tenant);
             let members: Vec<Member> = cluster.map(|c| c.members.values().cloned().collect()).unwrap_or_default();
+            // The cluster's own documents that cannot be read come before its last error.
+            let bad_cluster = unreadable_topology.iter().find(|u| u.is::<Cluster>(&spec.cluster_id));
+            let bad: Vec<String> = bad_cluster
+                .into_iter()
+                .chain(scales.unreadable.iter().filter(|u| u.id == spec.cluster_id))
+                .map(|u| u.to_string())
+                .collect();
+            errors.extend(bad.iter().cloned());
+            let status = match (bad_cluster, cluster) {
+                (Some(_), _) => "Unreadable".to_string(),
+                (None, Some(c)) => format!("{:?}", c.status),
+                (None, None) => "Pending".into(),
+            };
+            let error = bad.into_iter().chain(cluster.and_then(|c| c.error.clone())).reduce(|a, b| format!("{a}; {b}"));
             ClusterRuntime {
                 cluster_id: spec.cluster_id.clone(),
                 alias: spec.alias.clone(),
                 cartridge_type: spec.cartridge_type.clone(),
                 group: innermost_group(&deployment.groups, &spec.alias),
-                status: cluster.map(|c| format!("{:?}", c.status)).unwrap_or_else(|| "Pending".into()),
+                status,
                 min: spec.min,
                 max: spec.max,
                 desired: spec.desired,
                 active_members: members.iter().filter(|m| m.status.serves_traffic()).count() as u32,
                 host_names: spec.host_names.clone(),
-                error: cluster.and_then(|c| c.error.clone()),
+                error,
                 members,
             }
         })
@@ -335,6 +363,7 @@ async fn runtime(
         application_status: Some(monitors.as_ref().map_or(MonitorStatus::Created, |s| s.status)),
         groups: GroupRuntime::tree(&deployment.groups, monitors.as_ref()),
         clusters,
+        errors,
     }))
 }
 
@@ -345,8 +374,13 @@ fn innermost_group(groups: &[GroupSpec], alias: &str) -> Option<String> {
 }
 
 /// The whole topology for a platform admin; a tenant's users see their tenant's clusters only.
+/// A cluster whose document cannot be read is left out and logged; `application status`
+/// names it (one bad document does not hide every other cluster).
 async fn topology(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<Json<Topology>> {
-    let mut topology = state.store.load_topology().await?;
+    let (mut topology, unreadable) = state.store.read_topology().await?;
+    for bad in unreadable {
+        tracing::error!(error = %bad, "topology: a document cannot be read; left out");
+    }
     if !p.is_platform_admin() {
         for service in topology.services.values_mut() {
             service.clusters.retain(|_, c| c.tenant_id == p.tenant_id);
@@ -362,10 +396,13 @@ async fn scaling_history(
     TenantId(tenant): TenantId,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    if let Some(history) = state.store.get(tenant, "scaling-history", &id).await? {
-        return Ok(Json(history));
+    if let Some(history) = state.store.get_record::<ScalingHistory>(tenant, &id).await? {
+        return Ok(Json(serde_json::Value::Array(history.decisions)));
     }
-    let known = state.store.load_topology().await?.cluster(&id).is_some_and(|c| c.tenant_id == tenant);
+    // A cluster whose document cannot be read has no tenant to check: "does not exist"
+    // here, named in `application status` to its own tenant.
+    let (topology, _unreadable) = state.store.read_topology().await?;
+    let known = topology.cluster(&id).is_some_and(|c| c.tenant_id == tenant);
     if known {
         Ok(Json(serde_json::Value::Array(Vec::new())))
     } else {

@@ -60,6 +60,12 @@ impl From<stratos_store::StoreError> for ApiError {
     }
 }
 
+impl From<stratos_store::Unreadable> for ApiError {
+    fn from(e: stratos_store::Unreadable) -> Self {
+        stratos_store::StoreError::from(e).into()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { status: self.status.as_u16(), error: self.error, problems: self.problems };

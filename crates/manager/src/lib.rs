@@ -34,6 +34,7 @@ pub use body::DEFAULT_BODY_LIMIT;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::document as openapi_document;
 pub use state::{ApiConfig, AppState, TenantId};
+pub use tenants::TenantQuota;
 
 /// The whole API. `body_limit` bounds every request body, in bytes.
 pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {

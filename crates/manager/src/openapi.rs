@@ -96,6 +96,16 @@ pub fn document() -> Value {
                     "responses": merge(json!({"200": {"description": "The quota", "content": {"application/json": {"schema": quota_view}}}}), &errors)}
         }),
     );
+    for (verb, summary) in [
+        ("activate", "Activate a tenant (platform admins): its users may log in again"),
+        ("deactivate", "Deactivate a tenant (platform admins): its users cannot log in and its tokens are refused; its applications keep running"),
+    ] {
+        paths.insert(
+            format!("/api/tenants/{{domain}}/{verb}"),
+            json!({"post": {"tags": ["tenants"], "operationId": format!("{verb}Tenant"), "summary": summary, "parameters": domain,
+                "responses": merge(json!({"200": {"description": "The tenant", "content": {"application/json": {"schema": tenant}}}}), &errors)}}),
+        );
+    }
     paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",
@@ -246,7 +256,7 @@ fn secure(paths: &mut Map<String, Value>, error: &schemars::Schema) {
             responses.entry("401").or_insert_with(
                 || json!({"description": "No token, or one expired, revoked or unknown", "content": content}),
             );
-            responses.entry("403").or_insert_with(|| json!({"description": "The caller's role may not do this (a viewer's write, a tenant's change to a platform definition, a `local` cartridge by anyone but a platform admin, a quota exceeded)", "content": content}));
+            responses.entry("403").or_insert_with(|| json!({"description": "The caller's role may not do this (a viewer's write, a tenant's change to a platform definition, a `local` cartridge by anyone but a platform admin, a quota exceeded, a deactivated tenant's user)", "content": content}));
         }
     }
 }
@@ -257,7 +267,7 @@ fn error_responses(error: &schemars::Schema) -> Value {
         "400": {"description": "Malformed or invalid; `problems` names each field at fault", "content": content},
         "404": {"description": "No such definition (or one of another tenant), or no such route", "content": content},
         "405": {"description": "The route does not take this method", "content": content},
-        "409": {"description": "Already exists, in use by another definition, or a host name or cluster id that another deployed application holds", "content": content},
+        "409": {"description": "Already exists, in use by another definition, or a host name, cluster id or proxy port that another deployed application holds", "content": content},
         "413": {"description": "Body larger than the limit", "content": content},
         "415": {"description": "Neither JSON nor YAML", "content": content}
     })

@@ -39,6 +39,9 @@ pub struct ApiConfig {
     pub login_limits: LoginLimits,
     /// Tenant quotas and the platform-wide cap on cluster sizes.
     pub limits: Limits,
+    /// Ports the platform itself listens on (the API, the event bus): no cartridge's
+    /// proxy port may take one.
+    pub reserved_ports: Vec<stratos_model::claims::ReservedPort>,
 }
 
 impl Default for ApiConfig {
@@ -50,6 +53,7 @@ impl Default for ApiConfig {
             max_token_ttl: Duration::from_secs(30 * 24 * 3600),
             login_limits: LoginLimits::default(),
             limits: Limits::default(),
+            reserved_ports: Vec::new(),
         }
     }
 }

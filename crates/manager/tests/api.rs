@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
 use stratos_manager::{AppState, DEFAULT_BODY_LIMIT};
-use stratos_store::Store;
+use stratos_store::{Record, Store};
 
 struct Api {
     base: String,
@@ -369,14 +369,38 @@ async fn groups_are_deployed_as_a_tree_and_their_status_shown() {
             "groups": {"backend": "Inactive", "data": "Active"}, "updatedAt": 1})
     };
     let tenant = stratos_model::SUPER_TENANT;
-    api.store.put(tenant, "application-status", "grouped", &record(&deployment["deployedAt"])).await.unwrap();
+    let statuses = <stratos_model::ApplicationMonitorStatus as Record>::COLLECTION;
+    api.store.put(tenant, statuses, "grouped", &record(&deployment["deployedAt"])).await.unwrap();
     let (_, runtime) = api.get("/api/applications/grouped/runtime").await;
     assert_eq!(runtime["applicationStatus"], "Inactive", "{runtime}");
     assert_eq!(runtime["groups"][0]["status"], "Inactive");
     assert_eq!(runtime["groups"][0]["groups"][0]["status"], "Active");
-    api.store.put(tenant, "application-status", "grouped", &record(&json!(1))).await.unwrap();
+    api.store.put(tenant, statuses, "grouped", &record(&json!(1))).await.unwrap();
     let (_, runtime) = api.get("/api/applications/grouped/runtime").await;
     assert_eq!(runtime["applicationStatus"], "Created", "a record of an earlier deployment: {runtime}");
+    assert!(runtime.get("errors").is_none(), "{runtime}");
+
+    // Documents that cannot be read are named, never taken for absent.
+    api.store.put(tenant, statuses, "grouped", &json!({"applicationId": "grouped", "status": 3})).await.unwrap();
+    let scale = <stratos_model::ClusterScale as Record>::COLLECTION;
+    api.store.put(tenant, scale, "grouped.api", &json!({"clusterId": "grouped.api", "desired": "two"})).await.unwrap();
+    let (status, runtime) = api.get("/api/applications/grouped/runtime").await;
+    assert_eq!(status, StatusCode::OK, "{runtime}");
+    let errors = runtime["errors"].to_string();
+    assert!(errors.contains("application-status/grouped") && errors.contains("cluster-scale/grouped.api"), "{runtime}");
+    let api_cluster = runtime["clusters"].as_array().unwrap().iter().find(|c| c["alias"] == "api").unwrap();
+    assert!(api_cluster["error"].as_str().unwrap().contains("cluster-scale/grouped.api"), "{runtime}");
+    let deployments = <stratos_model::Deployment as Record>::COLLECTION;
+    api.store.put(tenant, deployments, "grouped", &json!({"applicationId": "grouped"})).await.unwrap();
+    let (status, runtime) = api.get("/api/applications/grouped/runtime").await;
+    assert_eq!(status, StatusCode::OK, "{runtime}");
+    assert_eq!(runtime["status"], "unreadable", "{runtime}");
+    let errors = runtime["errors"].to_string();
+    assert!(errors.contains("deployment/grouped") && errors.contains("tenant -1234"), "{runtime}");
+    // Nor is it "not deployed": undeploying it is an error naming it.
+    let (status, body) = api.post("/api/applications/grouped/undeploy", &json!({})).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.to_string().contains("deployment/grouped"), "{body}");
 }
 
 /// An application of one php cluster `alias`, naming `hosts`.
@@ -452,7 +476,8 @@ async fn colliding_cluster_ids_are_refused() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(problem_paths(&body).contains(&"components.cartridges[0].subscribableInfo.alias".to_string()), "{body}");
     assert!(problems_text(&body).contains("\"x.y.z\"") && problems_text(&body).contains("\"x.y\""), "{body}");
-    assert_eq!(api.store.list_all_tenants("deployment").await.unwrap().len(), 1, "only x.y is deployed");
+    let deployed = api.store.list_records_all_tenants::<stratos_model::Deployment>().await.unwrap();
+    assert_eq!(deployed.records.len(), 1, "only x.y is deployed");
 }
 
 #[tokio::test]

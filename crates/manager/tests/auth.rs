@@ -53,7 +53,8 @@ async fn world() -> World {
     )
     .await;
     api.must(&acme_dev, Method::POST, "/api/applications/acme-app/deploy/acme-ap", None, 202).await;
-    api.store.put(acme, "scaling-history", "acme-app.web", &json!([])).await.unwrap();
+    let history = stratos_store::ScalingHistory { cluster_id: "acme-app.web".into(), decisions: vec![] };
+    api.store.put_record(acme, &history).await.unwrap();
     // What the controller would have made: acme's cluster with a member, and one of the platform's.
     let member = |cluster: &str, id: &str| {
         json!({"serviceName": "php", "clusterId": cluster, "memberId": id, "networkPartitionId": "np-local-1",
@@ -118,7 +119,7 @@ async fn body_for(w: &World, method: &str, template: &str) -> Option<Value> {
         "/api/users/{name}/password" => json!({"password": "an intruder's password", "currentPassword": PASSWORD}),
         "/api/tenants" => json!({"tenantDomain": "intruder.test"}),
         "/api/tenants/{domain}/quota" => json!({"maxMembers": 1000}),
-        t if t.contains("/deploy/") || t.ends_with("/undeploy") => return None,
+        t if t.contains("/deploy/") || t.ends_with("/undeploy") || t.ends_with("activate") => return None,
         t => {
             let resource = t.split('/').nth(2).unwrap();
             let kind: stratos_model::Kind = resource.parse().unwrap();
@@ -542,14 +543,122 @@ async fn records_of_tokens_dead_for_a_week_are_deleted_at_the_next_login() {
     stratos_manager::auth::save_token(&api.store, &recent).await.unwrap();
     // A login (of a user of its own: the admin's password is not known here) purges.
     api.user(&api.admin, "ops", "viewer", None).await;
-    let ids: Vec<String> = api
-        .store
-        .list(stratos_model::SUPER_TENANT, "api-token")
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids: Vec<String> =
+        stratos_manager::auth::all_tokens(&api.store).await.unwrap().into_iter().map(|t| t.id).collect();
     assert!(!ids.contains(&old.id), "a token dead for two weeks is gone");
     assert!(ids.contains(&recent.id), "a token dead for half a week is kept, to say it expired");
+}
+
+/// A deactivated tenant's users cannot log in and their tokens are refused, saying why;
+/// its deployment stays (its applications keep running); only a platform admin
+/// deactivates and activates, and activation lets the same users (and live tokens) in again.
+#[tokio::test]
+async fn a_deactivated_tenant_is_shut_out_and_its_applications_stay() {
+    let api = Api::start(ApiConfig::default()).await;
+    platform_definitions(&api).await;
+    api.tenant("acme.test").await;
+    api.tenant("other.test").await;
+    let acme_admin = api.user(&api.admin, "acme-admin", "tenant-admin", Some("acme.test")).await;
+    let dev = api.user(&acme_admin, "acme-dev", "developer", None).await;
+    let other_admin = api.user(&api.admin, "other-admin", "tenant-admin", Some("other.test")).await;
+    api.must(&dev, Method::POST, "/api/deploymentPolicies", Some(&deployment_policy("dp")), 201).await;
+    api.must(&dev, Method::POST, "/api/applicationPolicies", Some(&application_policy("ap")), 201).await;
+    api.must(&dev, Method::POST, "/api/applications", Some(&php_app("a", "dp", "economy", 1, 2)), 201).await;
+    api.must(&dev, Method::POST, "/api/applications/a/deploy/ap", None, 202).await;
+
+    // Only a platform admin deactivates: the tenant's own admin is refused, another tenant's does not see it.
+    api.must(&acme_admin, Method::POST, "/api/tenants/acme.test/deactivate", None, 403).await;
+    api.must(&other_admin, Method::POST, "/api/tenants/acme.test/deactivate", None, 404).await;
+    let t = api.must(&api.admin, Method::POST, "/api/tenants/acme.test/deactivate", None, 200).await;
+    assert_eq!(t["active"], false, "{t}");
+    assert_eq!(api.get(&api.admin, "/api/tenants/acme.test").await.body["active"], false);
+
+    // Its tokens are refused, with the reason; so is a login with the right password.
+    for token in [&dev, &acme_admin] {
+        let a = api.get(token, "/api/applications").await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+        assert!(a.text.contains("acme.test") && a.text.contains("deactivated"), "{}", a.text);
+    }
+    let a = api.call(Some(&dev), Method::POST, "/api/applications/a/undeploy", None, &[]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    let login = json!({"username": "acme-dev", "password": PASSWORD});
+    let a = api.call(None, Method::POST, "/api/tokens", Some(&login), &[]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert!(a.text.contains("deactivated") && a.body.get("token").is_none(), "{}", a.text);
+    // A wrong password still reads as one (nothing about the tenant to a guesser).
+    let wrong = json!({"username": "acme-dev", "password": "not the password"});
+    let a = api.call(None, Method::POST, "/api/tokens", Some(&wrong), &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    assert!(!a.text.contains("deactivated"), "{}", a.text);
+    // Other tenants go on.
+    assert_eq!(api.get(&other_admin, "/api/applications").await.status, StatusCode::OK);
+
+    // The deployment stays: its applications keep running.
+    let acme = api.get(&api.admin, "/api/tenants/acme.test").await.body["tenantId"].as_i64().unwrap();
+    assert!(api.store.get(acme, "deployment", "a").await.unwrap().is_some(), "the deployment was removed");
+
+    // Activated again: the live tokens work, and logging in does.
+    api.must(&api.admin, Method::POST, "/api/tenants/acme.test/activate", None, 200).await;
+    assert_eq!(api.get(&dev, "/api/applications").await.status, StatusCode::OK);
+    api.login("acme-dev", PASSWORD).await;
+}
+
+/// A TCP proxy port belongs to one cluster: another application claiming it (at add or
+/// deploy, of another tenant or the same) is a 409 at the subscription's `type`, naming
+/// the owner only to its own tenant; a port the platform listens on is nobody's.
+#[tokio::test]
+async fn tcp_proxy_ports_and_the_platforms_ports_are_claims() {
+    let config = ApiConfig {
+        reserved_ports: vec![stratos_model::claims::ReservedPort { port: 1883, what: "the event bus".into() }],
+        ..ApiConfig::default()
+    };
+    let api = Api::start(config).await;
+    platform_definitions(&api).await;
+    // Platform cartridges: one passing TCP through on 13306, one mapping the bus's port.
+    for (name, protocol, proxy) in [("tcpdb", "tcp", 13306), ("busy", "http", 1883)] {
+        let mut c = example("cartridge-php.json");
+        c["type"] = json!(name);
+        c["portMapping"] = json!([{"protocol": protocol, "port": 3306, "proxyPort": proxy}]);
+        api.must(&api.admin, Method::POST, "/api/cartridges", Some(&c), 201).await;
+    }
+    let app = |id: &str, cartridge: &str| {
+        json!({"applicationId": id, "components": {"cartridges": [{"type": cartridge, "cartridgeMin": 1, "cartridgeMax": 1,
+            "subscribableInfo": {"alias": "db", "autoscalingPolicy": "economy", "deploymentPolicy": "dp"}}]}})
+    };
+    let mut devs = Vec::new();
+    for (domain, user) in [("acme.test", "acme-admin"), ("other.test", "other-admin")] {
+        api.tenant(domain).await;
+        let admin = api.user(&api.admin, user, "tenant-admin", Some(domain)).await;
+        api.must(&admin, Method::POST, "/api/deploymentPolicies", Some(&deployment_policy("dp")), 201).await;
+        api.must(&admin, Method::POST, "/api/applicationPolicies", Some(&application_policy("ap")), 201).await;
+        devs.push(admin);
+    }
+    let (acme, other) = (&devs[0], &devs[1]);
+    // Added before anyone deploys it: fine. Deployed by acme: the port is acme's.
+    api.must(other, Method::POST, "/api/applications", Some(&app("late", "tcpdb")), 201).await;
+    api.must(acme, Method::POST, "/api/applications", Some(&app("db", "tcpdb")), 201).await;
+    api.must(acme, Method::POST, "/api/applications/db/deploy/ap", None, 202).await;
+
+    // Another tenant: refused at deploy and at add, the owner unnamed.
+    for (method, path, body) in [
+        (Method::POST, "/api/applications/late/deploy/ap", None),
+        (Method::POST, "/api/applications", Some(app("thief", "tcpdb"))),
+    ] {
+        let a = api.must(other, method, path, body.as_ref(), 409).await;
+        assert_eq!(a["problems"][0]["path"], "components.cartridges[0].type", "{a}");
+        let message = a["problems"][0]["message"].as_str().unwrap();
+        assert!(message.contains("13306") && message.contains("another tenant"), "{a}");
+        assert!(!a.to_string().contains("\"db\"") && !a.to_string().contains("acme"), "the owner leaked: {a}");
+    }
+    assert_eq!(api.get(other, "/api/applications/late/runtime").await.body["status"], "not-deployed");
+    // The same tenant: refused, naming its own application.
+    let a = api.must(acme, Method::POST, "/api/applications", Some(&app("db2", "tcpdb")), 409).await;
+    assert!(a["problems"][0]["message"].as_str().unwrap().contains("application \"db\""), "{a}");
+    // The platform's own port: refused for everyone, the platform admin included.
+    api.must(&api.admin, Method::POST, "/api/deploymentPolicies", Some(&deployment_policy("dp")), 201).await;
+    for token in [acme, &api.admin] {
+        let a = api.must(token, Method::POST, "/api/applications", Some(&app("bus-thief", "busy")), 409).await;
+        assert_eq!(a["problems"][0]["path"], "components.cartridges[0].type", "{a}");
+        assert!(a.to_string().contains("the event bus"), "{a}");
+    }
 }

@@ -54,6 +54,10 @@ pub enum StoreError {
     #[error("stored document {collection}/{id} of tenant {tenant} is not a valid {what}: {error}")]
     InvalidDocument { tenant: i64, collection: String, id: String, what: String, error: serde_json::Error },
 
+    /// A record's document does not decode as its type: it names the document.
+    #[error(transparent)]
+    Unreadable(#[from] crate::Unreadable),
+
     #[error("cannot encode {what} as JSON: {error}")]
     Encode { what: String, error: serde_json::Error },
 

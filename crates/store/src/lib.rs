@@ -7,6 +7,13 @@
 //! `body` is TEXT in SQLite and JSONB in PostgreSQL. Lists are ordered by id
 //! bytewise on both back ends.
 //!
+//! Every kind of record the components share is a type implementing [`Record`], which
+//! names its collection ([`Record::COLLECTION`]); [`Store::get_record`],
+//! [`Store::put_record`], [`Store::list_records`] and [`Store::delete_record`] read and
+//! write it, and a document that does not decode is an [`Unreadable`] error naming it
+//! (see `record.rs`). The raw `get` / `put` / `list` / `delete` stay for definitions
+//! (named by [`Kind`]) and for tests that write what a record type would refuse.
+//!
 //! What the typed helpers store where:
 //! - definitions: tenant's own, collection [`Kind::name`] (`cartridge`, `deployment-policy`, …), id = definition id;
 //!   the super tenant's cartridges, network partitions and public autoscaling policies
@@ -26,6 +33,7 @@
 
 mod error;
 mod postgres;
+mod record;
 mod sqlite;
 
 use std::collections::BTreeSet;
@@ -33,13 +41,13 @@ use std::fmt;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
-use stratos_model::topology::{Cluster, Port, Service, ServiceType, Topology};
+use stratos_model::topology::{Cluster, Service, ServiceType, Topology};
 use stratos_model::{Definitions, Kind, Tenant, SUPER_TENANT};
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
+pub use record::{Listed, PlatformRecord, Record, ScalingHistory, TopologyService, Unreadable};
 pub use sqlite::SqliteStore;
 
 /// The schema version this build creates and understands.
@@ -47,12 +55,8 @@ const SCHEMA_VERSION: i64 = 1;
 
 /// Where builds before per-cluster persistence kept the whole topology.
 const LEGACY_TOPOLOGY: (&str, &str) = ("topology", "current");
-const TOPOLOGY_SERVICES: &str = "topology-service";
-const TOPOLOGY_CLUSTERS: &str = "topology-cluster";
-const TENANTS: &str = "tenant";
-/// The platform's identity: tenant [`SUPER_TENANT`], this collection, id [`PLATFORM_ID`].
-const PLATFORM: &str = "platform";
-const PLATFORM_ID: &str = "id";
+const TOPOLOGY_SERVICES: &str = TopologyService::COLLECTION;
+const TOPOLOGY_CLUSTERS: &str = <Cluster as Record>::COLLECTION;
 /// Where [`Store::probe_write`] writes.
 const HEALTH_PROBE: (&str, &str) = ("health-probe", "last");
 
@@ -95,15 +99,6 @@ impl TopologyChanges {
         self.services.extend(other.services);
         self.clusters.extend(other.clusters);
     }
-}
-
-/// A service's own document: the service without its clusters, which have theirs.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ServiceRecord<'a> {
-    service_name: &'a str,
-    service_type: ServiceType,
-    ports: &'a [Port],
 }
 
 impl Row {
@@ -217,6 +212,50 @@ impl Store {
             Store::Sqlite(s) => s.delete(tenant, collection, id).await,
             Store::Postgres(p) => p.delete(tenant, collection, id).await,
         }
+    }
+
+    /// One record of a tenant; `None` when there is no such document, an
+    /// [`Unreadable`] error (as [`StoreError::Unreadable`]) when it does not decode.
+    pub async fn get_record<R: Record>(&self, tenant: i64, id: &str) -> Result<Option<R>, StoreError> {
+        let body = match self {
+            Store::Sqlite(s) => s.get(tenant, R::COLLECTION, id).await?,
+            Store::Postgres(p) => p.get(tenant, R::COLLECTION, id).await?,
+        };
+        Ok(body.map(|body| record::decode(tenant, id, &body)).transpose()?)
+    }
+
+    /// Creates or replaces one record of a tenant, under its own id.
+    pub async fn put_record<R: Record>(&self, tenant: i64, record: &R) -> Result<(), StoreError> {
+        let id = record.id();
+        let body = serde_json::to_string(record)
+            .map_err(|error| StoreError::Encode { what: format!("{}/{id}", R::COLLECTION), error })?;
+        match self {
+            Store::Sqlite(s) => s.put(tenant, R::COLLECTION, &id, body).await,
+            Store::Postgres(p) => p.put(tenant, R::COLLECTION, &id, body).await,
+        }
+    }
+
+    /// Removes one record of a tenant; true if it existed (readable or not).
+    pub async fn delete_record<R: Record>(&self, tenant: i64, id: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.delete(tenant, R::COLLECTION, id).await,
+            Store::Postgres(p) => p.delete(tenant, R::COLLECTION, id).await,
+        }
+    }
+
+    /// A tenant's records of one kind, ordered by id, and the documents that did not decode.
+    pub async fn list_records<R: Record>(&self, tenant: i64) -> Result<Listed<R>, StoreError> {
+        Ok(decode_rows(self.raw_rows(tenant, R::COLLECTION).await?))
+    }
+
+    /// The records of one kind of every tenant, ordered by tenant then id, and the
+    /// documents that did not decode.
+    pub async fn list_records_all_tenants<R: Record>(&self) -> Result<Listed<R>, StoreError> {
+        let rows = match self {
+            Store::Sqlite(s) => s.list_all_tenants(R::COLLECTION).await?,
+            Store::Postgres(p) => p.list_all_tenants(R::COLLECTION).await?,
+        };
+        Ok(decode_rows(rows))
     }
 
     /// `(id, body)` of a tenant's documents in one collection, ordered by id.
@@ -345,19 +384,37 @@ impl Store {
         Row { tenant: SUPER_TENANT, id: id.into(), body }.typed(collection, "topology").map(Some)
     }
 
-    /// The saved topology, or an empty one if none was saved. A topology an earlier
-    /// build saved whole is read as it is, until the controller migrates it.
+    /// The saved topology, or an empty one if none was saved; the first unreadable
+    /// service or cluster document is the error. A topology an earlier build saved
+    /// whole is read as it is, until the controller migrates it.
     pub async fn load_topology(&self) -> Result<Topology, StoreError> {
+        let (topology, unreadable) = self.read_topology().await?;
+        match unreadable.into_iter().next() {
+            Some(bad) => Err(bad.into()),
+            None => Ok(topology),
+        }
+    }
+
+    /// The saved topology without the documents that do not decode, and an error
+    /// naming each of those: a cluster named there is neither in the topology nor
+    /// absent from the store, and must not be acted on as if it were gone.
+    pub async fn read_topology(&self) -> Result<(Topology, Vec<Unreadable>), StoreError> {
         if let Some(legacy) = self.legacy_topology().await? {
-            return Ok(legacy);
+            return Ok((legacy, Vec::new()));
         }
         let mut t = Topology::default();
-        for row in self.raw_rows(SUPER_TENANT, TOPOLOGY_SERVICES).await? {
-            let service: Service = row.typed(TOPOLOGY_SERVICES, "service")?;
+        let services = self.list_records::<TopologyService>(SUPER_TENANT).await?;
+        for s in services.records {
+            let service = Service {
+                service_name: s.service_name,
+                service_type: s.service_type,
+                ports: s.ports,
+                clusters: Default::default(),
+            };
             t.services.insert(service.service_name.clone(), service);
         }
-        for row in self.raw_rows(SUPER_TENANT, TOPOLOGY_CLUSTERS).await? {
-            let cluster: Cluster = row.typed(TOPOLOGY_CLUSTERS, "cluster")?;
+        let clusters = self.list_records::<Cluster>(SUPER_TENANT).await?;
+        for cluster in clusters.records {
             // Written in one transaction with its service; read in two queries, so a
             // service created in between may be missing: the next read has it.
             let service = t.services.entry(cluster.service_name.clone()).or_insert_with(|| Service {
@@ -368,21 +425,16 @@ impl Store {
             });
             service.clusters.insert(cluster.cluster_id.clone(), cluster);
         }
-        Ok(t)
+        let mut unreadable = services.unreadable;
+        unreadable.extend(clusters.unreadable);
+        Ok((t, unreadable))
     }
 
     /// The id of the platform this store belongs to; `None` in a new (or emptied)
     /// store, and in one written by a build before platform ids.
     pub async fn platform_id(&self) -> Result<Option<String>, StoreError> {
-        let Some(body) = self.get(SUPER_TENANT, PLATFORM, PLATFORM_ID).await? else { return Ok(None) };
-        let record: PlatformRecord = serde_json::from_value(body).map_err(|error| StoreError::InvalidDocument {
-            tenant: SUPER_TENANT,
-            collection: PLATFORM.into(),
-            id: PLATFORM_ID.into(),
-            what: "platform id".into(),
-            error,
-        })?;
-        Ok(Some(record.platform_id))
+        let record = self.get_record::<PlatformRecord>(SUPER_TENANT, PlatformRecord::ID).await?;
+        Ok(record.map(|r| r.platform_id))
     }
 
     /// Makes the store's platform id once: a new random id, or `adopt` (the id of
@@ -396,10 +448,7 @@ impl Store {
             (_, Some(adopt)) => adopt.to_string(),
             (None, None) => new_platform_id(),
         };
-        let record = PlatformRecord { platform_id: id.clone(), created_at: now_millis() };
-        let body = serde_json::to_value(&record)
-            .map_err(|error| StoreError::Encode { what: "the platform id".into(), error })?;
-        self.put(SUPER_TENANT, PLATFORM, PLATFORM_ID, &body).await?;
+        self.put_record(SUPER_TENANT, &PlatformRecord { platform_id: id.clone(), created_at: now_millis() }).await?;
         tracing::info!(platform_id = %id, store = %self.describe(), "platform id recorded in the store");
         Ok(id)
     }
@@ -413,39 +462,34 @@ impl Store {
 
     /// Creates or replaces a tenant (keyed by its id).
     pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        let id = t.tenant_id.to_string();
-        let value = serde_json::to_value(t)
-            .map_err(|error| StoreError::Encode { what: format!("tenant {}", t.tenant_id), error })?;
-        self.put(SUPER_TENANT, TENANTS, &id, &value).await
+        self.put_record(SUPER_TENANT, t).await
     }
 
-    /// Every tenant, ordered by tenant id.
+    /// Every tenant, ordered by tenant id; an unreadable tenant document is the error.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let mut tenants = self
-            .rows(SUPER_TENANT, TENANTS)
-            .await?
-            .into_iter()
-            .map(|(id, value)| {
-                serde_json::from_value::<Tenant>(value).map_err(|error| StoreError::InvalidDocument {
-                    tenant: SUPER_TENANT,
-                    collection: TENANTS.into(),
-                    id,
-                    what: "tenant".into(),
-                    error,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tenants = self.list_records::<Tenant>(SUPER_TENANT).await?.all()?;
         tenants.sort_by_key(|t| t.tenant_id);
         Ok(tenants)
     }
 }
 
-#[derive(Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PlatformRecord {
-    platform_id: String,
-    #[serde(default)]
-    created_at: u64,
+/// `(collection, id, body)` that writes one record in a [`Store::write_batch`].
+pub fn record_write<R: Record>(record: &R) -> Result<(String, String, Option<Value>), StoreError> {
+    let id = record.id().into_owned();
+    let body = serde_json::to_value(record)
+        .map_err(|error| StoreError::Encode { what: format!("{}/{id}", R::COLLECTION), error })?;
+    Ok((R::COLLECTION.to_owned(), id, Some(body)))
+}
+
+fn decode_rows<R: Record>(rows: Vec<Row>) -> Listed<R> {
+    let mut listed = Listed { records: Vec::with_capacity(rows.len()), unreadable: Vec::new() };
+    for row in rows {
+        match record::decode(row.tenant, &row.id, &row.body) {
+            Ok(r) => listed.records.push(r),
+            Err(bad) => listed.unreadable.push(bad),
+        }
+    }
+    listed
 }
 
 fn now_millis() -> u64 {
@@ -509,10 +553,10 @@ fn topology_writes(t: &Topology, changes: &TopologyChanges) -> Result<Vec<Write>
             Some(s) => Some(encode(
                 "service",
                 name,
-                serde_json::to_string(&ServiceRecord {
-                    service_name: &s.service_name,
+                serde_json::to_string(&TopologyService {
+                    service_name: s.service_name.clone(),
                     service_type: s.service_type,
-                    ports: &s.ports,
+                    ports: s.ports.clone(),
                 }),
             )?),
             None => None,

@@ -243,3 +243,19 @@ async fn postgres_topology_migration() {
     let store = Store::open(&schema.url()).await.unwrap();
     common::topology_migration(&store).await;
 }
+
+#[tokio::test]
+async fn postgres_typed_records() {
+    let Some(server) = server_url() else { return };
+    let schema = TestSchema::create(&server).await;
+    let store = Store::open(&schema.url()).await.unwrap();
+    common::typed_records(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_unreadable_records_are_named_errors() {
+    let Some(server) = server_url() else { return };
+    let schema = TestSchema::create(&server).await;
+    let store = Store::open(&schema.url()).await.unwrap();
+    common::unreadable_records(&store).await;
+}

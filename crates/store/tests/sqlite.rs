@@ -270,3 +270,37 @@ async fn sqlite_platform_definitions_are_shared_with_tenants() {
     let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
     common::platform_definitions_are_shared(&store).await;
 }
+
+#[tokio::test]
+async fn sqlite_typed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::typed_records(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_unreadable_records_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = Store::open_sqlite(&path).await.unwrap();
+    common::unreadable_records(&store).await;
+    // A body that is not JSON at all (SQLite keeps TEXT), written by another tool
+    // while the store is closed, is named the same way.
+    drop(store);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    raw.execute(
+        "INSERT INTO documents (tenant_id, collection, id, body) VALUES (3, 'cluster-scale', 'x.web', '{not json')",
+        [],
+    )
+    .unwrap();
+    drop(raw);
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let err = store.get_record::<stratos_model::ClusterScale>(3, "x.web").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Unreadable(_)), "{err:?}");
+    assert!(msg.contains("cluster-scale/x.web") && msg.contains("tenant 3"), "{msg}");
+    let listed = store.list_records::<stratos_model::ClusterScale>(3).await.unwrap();
+    assert!(listed.records.is_empty());
+    assert_eq!(listed.unreadable.len(), 1);
+}

@@ -3,11 +3,10 @@
 // Shared by several test crates, each using a part of it.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use stratos_bus::{EmbeddedBroker, MemberRef};
+pub use stratos_test_kit::{free_port, wait_listening};
 
 /// The cluster of the members in the trust tests.
 pub const CLUSTER: &str = "app.php";
@@ -55,7 +54,7 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
-        wait_listening(port);
+        wait_listening(port, "mosquitto");
         Mosquitto { child, port }
     }
 
@@ -85,19 +84,6 @@ fn mosquitto_path() -> String {
     "mosquitto".into()
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_listening(port: u16) {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.
 pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
     let embedded = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).expect("embedded broker");
@@ -107,4 +93,34 @@ pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
         urls.push(("mosquitto", m.url()));
     }
     (urls, mosquitto)
+}
+
+/// Files of a certificate authority made for a test and a server certificate it signed
+/// for `localhost` and 127.0.0.1 (what an operator would be given): all PEM.
+pub struct GivenCertificate {
+    pub ca_cert: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl GivenCertificate {
+    /// Makes them in `dir`, their names starting with `name`.
+    pub fn make(dir: &std::path::Path, name: &str) -> GivenCertificate {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let out = GivenCertificate {
+            ca_cert: dir.join(format!("{name}-ca.pem")),
+            cert: dir.join(format!("{name}-cert.pem")),
+            key: dir.join(format!("{name}-key.pem")),
+        };
+        std::fs::write(&out.ca_cert, ca.pem()).unwrap();
+        std::fs::write(&out.cert, cert.pem()).unwrap();
+        std::fs::write(&out.key, key.serialize_pem()).unwrap();
+        out
+    }
 }

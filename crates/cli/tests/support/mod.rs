@@ -1,16 +1,21 @@
 //! Runs the real `stratos` binary: `stratos up` as a child process (killed when the
 //! handle is dropped, even by a panic) and the client commands against it.
 
-#![allow(dead_code)]
+// Each test binary uses a part of it.
+#![allow(dead_code, unused_imports)]
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::HashSet;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+// The generic harness, shared with the other crates' tests.
+pub use stratos_test_kit::http::{http_get, http_get_with};
+pub use stratos_test_kit::load::{Load, LoadReport};
+pub use stratos_test_kit::process::{signal_group, Proc};
+pub use stratos_test_kit::{eventually, free_port, wait_listening};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stratos");
 
@@ -68,122 +73,16 @@ pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/php-web")
 }
 
-/// A port nobody listens on now, never handed out twice in this test process.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if GIVEN.lock().unwrap().get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
+/// Spawns a `stratos` (or any) command as a [`Proc`], without the developer's own
+/// STRATOS_* settings and with this test process's config home.
+pub fn spawn(label: &str, mut command: Command) -> Proc {
+    for var in STRATOS_ENV {
+        command.env_remove(var);
     }
-}
-
-pub fn wait_listening(port: u16, what: &str) {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port} within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child process with its stdout and stderr collected as they come; killed on drop.
-pub struct Proc {
-    label: String,
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-impl Proc {
-    pub fn spawn(label: &str, mut command: Command) -> Proc {
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        for var in STRATOS_ENV {
-            command.env_remove(var);
-        }
-        command.env("XDG_CONFIG_HOME", config_home());
-        // Logs must be plain without help: no NO_COLOR (stderr is a pipe, not a terminal).
-        command.env_remove("NO_COLOR");
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Proc { label: label.to_owned(), child, stdout, stderr, readers, status: None }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The exit status, if the process has ended.
-    pub fn try_status(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().unwrap();
-        }
-        self.status
-    }
-
-    /// Waits up to `timeout` for the process to end; then its output is complete.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while self.try_status().is_none() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        self.status
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().unwrap();
-        assert!(status.success(), "kill -{signal} {} failed", self.pid());
-    }
-
-    /// What it printed, for failure messages.
-    pub fn describe(&self) -> String {
-        format!("--- {} stdout ---\n{}\n--- {} stderr ---\n{}", self.label, self.stdout(), self.label, self.stderr())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.try_status().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.describe());
-        }
-    }
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(&mut from);
-        let mut line = String::new();
-        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-            into.lock().unwrap().push_str(&line);
-            line.clear();
-        }
-    })
+    command.env("XDG_CONFIG_HOME", config_home());
+    // Logs must be plain without help: no NO_COLOR (stderr is a pipe, not a terminal).
+    command.env_remove("NO_COLOR");
+    Proc::spawn(label, command)
 }
 
 /// What a finished command printed.
@@ -209,7 +108,7 @@ impl std::fmt::Display for Output {
 pub fn stratos(args: &[&str]) -> Output {
     let mut command = Command::new(BIN);
     command.args(args);
-    let mut proc = Proc::spawn(&format!("stratos {}", args.join(" ")), command);
+    let mut proc = spawn(&format!("stratos {}", args.join(" ")), command);
     let status = proc
         .wait_exit(Duration::from_secs(60))
         .unwrap_or_else(|| panic!("`stratos {}` did not finish within 60 s", args.join(" ")));
@@ -241,7 +140,19 @@ impl Platform {
 
     /// Starts `stratos up` on these ports; `Err` with the exited process if it did not come up.
     pub fn start_on(data_dir: &Path, api_port: u16, mqtt_port: u16, extra: &[&str]) -> Result<Platform, Proc> {
+        Platform::start_with_env(data_dir, api_port, mqtt_port, extra, &[])
+    }
+
+    /// [`Platform::start_on`] with `env` set for `stratos up` (and so for its members).
+    pub fn start_with_env(
+        data_dir: &Path,
+        api_port: u16,
+        mqtt_port: u16,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Result<Platform, Proc> {
         let mut command = Command::new(BIN);
+        command.envs(env.iter().map(|(k, v)| (*k, *v)));
         command
             .arg("up")
             .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
@@ -249,7 +160,7 @@ impl Platform {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra);
-        let mut proc = Proc::spawn("stratos up", command);
+        let mut proc = spawn("stratos up", command);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if proc.try_status().is_some() {
@@ -349,28 +260,6 @@ impl Platform {
     }
 }
 
-/// A minimal HTTP/1.0 GET (no chunked bodies): (status, body).
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    http_get_with(port, path, None)
-}
-
-/// [`http_get`] with a bearer token.
-pub fn http_get_with(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other("no HTTP head"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    Ok((status, body.to_owned()))
-}
-
 impl Platform {
     /// `mqtt://` URL of the platform's embedded broker.
     pub fn broker_url(&self) -> String {
@@ -428,10 +317,8 @@ pub fn topology_members(topology: &serde_json::Value) -> Vec<serde_json::Value> 
 
 /// (state, process group, start time in clock ticks) from `/proc/<pid>/stat`.
 pub fn proc_stat(pid: i32) -> Option<(char, i32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
-    Some((fields.first()?.chars().next()?, fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    let s = stratos_test_kit::proc::stat(u32::try_from(pid).ok()?)?;
+    Some((s.state, s.pgrp as i32, s.start_ticks))
 }
 
 /// A live process of a member: its environment names the member and it works under the data dir.
@@ -446,35 +333,19 @@ pub struct MemberProcess {
 /// directory is under `data_dir`: the members' agents, their apps, and whatever those started.
 pub fn member_processes(data_dir: &Path) -> Vec<MemberProcess> {
     let root = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_owned());
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     let mut out = Vec::new();
-    for pid in entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())) {
-        let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { continue };
-        if !cwd.starts_with(&root) {
+    for pid in stratos_test_kit::proc::pids() {
+        if !stratos_test_kit::proc::cwd(pid).is_some_and(|cwd| cwd.starts_with(&root)) {
             continue;
         }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        let member_id = environ
-            .split(|b| *b == 0)
-            .find_map(|var| var.strip_prefix(b"STRATOS_MEMBER_ID="))
-            .map(|id| String::from_utf8_lossy(id).into_owned());
-        let Some(member_id) = member_id else { continue };
-        match proc_stat(pid) {
-            Some((state, pgid, _)) if state != 'Z' && state != 'X' => out.push(MemberProcess { pid, pgid, member_id }),
+        let Some(member_id) = stratos_test_kit::proc::environ_var(pid, "STRATOS_MEMBER_ID") else { continue };
+        match stratos_test_kit::proc::stat(pid) {
+            Some(s) if s.is_live() => out.push(MemberProcess { pid: pid as i32, pgid: s.pgrp as i32, member_id }),
             _ => {}
         }
     }
     out.sort_by_key(|p| p.pid);
     out
-}
-
-/// `kill -SIGNAL -- -PGID`: signals a whole process group.
-pub fn signal_group(pgid: i32, signal: &str) -> bool {
-    Command::new("kill")
-        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A temporary data directory whose member processes are killed when it is dropped (even by a
@@ -768,226 +639,6 @@ pub fn member_list(platform: &Platform) -> Vec<serde_json::Value> {
 /// `stratos cluster scaling-history CLUSTER --last N` as printed, for failure messages.
 pub fn scaling_history(platform: &Platform, cluster_id: &str, last: usize) -> String {
     platform.cli(&["cluster", "scaling-history", cluster_id, "--last", &last.to_string()]).stdout
-}
-
-/// Polls `check` every 100 ms until it returns `Ok`, for at most `timeout`.
-pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(t) => return t,
-            Err(e) if Instant::now() > deadline => panic!("{what}: not so within {timeout:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// What a [`Load`] saw.
-#[derive(Debug, Clone, Default)]
-pub struct LoadReport {
-    /// Requests answered 200.
-    pub ok: u64,
-    /// Requests answered otherwise, or lost to a transport error (connecting, writing, reading).
-    pub failed: u64,
-    /// The first failures: (when, after the load started; what went wrong).
-    pub failures: Vec<(Duration, String)>,
-    /// Member id (from sample-http's answer) → (its first answer, after the load started; answers).
-    pub served: BTreeMap<String, (Duration, u64)>,
-}
-
-impl LoadReport {
-    /// When `member` first answered, after the load started.
-    pub fn first_served(&self, member: &str) -> Option<Duration> {
-        self.served.get(member).map(|(t, _)| *t)
-    }
-}
-
-/// Keep-alive HTTP/1.1 clients, each sending `GET /load/<n>` with `Host: <host>` to the load
-/// balancer on 127.0.0.1:`port`, one request after another, until stopped (or dropped). A
-/// request that does not end in 200 counts as failed; the client then reconnects.
-pub struct Load {
-    port: u16,
-    host: String,
-    started: Instant,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    report: Arc<Mutex<LoadReport>>,
-    clients: Vec<JoinHandle<()>>,
-}
-
-impl Load {
-    pub fn start(port: u16, host: &str, clients: usize) -> Load {
-        let mut load = Load {
-            port,
-            host: host.to_owned(),
-            started: Instant::now(),
-            stop: Arc::default(),
-            report: Arc::default(),
-            clients: Vec::new(),
-        };
-        load.add_clients(clients);
-        load
-    }
-
-    /// More clients (a rising load).
-    pub fn add_clients(&mut self, n: usize) {
-        for _ in 0..n {
-            let (host, started, stop, report) =
-                (self.host.clone(), self.started, self.stop.clone(), self.report.clone());
-            let port = self.port;
-            self.clients.push(std::thread::spawn(move || load_client(port, &host, started, &stop, &report)));
-        }
-    }
-
-    pub fn clients(&self) -> usize {
-        self.clients.len()
-    }
-
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
-    /// What the clients saw so far.
-    pub fn report(&self) -> LoadReport {
-        self.report.lock().unwrap().clone()
-    }
-
-    /// Stops the clients once their requests in flight are answered.
-    pub fn stop(mut self) -> LoadReport {
-        self.halt();
-        self.report()
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for client in self.clients.drain(..) {
-            let _ = client.join();
-        }
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.halt();
-    }
-}
-
-const KEPT_FAILURES: usize = 20;
-
-fn load_client(
-    port: u16,
-    host: &str,
-    started: Instant,
-    stop: &std::sync::atomic::AtomicBool,
-    report: &Mutex<LoadReport>,
-) {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let fail = |what: String| {
-        let mut r = report.lock().unwrap();
-        r.failed += 1;
-        if r.failures.len() < KEPT_FAILURES {
-            r.failures.push((started.elapsed(), what));
-        }
-    };
-    let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
-    let mut n = 0u64;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        if conn.is_none() {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
-                    let reader = BufReader::new(stream.try_clone().unwrap());
-                    conn = Some((stream, reader));
-                }
-                Err(e) => {
-                    fail(format!("cannot connect to the load balancer: {e}"));
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
-            }
-        }
-        let (stream, reader) = conn.as_mut().unwrap();
-        n += 1;
-        let request = format!("GET /load/{n} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        let answer = stream.write_all(request.as_bytes()).and_then(|()| read_response(reader));
-        match answer {
-            Ok((200, body, close)) => {
-                let member = body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).unwrap_or("?");
-                let mut r = report.lock().unwrap();
-                r.ok += 1;
-                let at = started.elapsed();
-                r.served.entry(member.to_owned()).or_insert((at, 0)).1 += 1;
-                if close {
-                    conn = None;
-                }
-            }
-            Ok((status, body, close)) => {
-                fail(format!("answered {status}: {}", body.trim()));
-                if close {
-                    conn = None;
-                }
-            }
-            Err(e) => {
-                fail(format!("transport error: {e}"));
-                conn = None;
-            }
-        }
-    }
-}
-
-/// Reads one HTTP/1.1 response: (status, body, whether the server closes the connection).
-fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, String, bool)> {
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed before an answer"));
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(format!("status line {line:?}")))?;
-    let (mut length, mut chunked, mut close) = (None, false, false);
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed in the head"));
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let Some((name, value)) = header.split_once(':') else { continue };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_ascii_lowercase());
-        match name.as_str() {
-            "content-length" => length = value.parse::<usize>().ok(),
-            "transfer-encoding" => chunked = value.contains("chunked"),
-            "connection" => close = value.contains("close"),
-            _ => {}
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| bad(format!("chunk size {line:?}")))?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(length) = length {
-        body.resize(length, 0);
-        reader.read_exact(&mut body)?;
-    } else {
-        reader.read_to_end(&mut body)?;
-        close = true;
-    }
-    Ok((status, String::from_utf8_lossy(&body).into_owned(), close))
 }
 
 /// A cluster of `application status -o json` (its runtime), by alias.

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod token;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -24,7 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use stratos_model::SUPER_TENANT;
-use stratos_store::Store;
+use stratos_store::{Record, Store};
 
 pub use principal::{forbidden, Principal, Role};
 pub use routes::routes;
@@ -32,9 +33,6 @@ pub use token::{TokenRecord, TokenView};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-pub const USERS: &str = "user";
-pub const TOKENS: &str = "api-token";
 
 /// The routes anyone may call: logging in, the health probe and the API's description.
 pub const PUBLIC_ROUTES: &[(&str, &str)] =
@@ -51,28 +49,41 @@ pub struct UserRecord {
     pub created_at: u64,
 }
 
+impl Record for UserRecord {
+    const COLLECTION: &'static str = "user";
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.username)
+    }
+}
+
 pub async fn load_user(store: &Store, username: &str) -> ApiResult<Option<UserRecord>> {
-    typed(store.get(SUPER_TENANT, USERS, username).await?)
+    Ok(store.get_record(SUPER_TENANT, username).await?)
 }
 
 pub async fn save_user(store: &Store, user: &UserRecord) -> ApiResult<()> {
-    Ok(store.put(SUPER_TENANT, USERS, &user.username, &serde_json::to_value(user).expect("users serialise")).await?)
+    Ok(store.put_record(SUPER_TENANT, user).await?)
 }
 
+pub async fn delete_user(store: &Store, username: &str) -> ApiResult<bool> {
+    Ok(store.delete_record::<UserRecord>(SUPER_TENANT, username).await?)
+}
+
+/// Every user; an unreadable user document is the error (it names the document).
 pub async fn all_users(store: &Store) -> ApiResult<Vec<UserRecord>> {
-    store.list(SUPER_TENANT, USERS).await?.into_iter().map(|v| typed(Some(v)).map(Option::unwrap)).collect()
+    Ok(store.list_records(SUPER_TENANT).await?.all()?)
 }
 
 pub async fn load_token(store: &Store, id: &str) -> ApiResult<Option<TokenRecord>> {
-    typed(store.get(SUPER_TENANT, TOKENS, id).await?)
+    Ok(store.get_record(SUPER_TENANT, id).await?)
 }
 
 pub async fn save_token(store: &Store, token: &TokenRecord) -> ApiResult<()> {
-    Ok(store.put(SUPER_TENANT, TOKENS, &token.id, &serde_json::to_value(token).expect("tokens serialise")).await?)
+    Ok(store.put_record(SUPER_TENANT, token).await?)
 }
 
+/// Every token record; an unreadable one is the error (it names the document).
 pub async fn all_tokens(store: &Store) -> ApiResult<Vec<TokenRecord>> {
-    store.list(SUPER_TENANT, TOKENS).await?.into_iter().map(|v| typed(Some(v)).map(Option::unwrap)).collect()
+    Ok(store.list_records(SUPER_TENANT).await?.all()?)
 }
 
 /// Revokes every live token of `username` but `keep`; returns how many.
@@ -98,17 +109,11 @@ pub async fn purge_dead_tokens(store: &Store, now: u64) -> ApiResult<usize> {
     for t in all_tokens(store).await? {
         let died = t.revoked_at.unwrap_or(t.expires_at).min(t.expires_at);
         if t.unusable(now).is_some() && now.saturating_sub(died) > KEEP_DEAD_TOKENS_MS {
-            store.delete(SUPER_TENANT, TOKENS, &t.id).await?;
+            store.delete_record::<TokenRecord>(SUPER_TENANT, &t.id).await?;
             purged += 1;
         }
     }
     Ok(purged)
-}
-
-fn typed<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> ApiResult<Option<T>> {
-    value.map(serde_json::from_value).transpose().map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store: a malformed identity record: {e}"))
-    })
 }
 
 /// Establishes the caller of every request but the public ones (401 without a live
@@ -179,6 +184,11 @@ async fn principal_of(state: &AppState, headers: &axum::http::HeaderMap) -> Resu
     let Some(user) = user.filter(|u| u.tenant_id == record.tenant_id) else {
         return Err(unauthorized("the token's user no longer exists"));
     };
+    if let Some(why) =
+        crate::tenants::refusal_for(&state.store, user.tenant_id).await.map_err(IntoResponse::into_response)?
+    {
+        return Err(forbidden(why).into_response());
+    }
     Ok(Principal { user: user.username, tenant_id: user.tenant_id, role: user.role, token_id: record.id })
 }
 

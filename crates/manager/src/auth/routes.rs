@@ -16,7 +16,7 @@ use stratos_model::{Problems, SUPER_TENANT};
 
 use super::{
     all_tokens, all_users, load_token, load_user, password, revoke_tokens_of, save_token, save_user, tenant_domain,
-    unauthorized, Principal, Role, TokenRecord, TokenView, UserRecord, USERS,
+    unauthorized, Principal, Role, TokenRecord, TokenView, UserRecord,
 };
 use crate::body::decode;
 use crate::error::{ApiError, ApiResult};
@@ -153,6 +153,11 @@ async fn login(
         return Ok(unauthorized("wrong user name or password"));
     };
     limiter.succeeded(&user.username);
+    // The right password, but the tenant is shut out: say so (the caller proved it is the user).
+    if let Some(why) = crate::tenants::refusal_for(&state.store, user.tenant_id).await? {
+        tracing::warn!(user = %user.username, tenant = user.tenant_id, "login refused: the tenant is deactivated");
+        return Err(super::forbidden(why));
+    }
     let limit = state.config.max_token_ttl.as_secs();
     let ttl = match request.ttl_seconds {
         Some(0) => {
@@ -343,7 +348,7 @@ async fn remove_user(
             return Err(ApiError::conflict(format!("user {name:?} is the last platform admin")));
         }
     }
-    state.store.delete(SUPER_TENANT, USERS, &name).await?;
+    super::delete_user(&state.store, &name).await?;
     let revoked = revoke_tokens_of(&state.store, &name, None, stratos_bus::now_millis()).await?;
     tracing::info!(user = %name, by = %p.user, revoked, "user removed");
     Ok(StatusCode::NO_CONTENT)

@@ -29,6 +29,13 @@ pub struct TokenRecord {
     pub description: String,
 }
 
+impl stratos_store::Record for TokenRecord {
+    const COLLECTION: &'static str = "api-token";
+    fn id(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(&self.id)
+    }
+}
+
 /// A token as listed: everything but its hash.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -5,13 +5,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
+use stratos_manager::auth::{TokenRecord, UserRecord};
+use stratos_manager::{ApiConfig, AppState, TenantQuota, DEFAULT_BODY_LIMIT};
 use stratos_model::SUPER_TENANT;
-use stratos_store::Store;
+use stratos_store::{Record, ScalingHistory, Store};
 
 /// A password long enough for the API's rules.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -136,12 +136,12 @@ pub const COLLECTIONS: &[&str] = &[
     "autoscaling-policy",
     "application-policy",
     "application",
-    "deployment",
-    "scaling-history",
-    "tenant",
-    "tenant-quota",
-    "user",
-    "api-token",
+    <stratos_model::Deployment as Record>::COLLECTION,
+    ScalingHistory::COLLECTION,
+    <stratos_model::Tenant as Record>::COLLECTION,
+    TenantQuota::COLLECTION,
+    UserRecord::COLLECTION,
+    TokenRecord::COLLECTION,
 ];
 
 pub fn example(file: &str) -> Value {
@@ -185,13 +185,4 @@ pub fn deployment_policy(id: &str) -> Value {
 
 pub fn application_policy(id: &str) -> Value {
     json!({"id": id, "algorithm": "one-after-another", "networkPartitions": ["np-local-1"]})
-}
-
-/// Polls `check` until it holds, for at most `timeout`.
-pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not so within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -418,3 +418,108 @@ pub async fn platform_definitions_are_shared(store: &Store) {
     assert_eq!(platform.autoscaling_policies.len(), 2, "the platform sees its own, public or not");
     assert_eq!(platform.cartridges["php"].category, "framework");
 }
+
+/// A deployment of `application` for `tenant`, with one cluster.
+pub fn deployment(tenant: i64, application: &str) -> stratos_model::Deployment {
+    serde_json::from_value(json!({
+        "applicationId": application, "tenantId": tenant, "applicationPolicyId": "one-np", "status": "deployed",
+        "deployedAt": 1_700_000_000_000u64,
+        "clusters": [{"clusterId": format!("{application}.web"), "alias": "web", "cartridgeType": "php",
+            "min": 1, "max": 3, "desired": 1, "deploymentPolicy": "local-only", "autoscalingPolicy": "economy",
+            "hostNames": [format!("{application}.web.stratos.local")]}]
+    }))
+    .expect("a deployment")
+}
+
+/// Typed records: put, get, list (in id order) and delete, each in its record's own
+/// collection and tenant; records keyed by their document id alone get it back.
+pub async fn typed_records(store: &Store) {
+    use stratos_model::{ClusterScale, Deployment};
+    use stratos_store::{Record, ScalingHistory};
+
+    let (a, b) = (deployment(TENANT, "blog"), deployment(TENANT, "shop"));
+    store.put_record(TENANT, &b).await.unwrap();
+    store.put_record(TENANT, &a).await.unwrap();
+    store.put_record(TENANT + 1, &deployment(TENANT + 1, "other")).await.unwrap();
+    assert_eq!(store.get_record::<Deployment>(TENANT, "shop").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.get_record::<Deployment>(TENANT, "other").await.unwrap(), None, "another tenant's");
+    // The record is the document the raw API sees, in its type's collection.
+    assert_eq!(
+        store.get(TENANT, Deployment::COLLECTION, "shop").await.unwrap(),
+        Some(serde_json::to_value(&b).unwrap())
+    );
+    let listed = store.list_records::<Deployment>(TENANT).await.unwrap();
+    assert_eq!(listed.records, vec![a.clone(), b.clone()], "ordered by id");
+    assert!(listed.unreadable.is_empty());
+    let everywhere = store.list_records_all_tenants::<Deployment>().await.unwrap();
+    assert_eq!(everywhere.records.iter().map(|d| d.tenant_id).collect::<Vec<_>>(), vec![TENANT, TENANT, TENANT + 1]);
+    assert!(store.list_records::<ClusterScale>(TENANT).await.unwrap().records.is_empty(), "kinds do not mix");
+
+    let scale =
+        ClusterScale { cluster_id: "shop.web".into(), desired: 2, drain_first: vec!["m1".into()], updated_at: 5 };
+    store.put_record(TENANT, &scale).await.unwrap();
+    assert_eq!(store.get_record::<ClusterScale>(TENANT, "shop.web").await.unwrap(), Some(scale));
+
+    let history = ScalingHistory { cluster_id: "shop.web".into(), decisions: vec![json!({"action": "scale-up"})] };
+    store.put_record(TENANT, &history).await.unwrap();
+    assert_eq!(
+        store.get(TENANT, ScalingHistory::COLLECTION, "shop.web").await.unwrap(),
+        Some(json!([{"action": "scale-up"}])),
+        "stored as the bare array"
+    );
+    assert_eq!(
+        store.get_record::<ScalingHistory>(TENANT, "shop.web").await.unwrap(),
+        Some(history),
+        "keyed again on reading"
+    );
+
+    assert!(store.delete_record::<Deployment>(TENANT, "blog").await.unwrap());
+    assert!(!store.delete_record::<Deployment>(TENANT, "blog").await.unwrap(), "gone already");
+    assert_eq!(store.list_records::<Deployment>(TENANT).await.unwrap().records, vec![b]);
+}
+
+/// A document that does not decode as its record (written with the raw API) is an
+/// error naming tenant, collection and id with serde's reason: `get_record` returns
+/// it, `list_records` returns it beside the good records, never drops it.
+pub async fn unreadable_records(store: &Store) {
+    use stratos_model::Deployment;
+    use stratos_store::{Record, Unreadable};
+
+    store.put_record(TENANT, &deployment(TENANT, "blog")).await.unwrap();
+    store.put_record(TENANT, &deployment(TENANT, "shop")).await.unwrap();
+    // JSON of the wrong shape (PostgreSQL's JSONB takes nothing else).
+    store.put(TENANT, Deployment::COLLECTION, "shop", &json!({"applicationId": "shop", "clusters": 3})).await.unwrap();
+
+    let err = store.get_record::<Deployment>(TENANT, "shop").await.unwrap_err();
+    let StoreError::Unreadable(bad) = &err else { panic!("not an Unreadable: {err:?}") };
+    assert_eq!((bad.tenant, bad.collection.as_str(), bad.id.as_str()), (TENANT, "deployment", "shop"));
+    assert!(bad.is::<Deployment>("shop"));
+    let msg = err.to_string();
+    assert!(msg.contains("deployment/shop") && msg.contains(&format!("tenant {TENANT}")), "{msg}");
+    assert!(msg.contains("tenantId") || msg.contains("invalid type"), "serde's reason: {msg}");
+
+    let listed = store.list_records::<Deployment>(TENANT).await.unwrap();
+    assert_eq!(listed.records.iter().map(|d| d.application_id.as_str()).collect::<Vec<_>>(), vec!["blog"]);
+    assert_eq!(listed.unreadable.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), vec!["shop"]);
+    let all = store.list_records_all_tenants::<Deployment>().await.unwrap();
+    assert_eq!((all.records.len(), all.unreadable.len()), (1, 1));
+    let first: Unreadable = store.list_records::<Deployment>(TENANT).await.unwrap().all().unwrap_err();
+    assert_eq!(first.id, "shop");
+
+    // A cluster's topology document: the rest of the topology reads, the cluster is
+    // named; the strict reader fails naming it.
+    store.save_topology(&topology()).await.unwrap();
+    let cluster = "shop.web.php";
+    store.put(SUPER_TENANT, "topology-cluster", cluster, &json!({"clusterId": cluster, "members": []})).await.unwrap();
+    let (read, unreadable) = store.read_topology().await.unwrap();
+    assert!(read.cluster(cluster).is_none());
+    assert_eq!(read.services.len(), 1, "its service still reads");
+    assert_eq!(unreadable.len(), 1);
+    assert!(unreadable[0].is::<Cluster>(cluster), "{:?}", unreadable[0]);
+    let msg = store.load_topology().await.unwrap_err().to_string();
+    assert!(msg.contains(&format!("topology-cluster/{cluster}")), "{msg}");
+
+    // Removing the document ends it.
+    assert!(store.delete_record::<Deployment>(TENANT, "shop").await.unwrap());
+    assert!(store.list_records::<Deployment>(TENANT).await.unwrap().unreadable.is_empty());
+}

@@ -1,0 +1,18 @@
+//! The harness tests and benches across the workspace share, written once: free ports and
+//! waiting for a listener ([`net`]), condition waits ([`wait`]), small HTTP clients and a
+//! response reader ([`http`]), a keep-alive load generator ([`load`]), child processes
+//! killed on drop ([`process`]), and figures from /proc ([`proc`]).
+//!
+//! A dev-dependency only (`publish = false`). Everything waits on a condition with a
+//! deadline, never for a fixed time; the deadlines are generous, since tests run beside
+//! other work on a loaded machine.
+
+pub mod http;
+pub mod load;
+pub mod net;
+pub mod proc;
+pub mod process;
+pub mod wait;
+
+pub use net::{free_port, wait_listening};
+pub use wait::{eventually, eventually_async};
