@@ -6,6 +6,7 @@ mod client;
 mod clusters;
 mod credentials;
 mod definitions;
+mod lb;
 mod logging;
 mod members;
 mod output;
@@ -73,23 +74,12 @@ enum Command {
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
     /// Run the load balancer on its own, following the topology on the event bus.
-    Lb(LbArgs),
+    Lb(lb::LbArgs),
     /// Run HAProxy or nginx as the load balancer: configured from the topology on the event bus, reloaded gracefully.
     #[command(name = "lb-extension")]
-    LbExtension(stratos_lb::extension::CliArgs),
+    LbExtension(lb::ExtensionArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
     Agent(stratos_agent::AgentConfig),
-}
-
-#[derive(clap::Args)]
-struct LbArgs {
-    /// The event bus: mqtt://HOST:PORT.
-    #[arg(long, env = "STRATOS_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    broker: String,
-    #[command(flatten)]
-    bus_auth: stratos_lb::BusAuth,
-    #[command(flatten)]
-    config: stratos_lb::LbConfig,
 }
 
 fn main() -> ExitCode {
@@ -117,20 +107,11 @@ fn main() -> ExitCode {
             }
             Command::Lb(a) => {
                 logging::init(logging::LogFormat::Text);
-                let connect = async {
-                    stratos_lb::check_broker_url(&a.broker)?;
-                    let credentials = a.bus_auth.credentials()?;
-                    let client_id = format!("stratos-lb-{}", std::process::id());
-                    anyhow::Ok(stratos_bus::Bus::connect_with(&a.broker, &client_id, credentials).await?)
-                };
-                match connect.await {
-                    Ok(bus) => stratos_lb::run(bus, a.config).await,
-                    Err(e) => Err(e),
-                }
+                lb::run(a).await
             }
             Command::LbExtension(a) => {
                 logging::init(logging::LogFormat::Text);
-                stratos_lb::extension::run_cli(a).await
+                lb::run_extension(a).await
             }
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);

@@ -6,7 +6,7 @@
 //! answering `member <name>`) form one cluster, published as the topology on an
 //! embedded broker. Each proxy follows that topology: the built-in load balancer as a
 //! child process (this program, running `stratos_lb::run` as `stratos lb` does), nginx
-//! and HAProxy started by the extension (`stratos_lb::extension`, so the same routing,
+//! and HAProxy started by the extension (`stratos_lb_extension`, so the same routing,
 //! rendered by its configuration generators). Against each, `wrk --latency -t2` with
 //! keep-alive, 64 then 256 connections, for 10 s (STRATOS_BENCH_SECONDS to change);
 //! the proxy's CPU time (utime + stime of its process tree, from /proc, over the run)
@@ -29,8 +29,8 @@ use hyper::Response;
 use hyper_util::rt::TokioIo;
 use stratos_bus::events::CompleteTopologyEvent;
 use stratos_bus::{Bus, EmbeddedBroker};
-use stratos_lb::extension::{self, ExtensionConfig, Kind};
 use stratos_lb::LbConfig;
+use stratos_lb_extension::{self as extension, ExtensionConfig, Kind};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
 use stratos_model::Protocol;
 use stratos_test_kit::proc::{tree_cpu_seconds as cpu_seconds, tree_peak_rss_mib as peak_rss_mib};
@@ -91,7 +91,7 @@ fn builtin_lb() {
 async fn wait_routed(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok((200, body)) = stratos_lb::extension::proxy::local_get_host(port, "/", HOST).await {
+        if let Ok((200, body)) = stratos_lb_extension::proxy::local_get_host(port, "/", HOST).await {
             if body.starts_with("member") {
                 return;
             }
@@ -146,7 +146,6 @@ fn topology(backends: &[u16], proxy: u16) -> Topology {
     Topology { services: [("php".to_string(), service)].into() }
 }
 
-/// `pid` and its descendants.
 struct Row {
     proxy: &'static str,
     connections: u32,

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use stratos_bus::{Credentials, PlatformSecret, PLATFORM_USERNAME};
+
+use crate::error::{Error, Result};
 
 /// The bus credentials of a platform component.
 #[derive(Debug, Clone, clap::Args)]
@@ -26,14 +27,11 @@ pub const PASSWORD_ENV: &str = "STRATOS_BUS_PASSWORD";
 
 impl BusAuth {
     /// The credentials to connect with, if a password was given.
-    pub fn credentials(&self) -> anyhow::Result<Option<Credentials>> {
+    pub fn credentials(&self) -> Result<Option<Credentials>> {
         let password = match &self.bus_password_file {
-            Some(path) => Some(
-                PlatformSecret::read(path)
-                    .with_context(|| "--bus-password-file".to_string())?
-                    .platform_credentials()
-                    .password,
-            ),
+            Some(path) => {
+                Some(PlatformSecret::read(path).map_err(Error::PasswordFile)?.platform_credentials().password)
+            }
             None => std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()),
         };
         Ok(password.map(|password| Credentials { username: self.bus_username.clone(), password }))
@@ -42,12 +40,11 @@ impl BusAuth {
 
 /// Refuses a password written into a `--broker` URL: it would be readable by every
 /// user of the machine in the process list.
-pub fn check_broker_url(url: &str) -> anyhow::Result<()> {
+pub fn check_broker_url(url: &str) -> Result<()> {
     match stratos_bus::split_credentials(url).0 {
-        Some(c) if !c.password.is_empty() => anyhow::bail!(
-            "--broker {}: a password on the command line is visible to every user; use --bus-password-file or {PASSWORD_ENV}",
-            stratos_bus::redact(url)
-        ),
+        Some(c) if !c.password.is_empty() => {
+            Err(Error::PasswordInUrl { redacted: stratos_bus::redact(url), env: PASSWORD_ENV })
+        }
         _ => Ok(()),
     }
 }

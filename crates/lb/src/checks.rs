@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use crate::shared::Shared;
 use crate::stats::{in_flight_events, snapshot, MemberStats, MEMBER_EVENTS_EVERY};
-use crate::Shared;
 
 /// Every interval, connects to each routable member; a member that does not accept is ejected.
 pub(crate) async fn active_checks(shared: Arc<Shared>) {

@@ -1,5 +1,5 @@
 //! Idle keep-alive connections to members, by member authority: what both the
-//! forwarding path's pool ([`crate::h1::MemberPool`]) and hyper's ([`crate::pool::Pool`])
+//! forwarding path's pool ([`crate::member_pool::MemberPool`]) and hyper's ([`crate::pool::Pool`])
 //! keep between two requests.
 
 use std::collections::HashMap;

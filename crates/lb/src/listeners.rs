@@ -11,8 +11,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::routing::PortKind;
+use crate::shared::Shared;
 use crate::workers::workers;
-use crate::{http, tcp, Shared};
+use crate::{http, tcp};
 
 #[derive(Default)]
 pub(crate) struct Listeners {

@@ -23,8 +23,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::bodies::ReclaimableBody;
 use crate::idle::{self, IdleConnections, Reusable};
+use crate::request_body::ReclaimableBody;
 
 type Sender = SendRequest<ReclaimableBody>;
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::http::pick;
-use crate::Shared;
+use crate::choice::pick;
+use crate::shared::Shared;
 
 /// Serves one client connection on the TCP proxy port `port`.
 pub(crate) async fn serve(shared: Arc<Shared>, port: u16, mut client: TcpStream, peer: SocketAddr) {

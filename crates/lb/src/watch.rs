@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::listeners::Listeners;
 use crate::routing::{apply_event, build, RoutingTable};
-use crate::Shared;
+use crate::shared::Shared;
 
 /// Most events applied before one rebuild, when they arrive in a burst.
 const BATCH: usize = 1000;

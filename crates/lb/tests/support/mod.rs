@@ -32,7 +32,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stratos_lb=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stratos_lb=info,stratos_lb_extension=info")),
         )
         .with_test_writer()
         .try_init();

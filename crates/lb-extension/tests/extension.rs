@@ -5,6 +5,8 @@
 //! A missing proxy fails these tests (with how to install it) unless
 //! STRATOS_SKIP_PROXIES=1.
 
+// The load balancer's test harness (members, topologies, raw HTTP), shared rather than copied.
+#[path = "../../lb/tests/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,9 +19,9 @@ use stratos_test_kit::free_port;
 
 use stratos_bus::events::{CompleteTopologyEvent, InFlightRequestsEvent, MemberActivatedEvent, TenantCreatedEvent};
 use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
-use stratos_lb::extension::{self, plan, Extension, ExtensionConfig, Kind, RenderOptions, StreamModule};
 use stratos_lb::routing;
 use stratos_lb::stats::Registry;
+use stratos_lb_extension::{self as extension, plan, Extension, ExtensionConfig, Kind, RenderOptions, StreamModule};
 use stratos_model::topology::{MemberStatus, ServiceType, Topology};
 use stratos_model::{Protocol, Tenant};
 use support::{cluster, init_tracing, member, member_ref, port, ready_to_shutdown, terminated, topology, Backend};

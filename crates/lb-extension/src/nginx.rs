@@ -22,9 +22,9 @@ use std::path::PathBuf;
 
 use stratos_bus::events::InFlightRequestsEvent;
 
-use super::plan::{Backend, HttpFrontend, Plan, TenantRoute};
-use super::{addr_with_port, quote, RenderOptions};
-use crate::routing::PortKind;
+use crate::plan::{Backend, HttpFrontend, Plan, TenantRoute};
+use crate::{addr_with_port, quote, RenderOptions};
+use stratos_lb::routing::PortKind;
 
 /// Whether this nginx can proxy TCP (`stream {}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -268,7 +268,7 @@ pub fn cluster_in_flight(total: u64, plan: &Plan, timestamp: u64) -> Vec<InFligh
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extension::plan::tests::sample_plan;
+    use crate::plan::tests::sample_plan;
     use std::net::{IpAddr, Ipv4Addr};
 
     fn options(stream: StreamModule) -> RenderOptions {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::routing::{PortKind, PortRoutes, RoutingTable, Upstream};
+use stratos_lb::routing::{PortKind, PortRoutes, RoutingTable, Upstream};
 
 /// Everything a proxy configuration is rendered from.
 #[derive(Debug, Default)]
@@ -58,7 +58,7 @@ impl TenantRoute {
     }
 
     fn matches(&self, path: &str) -> bool {
-        crate::routing::tenant_of_path(path).is_some_and(|t| t.eq_ignore_ascii_case(&self.tenant))
+        stratos_lb::routing::tenant_of_path(path).is_some_and(|t| t.eq_ignore_ascii_case(&self.tenant))
     }
 }
 
@@ -271,9 +271,9 @@ pub fn evaluate(frontend: &HttpFrontend, host: &str, path: &str) -> Option<usize
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::routing::build;
-    use crate::routing::tests::{cluster, member, port, topology};
-    use crate::stats::Registry;
+    use stratos_lb::fixtures::{cluster, member, port, topology};
+    use stratos_lb::routing::build;
+    use stratos_lb::stats::Registry;
     use stratos_model::topology::{MemberStatus, ServiceType, Topology};
     use stratos_model::Protocol;
 

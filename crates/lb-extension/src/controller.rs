@@ -13,11 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use super::plan::{plan, Plan};
-use super::proxy::{self, ProxyProcess};
-use super::{haproxy, nginx, Kind, Rejected, Resolved, Status};
-use crate::routing::{apply_event, build, RoutingTable};
-use crate::stats::{in_flight_events, MemberSnapshot, Registry};
+use crate::error::error_chain;
+use crate::plan::{plan, Plan};
+use crate::proxy::{self, ProxyProcess};
+use crate::{haproxy, nginx, Error, Kind, Rejected, Resolved, Result, Status};
+use stratos_lb::routing::{apply_event, build, RoutingTable};
+use stratos_lb::stats::{in_flight_events, MemberSnapshot, Registry};
 
 /// The configuration in service: what the in-flight figures are mapped with.
 pub(crate) struct Applied {
@@ -54,14 +55,19 @@ fn render(r: &Resolved, plan: &Plan, generation: u64) -> (String, Vec<String>) {
 
 impl Controller {
     /// Writes and checks the initial configuration (no proxy ports) and starts the proxy on it.
-    pub async fn start(r: Resolved, status: watch::Sender<Status>) -> anyhow::Result<Controller> {
+    pub async fn start(r: Resolved, status: watch::Sender<Status>) -> Result<Controller> {
         let (text, _) = render(&r, &Plan::default(), 0);
         let candidate = candidate_path(&r);
-        proxy::write_atomically(&candidate, &text)?;
+        proxy::write_atomically(&candidate, &text)
+            .map_err(Error::io(format!("cannot write {}", candidate.display())))?;
         if let Err(output) = proxy::validate(r.kind, &r.binary, &candidate, &r.run_dir).await {
-            anyhow::bail!("{} refuses the initial configuration {}:\n{output}", r.kind, candidate.display());
+            return Err(Error::Refused { kind: r.kind, path: candidate, output });
         }
-        std::fs::rename(&candidate, &r.config)?;
+        std::fs::rename(&candidate, &r.config).map_err(Error::io(format!(
+            "cannot rename {} to {}",
+            candidate.display(),
+            r.config.display()
+        )))?;
         let mut proxy = ProxyProcess::new(r.kind, r.binary.clone(), r.config.clone(), r.run_dir.clone(), r.status_port);
         proxy.start(0, r.reload_timeout).await?;
         Ok(Controller {
@@ -91,7 +97,7 @@ impl Controller {
         mut topology: Subscription,
         mut tenants: Subscription,
         mut shutdown: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         loop {
             let mut changed = false;
             let woken = tokio::select! {
@@ -133,7 +139,7 @@ impl Controller {
             if bus_lost {
                 warn!("event bus subscription ended; stopping the proxy");
                 self.proxy.stop().await;
-                anyhow::bail!("the load balancer extension lost its event bus subscription");
+                return Err(Error::BusLost);
             }
         }
     }
@@ -145,7 +151,7 @@ impl Controller {
     }
 
     /// The proxy died: start it again on the configuration in service.
-    async fn restart(&mut self, exit: std::process::ExitStatus) -> anyhow::Result<()> {
+    async fn restart(&mut self, exit: std::process::ExitStatus) -> Result<()> {
         error!(proxy = %self.r.kind, %exit, output = %self.proxy.diagnostics(), "the proxy exited; restarting it");
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=5 {
@@ -154,11 +160,11 @@ impl Controller {
             let generation = self.status.borrow().generation;
             match self.proxy.start(generation, self.r.reload_timeout).await {
                 Ok(()) => return Ok(()),
-                Err(e) => error!(attempt, error = %format!("{e:#}"), "cannot restart the proxy"),
+                Err(e) => error!(attempt, error = %error_chain(&e), "cannot restart the proxy"),
             }
             delay *= 2;
         }
-        anyhow::bail!("{} could not be restarted", self.r.kind)
+        Err(Error::NotRestarted(self.r.kind))
     }
 
     /// Renders the topology; if the configuration differs from the one in service,
@@ -206,12 +212,12 @@ impl Controller {
         let started = Instant::now();
         self.proxy.reload();
         if let Err(e) = self.proxy.wait_generation(generation, self.r.reload_timeout).await {
-            error!(generation, error = %format!("{e:#}"), "the reload did not take effect; the previous configuration stays in service");
-            return self.reject(generation, format!("{e:#}"));
+            error!(generation, error = %error_chain(&e), "the reload did not take effect; the previous configuration stays in service");
+            return self.reject(generation, error_chain(&e));
         }
         let members: BTreeSet<String> = plan.members().into_iter().map(String::from).collect();
         // nginx without its stream module leaves TCP ports out (a warning says so).
-        let tcp_served = self.r.kind == Kind::Haproxy || self.r.nginx_stream != super::StreamModule::Missing;
+        let tcp_served = self.r.kind == Kind::Haproxy || self.r.nginx_stream != crate::StreamModule::Missing;
         let tcp = plan.tcp.iter().map(|f| f.port).filter(|_| tcp_served);
         let ports: BTreeSet<u16> = plan.http.iter().map(|f| f.port).chain(tcp).collect();
         let before = self.status.borrow().members.clone();

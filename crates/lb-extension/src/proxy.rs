@@ -23,13 +23,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
-use super::Kind;
+use crate::{Error, Kind, Result};
 
 /// Lines of the proxy's output kept for error messages.
 const TAIL: usize = 40;
@@ -137,7 +136,7 @@ impl ProxyProcess {
     }
 
     /// Starts the proxy on the configuration file and waits until it serves `generation`.
-    pub async fn start(&mut self, generation: u64, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn start(&mut self, generation: u64, timeout: Duration) -> Result<()> {
         let mut command = Command::new(&self.binary);
         match self.kind {
             Kind::Haproxy => {
@@ -155,7 +154,7 @@ impl ProxyProcess {
                 Ok(())
             });
         }
-        let mut child = command.spawn().with_context(|| format!("cannot start {}", self.binary.display()))?;
+        let mut child = command.spawn().map_err(Error::io(format!("cannot start {}", self.binary.display())))?;
         let pid = child.id().unwrap_or(0);
         self.pid.store(pid, Ordering::SeqCst);
         self.output.lock().unwrap().clear();
@@ -189,7 +188,7 @@ impl ProxyProcess {
     /// it (several times in a row, on new connections) and, for nginx, every worker of
     /// the previous configuration has stopped accepting (the master tells them ~100 ms
     /// after starting the new ones; until then both accept).
-    pub async fn wait_generation(&mut self, generation: u64, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_generation(&mut self, generation: u64, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut in_a_row = 0;
         loop {
@@ -206,15 +205,11 @@ impl ProxyProcess {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.pid.store(0, Ordering::SeqCst);
                     self.child = None;
-                    anyhow::bail!("{} exited ({status}); its output:\n{}", self.kind, self.diagnostics());
+                    return Err(Error::Exited { kind: self.kind, status, output: self.diagnostics() });
                 }
             }
             if Instant::now() > deadline {
-                anyhow::bail!(
-                    "{} did not serve configuration generation {generation} within {timeout:?}; its output:\n{}",
-                    self.kind,
-                    self.diagnostics()
-                );
+                return Err(Error::NotInService { kind: self.kind, generation, timeout, output: self.diagnostics() });
             }
             tokio::time::sleep(Duration::from_millis(if in_a_row > 0 { 5 } else { 25 })).await;
         }

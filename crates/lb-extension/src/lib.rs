@@ -3,8 +3,9 @@
 //! extensions did.
 //!
 //! The extension follows `topology/#` and `tenant/#` like the built-in load balancer
-//! (the same [`routing::apply_event`](crate::routing::apply_event) and
-//! [`RoutingTable`](crate::RoutingTable)), and after a burst of events settles
+//! (the same [`routing::apply_event`](stratos_lb::routing::apply_event) and
+//! [`RoutingTable`](stratos_lb::routing::RoutingTable): the routing plan the two share,
+//! and nothing else of the proxy's), and after a burst of events settles
 //! (`--debounce`) it:
 //! 1. turns the table into a [`plan::Plan`] and renders the proxy's configuration
 //!    ([`haproxy::render`], [`nginx::render`]: pure functions);
@@ -22,6 +23,7 @@
 //! stops.
 
 mod controller;
+mod error;
 pub mod haproxy;
 pub mod nginx;
 pub mod plan;
@@ -35,15 +37,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use stratos_bus::Bus;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use error::{Error, Result};
 pub use nginx::StreamModule;
 pub use proxy::validate;
-
-use crate::parse_duration;
+use stratos_lb::parse_duration;
 
 /// Which proxy the extension runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,18 +130,6 @@ impl ExtensionConfig {
     }
 }
 
-/// `stratos lb-extension`: the event bus and the extension's settings.
-#[derive(Debug, clap::Args)]
-pub struct CliArgs {
-    /// The event bus: mqtt://HOST:PORT.
-    #[arg(long, env = "STRATOS_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    pub broker: String,
-    #[command(flatten)]
-    pub bus_auth: crate::BusAuth,
-    #[command(flatten)]
-    pub config: ExtensionConfig,
-}
-
 /// What a renderer needs besides the plan.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -214,25 +203,26 @@ impl Resolved {
     }
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    Ok(if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) })
+fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(Error::io("cannot read the current directory"))?.join(path)
+    })
 }
 
-async fn resolve(config: ExtensionConfig) -> anyhow::Result<Resolved> {
+async fn resolve(config: ExtensionConfig) -> Result<Resolved> {
     let kind = config.kind;
     let binary = config.binary.unwrap_or_else(|| kind.default_binary());
     if !binary.exists() {
-        anyhow::bail!(
-            "{kind} is not installed at {} (Debian: apt-get install -y {kind}; or give its path with --binary)",
-            binary.display()
-        );
+        return Err(Error::NotInstalled { kind, path: binary });
     }
     let run_dir = absolute(&config.run_dir.unwrap_or_else(|| PathBuf::from(format!(".stratos/lb-{kind}"))))?;
     let text = run_dir.to_string_lossy();
     if text.chars().any(|c| matches!(c, '"' | '\\' | '$' | '\'' | '#' | ';' | '{' | '}') || c.is_control()) {
-        anyhow::bail!("the run directory {text:?} has a character a proxy configuration cannot quote");
+        return Err(Error::UnquotableRunDir(text.into_owned()));
     }
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    std::fs::create_dir_all(&run_dir).map_err(Error::io(format!("cannot create {}", run_dir.display())))?;
     // nginx workers may run as another user (nobody, when started as root): they need
     // to reach the temporary directories under it.
     {
@@ -241,12 +231,12 @@ async fn resolve(config: ExtensionConfig) -> anyhow::Result<Resolved> {
     }
     let config_path = absolute(&config.config.unwrap_or_else(|| run_dir.join(kind.config_file())))?;
     if let Some(dir) = config_path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
     }
     let status_port = match config.status_port {
         0 => TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
-            .context("cannot find a free port for the status endpoint")?
+            .map_err(Error::io("cannot find a free port for the status endpoint"))?
             .port(),
         port => port,
     };
@@ -257,7 +247,7 @@ async fn resolve(config: ExtensionConfig) -> anyhow::Result<Resolved> {
                 .arg("-V")
                 .output()
                 .await
-                .with_context(|| format!("cannot run {} -V", binary.display()))?;
+                .map_err(Error::io(format!("cannot run {} -V", binary.display())))?;
             StreamModule::detect(&String::from_utf8_lossy(&out.stderr))
         }
     };
@@ -282,17 +272,21 @@ pub struct Extension {
     status: watch::Receiver<Status>,
     shutdown: watch::Sender<bool>,
     pid: Arc<AtomicU32>,
-    controller: Option<JoinHandle<anyhow::Result<()>>>,
+    controller: Option<JoinHandle<Result<()>>>,
     stats: JoinHandle<()>,
 }
 
 /// Starts the proxy (with a configuration without proxy ports) and the tasks that
 /// follow the topology on `bus` and publish in-flight figures. Fails when the proxy is
 /// missing or does not start.
-pub async fn start(bus: Bus, config: ExtensionConfig) -> anyhow::Result<Extension> {
+pub async fn start(bus: Bus, config: ExtensionConfig) -> Result<Extension> {
     let resolved = resolve(config).await?;
-    let topology = bus.subscribe("topology/#").await.context("subscribing to topology events")?;
-    let tenants = bus.subscribe("tenant/#").await.context("subscribing to tenant events")?;
+    let subscribe = |filter: &'static str| {
+        let bus = &bus;
+        async move { bus.subscribe(filter).await.map_err(|source| Error::Subscribe { filter, source }) }
+    };
+    let topology = subscribe("topology/#").await?;
+    let tenants = subscribe("tenant/#").await?;
     let (status_tx, status) = watch::channel(Status::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let controller = controller::Controller::start(resolved.clone(), status_tx).await?;
@@ -310,31 +304,9 @@ pub async fn start(bus: Bus, config: ExtensionConfig) -> anyhow::Result<Extensio
 }
 
 /// Runs the extension until the event bus goes away.
-pub async fn run(bus: Bus, config: ExtensionConfig) -> anyhow::Result<()> {
+pub async fn run(bus: Bus, config: ExtensionConfig) -> Result<()> {
     let mut extension = start(bus, config).await?;
     extension.finished().await
-}
-
-/// `stratos lb-extension`: runs until SIGTERM or Ctrl-C, then stops the proxy.
-pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
-    let client_id = format!("stratos-lb-{}-{}", args.config.kind, std::process::id());
-    crate::check_broker_url(&args.broker)?;
-    let bus = Bus::connect_with(&args.broker, &client_id, args.bus_auth.credentials()?).await?;
-    let mut extension = start(bus, args.config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let finished = tokio::select! {
-        result = extension.finished() => Some(result),
-        _ = term.recv() => None,
-        _ = tokio::signal::ctrl_c() => None,
-    };
-    match finished {
-        Some(result) => result,
-        None => {
-            tracing::info!("stopping the load balancer extension");
-            extension.stop().await;
-            Ok(())
-        }
-    }
 }
 
 impl Extension {
@@ -385,12 +357,12 @@ impl Extension {
 
     /// Resolves when the extension ends by itself (the event bus is gone, or the proxy
     /// cannot be restarted).
-    pub async fn finished(&mut self) -> anyhow::Result<()> {
+    pub async fn finished(&mut self) -> Result<()> {
         match self.controller.as_mut() {
             Some(controller) => {
                 let result = controller.await;
                 self.controller = None;
-                result.unwrap_or_else(|e| Err(anyhow::anyhow!("the extension's controller failed: {e}")))
+                result.unwrap_or_else(|e| Err(Error::Task(e)))
             }
             None => std::future::pending().await,
         }

@@ -9,9 +9,9 @@
 
 use std::fmt::Write;
 
-use super::plan::{Backend, Plan};
-use super::{addr_with_port, quote, RenderOptions};
-use crate::routing::PortKind;
+use crate::plan::{Backend, Plan};
+use crate::{addr_with_port, quote, RenderOptions};
+use stratos_lb::routing::PortKind;
 
 /// The HAProxy configuration of `plan`.
 pub fn render(plan: &Plan, o: &RenderOptions) -> String {
@@ -187,7 +187,7 @@ pub fn parse_show_stat(csv: &str) -> Result<Vec<StatRow>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extension::plan::tests::sample_plan;
+    use crate::plan::tests::sample_plan;
     use std::net::{IpAddr, Ipv4Addr};
     use std::path::PathBuf;
 
