@@ -139,7 +139,14 @@ mod tests {
         let pid = child.id();
         let found = descendants(me).contains(&pid) && children(me).contains(&pid);
         let alive = alive_in_group(pid, stat.pgrp);
-        let var = environ_var(pid, "PROCFS_TEST_VAR");
+        // The kernel sets a new program's environment a moment after `exec` closes the
+        // descriptors Command::spawn waits on: wait for it rather than race it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut var = environ_var(pid, "PROCFS_TEST_VAR");
+        while var.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            var = environ_var(pid, "PROCFS_TEST_VAR");
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(found && alive);
