@@ -76,7 +76,7 @@ impl Clusters {
     /// The clusters to read at this look: those events marked, and this cycle's
     /// turn of the refresh (when `cycle` is true: a look at a cycle, not a roll-up
     /// or a surge between two).
-    pub fn to_read(&mut self, cycle: bool) -> Vec<String> {
+    pub fn take_due(&mut self, cycle: bool) -> Vec<String> {
         let mut ids: Vec<String> = self.changed.keys().cloned().collect();
         if cycle {
             let turn = self.cycle % REFRESH_CYCLES;
@@ -192,23 +192,23 @@ mod tests {
         assert_eq!(c.len(), 40);
         // A cycle reads its turn: 40 / REFRESH_CYCLES clusters.
         assert!(c.unknown(refs.iter().copied()).is_empty());
-        let read = c.to_read(true);
+        let read = c.take_due(true);
         assert_eq!(read.len(), 40 / REFRESH_CYCLES as usize);
         // Over REFRESH_CYCLES cycles, every cluster once.
         let mut all = read;
         for _ in 1..REFRESH_CYCLES {
-            all.extend(c.to_read(true));
+            all.extend(c.take_due(true));
         }
         all.sort();
         assert_eq!(all, ids);
         // A roll-up between cycles reads no turn; a changed and an unknown cluster are read.
         c.changed("c07", t0);
-        assert_eq!(c.to_read(false), ["c07"]);
+        assert_eq!(c.take_due(false), ["c07"]);
         assert_eq!(c.unknown(refs.iter().copied().chain(["new", "new"])), ["new"]);
         c.read("new".into(), None);
         assert!(c.cluster("new").is_none(), "not saved yet: held as absent");
         assert!(c.unknown(["new"]).is_empty(), "not read again at every look");
-        assert_eq!(c.to_read(false), ["c07"], "still settling");
+        assert_eq!(c.take_due(false), ["c07"], "still settling");
     }
 
     #[test]
@@ -218,12 +218,12 @@ mod tests {
         c.load(topology(&["a"]), t0);
         c.changed("a", t0);
         c.settle(t0 + SETTLE / 2);
-        assert_eq!(c.to_read(false), ["a"], "the controller may not have saved it yet");
+        assert_eq!(c.take_due(false), ["a"], "the controller may not have saved it yet");
         c.changed("a", t0 + SETTLE);
         c.settle(t0 + SETTLE + SETTLE / 2);
-        assert_eq!(c.to_read(false), ["a"], "a later event starts the delay again");
+        assert_eq!(c.take_due(false), ["a"], "a later event starts the delay again");
         c.settle(t0 + 3 * SETTLE);
-        assert!(c.to_read(false).is_empty());
+        assert!(c.take_due(false).is_empty());
         let mut active = cluster("a");
         active.status = ClusterStatus::Active;
         c.read("a".into(), Some(active));

@@ -296,7 +296,7 @@ impl Autoscaler {
         // only after it has read the deployment as undeploying, so deployments read after
         // the topology are never older than it (the other way round, a cluster drained
         // for an undeploy could be read as merely inactive).
-        let ids = self.clusters.to_read(cycle);
+        let ids = self.clusters.take_due(cycle);
         if self.clusters.needs_full_load() || ids.len() > self.clusters.len() / FULL_READ_SHARE {
             let (topology, unreadable) = self.store.read_topology().await?;
             for bad in &unreadable {

@@ -155,7 +155,7 @@ mod tests {
                 act(action, &mut members, &mut ups);
                 surges.scaled("c", members);
             }
-            if (t + phase) % interval == 0 {
+            if (t + phase).is_multiple_of(interval) {
                 let summary = health.summaries(t as f64, t * 1000).into_iter().find(|s| s.cluster_id == "c");
                 let inputs = Inputs {
                     min: 1,
