@@ -5,8 +5,9 @@ use stratos_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AutoscalerError {
-    #[error("store: {0}")]
+    // Both causes' messages already say which part failed ("the MQTT broker refused …").
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("bus: {0}")]
+    #[error(transparent)]
     Bus(#[from] BusError),
 }

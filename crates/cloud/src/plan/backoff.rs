@@ -98,12 +98,14 @@ impl FailureHistory {
 
     /// A member of the cluster activated: start failures are over (their partition is
     /// no longer avoided); true when the cluster's kept error goes too. Failures after
-    /// activation stay until their streak ends ([`Self::expire`]).
+    /// activation keep counting until their streak ends ([`Self::expire`]), so a member
+    /// that fails again backs off longer; their error stays shown only once they repeat
+    /// (one member killed and replaced is not a cluster in trouble, a crash loop is).
     pub fn activated(&mut self, cluster_id: &str) -> bool {
         let Some(f) = self.clusters.get_mut(cluster_id) else { return true };
         f.avoid.clear();
         if f.after_activation {
-            return false;
+            return f.count < 2;
         }
         self.clusters.remove(cluster_id);
         true
@@ -192,10 +194,14 @@ mod tests {
         // unhealthy, is replaced, and so on. Each round must wait longer.
         let (mut now, mut h) = (Instant::now(), FailureHistory::default());
         let mut waits = Vec::new();
-        for _ in 0..7 {
+        for round in 0..7 {
             now += Duration::from_secs(15);
             h.record("c", now, "member m unhealthy: GET / failed", Failure::AfterActivation, Some(slot("p1")));
-            assert!(!h.activated("c"), "the next member's activation keeps the error and the back-off");
+            assert_eq!(
+                h.activated("c"),
+                round == 0,
+                "a first failure's error goes with the next activation; a repeated one's stays, and the back-off with it"
+            );
             let f = h.get("c").unwrap();
             waits.push(f.retry_at.duration_since(now).as_secs());
             assert!(f.message.contains("member failure(s) in a row"), "{}", f.message);
