@@ -21,8 +21,12 @@ use crate::gate::Gate;
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     secret: PlatformSecret,
-    tls: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     gate: Arc<Gate>,
+    /// The gate's runtime, where listeners added later are served.
+    runtime: tokio::runtime::Handle,
+    /// Listeners added later ([`EmbeddedBroker::listen_also`]), by address.
+    extra: std::sync::Mutex<HashMap<std::net::IpAddr, SocketAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,7 @@ impl EmbeddedBroker {
     ) -> Result<EmbeddedBroker, BrokerError> {
         let with_tls = tls.is_some();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let kept_acceptor = acceptor.clone();
         let listen_err = |e: std::io::Error| BrokerError::Listen { addr, reason: e.to_string() };
         // The public listener first: a taken port fails here, clearly.
         let public = TcpListener::bind(addr).map_err(listen_err)?;
@@ -85,6 +90,7 @@ impl EmbeddedBroker {
             .enable_all()
             .build()
             .map_err(listen_err)?;
+        let handle = runtime.handle().clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("mqtt-gate".into())
@@ -115,7 +121,40 @@ impl EmbeddedBroker {
             }
         }
         info!(%addr, tls = with_tls, "embedded MQTT broker listening (authenticated, with topic ACLs)");
-        Ok(EmbeddedBroker { addr, secret, tls: with_tls, gate })
+        Ok(EmbeddedBroker { addr, secret, tls: kept_acceptor, gate, runtime: handle, extra: Default::default() })
+    }
+
+    /// Serves the gate on `ip` too (the port of the main address if it is free there,
+    /// else any), for clients that cannot reach the main address: members in
+    /// containers reach the host on their network's gateway address, not on its
+    /// loopback. The gate is the same (credentials, ACLs, TLS); asking again for an
+    /// address already served returns it. Returns the address listened on.
+    pub fn listen_also(&self, ip: std::net::IpAddr) -> Result<SocketAddr, BrokerError> {
+        let mut extra = self.extra.lock().unwrap();
+        if ip == self.addr.ip() || self.addr.ip().is_unspecified() {
+            return Ok(SocketAddr::new(ip, self.addr.port()));
+        }
+        if let Some(addr) = extra.get(&ip) {
+            return Ok(*addr);
+        }
+        let wanted = SocketAddr::new(ip, self.addr.port());
+        let err = |e: std::io::Error| BrokerError::Listen { addr: wanted, reason: e.to_string() };
+        let listener =
+            TcpListener::bind(wanted).or_else(|_| TcpListener::bind(SocketAddr::new(ip, 0))).map_err(err)?;
+        listener.set_nonblocking(true).map_err(err)?;
+        let addr = listener.local_addr().map_err(err)?;
+        let _guard = self.runtime.enter();
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(err)?;
+        self.runtime.spawn(self.gate.clone().serve(listener, self.tls.clone()));
+        extra.insert(ip, addr);
+        info!(%addr, "embedded MQTT broker also listening (same gate)");
+        Ok(addr)
+    }
+
+    /// The URL of a listener of this broker ([`EmbeddedBroker::listen_also`]'s address).
+    pub fn url_of(&self, addr: SocketAddr) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{addr}")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -125,7 +164,7 @@ impl EmbeddedBroker {
     /// The address clients connect to: `mqtt://host:port` (`mqtts://` with TLS),
     /// without credentials.
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
         // Listening on every address: clients here reach it on loopback, which a
         // certificate names (0.0.0.0 is no name a certificate holds).
         let mut addr = self.addr;

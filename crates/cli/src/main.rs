@@ -6,6 +6,7 @@ mod client;
 mod clusters;
 mod credentials;
 mod definitions;
+mod docker;
 mod lb;
 mod logging;
 mod members;

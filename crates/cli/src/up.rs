@@ -107,6 +107,10 @@ pub struct UpArgs {
     /// Seconds of health statistics each average, gradient and second derivative covers.
     #[arg(long, env = "STRATOS_HEALTH_WINDOW", default_value_t = 60)]
     health_window: u64,
+    /// Seconds a member may send no health statistics before it is declared faulty (and
+    /// replaced): a frozen, paused or cut-off member.
+    #[arg(long, env = "STRATOS_MEMBER_FAULT_AFTER", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    member_fault_after: u64,
     /// Evaluations in a row asking for fewer members before one is removed.
     #[arg(long, default_value_t = 3)]
     scale_down_after: u32,
@@ -137,6 +141,8 @@ pub struct UpArgs {
     log_format: LogFormat,
     #[command(flatten)]
     strangers: StrangerArgs,
+    #[command(flatten)]
+    docker: crate::docker::DockerArgs,
 }
 
 /// Running members the store does not know (another platform's, or the store is new
@@ -205,6 +211,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .with_member_users(member_users);
     local.prepare().map_err(anyhow::Error::msg)?;
     let local: Arc<dyn stratos_cloud::Driver> = Arc::new(local);
+    // The docker driver lists only this platform's containers: none before the store has an id.
+    let docker = args.docker.driver(&agent, &args.data_dir, store.platform_id().await?).await?;
+    let mut drivers = vec![local];
+    if let Some(docker) = &docker {
+        drivers.push(docker.clone() as Arc<dyn stratos_cloud::Driver>);
+    }
     let mut controller_config = stratos_cloud::ControllerConfig {
         allow_local_repos: args.allow_local_repos,
         strangers: args.strangers.choice(),
@@ -216,13 +228,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Before anything starts: the store must know the members that run, or say so.
     let platform_id = stratos_cloud::ownership::establish(
         &store,
-        std::slice::from_ref(&local),
+        &drivers,
         controller_config.strangers,
         controller_config.terminate_grace,
     )
     .await
     .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
     tracing::info!(platform_id = %platform_id, "platform id");
+    if let Some(docker) = &docker {
+        docker.set_platform_id(&platform_id);
+    }
 
     // Every long-running component ends the platform when it ends (`supervise.rs`).
     let mut components = Supervisor::default();
@@ -238,6 +253,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
+    let mut embedded_broker = None;
     let (broker_url, platform_url, member_credentials, embedded) = match &args.broker {
         Some(url) => {
             stratos_lb::check_broker_url(url)?;
@@ -273,7 +289,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
             let broker = EmbeddedBroker::start_tls(args.mqtt_listen, secret.clone(), server_config)
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
             broker.admit_members(live.iter().copied());
-            (broker.url(), broker.platform_url(), Some(secret), true)
+            let urls = (broker.url(), broker.platform_url(), Some(secret), true);
+            embedded_broker = Some(Arc::new(broker));
+            urls
         }
     };
     // Every component in this process, and every member, trusts the same CA file.
@@ -291,13 +309,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
     controller_config.broker_url = broker_url.clone();
     controller_config.member_credentials = member_credentials;
     controller_config.bus_ca_cert = bus_ca_cert.clone();
+    if let Some(docker) = &docker {
+        docker.set_bus(args.docker.member_bus(embedded_broker.clone(), &broker_url));
+    }
     let controller =
-        stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config);
+        stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, drivers, controller_config);
     components.spawn("cloud controller", controller.run());
     let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
         interval: Duration::from_secs(args.health_interval.max(1)),
         window: Duration::from_secs(args.health_window.max(2)),
+        fault_after: Duration::from_secs(args.member_fault_after),
         ..Default::default()
     };
     components.spawn("health service", stratos_health::run(health_bus, health));
@@ -335,6 +357,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     };
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
+    if let Some(docker) = &docker {
+        state.deploy_checks.push(Arc::new(crate::docker::ImageCheck(docker.clone())));
+    }
     let state = Arc::new(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let client_url = format!("{scheme}://{}", crate::bootstrap::client_addr(api));
@@ -371,6 +396,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     println!("  store      {}   (platform {platform_id})", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
+    if docker.is_some() {
+        println!("             containers on {} (docker driver; a partition's dockerHost names another)", args.docker.host());
+    }
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
     println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");
 

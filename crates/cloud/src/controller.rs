@@ -1090,6 +1090,9 @@ impl CloudController {
             artifact_repository: spec.artifact_repository.clone(),
             platform_id: self.platform_id.clone(),
             env: self.member_env(iaas, cartridge),
+            limits: iaas.limits(&cartridge.property),
+            volumes: iaas.volumes.clone(),
+            placement: placement_properties(defs, np_id, partition_id),
         };
         Some((member, member_spec, driver))
     }
@@ -1251,6 +1254,18 @@ impl CloudController {
 }
 
 /// `<cluster>.<12 hex digits>`: unique across restarts of this and other processes.
+/// A placement's properties as a driver reads them: the network partition's, its
+/// partition's over them.
+fn placement_properties(
+    defs: &stratos_model::Definitions,
+    np_id: &str,
+    partition_id: &str,
+) -> BTreeMap<String, String> {
+    let Some(np) = defs.network_partitions.get(np_id) else { return BTreeMap::new() };
+    let partition = np.partition(partition_id).map(|p| p.property.as_slice()).unwrap_or_default();
+    np.property.iter().chain(partition).map(|p| (p.name.clone(), p.value.clone())).collect()
+}
+
 fn new_member_id(cluster_id: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);

@@ -43,6 +43,15 @@ pub struct MemberSpec {
     /// The platform (store) that made the member: the driver records it where it
     /// lists the member, and gives it to the member as `STRATOS_PLATFORM_ID`.
     pub platform_id: String,
+    /// CPU and memory limits (container drivers).
+    #[serde(default)]
+    pub limits: stratos_model::Limits,
+    /// What is mounted into the member (container drivers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<stratos_model::Volume>,
+    /// The network partition's properties, its partition's over them (`dockerHost`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub placement: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 mod cluster_owners;
 mod controller;
+pub mod docker;
 pub mod driver;
 mod error;
 mod frozen;
@@ -15,6 +16,7 @@ pub mod simulated;
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
 pub use error::{ControllerError, OwnershipError};
+pub use docker::DockerDriver;
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
 pub use ownership::Strangers;

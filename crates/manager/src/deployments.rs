@@ -52,6 +52,10 @@ async fn deploy(
     }
     let deployment = plan(app, &policy, tenant, &defs)
         .map_err(|p| ApiError::invalid(format!("cannot deploy application {id:?} with policy {policy:?}"), p))?;
+    let placement = crate::deploy_checks::run(&state.deploy_checks, app, &policy, &defs).await;
+    if !placement.is_empty() {
+        return Err(ApiError::invalid(format!("cannot deploy application {id:?} with policy {policy:?}"), placement));
+    }
     let mut too_big = Problems::default();
     quota::check_cluster_sizes(app, state.config.limits.max_cluster_size, &mut too_big);
     if !too_big.is_empty() {

@@ -10,6 +10,7 @@ mod body;
 pub mod bootstrap;
 mod claims;
 mod definitions;
+pub mod deploy_checks;
 mod deployments;
 mod error;
 pub mod files;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub repo_policy: stratos_model::RepoUrlPolicy,
     pub config: ApiConfig,
     pub login_limiter: LoginLimiter,
+    /// Drivers' deploy-time checks (the docker driver's: images exist).
+    pub deploy_checks: Vec<std::sync::Arc<dyn crate::deploy_checks::DeployCheck>>,
 }
 
 /// The API's settings (`stratos up --api-*` flags).
@@ -65,7 +67,15 @@ impl AppState {
 
     pub fn with_config(store: Store, bus: Option<Bus>, config: ApiConfig) -> Self {
         let login_limiter = LoginLimiter::new(config.login_limits);
-        AppState { store, bus, write_lock: Mutex::new(()), repo_policy: Default::default(), config, login_limiter }
+        AppState {
+            store,
+            bus,
+            write_lock: Mutex::new(()),
+            repo_policy: Default::default(),
+            config,
+            login_limiter,
+            deploy_checks: Vec::new(),
+        }
     }
 
     /// Publishes an event; a bus failure is logged, never fails the request that

@@ -94,6 +94,17 @@ pub struct IaasProvider {
     /// The command the cartridge agent starts in the member (local and container drivers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// CPUs a member may use (container drivers): `0.5`, `2`, `500m`. Over the 4.1
+    /// property `KUBERNETES_CONTAINER_CPU`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory a member may use (container drivers): `256Mi`, `1Gi`, `512m`. Over the 4.1
+    /// property `KUBERNETES_CONTAINER_MEMORY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Host paths or Docker volumes mounted into members' containers (read-only by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::Volume>,
     #[serde(default, alias = "properties")]
     pub property: Vec<Property>,
 }
@@ -172,8 +183,10 @@ impl Definition for Cartridge {
                 p.push(format!("{at}.command[0]"), "the program must not be empty");
             }
             check_properties(&iaas.property, &format!("{at}.property"), p);
+            iaas.validate_container(&at, p);
         }
         check_properties(&self.property, "property", p);
+        crate::container::check_limit_properties(&self.property, p);
     }
 
     fn check_references(&self, _defs: &Definitions, _p: &mut Problems) {}

@@ -390,6 +390,29 @@ const CASES: &[Case] = &[
             ("iaasProvider[5].type", "must not be empty"),
         ],
     },
+    Case {
+        name: "container limits and volumes that do not parse",
+        kind: Cartridge,
+        format: Json,
+        text: r#"{"type": "php", "category": "framework",
+                 "property": [{"name": "KUBERNETES_CONTAINER_MEMORY", "value": "lots"}],
+                 "iaasProvider": [
+                   {"type": "docker", "imageId": "php:8", "cpu": "half",
+                    "volumes": [{"source": "", "target": "data"},
+                                {"source": "/srv/a", "target": "/.stratos/x"},
+                                {"source": "../up", "target": "/b"}]},
+                   {"type": "kubernetes", "imageId": "php:8",
+                    "property": [{"name": "KUBERNETES_CONTAINER_CPU", "value": "-2"}]}]}"#,
+        expect: &[
+            ("iaasProvider[0].cpu", r#""half" is not a CPU amount"#),
+            ("property[0].value", r#""lots" is not a memory size"#),
+            ("iaasProvider[0].volumes[0].source", "must not be empty"),
+            ("iaasProvider[0].volumes[0].target", "must be an absolute path in the container"),
+            ("iaasProvider[0].volumes[1].target", r#""/.stratos/x" is the platform's"#),
+            ("iaasProvider[0].volumes[2].source", "must be an absolute host path or a volume name"),
+            ("iaasProvider[1].property[0].value", r#""-2" is not a CPU amount"#),
+        ],
+    },
     // ---- application policies -----------------------------------------------------
     Case {
         name: "application policy: empty list",

@@ -296,3 +296,27 @@ fn yaml_written_by_hand_equals_json() {
     assert_eq!(c.port_mapping[0].protocol, Protocol::Tcp);
     assert_eq!(c.iaas("local").unwrap().command[3], "print('hi')");
 }
+
+#[test]
+fn container_fields_round_trip() {
+    let text = r#"{"type": "php", "category": "framework", "iaasProvider": [{"type": "docker", "imageId": "stratos/php:1",
+        "command": ["php", "-S", "0.0.0.0:8080"], "cpu": "500m", "memory": "256Mi",
+        "volumes": [{"source": "/srv/shared", "target": "/data", "readOnly": false}, {"source": "cache", "target": "/cache"}]}]}"#;
+    let c: Cartridge = parse_valid(text, Format::Json).expect("valid");
+    let iaas = c.iaas("docker").unwrap();
+    assert_eq!(iaas.limits(&c.property), Limits { nano_cpus: Some(500_000_000), memory_bytes: Some(256 << 20) });
+    assert_eq!(iaas.volumes[1], Volume { source: "cache".into(), target: "/cache".into(), read_only: true });
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(parse::<Cartridge>(&json, Format::Json).unwrap(), c);
+    let yaml = serde_norway::to_string(&c).unwrap();
+    assert_eq!(parse::<Cartridge>(&yaml, Format::Yaml).unwrap(), c);
+    // 4.1's properties, on the iaasProvider or the cartridge, when the fields are absent.
+    let text = r#"{"type": "php", "category": "framework",
+        "property": [{"name": "KUBERNETES_CONTAINER_MEMORY", "value": "1Gi"}],
+        "iaasProvider": [{"type": "docker", "imageId": "php", "property": [{"name": "KUBERNETES_CONTAINER_CPU", "value": "2"}]}]}"#;
+    let c: Cartridge = parse_valid(text, Format::Json).expect("valid");
+    assert_eq!(
+        c.iaas("docker").unwrap().limits(&c.property),
+        Limits { nano_cpus: Some(2_000_000_000), memory_bytes: Some(1 << 30) }
+    );
+}

@@ -1,0 +1,531 @@
+//! The `docker` driver on the machine's real Docker Engine, with images built here
+//! `FROM scratch` (test-kit's `docker`): no registry, no pull. Without Docker these skip
+//! (and fail with CI=true).
+//!
+//! The driver alone: a member runs the bundled agent in a scratch container, confined
+//! (non-root, no capabilities, no new privileges, limits), reaches the bus on its tenant
+//! network's gateway and is reached on its own address; tenants' networks are apart;
+//! another platform's containers are never listed nor touched; a missing image is a
+//! start error naming it. The platform (`stratos up`): a member is a container, adopted
+//! after a kill -9 while strays of the platform are removed; faults on the engine
+//! (`docker kill`, `docker pause`, `docker network disconnect`) are replaced, each timed.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stratos_bus::{AnyEvent, Bus, EmbeddedBroker};
+use stratos_cloud::docker::{labels, DockerConfig, DockerDriver};
+use stratos_cloud::driver::{MemberSpec, PortSpec};
+use stratos_cloud::{Driver, InstanceState};
+use stratos_model::Protocol;
+use stratos_test_kit::docker::{self as dk, docker, try_docker};
+use support::{add_definition, cluster_host, cluster_members, eventually, free_port, id, Platform, Sandbox, BIN};
+
+/// The image every test runs: a shell, and nothing of Stratos (the agent is bundled in).
+fn image() -> String {
+    dk::ScratchImage::new("shell")
+        .program(&dk::which("sh"), "/bin/sh")
+        .program(&dk::which("bash"), "/bin/bash")
+        .program(&dk::which("sleep"), "/bin/sleep")
+        .program(&dk::which("timeout"), "/bin/timeout")
+        .line("CMD [\"/bin/sh\"]")
+        .build()
+}
+
+/// Removes every container and network of the platform ids it was given, even when the
+/// test panics.
+#[derive(Default)]
+struct Cleanup(std::sync::Mutex<Vec<String>>);
+
+impl Cleanup {
+    fn platform(&self, platform_id: &str) {
+        self.0.lock().unwrap().push(platform_id.to_string());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for platform_id in self.0.lock().unwrap().iter() {
+            let filter = format!("label={}={platform_id}", labels::PLATFORM);
+            if let Ok(ids) = try_docker(&["ps", "-aq", "--filter", &filter]) {
+                for id in ids.split_whitespace() {
+                    let _ = try_docker(&["rm", "-f", id]);
+                }
+            }
+            if let Ok(nets) = try_docker(&["network", "ls", "-q", "--filter", &filter]) {
+                for net in nets.split_whitespace() {
+                    let _ = try_docker(&["network", "rm", net]);
+                }
+            }
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}{}{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+/// A member of `tenant` running `stratos sample-http` on port 8000 of its container.
+fn spec(platform_id: &str, member_id: &str, tenant_id: i64, image: &str, broker: &EmbeddedBroker) -> MemberSpec {
+    MemberSpec {
+        member_id: member_id.into(),
+        cluster_id: "app.web".into(),
+        service_name: "web".into(),
+        app_id: "app".into(),
+        tenant_id,
+        network_partition_id: "np".into(),
+        partition_id: "p1".into(),
+        command: ["stratos", "sample-http", "--port", "${PORT}", "--bind", "0.0.0.0"].map(String::from).to_vec(),
+        image: Some(image.into()),
+        ports: vec![PortSpec { protocol: Protocol::Http, port: 8000, proxy_port: 0 }],
+        broker_url: String::new(),
+        bus_credentials: Some(broker.member_credentials("app.web", member_id)),
+        bus_ca_cert: None,
+        artifact_repository: None,
+        env: BTreeMap::from([("STRATOS_HEALTH_INTERVAL_SECS".to_string(), "1".to_string())]),
+        platform_id: platform_id.into(),
+        limits: stratos_model::Limits { nano_cpus: Some(500_000_000), memory_bytes: Some(128 << 20) },
+        volumes: vec![],
+        placement: BTreeMap::new(),
+    }
+}
+
+/// A driver of platform `platform_id` whose members reach `broker`.
+fn driver(platform_id: &str, broker: Arc<EmbeddedBroker>, dir: &Path) -> DockerDriver {
+    let driver = DockerDriver::new(DockerConfig::default(), Path::new(BIN), dir)
+        .unwrap()
+        .with_platform_id(Some(platform_id.to_string()));
+    driver.set_bus(broker);
+    driver
+}
+
+/// GET / on `addr`, 3 s at most: the body.
+fn get(addr: &str, port: u16) -> Result<String, String> {
+    let addr: SocketAddr = format!("{addr}:{port}").parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    Ok(response)
+}
+
+/// `docker inspect -f FORMAT CONTAINER`.
+fn inspect(container: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, container])
+}
+
+#[test]
+fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
+    if !dk::available("a_member_runs_confined_from_scratch_and_reaches_the_bus") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let platform_id = unique("t");
+    cleanup.platform(&platform_id);
+    let image = image();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = Arc::new(EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap());
+    let bus = runtime.block_on(Bus::connect(&broker.platform_url(), "docker-test")).unwrap();
+    let mut activated = runtime.block_on(bus.subscribe("instance/status/#")).unwrap();
+    let driver = driver(&platform_id, broker.clone(), dir.path());
+    let member_id = unique("m");
+    let started = Instant::now();
+    let instance = runtime.block_on(driver.start(&spec(&platform_id, &member_id, 41, &image, &broker))).unwrap();
+    let container = labels::container_name(&member_id);
+
+    // The agent, bundled, reached the bus on the tenant network's gateway with the
+    // member's own credentials, and its app is up.
+    let event = runtime.block_on(activated.wait_for(Duration::from_secs(60), |e| match e {
+        AnyEvent::InstanceActivatedEvent(a) if a.member.member_id == member_id => Some(a),
+        _ => None,
+    }));
+    assert!(event.is_some(), "no InstanceActivatedEvent; container log:\n{}", docker(&["logs", &container]));
+    eprintln!("container start → InstanceActivatedEvent: {:?}", started.elapsed());
+    // The host (the load balancer) reaches it at its address on its network.
+    assert!(instance.address.starts_with(|c: char| c.is_ascii_digit()), "address {:?}", instance.address);
+    assert_eq!(instance.ports[0].host_port, 8000);
+    let body = eventually(Duration::from_secs(10), "the member answers on its address", || get(&instance.address, 8000));
+    assert!(body.contains(&member_id), "{body}");
+
+    // Confined.
+    assert_eq!(inspect(&container, "{{.Config.User}}"), "2000000:2000000");
+    assert_eq!(inspect(&container, "{{.HostConfig.CapDrop}}"), "[ALL]");
+    assert_eq!(inspect(&container, "{{.HostConfig.SecurityOpt}}"), "[no-new-privileges]");
+    assert_eq!(inspect(&container, "{{.HostConfig.PidsLimit}}"), "512");
+    assert_eq!(inspect(&container, "{{.HostConfig.Memory}}"), (128u64 << 20).to_string());
+    assert_eq!(inspect(&container, "{{.HostConfig.NanoCpus}}"), "500000000");
+    // As the kernel sees the agent: uid, no capabilities, no new privileges.
+    let status = docker(&["exec", &container, "/bin/bash", "-c", "while read -r l; do echo \"$l\"; done < /proc/1/status"]);
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{status}")).to_string()
+    };
+    assert!(field("Uid:").split_whitespace().skip(1).all(|u| u == "2000000"), "{}", field("Uid:"));
+    assert!(field("CapEff:").ends_with("0000000000000000"), "{}", field("CapEff:"));
+    assert!(field("CapBnd:").ends_with("0000000000000000"), "{}", field("CapBnd:"));
+    assert!(field("NoNewPrivs:").ends_with('1'), "{}", field("NoNewPrivs:"));
+    // The bundle is read-only; the image holds no Stratos.
+    let write = try_docker(&["exec", &container, "/bin/sh", "-c", "echo x > /.stratos/x"]);
+    assert!(write.is_err(), "the bundle is writable");
+
+    // Listed as this platform's, then terminated and gone.
+    let listed = runtime.block_on(driver.list()).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].platform_id.as_deref(), listed[0].state.clone()), (Some(platform_id.as_str()), InstanceState::Running));
+    runtime.block_on(driver.terminate(&member_id, Duration::from_secs(5))).unwrap();
+    assert!(runtime.block_on(driver.list()).unwrap().is_empty());
+    assert!(try_docker(&["inspect", &container]).is_err(), "the container is still there");
+}
+
+#[test]
+fn tenants_cannot_reach_each_other() {
+    if !dk::available("tenants_cannot_reach_each_other") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let platform_id = unique("t");
+    cleanup.platform(&platform_id);
+    let image = image();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = Arc::new(EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap());
+    let driver = driver(&platform_id, broker.clone(), dir.path());
+    let (a, b) = (unique("a"), unique("b"));
+    let member_a = runtime.block_on(driver.start(&spec(&platform_id, &a, 1, &image, &broker))).unwrap();
+    let member_b = runtime.block_on(driver.start(&spec(&platform_id, &b, 2, &image, &broker))).unwrap();
+    for m in [&member_a, &member_b] {
+        eventually(Duration::from_secs(60), "the member answers", || get(&m.address, 8000));
+    }
+    // From a container on a network, a TCP connect to a member's port (2 s at most).
+    let connect = |network: &str, address: &str| {
+        let probe = format!("exec 3<>/dev/tcp/{address}/8000 && echo open");
+        try_docker(&[
+            "run", "--rm", "--network", network, "--user", "2000000", &image, "/bin/timeout", "2", "/bin/bash", "-c", &probe,
+        ])
+    };
+    let net_a = stratos_cloud::docker::tenant_network(&platform_id, 1);
+    let net_b = stratos_cloud::docker::tenant_network(&platform_id, 2);
+    // Within a tenant: reached (the probe works).
+    assert_eq!(connect(&net_a, &member_a.address).as_deref(), Ok("open"));
+    // Across tenants: not, either way.
+    assert!(connect(&net_b, &member_a.address).is_err(), "tenant 2 reached tenant 1's member");
+    assert!(connect(&net_a, &member_b.address).is_err(), "tenant 1 reached tenant 2's member");
+}
+
+#[test]
+fn another_platforms_containers_are_never_listed_nor_touched() {
+    if !dk::available("another_platforms_containers_are_never_listed_nor_touched") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let (ours, theirs) = (unique("ours"), unique("theirs"));
+    cleanup.platform(&ours);
+    cleanup.platform(&theirs);
+    let image = image();
+    let member_id = unique("m");
+    // Another platform's member on the same engine, named as ours would be.
+    let stranger = docker(&[
+        "run", "-d", "--name", &labels::container_name(&member_id),
+        "--label", &format!("{}={theirs}", labels::PLATFORM),
+        "--label", &format!("{}={member_id}", labels::MEMBER),
+        &image, "/bin/sleep", "600",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = Arc::new(EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap());
+    let driver = driver(&ours, broker.clone(), dir.path());
+    assert!(runtime.block_on(driver.list()).unwrap().is_empty(), "another platform's container listed");
+    assert!(runtime.block_on(driver.inspect(&member_id)).unwrap().is_none());
+    runtime.block_on(driver.terminate(&member_id, Duration::from_secs(1))).unwrap();
+    // A member of ours whose container name is taken by it: the start fails, the other stays.
+    let error = runtime.block_on(driver.start(&spec(&ours, &member_id, 1, &image, &broker))).unwrap_err();
+    eprintln!("start over another platform's container: {error}");
+    assert_eq!(inspect(&stranger, "{{.State.Running}}"), "true", "another platform's container was touched");
+}
+
+#[test]
+fn a_missing_image_is_a_start_error_naming_it() {
+    if !dk::available("a_missing_image_is_a_start_error_naming_it") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let platform_id = unique("t");
+    cleanup.platform(&platform_id);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = Arc::new(EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap());
+    let driver = driver(&platform_id, broker.clone(), dir.path());
+    let spec = spec(&platform_id, &unique("m"), 1, "stratos-test/never-built:1", &broker);
+    let error = runtime.block_on(driver.start(&spec)).unwrap_err().to_string();
+    assert!(error.contains("\"stratos-test/never-built:1\" does not exist"), "{error}");
+    assert!(error.contains("stratos image build"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The platform: `stratos up` with a docker network partition.
+
+const APP: &str = "boxed";
+const ALIAS: &str = "web";
+const CLUSTER: &str = "boxed.web";
+
+/// `stratos up` flags: health every second, a silent member faulty after 5 s.
+const FLAGS: &[&str] = &["--health-interval", "1", "--member-fault-after", "5"];
+
+/// The platform id from `stratos up`'s banner.
+fn platform_id(platform: &Platform) -> String {
+    let out = platform.proc.stdout();
+    let at = out.find("(platform ").unwrap_or_else(|| panic!("no platform id in the banner\n{out}"));
+    out[at + 10..].split(')').next().unwrap().to_string()
+}
+
+/// Definitions of an application of `members` containers of `image` running `command`,
+/// behind the load balancer on `proxy_port`.
+fn add_app(platform: &Platform, dir: &Path, image: &str, command: &[&str], proxy_port: u16, members: u32) {
+    add_definition(platform, dir, "network-partition", &json!({ "id": "np-docker", "provider": "docker", "partitions": [{ "id": "p1" }] }));
+    add_definition(platform, dir, "autoscaling-policy", &json!({ "id": "asp", "loadThresholds": { "requestsInFlight": { "threshold": 1000 } } }));
+    add_definition(
+        platform,
+        dir,
+        "deployment-policy",
+        &json!({ "id": "dp", "networkPartitions": [{ "id": "np-docker", "partitionAlgo": "one-after-another", "partitions": [{ "id": "p1", "partitionMax": 10 }] }] }),
+    );
+    add_definition(platform, dir, "application-policy", &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np-docker"] }));
+    add_definition(
+        platform,
+        dir,
+        "cartridge",
+        &json!({
+            "type": "boxed-http",
+            "category": "framework",
+            "portMapping": [{
+                "name": "http", "protocol": "http", "port": 8000, "proxyPort": proxy_port,
+                "healthCheck": { "path": "/", "intervalSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 3 }
+            }],
+            "iaasProvider": [{
+                "type": "docker", "imageId": image, "command": command, "cpu": "0.5", "memory": "128Mi",
+                "property": [{ "name": "env.STRATOS_HEALTH_INTERVAL_SECS", "value": "1" }]
+            }]
+        }),
+    );
+    add_definition(
+        platform,
+        dir,
+        "application",
+        &json!({
+            "applicationId": APP,
+            "components": { "cartridges": [{
+                "type": "boxed-http", "cartridgeMin": members, "cartridgeMax": members,
+                "subscribableInfo": { "alias": ALIAS, "autoscalingPolicy": "asp", "deploymentPolicy": "dp" }
+            }] }
+        }),
+    );
+}
+
+const SAMPLE: &[&str] = &["stratos", "sample-http", "--port", "${PORT}", "--bind", "0.0.0.0"];
+
+fn active(platform: &Platform) -> BTreeSet<String> {
+    cluster_members(platform, CLUSTER).iter().filter(|m| m["status"] == "Active").map(id).collect()
+}
+
+/// One request through the load balancer: the member that answered.
+fn through_lb(proxy_port: u16) -> Result<String, String> {
+    let addr: SocketAddr = ([127, 0, 0, 1], proxy_port).into();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let host = cluster_host(APP, ALIAS);
+    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| format!("read: {e}"))?;
+    if response.split_whitespace().nth(1) != Some("200") {
+        return Err(format!("answered {response:?}"));
+    }
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).map(str::to_owned).ok_or(body.to_owned())
+}
+
+/// A platform running the app with `members` active containers, the LB routing to them.
+struct Running {
+    _cleanup: Cleanup,
+    platform: Platform,
+    proxy_port: u16,
+    platform_id: String,
+    sandbox: Sandbox,
+}
+
+fn run_app(members: u32) -> Running {
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), FLAGS);
+    let platform_id = platform_id(&platform);
+    cleanup.platform(&platform_id);
+    let proxy_port = free_port();
+    add_app(&platform, sandbox.path(), &image(), SAMPLE, proxy_port, members);
+    let started = Instant::now();
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "120"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    eventually(Duration::from_secs(60), "the active members", || match active(&platform) {
+        a if a.len() == members as usize => Ok(a),
+        a => Err(format!("{a:?}")),
+    });
+    eventually(Duration::from_secs(20), "the load balancer routes to a container", || through_lb(proxy_port));
+    eprintln!("deploy → {members} active container(s), routed: {:?}", started.elapsed());
+    Running { _cleanup: cleanup, platform, proxy_port, platform_id, sandbox }
+}
+
+#[test]
+fn a_killed_platform_adopts_its_containers_and_removes_strays() {
+    if !dk::available("a_killed_platform_adopts_its_containers_and_removes_strays") {
+        return;
+    }
+    let Running { _cleanup, platform, proxy_port, platform_id, sandbox } = run_app(1);
+    let before = active(&platform);
+    let member = before.iter().next().unwrap().clone();
+    let container_id = inspect(&labels::container_name(&member), "{{.Id}}");
+    // A container of this platform that no member names, and one of another platform.
+    let stray = docker(&[
+        "run", "-d", "--label", &format!("{}={platform_id}", labels::PLATFORM),
+        "--label", &format!("{}=stray-{}", labels::MEMBER, std::process::id()), &image(), "/bin/sleep", "600",
+    ]);
+    let other = unique("other");
+    _cleanup.platform(&other);
+    let foreign = docker(&[
+        "run", "-d", "--label", &format!("{}={other}", labels::PLATFORM),
+        "--label", &format!("{}=m-{}", labels::MEMBER, std::process::id()), &image(), "/bin/sleep", "600",
+    ]);
+    let (api_port, mqtt_port) = (platform.api_port, platform.mqtt_port);
+    platform.kill();
+    let restarted = Instant::now();
+    let platform = Platform::start_again(sandbox.path(), api_port, mqtt_port, FLAGS);
+    eventually(Duration::from_secs(30), "the stray container removed", || match try_docker(&["inspect", &stray]) {
+        Err(_) => Ok(()),
+        Ok(_) => Err("still there".to_string()),
+    });
+    eprintln!("kill -9 and restart → stray removed: {:?}", restarted.elapsed());
+    // The member lives on in the same container, and is still routed to.
+    assert_eq!(active(&platform), before);
+    assert_eq!(inspect(&labels::container_name(&member), "{{.Id}}"), container_id);
+    assert_eq!(eventually(Duration::from_secs(20), "routed", || through_lb(proxy_port)), member);
+    assert_eq!(inspect(&foreign, "{{.State.Running}}"), "true", "another platform's container was touched");
+}
+
+/// Waits until `victim` is gone from the cluster, a new member is active in its place and
+/// the load balancer sends no request to it; prints how long it took.
+fn replaced(run: &Running, victim: &str, what: &str, since: Instant) {
+    eventually(Duration::from_secs(120), "the member replaced", || {
+        let now = active(&run.platform);
+        if now.len() == 1 && !now.contains(victim) {
+            Ok(())
+        } else {
+            Err(format!("active: {now:?}"))
+        }
+    });
+    let answered = eventually(Duration::from_secs(20), "the replacement routed", || through_lb(run.proxy_port));
+    assert_ne!(answered, victim);
+    eventually(Duration::from_secs(30), "the victim's container removed", || {
+        match try_docker(&["inspect", &labels::container_name(victim)]) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("still there".to_string()),
+        }
+    });
+    eprintln!("{what} → replaced, routed, container removed: {:?}", since.elapsed());
+}
+
+#[test]
+fn a_killed_container_is_replaced() {
+    if !dk::available("a_killed_container_is_replaced") {
+        return;
+    }
+    let run = run_app(1);
+    let victim = active(&run.platform).into_iter().next().unwrap();
+    let since = Instant::now();
+    docker(&["kill", &labels::container_name(&victim)]);
+    replaced(&run, &victim, "docker kill", since);
+}
+
+#[test]
+fn a_paused_container_is_found_faulty_and_replaced() {
+    if !dk::available("a_paused_container_is_found_faulty_and_replaced") {
+        return;
+    }
+    let run = run_app(1);
+    let victim = active(&run.platform).into_iter().next().unwrap();
+    let since = Instant::now();
+    docker(&["pause", &labels::container_name(&victim)]);
+    replaced(&run, &victim, "docker pause", since);
+}
+
+#[test]
+fn a_disconnected_container_is_found_faulty_and_replaced() {
+    if !dk::available("a_disconnected_container_is_found_faulty_and_replaced") {
+        return;
+    }
+    let run = run_app(1);
+    let victim = active(&run.platform).into_iter().next().unwrap();
+    let network = stratos_cloud::docker::tenant_network(&run.platform_id, stratos_model::SUPER_TENANT);
+    let since = Instant::now();
+    docker(&["network", "disconnect", &network, &labels::container_name(&victim)]);
+    replaced(&run, &victim, "docker network disconnect", since);
+}
+
+#[test]
+fn a_missing_image_is_refused_at_deploy_naming_it() {
+    if !dk::available("a_missing_image_is_refused_at_deploy_naming_it") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), FLAGS);
+    cleanup.platform(&platform_id(&platform));
+    add_app(&platform, sandbox.path(), "stratos-test/never-built:1", SAMPLE, free_port(), 1);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "10"]);
+    assert!(!out.success(), "deployed with a missing image\n{out}");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("stratos-test/never-built:1"), "{said}");
+    assert!(said.contains("stratos image build"), "{said}");
+    assert!(said.contains("components.cartridges[0].type"), "{said}");
+}
+
+#[test]
+fn a_command_that_exits_at_once_backs_off_with_its_exit_code() {
+    if !dk::available("a_command_that_exits_at_once_backs_off_with_its_exit_code") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), FLAGS);
+    let platform_id = platform_id(&platform);
+    cleanup.platform(&platform_id);
+    add_app(&platform, sandbox.path(), &image(), &["/bin/sh", "-c", "exit 7"], free_port(), 1);
+    let since = Instant::now();
+    // It never becomes active: the deploy's wait ends, the deployment stays.
+    platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "1"]);
+    let error = eventually(Duration::from_secs(60), "the cluster's error", || {
+        let out = platform.cli(&["application", "status", APP, "-o", "json"]);
+        let status: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| format!("{e}: {out}"))?;
+        let cluster = support::cluster(&status, ALIAS);
+        match cluster["error"].as_str() {
+            Some(e) if e.contains('7') => Ok(e.to_string()),
+            _ => Err(format!("{cluster:#}")),
+        }
+    });
+    eprintln!("exit 7 at once → the cluster's error {error:?}: {:?}", since.elapsed());
+    // Backed off: in the next 20 s, a handful of containers were made, not one per
+    // reconcile (the engine's own record of creations in that window).
+    let from = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let filter = format!("label={}={platform_id}", labels::PLATFORM);
+    let created = docker(&[
+        "events", "--since", &from.to_string(), "--until", &(from + 20).to_string(),
+        "--filter", &filter, "--filter", "event=create", "--format", "{{.ID}}",
+    ]);
+    let starts = created.lines().count();
+    assert!(starts <= 6, "{starts} containers in 20 s: no back-off");
+}

@@ -1,0 +1,31 @@
+//! Where a member in a container reaches the event bus. The embedded broker listens
+//! on the host's loopback, which a container cannot reach; the driver asks it to serve
+//! its gate on the gateway address of each tenant network too (an address of this
+//! host that only containers on that network, and the host, route to), so the bus is
+//! not opened to the world. Every connection there still authenticates with the
+//! member's own credentials and is held to its ACLs.
+
+use std::net::IpAddr;
+
+use stratos_bus::EmbeddedBroker;
+
+/// Gives the URL a member on a Docker network with `gateway` reaches the bus at.
+pub trait MemberBus: Send + Sync {
+    fn url_on(&self, gateway: IpAddr) -> Result<String, String>;
+}
+
+impl MemberBus for EmbeddedBroker {
+    fn url_on(&self, gateway: IpAddr) -> Result<String, String> {
+        self.listen_also(gateway).map(|addr| self.url_of(addr)).map_err(|e| e.to_string())
+    }
+}
+
+/// An external broker: members get this URL, which must be reachable from containers
+/// (not a loopback one).
+pub struct GivenBus(pub String);
+
+impl MemberBus for GivenBus {
+    fn url_on(&self, _gateway: IpAddr) -> Result<String, String> {
+        Ok(self.0.clone())
+    }
+}

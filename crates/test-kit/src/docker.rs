@@ -1,0 +1,152 @@
+//! Docker for tests, on the machine's real engine: whether it is there (a failure with
+//! `CI=true`, else a skip with a clear message), and images built here with no registry
+//! and no pull: `FROM scratch` plus files copied from this machine (a program with the
+//! shared libraries `ldd` lists, at their own paths). An image is tagged by a hash of
+//! what went into it, so test binaries (and runs) reuse it rather than build it again.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether the tests can use the local Docker Engine. With `CI=true` an absent or
+/// silent engine fails the test; elsewhere the test prints why it skips and returns.
+pub fn available(test: &str) -> bool {
+    let answer = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+    let reason = match answer {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        Err(e) => format!("cannot run docker: {e}"),
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: Docker is required in CI (CI=true) and is not available: {reason}");
+    }
+    eprintln!("SKIPPED {test}: no Docker Engine answers ({reason}); install and start Docker to run it");
+    false
+}
+
+/// Runs `docker ARGS`, returning its stdout; panics with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker runs");
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker ARGS` that may fail: its stdout, or its stderr as the error.
+pub fn try_docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker").args(args).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// A `FROM scratch` image made of files of this machine.
+#[derive(Debug, Clone, Default)]
+pub struct ScratchImage {
+    name: String,
+    /// (source on this machine, path in the image)
+    files: Vec<(PathBuf, String)>,
+    /// Extra Dockerfile lines (`CMD [...]`, `ENV ...`).
+    lines: Vec<String>,
+}
+
+impl ScratchImage {
+    /// An image to be tagged `stratos-test/NAME:<hash>`.
+    pub fn new(name: &str) -> ScratchImage {
+        ScratchImage { name: name.to_string(), ..Default::default() }
+    }
+
+    /// `source` at `target` in the image.
+    pub fn file(mut self, source: impl Into<PathBuf>, target: &str) -> ScratchImage {
+        self.files.push((source.into(), target.to_string()));
+        self
+    }
+
+    /// A dynamically linked program at `target`, with the libraries and loader `ldd`
+    /// lists at their own paths (so it runs as it does here).
+    pub fn program(mut self, source: &str, target: &str) -> ScratchImage {
+        let out = Command::new("ldd").arg(source).output().expect("ldd runs");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next().unwrap_or_default().to_string(),
+                None => line.split_whitespace().next().unwrap_or_default().to_string(),
+            };
+            if path.starts_with('/') && !self.files.iter().any(|(_, t)| *t == path) {
+                self.files.push((PathBuf::from(&path), path));
+            }
+        }
+        self.files.push((PathBuf::from(source), target.to_string()));
+        self
+    }
+
+    /// A Dockerfile line after the files (`CMD ["/bin/sh"]`).
+    pub fn line(mut self, line: &str) -> ScratchImage {
+        self.lines.push(line.to_string());
+        self
+    }
+
+    /// The image's tag: built now unless an image of the same contents exists.
+    pub fn build(&self) -> String {
+        let mut hasher = DefaultHasher::new();
+        self.lines.hash(&mut hasher);
+        for (source, target) in &self.files {
+            target.hash(&mut hasher);
+            std::fs::read(source).unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display())).hash(&mut hasher);
+        }
+        let tag = format!("stratos-test/{}:{:016x}", self.name, hasher.finish());
+        if try_docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).is_ok() {
+            return tag;
+        }
+        let context = std::env::temp_dir().join(format!("stratos-image-{}-{}", self.name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&context);
+        // One tree copied in one layer (the classic builder fails on two identical
+        // layers in a row, as copying a library twice would make).
+        let rootfs = context.join("rootfs");
+        for (source, target) in &self.files {
+            let to = rootfs.join(target.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(source, &to).unwrap_or_else(|e| panic!("cannot copy {}: {e}", source.display()));
+        }
+        let mut dockerfile = String::from("FROM scratch\nCOPY rootfs/ /\n");
+        for line in &self.lines {
+            dockerfile.push_str(line);
+            dockerfile.push('\n');
+        }
+        std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+        // The classic builder: it needs nothing from a registry for `FROM scratch`.
+        let out = Command::new("docker")
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", &tag])
+            .arg(&context)
+            .output()
+            .expect("docker build runs");
+        let _ = std::fs::remove_dir_all(&context);
+        assert!(out.status.success(), "docker build of {tag} failed: {}", String::from_utf8_lossy(&out.stderr));
+        tag
+    }
+}
+
+/// A scratch image with a shell (`/bin/sh`, dash) and `sleep`: enough for a cartridge
+/// command that waits, exits with a code, or probes a TCP port (`bash`'s /dev/tcp).
+pub fn shell_image() -> String {
+    ScratchImage::new("shell")
+        .program(&which("sh"), "/bin/sh")
+        .program(&which("sleep"), "/bin/sleep")
+        .program(&which("bash"), "/bin/bash")
+        .program(&which("cat"), "/bin/cat")
+        .line("CMD [\"/bin/sh\"]")
+        .build()
+}
+
+/// A program's path on this machine.
+pub fn which(program: &str) -> String {
+    for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        let path = Path::new(dir).join(program);
+        if path.exists() {
+            return std::fs::canonicalize(path).unwrap().display().to_string();
+        }
+    }
+    panic!("{program} is not installed")
+}
