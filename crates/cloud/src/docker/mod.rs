@@ -77,6 +77,8 @@ pub struct DockerDriver {
     platform_id: RwLock<Option<String>>,
     /// The engine of each member started or listed in this run.
     hosts: Mutex<HashMap<String, String>>,
+    /// The networks (engine, name) whose gateway the bus is served on in this run.
+    served: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl DockerDriver {
@@ -94,6 +96,7 @@ impl DockerDriver {
             engines: Default::default(),
             platform_id: RwLock::new(None),
             hosts: Default::default(),
+            served: Default::default(),
         })
     }
 
@@ -175,6 +178,7 @@ impl DockerDriver {
         let bus_error = |reason: String| DockerError::Bus { network: network.clone(), reason };
         let bus = self.bus.get().ok_or_else(|| bus_error("the platform's bus is not running yet".into()))?;
         let broker_url = bus.url_on(gateway).map_err(bus_error)?;
+        self.served.lock().unwrap().insert((host.clone(), network.clone()));
 
         // The app listens on its declared ports, on the container's own address.
         let ports: Vec<AllocatedPort> = spec
@@ -221,8 +225,8 @@ impl DockerDriver {
                     return Err(DockerError::engine(&host, format!("create container {name:?}"))(e));
                 }
                 warn!(member_id = %spec.member_id, container = %name, "removing the member's earlier container");
-                for (id, _) in ours {
-                    self.remove(&docker, &host, &id).await?;
+                for listed in ours {
+                    self.remove(&docker, &host, &listed.id).await?;
                 }
                 docker.create_container(Some(create), body).await
             }
@@ -238,7 +242,7 @@ impl DockerDriver {
             .find(&docker, &host, &spec.member_id)
             .await?
             .into_iter()
-            .map(|(_, i)| i)
+            .map(|l| l.instance)
             .next()
             .or_else(|| labels::instance(&labels, InstanceState::Running, None))
             .expect("a member's labels name it");
@@ -248,7 +252,7 @@ impl DockerDriver {
 
     /// The member's containers on `host` of this platform (one, unless made by hand),
     /// with their ids.
-    async fn find(&self, docker: &Docker, host: &str, member_id: &str) -> Result<Vec<(String, Instance)>, DockerError> {
+    async fn find(&self, docker: &Docker, host: &str, member_id: &str) -> Result<Vec<Listed>, DockerError> {
         self.list_on(docker, host, Some(member_id)).await
     }
 
@@ -258,7 +262,7 @@ impl DockerDriver {
         docker: &Docker,
         host: &str,
         member_id: Option<&str>,
-    ) -> Result<Vec<(String, Instance)>, DockerError> {
+    ) -> Result<Vec<Listed>, DockerError> {
         let Some(platform_id) = self.platform_id.read().unwrap().clone() else { return Ok(Vec::new()) };
         let mut wanted = vec![format!("{}={platform_id}", labels::PLATFORM)];
         if let Some(member_id) = member_id {
@@ -289,7 +293,7 @@ impl DockerDriver {
                 .and_then(|e| e.ip_address)
                 .filter(|a| !a.is_empty());
             if let (Some(id), Some(instance)) = (c.id, labels::instance(&labels, state, address)) {
-                out.push((id, instance));
+                out.push(Listed { id, network, instance });
             }
         }
         Ok(out)
@@ -321,6 +325,35 @@ impl DockerDriver {
         }
     }
 
+    /// Serves the bus on the gateway of every network `listed` members are on, once per
+    /// run: members started by an earlier run of the platform (adopted after a restart)
+    /// reconnect there.
+    async fn serve_bus(&self, docker: &Docker, host: &str, listed: &[Listed]) {
+        let Some(bus) = self.bus.get() else { return };
+        let networks: std::collections::BTreeSet<String> = listed
+            .iter()
+            .filter(|l| l.instance.state == InstanceState::Running && !l.network.is_empty())
+            .map(|l| l.network.clone())
+            .collect();
+        for network in networks {
+            let key = (host.to_string(), network.clone());
+            if self.served.lock().unwrap().contains(&key) {
+                continue;
+            }
+            let gateway = match network::gateway(docker, host, &network).await {
+                Ok(gateway) => gateway,
+                Err(e) => {
+                    warn!(%network, %host, error = %e, "cannot serve the bus to the network's members");
+                    continue;
+                }
+            };
+            match bus.url_on(gateway) {
+                Ok(_) => drop(self.served.lock().unwrap().insert(key)),
+                Err(e) => warn!(%network, %host, error = %e, "cannot serve the bus to the network's members"),
+            }
+        }
+    }
+
     /// Every engine this driver knows: the default one and those members run on.
     async fn known_hosts(&self) -> Vec<String> {
         let mut hosts = self.engines.hosts().await;
@@ -341,8 +374,8 @@ impl DockerDriver {
         for host in hosts {
             let docker = self.engines.get(&host).await?;
             // Only this platform's containers of that member, by id.
-            for (id, _) in self.find(&docker, &host, member_id).await? {
-                self.stop_and_remove(&docker, &host, &id, grace).await?;
+            for listed in self.find(&docker, &host, member_id).await? {
+                self.stop_and_remove(&docker, &host, &listed.id, grace).await?;
                 info!(member_id, container = %name, %host, "member container removed");
             }
         }
@@ -361,15 +394,24 @@ impl DockerDriver {
                 }
             };
             let listed = self.list_on(&docker, &host, None).await?;
+            self.serve_bus(&docker, &host, &listed).await;
             let mut hosts = self.hosts.lock().unwrap();
-            for (_, i) in &listed {
-                hosts.entry(i.member_id.clone()).or_insert_with(|| host.clone());
+            for l in &listed {
+                hosts.entry(l.instance.member_id.clone()).or_insert_with(|| host.clone());
             }
-            out.extend(listed.into_iter().map(|(_, i)| i));
+            out.extend(listed.into_iter().map(|l| l.instance));
         }
         out.sort_by(|a, b| a.member_id.cmp(&b.member_id));
         Ok(out)
     }
+}
+
+/// A container of this platform as the engine lists it.
+struct Listed {
+    id: String,
+    /// The network it is reached on (its label).
+    network: String,
+    instance: Instance,
 }
 
 /// The agent's environment in the container (the local driver's, with the container's

@@ -52,6 +52,17 @@ pub async fn ensure(
         }
         Err(e) => return Err(DockerError::engine(host, format!("inspect network {name:?}"))(e)),
     };
+    gateway_of(network, host, name)
+}
+
+/// An existing network's IPv4 gateway.
+pub async fn gateway(docker: &Docker, host: &str, name: &str) -> Result<IpAddr, DockerError> {
+    let network =
+        docker.inspect_network(name, None).await.map_err(DockerError::engine(host, format!("inspect network {name:?}")))?;
+    gateway_of(network, host, name)
+}
+
+fn gateway_of(network: bollard::models::NetworkInspect, host: &str, name: &str) -> Result<IpAddr, DockerError> {
     network
         .ipam
         .and_then(|ipam| ipam.config)
