@@ -139,8 +139,7 @@ impl EmbeddedBroker {
         }
         let wanted = SocketAddr::new(ip, self.addr.port());
         let err = |e: std::io::Error| BrokerError::Listen { addr: wanted, reason: e.to_string() };
-        let listener =
-            TcpListener::bind(wanted).or_else(|_| TcpListener::bind(SocketAddr::new(ip, 0))).map_err(err)?;
+        let listener = TcpListener::bind(wanted).or_else(|_| TcpListener::bind(SocketAddr::new(ip, 0))).map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let addr = listener.local_addr().map_err(err)?;
         let _guard = self.runtime.enter();

@@ -77,7 +77,9 @@ impl DockerArgs {
     ) -> Arc<dyn MemberBus> {
         match embedded {
             Some(broker) => broker as Arc<dyn MemberBus>,
-            None => Arc::new(docker::GivenBus(self.docker_broker_url.clone().unwrap_or_else(|| broker_url.to_string()))),
+            None => {
+                Arc::new(docker::GivenBus(self.docker_broker_url.clone().unwrap_or_else(|| broker_url.to_string())))
+            }
         }
     }
 

@@ -397,7 +397,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("  store      {}   (platform {platform_id})", store.describe());
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
     if docker.is_some() {
-        println!("             containers on {} (docker driver; a partition's dockerHost names another)", args.docker.host());
+        println!(
+            "             containers on {} (docker driver; a partition's dockerHost names another)",
+            args.docker.host()
+        );
     }
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
     println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");

@@ -154,7 +154,8 @@ fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
     // The host (the load balancer) reaches it at its address on its network.
     assert!(instance.address.starts_with(|c: char| c.is_ascii_digit()), "address {:?}", instance.address);
     assert_eq!(instance.ports[0].host_port, 8000);
-    let body = eventually(Duration::from_secs(10), "the member answers on its address", || get(&instance.address, 8000));
+    let body =
+        eventually(Duration::from_secs(10), "the member answers on its address", || get(&instance.address, 8000));
     assert!(body.contains(&member_id), "{body}");
 
     // Confined.
@@ -165,7 +166,8 @@ fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
     assert_eq!(inspect(&container, "{{.HostConfig.Memory}}"), (128u64 << 20).to_string());
     assert_eq!(inspect(&container, "{{.HostConfig.NanoCpus}}"), "500000000");
     // As the kernel sees the agent: uid, no capabilities, no new privileges.
-    let status = docker(&["exec", &container, "/bin/bash", "-c", "while read -r l; do echo \"$l\"; done < /proc/1/status"]);
+    let status =
+        docker(&["exec", &container, "/bin/bash", "-c", "while read -r l; do echo \"$l\"; done < /proc/1/status"]);
     let field = |name: &str| {
         status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{status}")).to_string()
     };
@@ -180,7 +182,10 @@ fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
     // Listed as this platform's, then terminated and gone.
     let listed = runtime.block_on(driver.list()).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!((listed[0].platform_id.as_deref(), listed[0].state.clone()), (Some(platform_id.as_str()), InstanceState::Running));
+    assert_eq!(
+        (listed[0].platform_id.as_deref(), listed[0].state.clone()),
+        (Some(platform_id.as_str()), InstanceState::Running)
+    );
     runtime.block_on(driver.terminate(&member_id, Duration::from_secs(5))).unwrap();
     assert!(runtime.block_on(driver.list()).unwrap().is_empty());
     assert!(try_docker(&["inspect", &container]).is_err(), "the container is still there");
@@ -209,7 +214,18 @@ fn tenants_cannot_reach_each_other() {
     let connect = |network: &str, address: &str| {
         let probe = format!("exec 3<>/dev/tcp/{address}/8000 && echo open");
         try_docker(&[
-            "run", "--rm", "--network", network, "--user", "2000000", &image, "/bin/timeout", "2", "/bin/bash", "-c", &probe,
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "--user",
+            "2000000",
+            &image,
+            "/bin/timeout",
+            "2",
+            "/bin/bash",
+            "-c",
+            &probe,
         ])
     };
     let net_a = stratos_cloud::docker::tenant_network(&platform_id, 1);
@@ -234,10 +250,17 @@ fn another_platforms_containers_are_never_listed_nor_touched() {
     let member_id = unique("m");
     // Another platform's member on the same engine, named as ours would be.
     let stranger = docker(&[
-        "run", "-d", "--name", &labels::container_name(&member_id),
-        "--label", &format!("{}={theirs}", labels::PLATFORM),
-        "--label", &format!("{}={member_id}", labels::MEMBER),
-        &image, "/bin/sleep", "600",
+        "run",
+        "-d",
+        "--name",
+        &labels::container_name(&member_id),
+        "--label",
+        &format!("{}={theirs}", labels::PLATFORM),
+        "--label",
+        &format!("{}={member_id}", labels::MEMBER),
+        &image,
+        "/bin/sleep",
+        "600",
     ]);
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -290,15 +313,30 @@ fn platform_id(platform: &Platform) -> String {
 /// Definitions of an application of `members` containers of `image` running `command`,
 /// behind the load balancer on `proxy_port`.
 fn add_app(platform: &Platform, dir: &Path, image: &str, command: &[&str], proxy_port: u16, members: u32) {
-    add_definition(platform, dir, "network-partition", &json!({ "id": "np-docker", "provider": "docker", "partitions": [{ "id": "p1" }] }));
-    add_definition(platform, dir, "autoscaling-policy", &json!({ "id": "asp", "loadThresholds": { "requestsInFlight": { "threshold": 1000 } } }));
+    add_definition(
+        platform,
+        dir,
+        "network-partition",
+        &json!({ "id": "np-docker", "provider": "docker", "partitions": [{ "id": "p1" }] }),
+    );
+    add_definition(
+        platform,
+        dir,
+        "autoscaling-policy",
+        &json!({ "id": "asp", "loadThresholds": { "requestsInFlight": { "threshold": 1000 } } }),
+    );
     add_definition(
         platform,
         dir,
         "deployment-policy",
         &json!({ "id": "dp", "networkPartitions": [{ "id": "np-docker", "partitionAlgo": "one-after-another", "partitions": [{ "id": "p1", "partitionMax": 10 }] }] }),
     );
-    add_definition(platform, dir, "application-policy", &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np-docker"] }));
+    add_definition(
+        platform,
+        dir,
+        "application-policy",
+        &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np-docker"] }),
+    );
     add_definition(
         platform,
         dir,
@@ -392,14 +430,28 @@ fn a_killed_platform_adopts_its_containers_and_removes_strays() {
     let container_id = inspect(&labels::container_name(&member), "{{.Id}}");
     // A container of this platform that no member names, and one of another platform.
     let stray = docker(&[
-        "run", "-d", "--label", &format!("{}={platform_id}", labels::PLATFORM),
-        "--label", &format!("{}=stray-{}", labels::MEMBER, std::process::id()), &image(), "/bin/sleep", "600",
+        "run",
+        "-d",
+        "--label",
+        &format!("{}={platform_id}", labels::PLATFORM),
+        "--label",
+        &format!("{}=stray-{}", labels::MEMBER, std::process::id()),
+        &image(),
+        "/bin/sleep",
+        "600",
     ]);
     let other = unique("other");
     _cleanup.platform(&other);
     let foreign = docker(&[
-        "run", "-d", "--label", &format!("{}={other}", labels::PLATFORM),
-        "--label", &format!("{}=m-{}", labels::MEMBER, std::process::id()), &image(), "/bin/sleep", "600",
+        "run",
+        "-d",
+        "--label",
+        &format!("{}={other}", labels::PLATFORM),
+        "--label",
+        &format!("{}=m-{}", labels::MEMBER, std::process::id()),
+        &image(),
+        "/bin/sleep",
+        "600",
     ]);
     let (api_port, mqtt_port) = (platform.api_port, platform.mqtt_port);
     platform.kill();
@@ -523,8 +575,17 @@ fn a_command_that_exits_at_once_backs_off_with_its_exit_code() {
     let from = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let filter = format!("label={}={platform_id}", labels::PLATFORM);
     let created = docker(&[
-        "events", "--since", &from.to_string(), "--until", &(from + 20).to_string(),
-        "--filter", &filter, "--filter", "event=create", "--format", "{{.ID}}",
+        "events",
+        "--since",
+        &from.to_string(),
+        "--until",
+        &(from + 20).to_string(),
+        "--filter",
+        &filter,
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.ID}}",
     ]);
     let starts = created.lines().count();
     assert!(starts <= 6, "{starts} containers in 20 s: no back-off");

@@ -24,7 +24,12 @@ pub trait DeployCheck: Send + Sync {
 }
 
 /// Runs `checks` on every placement of `app` under application policy `policy`.
-pub async fn run(checks: &[std::sync::Arc<dyn DeployCheck>], app: &Application, policy: &str, defs: &Definitions) -> Problems {
+pub async fn run(
+    checks: &[std::sync::Arc<dyn DeployCheck>],
+    app: &Application,
+    policy: &str,
+    defs: &Definitions,
+) -> Problems {
     let mut problems = Problems::default();
     let Some(policy) = defs.application_policies.get(policy) else { return problems };
     let mut seen = std::collections::HashSet::new();

@@ -162,7 +162,10 @@ mod tests {
                     \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
                     \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
         let (libs, loader) = parse_ldd(text).unwrap();
-        assert_eq!(libs, [PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"), "/lib/x86_64-linux-gnu/libc.so.6".into()]);
+        assert_eq!(
+            libs,
+            [PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"), "/lib/x86_64-linux-gnu/libc.so.6".into()]
+        );
         assert_eq!(loader, Some(PathBuf::from("/lib64/ld-linux-x86-64.so.2")));
         assert!(parse_ldd("\tlibfoo.so => not found\n").unwrap_err().contains("libfoo.so"));
     }

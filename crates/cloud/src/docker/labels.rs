@@ -20,7 +20,12 @@ pub const NETWORK: &str = "io.stratos.network";
 pub const STARTED_AT: &str = "io.stratos.started-at";
 
 /// A member's container's labels.
-pub fn of_member(spec: &MemberSpec, network: &str, ports: &[AllocatedPort], started_at: u64) -> HashMap<String, String> {
+pub fn of_member(
+    spec: &MemberSpec,
+    network: &str,
+    ports: &[AllocatedPort],
+    started_at: u64,
+) -> HashMap<String, String> {
     [
         (PLATFORM, spec.platform_id.clone()),
         (MEMBER, spec.member_id.clone()),

@@ -205,15 +205,8 @@ impl DockerDriver {
         let started_at = stratos_bus::now_millis();
         let env = member_env(spec, &broker_url, &command, &ports);
         let labels = labels::of_member(spec, &network, &ports, started_at);
-        let body = container::create_body(
-            spec,
-            image,
-            &bundle,
-            &self.config.confinement,
-            &network,
-            env,
-            labels.clone(),
-        );
+        let body =
+            container::create_body(spec, image, &bundle, &self.config.confinement, &network, env, labels.clone());
         let name = labels::container_name(&spec.member_id);
         let create = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = match docker.create_container(Some(create.clone()), body.clone()).await {
@@ -257,12 +250,7 @@ impl DockerDriver {
     }
 
     /// This platform's containers on `host` (only `member_id`'s, if given), with their ids.
-    async fn list_on(
-        &self,
-        docker: &Docker,
-        host: &str,
-        member_id: Option<&str>,
-    ) -> Result<Vec<Listed>, DockerError> {
+    async fn list_on(&self, docker: &Docker, host: &str, member_id: Option<&str>) -> Result<Vec<Listed>, DockerError> {
         let Some(platform_id) = self.platform_id.read().unwrap().clone() else { return Ok(Vec::new()) };
         let mut wanted = vec![format!("{}={platform_id}", labels::PLATFORM)];
         if let Some(member_id) = member_id {
@@ -270,10 +258,8 @@ impl DockerDriver {
         }
         let filters = HashMap::from([("label".to_string(), wanted)]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let containers = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(DockerError::engine(host, "list containers"))?;
+        let containers =
+            docker.list_containers(Some(options)).await.map_err(DockerError::engine(host, "list containers"))?;
         let mut out = Vec::new();
         for c in containers {
             let labels = c.labels.unwrap_or_default();
@@ -301,7 +287,13 @@ impl DockerDriver {
 
     /// Stops (SIGTERM to the agent, SIGKILL after `grace`) and removes a container; one
     /// already gone is fine.
-    async fn stop_and_remove(&self, docker: &Docker, host: &str, name: &str, grace: Duration) -> Result<(), DockerError> {
+    async fn stop_and_remove(
+        &self,
+        docker: &Docker,
+        host: &str,
+        name: &str,
+        grace: Duration,
+    ) -> Result<(), DockerError> {
         // A paused container cannot handle SIGTERM: thawed first (not paused: refused, fine).
         let _ = docker.unpause_container(name).await;
         let t = grace.as_secs_f64().ceil() as i32;

@@ -57,8 +57,10 @@ pub async fn ensure(
 
 /// An existing network's IPv4 gateway.
 pub async fn gateway(docker: &Docker, host: &str, name: &str) -> Result<IpAddr, DockerError> {
-    let network =
-        docker.inspect_network(name, None).await.map_err(DockerError::engine(host, format!("inspect network {name:?}")))?;
+    let network = docker
+        .inspect_network(name, None)
+        .await
+        .map_err(DockerError::engine(host, format!("inspect network {name:?}")))?;
     gateway_of(network, host, name)
 }
 
