@@ -40,7 +40,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the all-in-one platform: REST API, event bus (embedded MQTT broker) and store.
-    Up(up::UpArgs),
+    // Boxed: its flags make it much the largest variant.
+    Up(Box<up::UpArgs>),
     /// Manage cartridges: service runtime types (a web server, a TCP service, ...).
     Cartridge(definitions::DefinitionArgs),
     /// Manage network partitions: clouds and the partitions (zones) members go to.
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up::run(args).await,
+            Command::Up(args) => up::run(*args).await,
             Command::Cartridge(a) => definitions::run(stratos_model::Kind::Cartridge, a).await,
             Command::NetworkPartition(a) => definitions::run(stratos_model::Kind::NetworkPartition, a).await,
             Command::DeploymentPolicy(a) => definitions::run(stratos_model::Kind::DeploymentPolicy, a).await,

@@ -320,7 +320,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
         interval: Duration::from_secs(args.health_interval.max(1)),
         window: Duration::from_secs(args.health_window.max(2)),
         fault_after: Duration::from_secs(args.member_fault_after),
-        ..Default::default()
     };
     components.spawn("health service", stratos_health::run(health_bus, health));
     let autoscaler_bus = connect_bus("autoscaler").await?;

@@ -30,13 +30,7 @@ use support::{add_definition, cluster_host, cluster_members, eventually, free_po
 
 /// The image every test runs: a shell, and nothing of Stratos (the agent is bundled in).
 fn image() -> String {
-    dk::ScratchImage::new("shell")
-        .program(&dk::which("sh"), "/bin/sh")
-        .program(&dk::which("bash"), "/bin/bash")
-        .program(&dk::which("sleep"), "/bin/sleep")
-        .program(&dk::which("timeout"), "/bin/timeout")
-        .line("CMD [\"/bin/sh\"]")
-        .build()
+    dk::shell_image()
 }
 
 /// Removes every container and network of the platform ids it was given, even when the

@@ -50,7 +50,7 @@ pub fn parse_cpu(text: &str) -> Result<i64, String> {
         m.checked_mul(1_000_000).ok_or_else(|| format!("{text:?} is too large"))?
     } else {
         let cpus: f64 = t.parse().map_err(|_| format!("{text:?} is not a CPU amount (e.g. 0.5, 2, 500m)"))?;
-        if !cpus.is_finite() || cpus < 0.0 || cpus > 1024.0 {
+        if !cpus.is_finite() || !(0.0..=1024.0).contains(&cpus) {
             return Err(format!("{text:?} is not a CPU amount between 0.001 and 1024"));
         }
         (cpus * 1e9).round() as u64

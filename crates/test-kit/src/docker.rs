@@ -128,14 +128,15 @@ impl ScratchImage {
     }
 }
 
-/// A scratch image with a shell (`/bin/sh`, dash) and `sleep`: enough for a cartridge
-/// command that waits, exits with a code, or probes a TCP port (`bash`'s /dev/tcp).
+/// A scratch image with a shell (`/bin/sh`, dash; `/bin/bash`, for its `/dev/tcp`),
+/// `sleep` and `timeout`: enough for a cartridge command that waits, exits with a code,
+/// or probes a TCP port. Nothing of Stratos is in it.
 pub fn shell_image() -> String {
     ScratchImage::new("shell")
         .program(&which("sh"), "/bin/sh")
-        .program(&which("sleep"), "/bin/sleep")
         .program(&which("bash"), "/bin/bash")
-        .program(&which("cat"), "/bin/cat")
+        .program(&which("sleep"), "/bin/sleep")
+        .program(&which("timeout"), "/bin/timeout")
         .line("CMD [\"/bin/sh\"]")
         .build()
 }
