@@ -377,3 +377,27 @@ fn events_keep_stratos_field_names() {
     assert_eq!(AnyEvent::decode(&topic, &body).unwrap().unwrap(), AnyEvent::MemberTerminatedEvent(e));
     assert!(AnyEvent::decode("foreign/topic", b"{}").is_none());
 }
+
+/// The embedded broker serves its gate on another address too (as for members in
+/// containers, on their network's gateway): the same credentials and ACLs there, a
+/// member's own topics allowed, and asking again gives the same address.
+#[tokio::test]
+async fn the_gate_serves_another_address_alike() {
+    let broker = stratos_bus::EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let addr = broker.listen_also(other).unwrap();
+    assert_eq!(addr.ip(), other);
+    assert_eq!(broker.listen_also(other).unwrap(), addr, "a second ask listens again");
+    let url = broker.url_of(addr);
+    let platform = Bus::connect(&stratos_bus::with_credentials(&url, &broker.secret().platform_credentials()), "p")
+        .await
+        .expect("the platform connects on the other address");
+    let mut seen = platform.subscribe("instance/status/#").await.unwrap();
+    let credentials = broker.member_credentials("app.php", "m1");
+    let agent = Bus::connect(&stratos_bus::with_credentials(&url, &credentials), "m1").await.expect("the member too");
+    agent.publish(&InstanceStartedEvent { member: member("m1") }).await.unwrap();
+    let got = seen.wait_for(WAIT, |e| matches!(e, AnyEvent::InstanceStartedEvent(_)).then_some(())).await;
+    assert!(got.is_some(), "the member's event did not arrive");
+    // Without credentials: refused, as on the main address.
+    assert!(Bus::connect(&url, "nobody").await.is_err());
+}
