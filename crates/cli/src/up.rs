@@ -10,11 +10,12 @@ use clap::Args;
 use stratos_bus::events::CompleteTopologyEvent;
 use stratos_bus::{Bus, EmbeddedBroker};
 use stratos_manager::quota::Limits;
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 use stratos_manager::tls::ApiTls;
 use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
 use stratos_store::Store;
 
-use crate::logging::{self, LogFormat};
+use crate::logging::LogFormat;
 use crate::supervise::Supervisor;
 
 /// The platform's bus secret in the data directory (mode 0600): the platform
@@ -49,9 +50,9 @@ pub struct UpArgs {
     /// repeatable. IP addresses and `localhost` are always accepted.
     #[arg(long = "api-name", value_name = "NAME")]
     api_names: Vec<String>,
-    /// How long the token of a login lives, in seconds (a login may ask for less).
-    #[arg(long, default_value_t = 12 * 3600)]
-    api_token_ttl: u64,
+    /// How long the token of a login lives (a login may ask for less); at least 1m.
+    #[arg(long, value_name = DURATION, value_parser = duration::positive, default_value = "12h")]
+    api_token_ttl: Duration,
     /// Default quota of members per tenant: its deployed clusters' cartridgeMax summed.
     #[arg(long, default_value_t = Limits::default().tenant_max_members)]
     tenant_max_members: u32,
@@ -98,15 +99,15 @@ pub struct UpArgs {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
-    /// Seconds between autoscaler evaluations (also how far ahead load is predicted).
-    #[arg(long, env = "STRATOS_EVALUATION_INTERVAL", default_value_t = 15)]
-    evaluation_interval: u64,
-    /// Seconds between health summaries (sliding windows of 60 s).
-    #[arg(long, env = "STRATOS_HEALTH_INTERVAL", default_value_t = 15)]
-    health_interval: u64,
-    /// Seconds of health statistics each average, gradient and second derivative covers.
-    #[arg(long, env = "STRATOS_HEALTH_WINDOW", default_value_t = 60)]
-    health_window: u64,
+    /// Time between autoscaler evaluations (also how far ahead load is predicted); at least 1s.
+    #[arg(long, env = "STRATOS_EVALUATION_INTERVAL", value_name = DURATION, value_parser = duration::positive, default_value = "15s")]
+    evaluation_interval: Duration,
+    /// Time between health summaries (over sliding windows of --health-window); at least 1s.
+    #[arg(long, env = "STRATOS_HEALTH_INTERVAL", value_name = DURATION, value_parser = duration::positive, default_value = "15s")]
+    health_interval: Duration,
+    /// How much of the health statistics each average, gradient and second derivative covers; at least 2s.
+    #[arg(long, env = "STRATOS_HEALTH_WINDOW", value_name = DURATION, value_parser = duration::positive, default_value = "60s")]
+    health_window: Duration,
     /// Evaluations in a row asking for fewer members before one is removed.
     #[arg(long, default_value_t = 3)]
     scale_down_after: u32,
@@ -134,7 +135,7 @@ pub struct UpArgs {
     lb: stratos_lb::LbConfig,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    pub log_format: LogFormat,
     #[command(flatten)]
     strangers: StrangerArgs,
 }
@@ -166,7 +167,6 @@ impl StrangerArgs {
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
-    logging::init(args.log_format);
     let member_users =
         args.member_user.clone().unwrap_or_else(|| stratos_cloud::MemberUsers::for_platform(Some(args.member_uids)));
     if member_users != stratos_cloud::MemberUsers::Platform {
@@ -296,14 +296,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     components.spawn("cloud controller", controller.run());
     let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
-        interval: Duration::from_secs(args.health_interval.max(1)),
-        window: Duration::from_secs(args.health_window.max(2)),
+        interval: args.health_interval.max(Duration::from_secs(1)),
+        window: args.health_window.max(Duration::from_secs(2)),
         ..Default::default()
     };
     components.spawn("health service", stratos_health::run(health_bus, health));
     let autoscaler_bus = connect_bus("autoscaler").await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
-        interval: Duration::from_secs(args.evaluation_interval.max(1)),
+        interval: args.evaluation_interval.max(Duration::from_secs(1)),
         scale_down_after: args.scale_down_after,
         use_prediction: !args.no_prediction,
         ..Default::default()
@@ -324,7 +324,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let config = ApiConfig {
         allowed_origins: args.api_allow_origins.clone(),
         names: args.api_names.clone(),
-        token_ttl: Duration::from_secs(args.api_token_ttl.max(60)),
+        token_ttl: args.api_token_ttl.max(Duration::from_secs(60)),
         limits: Limits {
             tenant_max_members: args.tenant_max_members,
             tenant_max_clusters: args.tenant_max_clusters,

@@ -115,7 +115,7 @@ fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
     let flags = broker.flags();
     let platform = Platform::start(sandbox.path(), &flags.iter().map(String::as_str).collect::<Vec<_>>());
     platform.add_php_web();
-    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let members = member_list(&platform);
     assert!(!members.is_empty());
@@ -234,7 +234,7 @@ fn embedded_broker_members_are_confined_and_revoked_at_undeploy() {
     let platform = Platform::start(sandbox.path(), &[]);
     let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
     platform.add_php_web();
-    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let members = member_list(&platform);
     assert!(!members.is_empty());
@@ -267,7 +267,7 @@ fn an_ended_members_credentials_stay_dead_across_a_restart() {
     let platform = Platform::start(sandbox.path(), &[]);
     let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
     platform.add_php_web();
-    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let before = member_list(&platform);
     let credentials_of = |m: &serde_json::Value| {

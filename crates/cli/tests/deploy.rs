@@ -167,7 +167,7 @@ fn assert_answers_http(member: &Value) {
 
 /// Deploys [`APP`] with the CLI, which waits until every cluster has its minimum active.
 fn deploy(platform: &Platform) -> Output {
-    let out = platform.cli(&["application", "deploy", APP, "--policy", POLICY, "--timeout", "60", "-o", "json"]);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", POLICY, "--timeout", "60s", "-o", "json"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     out
 }
@@ -495,7 +495,7 @@ fn an_unreadable_cluster_document_freezes_its_cluster() {
         json!({ "applicationId": "solo", "components": { "cartridges": [subscription("web-http", "web", 1, 2)] } }),
     );
     deploy(&platform);
-    let out = platform.cli(&["application", "deploy", "solo", "--policy", POLICY, "--timeout", "60"]);
+    let out = platform.cli(&["application", "deploy", "solo", "--policy", POLICY, "--timeout", "60s"]);
     assert!(out.success(), "`application deploy solo` failed\n{out}\n{}", platform.proc.describe());
     let members = member_list(&platform);
     let of =
@@ -567,7 +567,7 @@ fn undeploy_leaves_no_process() {
     assert_eq!(members.len(), 3, "{members:#?}");
     assert!(!member_processes(sandbox.path()).is_empty());
 
-    let out = platform.cli(&["application", "undeploy", APP, "--timeout", "60"]);
+    let out = platform.cli(&["application", "undeploy", APP, "--timeout", "60s"]);
     assert!(out.success(), "`application undeploy` failed\n{out}\n{}", platform.proc.describe());
     assert!(out.stderr.contains("undeployed"), "{out}");
 
@@ -630,7 +630,7 @@ fn failing_command_reports_a_clear_error() {
     let events = EventLog::topology(&platform);
 
     let started = Instant::now();
-    let out = platform.cli(&["application", "deploy", "broken", "--policy", POLICY, "--timeout", "15"]);
+    let out = platform.cli(&["application", "deploy", "broken", "--policy", POLICY, "--timeout", "15s"]);
     let waited = started.elapsed();
     assert!(!out.success(), "deploying a cartridge that cannot start succeeded\n{out}");
     assert!(out.stderr.contains("no-such-program-xyz"), "the error does not name the program\n{out}");
