@@ -3,9 +3,8 @@
 // Shared by several test crates, each using a part of it.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
-
 use stratos_bus::{EmbeddedBroker, MemberRef};
+pub use stratos_test_kit::mosquitto::Mosquitto;
 pub use stratos_test_kit::{free_port, wait_listening};
 
 /// The cluster of the members in the trust tests.
@@ -20,68 +19,6 @@ pub fn member_ref(id: &str) -> MemberRef {
         network_partition_id: "np1".into(),
         partition_id: "p1".into(),
     }
-}
-
-pub struct Mosquitto {
-    child: Child,
-    pub port: u16,
-}
-
-impl Mosquitto {
-    /// Starts `mosquitto` on `port` (0: a free one). Fails the test when Mosquitto is
-    /// missing, unless STRATOS_SKIP_MOSQUITTO=1 says this machine has none.
-    pub fn start(port: u16) -> Option<Mosquitto> {
-        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
-            return None;
-        }
-        let port = if port == 0 { free_port() } else { port };
-        Some(Mosquitto::spawn(Command::new(mosquitto_path()).args(["-p", &port.to_string()]), port))
-    }
-
-    /// Starts `mosquitto -c config` listening on `port`; `None` as for [`Mosquitto::start`].
-    pub fn start_with_config(config: &std::path::Path, port: u16) -> Option<Mosquitto> {
-        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
-            return None;
-        }
-        Some(Mosquitto::spawn(Command::new(mosquitto_path()).arg("-c").arg(config), port))
-    }
-
-    fn spawn(command: &mut Command, port: u16) -> Mosquitto {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
-        wait_listening(port, "mosquitto");
-        Mosquitto { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mosquitto_path() -> String {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
-        if std::path::Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    "mosquitto".into()
 }
 
 /// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.
