@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use stratos_bus::{EmbeddedBroker, MemberRef};
+pub use stratos_test_kit::certs::GivenCertificate;
 pub use stratos_test_kit::mosquitto::Mosquitto;
 pub use stratos_test_kit::{free_port, wait_listening};
 
@@ -30,34 +31,4 @@ pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
         urls.push(("mosquitto", m.url()));
     }
     (urls, mosquitto)
-}
-
-/// Files of a certificate authority made for a test and a server certificate it signed
-/// for `localhost` and 127.0.0.1 (what an operator would be given): all PEM.
-pub struct GivenCertificate {
-    pub ca_cert: std::path::PathBuf,
-    pub cert: std::path::PathBuf,
-    pub key: std::path::PathBuf,
-}
-
-impl GivenCertificate {
-    /// Makes them in `dir`, their names starting with `name`.
-    pub fn make(dir: &std::path::Path, name: &str) -> GivenCertificate {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        let out = GivenCertificate {
-            ca_cert: dir.join(format!("{name}-ca.pem")),
-            cert: dir.join(format!("{name}-cert.pem")),
-            key: dir.join(format!("{name}-key.pem")),
-        };
-        std::fs::write(&out.ca_cert, ca.pem()).unwrap();
-        std::fs::write(&out.cert, cert.pem()).unwrap();
-        std::fs::write(&out.key, key.serialize_pem()).unwrap();
-        out
-    }
 }
