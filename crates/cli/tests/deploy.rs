@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    cluster, eventually, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog,
+    cluster, eventually, http_get, id, member_list, member_processes, proc_stat, signal_group, topology_members, EventLog,
     MemberProcess, Output, Platform, Sandbox,
 };
 
@@ -133,13 +133,6 @@ fn add_definitions(platform: &Platform, dir: &Path) {
 fn status(platform: &Platform, app: &str) -> Value {
     let out = platform.ok(&["application", "status", app, "-o", "json"]);
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("`application status -o json` is not JSON: {e}\n{out}"))
-}
-
-/// `stratos member list -o json`.
-fn member_list(platform: &Platform) -> Vec<Value> {
-    let out = platform.ok(&["member", "list", "-o", "json"]);
-    let list: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON: {e}\n{out}"));
-    list.as_array().unwrap_or_else(|| panic!("`member list -o json` is not an array\n{out}")).clone()
 }
 
 /// The port the member's cartridge listens on (the allocated one, in the topology).
