@@ -9,17 +9,24 @@ use std::time::{Duration, Instant};
 
 use support::{eventually, free_port, http_get, spawn, stratos, wait_listening, BIN};
 
+/// The part of a `--help` text about `flag`: from its name to the next flag.
+fn about<'h>(help: &'h str, flag: &str) -> &'h str {
+    let start = help.find(&format!("{flag} ")).unwrap_or_else(|| panic!("{flag} is not in\n{help}"));
+    let rest = &help[start + flag.len()..];
+    let end = ["\n  -", "\n      --"].iter().filter_map(|next| rest.find(next)).min().unwrap_or(rest.len());
+    &rest[..end]
+}
+
 #[test]
 fn help_shows_defaults_with_their_unit() {
     let up = stratos(&["up", "--help"]);
-    assert!(up.status.success(), "{up}");
-    let line = |help: &str, flag: &str| help.lines().find(|l| l.contains(flag)).map(str::to_owned);
-    let evaluation = up.stdout.split("--evaluation-interval").nth(1).unwrap_or_default().to_owned();
-    assert!(evaluation.contains("[default: 15s]"), "{up}");
-    assert!(line(&up.stdout, "--evaluation-interval").unwrap().contains("<DURATION>"), "{up}");
+    assert!(up.success(), "{up}");
+    for (flag, default) in [("--evaluation-interval", "15s"), ("--health-window", "60s"), ("--lb-header-timeout", "10s")] {
+        let text = about(&up.stdout, flag);
+        assert!(text.contains("<DURATION>") && text.contains(&format!("[default: {default}]")), "{flag}: {text}");
+    }
     let agent = stratos(&["agent", "--help"]);
-    let drain = agent.stdout.split("--drain-grace ").nth(1).unwrap_or_default().to_owned();
-    assert!(drain.contains("[default: 1s]"), "{agent}");
+    assert!(about(&agent.stdout, "--drain-grace").contains("[default: 1s]"), "{agent}");
 }
 
 #[test]

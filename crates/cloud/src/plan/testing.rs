@@ -10,7 +10,7 @@ use crate::driver::{Instance, InstanceState};
 pub const CLUSTER: &str = "app.web";
 
 // Placements are built as the model's own tests build them.
-pub use stratos_model::placement::testing::{plan as placement, slot, NpPlan};
+pub use stratos_model::placement::testing::{plan as placement, slot};
 
 pub fn spec(min: u32, max: u32, desired: u32) -> ClusterSpec {
     ClusterSpec {
