@@ -1,7 +1,7 @@
 //! Brokers for the bus tests: the embedded one and a real Mosquitto.
 
 // Shared by several test crates, each using a part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use stratos_bus::{EmbeddedBroker, MemberRef};
 pub use stratos_test_kit::certs::GivenCertificate;
