@@ -341,8 +341,7 @@ impl Agent {
         info!(pid = app.pid(), "app started");
         publish(&bus, &InstanceStartedEvent { member: self.member.clone() }).await;
         let _health = AbortOnDrop(tokio::spawn(
-            health_loop(bus.clone(), self.member.clone(), app.pid(), cfg.health_interval)
-                .in_current_span(),
+            health_loop(bus.clone(), self.member.clone(), app.pid(), cfg.health_interval).in_current_span(),
         ));
 
         let ports: Vec<u16> = cfg.ports.iter().filter_map(PortMapping::probe_port).collect();

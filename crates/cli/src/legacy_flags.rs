@@ -100,7 +100,9 @@ fn is_duration(arg: &clap::Arg) -> bool {
 }
 
 fn find_long<'c>(command: &'c Command, long: &str) -> Option<&'c clap::Arg> {
-    command.get_arguments().find(|a| a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|v| v.contains(&long)))
+    command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|v| v.contains(&long)))
 }
 
 /// Rewrites `args` (the whole command line, program first) and the variables `var`
@@ -158,11 +160,7 @@ pub fn modernize(command: &Command, args: Vec<OsString>, var: impl Fn(&str) -> O
                 continue;
             }
             let value_text = value.to_string_lossy().into_owned();
-            let new_value = if is_bare_number(&value_text) {
-                with_unit(&value_text, unit)
-            } else {
-                value_text.clone()
-            };
+            let new_value = if is_bare_number(&value_text) { with_unit(&value_text, unit) } else { value_text.clone() };
             if let Some((old, new, _)) = renamed {
                 out.deprecations.push(format!("--{old} {value_text}: use --{new} {new_value}"));
             } else if new_value != value_text {
@@ -213,8 +211,7 @@ fn modernize_vars(command: &Command, var: &impl Fn(&str) -> Option<String>, out:
         }
         let Some((old, new, unit)) = renamed else { continue };
         let Some(value) = var(old) else { continue };
-        let new_value =
-            if is_bare_number(&value) { with_unit(&value, *unit) } else { value.clone() };
+        let new_value = if is_bare_number(&value) { with_unit(&value, *unit) } else { value.clone() };
         out.deprecations.push(format!("{old}={value}: use {new}={new_value}"));
         out.vars.push((new.to_string(), new_value));
     }
@@ -260,7 +257,10 @@ mod tests {
     fn renamed_flags_take_their_old_unit() {
         let m = run(&["agent", "--drain-grace-ms", "500", "--git-timeout-secs=30"], &[]);
         assert_eq!(args(&m), ["agent", "--drain-grace=500ms", "--git-timeout=30s"]);
-        assert_eq!(m.deprecations, ["--drain-grace-ms 500: use --drain-grace 500ms", "--git-timeout-secs 30: use --git-timeout 30s"]);
+        assert_eq!(
+            m.deprecations,
+            ["--drain-grace-ms 500: use --drain-grace 500ms", "--git-timeout-secs 30: use --git-timeout 30s"]
+        );
         let m = run(&["sample-http", "--delay-ms", "200", "--port", "8080"], &[]);
         assert_eq!(args(&m), ["sample-http", "--delay=200ms", "--port", "8080"]);
     }
@@ -276,12 +276,16 @@ mod tests {
 
     #[test]
     fn old_variables_are_mapped_to_the_new_ones() {
-        let vars = [("STRATOS_HEALTH_INTERVAL_SECS", "1"), ("STRATOS_DRAIN_GRACE_MS", "250"), ("STRATOS_GIT_TIMEOUT", "2s")];
+        let vars =
+            [("STRATOS_HEALTH_INTERVAL_SECS", "1"), ("STRATOS_DRAIN_GRACE_MS", "250"), ("STRATOS_GIT_TIMEOUT", "2s")];
         let mut m = run(&["agent"], &vars);
         m.vars.sort();
         assert_eq!(
             m.vars,
-            [("STRATOS_DRAIN_GRACE".to_string(), "250ms".to_string()), ("STRATOS_HEALTH_STATS_INTERVAL".into(), "1s".into())]
+            [
+                ("STRATOS_DRAIN_GRACE".to_string(), "250ms".to_string()),
+                ("STRATOS_HEALTH_STATS_INTERVAL".into(), "1s".into())
+            ]
         );
         assert_eq!(m.deprecations.len(), 2, "{:?}", m.deprecations);
         let m = run(&["up"], &[("STRATOS_EVALUATION_INTERVAL", "15"), ("STRATOS_HEALTH_INTERVAL", "5s")]);
@@ -296,8 +300,7 @@ mod tests {
     fn every_renamed_name_is_a_duration_flag_of_some_command() {
         let cli = crate::Cli::command();
         let commands: Vec<&Command> = cli.get_subcommands().collect();
-        let durations: Vec<&clap::Arg> =
-            commands.iter().flat_map(|c| all_args(c)).filter(|a| is_duration(a)).collect();
+        let durations: Vec<&clap::Arg> = commands.iter().flat_map(|c| all_args(c)).filter(|a| is_duration(a)).collect();
         for (_, new, _) in RENAMED_FLAGS {
             assert!(durations.iter().any(|a| a.get_long() == Some(new)), "--{new}");
         }
@@ -322,15 +325,17 @@ mod tests {
 
     #[test]
     fn bad_durations_are_refused_naming_the_flag() {
-        let error = match <crate::Cli as clap::Parser>::try_parse_from(["stratos", "up", "--evaluation-interval", "soon"]) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("`soon` was taken for a duration"),
-        };
+        let error =
+            match <crate::Cli as clap::Parser>::try_parse_from(["stratos", "up", "--evaluation-interval", "soon"]) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("`soon` was taken for a duration"),
+            };
         assert!(error.contains("--evaluation-interval") && error.contains("soon"), "{error}");
-        let error = match <crate::Cli as clap::Parser>::try_parse_from(["stratos", "lb", "--lb-header-timeout", "0.5.1s"]) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("taken"),
-        };
+        let error =
+            match <crate::Cli as clap::Parser>::try_parse_from(["stratos", "lb", "--lb-header-timeout", "0.5.1s"]) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("taken"),
+            };
         assert!(error.contains("--lb-header-timeout"), "{error}");
     }
 }

@@ -86,7 +86,8 @@ enum Command {
 fn main() -> ExitCode {
     // Old spellings of duration flags, rewritten before clap reads them (single-threaded
     // here, so the environment may be changed), and warned about once the log is set up.
-    let legacy = legacy_flags::modernize(&Cli::command(), std::env::args_os().collect(), |name| std::env::var(name).ok());
+    let legacy =
+        legacy_flags::modernize(&Cli::command(), std::env::args_os().collect(), |name| std::env::var(name).ok());
     legacy.apply_vars();
     let cli = Cli::parse_from(legacy.args.clone());
     let log_format = match &cli.command {

@@ -10,9 +10,9 @@ use clap::Args;
 use stratos_bus::events::CompleteTopologyEvent;
 use stratos_bus::{Bus, EmbeddedBroker};
 use stratos_manager::quota::Limits;
-use stratos_model::duration::{self, VALUE_NAME as DURATION};
 use stratos_manager::tls::ApiTls;
 use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 use stratos_store::Store;
 
 use crate::logging::LogFormat;

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    cluster, eventually, http_get, id, member_list, member_processes, proc_stat, signal_group, topology_members, EventLog,
-    MemberProcess, Output, Platform, Sandbox,
+    cluster, eventually, http_get, id, member_list, member_processes, proc_stat, signal_group, topology_members,
+    EventLog, MemberProcess, Output, Platform, Sandbox,
 };
 
 const APP: &str = "two";

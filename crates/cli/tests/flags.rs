@@ -21,7 +21,9 @@ fn about<'h>(help: &'h str, flag: &str) -> &'h str {
 fn help_shows_defaults_with_their_unit() {
     let up = stratos(&["up", "--help"]);
     assert!(up.success(), "{up}");
-    for (flag, default) in [("--evaluation-interval", "15s"), ("--health-window", "60s"), ("--lb-header-timeout", "10s")] {
+    for (flag, default) in
+        [("--evaluation-interval", "15s"), ("--health-window", "60s"), ("--lb-header-timeout", "10s")]
+    {
         let text = about(&up.stdout, flag);
         assert!(text.contains("<DURATION>") && text.contains(&format!("[default: {default}]")), "{flag}: {text}");
     }

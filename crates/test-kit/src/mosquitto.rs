@@ -68,11 +68,9 @@ impl Mosquitto {
     }
 
     fn spawn(command: &mut Command, port: u16) -> Mosquitto {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("mosquitto must be installed (apt-get install -y mosquitto), or set {SKIP_ENV}=1: {e}"));
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("mosquitto must be installed (apt-get install -y mosquitto), or set {SKIP_ENV}=1: {e}")
+        });
         wait_listening(port, "mosquitto");
         Mosquitto { child, port }
     }
