@@ -84,7 +84,7 @@ fn spec(platform_id: &str, member_id: &str, tenant_id: i64, image: &str, broker:
         bus_credentials: Some(broker.member_credentials("app.web", member_id)),
         bus_ca_cert: None,
         artifact_repository: None,
-        env: BTreeMap::from([("STRATOS_HEALTH_INTERVAL_SECS".to_string(), "1".to_string())]),
+        env: BTreeMap::from([("STRATOS_HEALTH_STATS_INTERVAL".to_string(), "1s".to_string())]),
         platform_id: platform_id.into(),
         limits: stratos_model::Limits { nano_cpus: Some(500_000_000), memory_bytes: Some(128 << 20) },
         volumes: vec![],
@@ -295,7 +295,7 @@ const ALIAS: &str = "web";
 const CLUSTER: &str = "boxed.web";
 
 /// `stratos up` flags: health every second, a silent member faulty after 5 s.
-const FLAGS: &[&str] = &["--health-interval", "1", "--member-fault-after", "5"];
+const FLAGS: &[&str] = &["--health-interval", "1s", "--member-fault-after", "5s"];
 
 /// The platform id from `stratos up`'s banner.
 fn platform_id(platform: &Platform) -> String {
@@ -344,7 +344,7 @@ fn add_app(platform: &Platform, dir: &Path, image: &str, command: &[&str], proxy
             }],
             "iaasProvider": [{
                 "type": "docker", "imageId": image, "command": command, "cpu": "0.5", "memory": "128Mi",
-                "property": [{ "name": "env.STRATOS_HEALTH_INTERVAL_SECS", "value": "1" }]
+                "property": [{ "name": "env.STRATOS_HEALTH_STATS_INTERVAL", "value": "1s" }]
             }]
         }),
     );
@@ -402,7 +402,7 @@ fn run_app(members: u32) -> Running {
     let proxy_port = free_port();
     add_app(&platform, sandbox.path(), &image(), SAMPLE, proxy_port, members);
     let started = Instant::now();
-    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "120"]);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "120s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     eventually(Duration::from_secs(60), "the active members", || match active(&platform) {
         a if a.len() == members as usize => Ok(a),
@@ -532,7 +532,7 @@ fn a_missing_image_is_refused_at_deploy_naming_it() {
     let platform = Platform::start(sandbox.path(), FLAGS);
     cleanup.platform(&platform_id(&platform));
     add_app(&platform, sandbox.path(), "stratos-test/never-built:1", SAMPLE, free_port(), 1);
-    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "10"]);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "10s"]);
     assert!(!out.success(), "deployed with a missing image\n{out}");
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(said.contains("stratos-test/never-built:1"), "{said}");
@@ -553,7 +553,7 @@ fn a_command_that_exits_at_once_backs_off_with_its_exit_code() {
     add_app(&platform, sandbox.path(), &image(), &["/bin/sh", "-c", "exit 7"], free_port(), 1);
     let since = Instant::now();
     // It never becomes active: the deploy's wait ends, the deployment stays.
-    platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "1"]);
+    platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "1s"]);
     let error = eventually(Duration::from_secs(60), "the cluster's error", || {
         let out = platform.cli(&["application", "status", APP, "-o", "json"]);
         let status: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| format!("{e}: {out}"))?;

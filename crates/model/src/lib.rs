@@ -12,6 +12,7 @@ mod container;
 mod definitions;
 mod deployment;
 mod deployment_policy;
+pub mod duration;
 mod health_check;
 mod kind;
 mod lenient;
