@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the all-in-one platform: REST API, event bus (embedded MQTT broker) and store.
-    // Boxed: its flags make it much the largest variant.
+    // Boxed (as `Agent`): their flags make them much the largest variants.
     Up(Box<up::UpArgs>),
     /// Manage cartridges: service runtime types (a web server, a TCP service, ...).
     Cartridge(definitions::DefinitionArgs),
@@ -82,7 +82,7 @@ enum Command {
     #[command(name = "lb-extension")]
     LbExtension(lb::ExtensionArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
-    Agent(stratos_agent::AgentConfig),
+    Agent(Box<stratos_agent::AgentConfig>),
 }
 
 fn main() -> ExitCode {
@@ -124,7 +124,7 @@ fn main() -> ExitCode {
             Command::SampleHttp(a) => sample_http::run(a).await,
             Command::Lb(a) => lb::run(a).await,
             Command::LbExtension(a) => lb::run_extension(a).await,
-            Command::Agent(config) => Ok(stratos_agent::run(config).await?),
+            Command::Agent(config) => Ok(stratos_agent::run(*config).await?),
         }
     });
     match result {
