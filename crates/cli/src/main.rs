@@ -6,6 +6,7 @@ mod client;
 mod clusters;
 mod credentials;
 mod definitions;
+mod image;
 mod lb;
 mod logging;
 mod members;
@@ -16,6 +17,7 @@ mod supervise;
 mod tenants;
 mod trust;
 mod up;
+mod usage;
 mod users;
 
 use std::process::ExitCode;
@@ -80,6 +82,10 @@ enum Command {
     LbExtension(lb::ExtensionArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
     Agent(stratos_agent::AgentConfig),
+    /// Build cartridges' Docker images on the engine, with no registry: from a FROM-scratch Dockerfile or Debian packages.
+    Image(image::ImageArgs),
+    /// Print a member's CPU and memory figures as its agent measures them (its container's cgroup, or a process tree).
+    Usage(usage::UsageArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +119,11 @@ fn main() -> ExitCode {
                 logging::init(logging::LogFormat::Text);
                 lb::run_extension(a).await
             }
+            Command::Image(a) => {
+                logging::init(logging::LogFormat::Text);
+                image::run(a).await
+            }
+            Command::Usage(a) => usage::run(a).await,
             Command::Agent(config) => {
                 logging::init(logging::LogFormat::Text);
                 Ok(stratos_agent::run(config).await?)
