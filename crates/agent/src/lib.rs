@@ -35,7 +35,6 @@ use stratos_bus::events::{
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
 use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
-use stratos_procfs as procfs;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
