@@ -367,7 +367,7 @@ impl Agent {
                 Duration::from_secs(cfg.health_interval_secs),
                 cfg.usage,
             )
-                .in_current_span(),
+            .in_current_span(),
         ));
 
         let ports: Vec<u16> = cfg.ports.iter().filter_map(PortMapping::probe_port).collect();

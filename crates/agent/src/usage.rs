@@ -30,7 +30,9 @@ pub enum SourceChoice {
 pub enum Source {
     Cgroup(Cgroup),
     /// The app (and its descendants); the agent's own memory counts too.
-    ProcessTree { app_pid: u32 },
+    ProcessTree {
+        app_pid: u32,
+    },
 }
 
 impl Source {
@@ -187,7 +189,8 @@ mod tests {
         let (started, ran_before) = (Instant::now(), scheduled_usec(busy.id()));
         std::thread::sleep(std::time::Duration::from_secs(2));
         let (b, i) = (busy_sampler.sample(), idle_sampler.sample());
-        let got = cpu_percent(scheduled_usec(busy.id()) - ran_before, started.elapsed().as_micros() as u64, 1.0).unwrap();
+        let got =
+            cpu_percent(scheduled_usec(busy.id()) - ran_before, started.elapsed().as_micros() as u64, 1.0).unwrap();
         busy.kill().unwrap();
         idle.kill().unwrap();
         let _ = (busy.wait(), idle.wait());

@@ -66,7 +66,12 @@ async fn build(args: BuildArgs) -> Result<()> {
         let mut progress = |line: &str| println!("  | {line}");
         match stratos_image::build(&docker, spec, args.force, &mut progress).await {
             Ok(Outcome::UpToDate { id, inputs }) => {
-                println!("{}: up to date ({}, inputs {})", spec.name, short_id(&id), stratos_image::inputs::short(&inputs))
+                println!(
+                    "{}: up to date ({}, inputs {})",
+                    spec.name,
+                    short_id(&id),
+                    stratos_image::inputs::short(&inputs)
+                )
             }
             Ok(Outcome::Built { id, inputs }) => println!(
                 "{}: built {} in {:.0?} (inputs {})",

@@ -147,7 +147,8 @@ fn containers_under_half_a_core_report_their_own_cpu_busy_and_idle() {
     let (busy, idle) = (format!("stratos-busy-{}", std::process::id()), format!("stratos-idle-{}", std::process::id()));
     let _containers = Containers(vec![busy.clone(), idle.clone()]);
     let start = |name: &str, command: Vec<String>| {
-        let mut args = vec!["run", "-d", "--name", name, "--cpus", "0.5", "--memory", "256m", "--network", "none", image];
+        let mut args =
+            vec!["run", "-d", "--name", name, "--cpus", "0.5", "--memory", "256m", "--network", "none", image];
         args.extend(command.iter().map(String::as_str));
         docker(&args);
     };

@@ -36,8 +36,11 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<Entry>) -> Result<(), ImageError>
         let path = path.to_path_buf();
         move |source| ImageError::Read { path, source }
     };
-    let mut names: Vec<_> =
-        fs::read_dir(&dir).map_err(err(&dir))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(err(&dir))?;
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .map_err(err(&dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(err(&dir))?;
     names.sort();
     for name in names {
         let path = rel.join(&name);

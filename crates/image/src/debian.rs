@@ -54,7 +54,8 @@ pub async fn rootfs(
             tail.push_back(line);
         }
     }
-    let status = child.wait().await.map_err(|source| ImageError::Tool { program: PROGRAM, package: PROGRAM, source })?;
+    let status =
+        child.wait().await.map_err(|source| ImageError::Tool { program: PROGRAM, package: PROGRAM, source })?;
     if !status.success() {
         let tail = Vec::from(tail).join(" / ");
         return Err(ImageError::ToolFailed { program: PROGRAM, status, tail });

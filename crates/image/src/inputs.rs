@@ -74,7 +74,6 @@ pub fn short(hash: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,14 @@ pub use crate::spec::{ImageSpec, Source};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The image already carried the inputs' hash.
-    UpToDate { id: String, inputs: String },
-    Built { id: String, inputs: String },
+    UpToDate {
+        id: String,
+        inputs: String,
+    },
+    Built {
+        id: String,
+        inputs: String,
+    },
 }
 
 /// Makes `spec`'s image on `docker` unless it is up to date (or `force`), passing what the
@@ -38,7 +44,9 @@ pub async fn build(
     let name = spec.name.as_str();
     let current = engine::current(docker, name).await?;
     let up_to_date = |hash: &str| match &current {
-        Some((id, Some(label))) if label == hash && !force => Some(Outcome::UpToDate { id: id.clone(), inputs: hash.to_owned() }),
+        Some((id, Some(label))) if label == hash && !force => {
+            Some(Outcome::UpToDate { id: id.clone(), inputs: hash.to_owned() })
+        }
         _ => None,
     };
     match &spec.source {
@@ -74,7 +82,10 @@ pub async fn build(
 async fn built(docker: &Docker, name: &str, inputs: String) -> Result<Outcome, ImageError> {
     match engine::current(docker, name).await? {
         Some((id, _)) => Ok(Outcome::Built { id, inputs }),
-        None => Err(ImageError::Build { image: name.to_owned(), message: "the engine has no such image after the build".into() }),
+        None => Err(ImageError::Build {
+            image: name.to_owned(),
+            message: "the engine has no such image after the build".into(),
+        }),
     }
 }
 

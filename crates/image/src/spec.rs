@@ -60,7 +60,10 @@ impl ImageSpec {
         let props = &docker.property;
         let source = match (property(props, DOCKERFILE), property(props, DEBIAN_PACKAGES)) {
             (Some(_), Some(_)) => {
-                return Err(spec_err(at("property"), &format!("has both {DOCKERFILE} and {DEBIAN_PACKAGES}: choose one")))
+                return Err(spec_err(
+                    at("property"),
+                    &format!("has both {DOCKERFILE} and {DEBIAN_PACKAGES}: choose one"),
+                ))
             }
             (None, None) => {
                 return Err(spec_err(
@@ -197,8 +200,9 @@ mod tests {
         assert_eq!(e, "iaasProvider[1].imageId: names no image");
         let e = spec(r#"{"type":"docker","imageId":"x"}"#).unwrap_err();
         assert!(e.starts_with("iaasProvider[1].property: says nothing"), "{e}");
-        let e = spec(r#"{"type":"docker","imageId":"x","property":[{"name":"IMAGE_DEBIAN_PACKAGES","value":"Php;rm"}]}"#)
-            .unwrap_err();
+        let e =
+            spec(r#"{"type":"docker","imageId":"x","property":[{"name":"IMAGE_DEBIAN_PACKAGES","value":"Php;rm"}]}"#)
+                .unwrap_err();
         assert!(e.starts_with("iaasProvider[1].IMAGE_DEBIAN_PACKAGES: \"Php;rm\" is not"), "{e}");
         let e = spec(r#"{"type":"docker","imageId":"x","property":[{"name":"IMAGE_DEBIAN_PACKAGES","value":" , "}]}"#)
             .unwrap_err();

@@ -178,16 +178,7 @@ mod tests {
         let parsed = parse_stat(stat).unwrap();
         assert_eq!(
             parsed,
-            Stat {
-                state: 'S',
-                ppid: 4200,
-                pgrp: 4100,
-                utime: 10,
-                stime: 5,
-                cutime: 0,
-                cstime: 0,
-                start_ticks: 987654
-            }
+            Stat { state: 'S', ppid: 4200, pgrp: 4100, utime: 10, stime: 5, cutime: 0, cstime: 0, start_ticks: 987654 }
         );
         assert_eq!(parse_stat(&stat.replace(" 10 5 0 0 20", " 10 5 7 3 20")).unwrap().cpu_ticks(), 25);
         assert!(parsed.is_live());

@@ -13,7 +13,10 @@ pub fn engine_or_skip(test: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !answered {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: no Docker Engine answers, and CI must run this test");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: no Docker Engine answers, and CI must run this test"
+        );
         eprintln!("{test}: skipped, no Docker Engine answers");
     }
     answered
@@ -64,7 +67,8 @@ pub fn carry(binary: &Path, dir: &Path) -> PathBuf {
         let Some(path) = path.filter(|p| p.starts_with('/')) else { continue };
         let path = Path::new(path);
         let name = path.file_name().unwrap();
-        let to = if name.to_str().is_some_and(|n| n.starts_with("ld-linux")) { dir.join(LOADER) } else { lib.join(name) };
+        let to =
+            if name.to_str().is_some_and(|n| n.starts_with("ld-linux")) { dir.join(LOADER) } else { lib.join(name) };
         std::fs::copy(path, &to).unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
     }
     assert!(dir.join(LOADER).is_file(), "ldd named no loader for {}", binary.display());
