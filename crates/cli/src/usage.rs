@@ -4,19 +4,16 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use stratos_agent::usage::{Sampler, Source, SourceChoice};
+use stratos_agent::usage::{Sampler, Source};
+use stratos_agent::UsageConfig;
 
 #[derive(clap::Args)]
 pub struct UsageArgs {
-    /// Where the figures come from (auto: the cgroup inside a container, else the process tree).
-    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
-    source: SourceChoice,
-    /// The process tree measured (default: this process).
+    #[command(flatten)]
+    usage: UsageConfig,
+    /// The process tree measured with --usage-source process-tree (default: this process).
     #[arg(long)]
     pid: Option<u32>,
-    /// The CPU limit in cores that 100% stands for when the cgroup has none (default: one core).
-    #[arg(long)]
-    cpu_limit: Option<f64>,
     /// Time between figures: 500ms, 2s, 1m.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     every: Duration,
@@ -26,8 +23,8 @@ pub struct UsageArgs {
 }
 
 pub async fn run(args: UsageArgs) -> Result<()> {
-    let source = Source::choose(args.source, args.pid.unwrap_or_else(std::process::id));
-    let mut sampler = Sampler::new(source, args.cpu_limit);
+    let source = Source::choose(args.usage.source, args.pid.unwrap_or_else(std::process::id));
+    let mut sampler = Sampler::new(source, args.usage.cpu_limit);
     let mut printed = 0;
     while args.count == 0 || printed < args.count {
         tokio::time::sleep(args.every).await;
