@@ -76,6 +76,8 @@ fn a_scratch_image_is_built_once_then_up_to_date_until_its_context_changes() {
     let (ok, out) = image_build(&file, &[]);
     assert!(ok && out.contains(&format!("{name}: built")), "a changed file rebuilds: {out}");
     assert_ne!(image_id(&name), first);
+    assert!(out.contains("removed the image it replaces"), "{out}");
+    assert!(!docker_output(&["image", "inspect", &first]).status.success(), "the replaced image is gone");
 
     // No registry: a base image the engine lacks is named, with what to do.
     std::fs::write(ctx.join("Dockerfile"), "FROM debian:bookworm\nCOPY hello.txt /\n").unwrap();
@@ -137,6 +139,7 @@ fn containers_under_half_a_core_report_their_own_cpu_busy_and_idle() {
     carry(Path::new("/bin/dash"), &ctx.join("x"));
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY x /x\n").unwrap();
     let image = "stratos-test/usage:latest";
+    let _image = Image(image.into());
     let file = cartridge(dir.path(), image, json!([{"name": "IMAGE_DOCKERFILE", "value": "ctx/Dockerfile"}]));
     let (ok, out) = image_build(&file, &[]);
     assert!(ok, "{out}");

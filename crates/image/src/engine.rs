@@ -109,6 +109,13 @@ pub async fn import(
     Ok(())
 }
 
+/// Removes image `id` if nothing uses it any more (no tag, no container): the image a
+/// rebuild replaced. Whether it went is not an error either way.
+pub async fn remove_if_unused(docker: &Docker, id: &str) -> bool {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(false).noprune(false).build();
+    docker.remove_image(id, Some(options), None).await.is_ok()
+}
+
 /// `repo:tag` split at the tag's colon (not a registry's port).
 fn split_tag(name: &str) -> (&str, &str) {
     match name.rfind(':') {

@@ -59,7 +59,7 @@ pub async fn build(
             check_bases(docker, &entries, dockerfile, name).await?;
             let tar = context::tar(&entries).map_err(|source| ImageError::Read { path: context.clone(), source })?;
             engine::build(docker, name, dockerfile, tar, &hash, progress).await?;
-            built(docker, name, hash).await
+            built(docker, name, hash, previous(&current), progress).await
         }
         Source::Debian { suite, packages, mirror } => {
             let hash = inputs::of_debian(&spec.source);
@@ -74,14 +74,33 @@ pub async fn build(
             debian::rootfs(suite, packages, mirror.as_deref(), &rootfs, progress).await?;
             progress("importing the root filesystem");
             engine::import(docker, name, &rootfs, &hash, progress).await?;
-            built(docker, name, hash).await
+            built(docker, name, hash, previous(&current), progress).await
         }
     }
 }
 
-async fn built(docker: &Docker, name: &str, inputs: String) -> Result<Outcome, ImageError> {
+fn previous(current: &Option<(String, Option<String>)>) -> Option<String> {
+    current.as_ref().map(|(id, _)| id.clone())
+}
+
+/// The outcome of a build that went through; the image it replaced is removed unless a
+/// container or another tag still uses it (no dangling image per rebuild).
+async fn built(
+    docker: &Docker,
+    name: &str,
+    inputs: String,
+    previous: Option<String>,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Outcome, ImageError> {
     match engine::current(docker, name).await? {
-        Some((id, _)) => Ok(Outcome::Built { id, inputs }),
+        Some((id, _)) => {
+            if let Some(old) = previous.filter(|old| *old != id) {
+                if engine::remove_if_unused(docker, &old).await {
+                    progress(&format!("removed the image it replaces, {}", inputs::short(&old)));
+                }
+            }
+            Ok(Outcome::Built { id, inputs })
+        }
         None => Err(ImageError::Build {
             image: name.to_owned(),
             message: "the engine has no such image after the build".into(),
