@@ -119,7 +119,7 @@ fn inspect(container: &str, format: &str) -> String {
 
 #[test]
 fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
-    if !dk::available("a_member_runs_confined_from_scratch_and_reaches_the_bus") {
+    if !dk::engine_or_skip("a_member_runs_confined_from_scratch_and_reaches_the_bus") {
         return;
     }
     let cleanup = Cleanup::default();
@@ -187,7 +187,7 @@ fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
 
 #[test]
 fn tenants_cannot_reach_each_other() {
-    if !dk::available("tenants_cannot_reach_each_other") {
+    if !dk::engine_or_skip("tenants_cannot_reach_each_other") {
         return;
     }
     let cleanup = Cleanup::default();
@@ -233,7 +233,7 @@ fn tenants_cannot_reach_each_other() {
 
 #[test]
 fn another_platforms_containers_are_never_listed_nor_touched() {
-    if !dk::available("another_platforms_containers_are_never_listed_nor_touched") {
+    if !dk::engine_or_skip("another_platforms_containers_are_never_listed_nor_touched") {
         return;
     }
     let cleanup = Cleanup::default();
@@ -271,7 +271,7 @@ fn another_platforms_containers_are_never_listed_nor_touched() {
 
 #[test]
 fn a_missing_image_is_a_start_error_naming_it() {
-    if !dk::available("a_missing_image_is_a_start_error_naming_it") {
+    if !dk::engine_or_skip("a_missing_image_is_a_start_error_naming_it") {
         return;
     }
     let cleanup = Cleanup::default();
@@ -415,7 +415,7 @@ fn run_app(members: u32) -> Running {
 
 #[test]
 fn a_killed_platform_adopts_its_containers_and_removes_strays() {
-    if !dk::available("a_killed_platform_adopts_its_containers_and_removes_strays") {
+    if !dk::engine_or_skip("a_killed_platform_adopts_its_containers_and_removes_strays") {
         return;
     }
     let Running { _cleanup, platform, proxy_port, platform_id, sandbox } = run_app(1);
@@ -487,7 +487,7 @@ fn replaced(run: &Running, victim: &str, what: &str, since: Instant) {
 
 #[test]
 fn a_killed_container_is_replaced() {
-    if !dk::available("a_killed_container_is_replaced") {
+    if !dk::engine_or_skip("a_killed_container_is_replaced") {
         return;
     }
     let run = run_app(1);
@@ -499,7 +499,7 @@ fn a_killed_container_is_replaced() {
 
 #[test]
 fn a_paused_container_is_found_faulty_and_replaced() {
-    if !dk::available("a_paused_container_is_found_faulty_and_replaced") {
+    if !dk::engine_or_skip("a_paused_container_is_found_faulty_and_replaced") {
         return;
     }
     let run = run_app(1);
@@ -511,7 +511,7 @@ fn a_paused_container_is_found_faulty_and_replaced() {
 
 #[test]
 fn a_disconnected_container_is_found_faulty_and_replaced() {
-    if !dk::available("a_disconnected_container_is_found_faulty_and_replaced") {
+    if !dk::engine_or_skip("a_disconnected_container_is_found_faulty_and_replaced") {
         return;
     }
     let run = run_app(1);
@@ -524,7 +524,7 @@ fn a_disconnected_container_is_found_faulty_and_replaced() {
 
 #[test]
 fn a_missing_image_is_refused_at_deploy_naming_it() {
-    if !dk::available("a_missing_image_is_refused_at_deploy_naming_it") {
+    if !dk::engine_or_skip("a_missing_image_is_refused_at_deploy_naming_it") {
         return;
     }
     let cleanup = Cleanup::default();
@@ -542,7 +542,7 @@ fn a_missing_image_is_refused_at_deploy_naming_it() {
 
 #[test]
 fn a_command_that_exits_at_once_backs_off_with_its_exit_code() {
-    if !dk::available("a_command_that_exits_at_once_backs_off_with_its_exit_code") {
+    if !dk::engine_or_skip("a_command_that_exits_at_once_backs_off_with_its_exit_code") {
         return;
     }
     let cleanup = Cleanup::default();

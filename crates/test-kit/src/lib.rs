@@ -3,7 +3,7 @@
 //! response reader ([`http`]), a keep-alive load generator ([`load`]), child processes
 //! killed on drop ([`process`]), figures from /proc ([`proc`]), a real Mosquitto with
 //! its dynamic-security plugin ([`mosquitto`]), a test CA with a certificate it signed
-//! ([`certs`]), and the local Docker Engine with images built here from `FROM scratch`
+//! ([`certs`]), and the real Docker Engine with images built here from `FROM scratch`
 //! ([`docker`]).
 //!
 //! A dev-dependency only (`publish = false`). Everything waits on a condition with a
