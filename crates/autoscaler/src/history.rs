@@ -18,8 +18,9 @@ use serde_json::Value;
 pub const HISTORY_LENGTH: usize = 100;
 
 /// A cluster whose only change is a refreshed no-op entry is written every this
-/// many cycles (a quarter of the clusters each cycle), not at every one.
-pub const REFRESH_CYCLES: u64 = 4;
+/// many cycles (a tenth of the clusters each cycle), not at every one: at 100k
+/// members, a quarter of them was a third of a cycle.
+pub const REFRESH_CYCLES: u64 = 10;
 
 #[derive(Debug)]
 struct Entry {
@@ -133,6 +134,12 @@ impl Histories {
         self.clusters.insert(cluster_id.to_string(), history);
     }
 
+    /// Whether the cluster's latest decision did nothing (a new one that does nothing
+    /// too only extends that run).
+    pub fn idle(&self, cluster_id: &str) -> bool {
+        self.clusters.get(cluster_id).and_then(|h| h.entries.back()).is_some_and(|e| e.noop)
+    }
+
     /// Records a decision (a `ScalingDecisionEvent` as JSON) of a held cluster.
     pub fn record(&mut self, tenant: i64, cluster_id: &str, entry: Value) {
         if !self.holds(cluster_id) {
@@ -209,6 +216,18 @@ mod tests {
         assert_eq!((doc[0]["repeated"].as_u64(), doc[0]["since"].as_u64()), (Some(4), Some(10)));
         assert_eq!(doc[0]["timestamp"], 40, "the latest of the run, with its inputs");
         assert!(doc[2].get("repeated").is_none(), "a single no-op has no count");
+    }
+
+    #[test]
+    fn a_cluster_is_idle_after_a_decision_that_did_nothing() {
+        let mut h = Histories::default();
+        assert!(!h.idle("c"), "no decision yet: the first is announced");
+        h.record(1, "c", decision("none", 10));
+        assert!(h.idle("c"));
+        h.record(1, "c", decision("scale-up", 20));
+        assert!(!h.idle("c"), "the no-op after a scale-up starts a new run");
+        h.record(1, "c", decision("none", 30));
+        assert!(h.idle("c"));
     }
 
     #[test]
