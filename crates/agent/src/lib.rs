@@ -34,6 +34,7 @@ use stratos_bus::events::{
     MemberHealthStatEvent, MemberMaintenanceModeEvent,
 };
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
 use stratos_procfs as procfs;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -114,10 +115,10 @@ pub struct AgentConfig {
     /// https://, http://, ssh://, git:// or scp-style git@host:path.
     #[arg(long, env = "STRATOS_ARTIFACT_REPO")]
     pub artifact_repo: Option<String>,
-    /// Seconds a clone or a pull may take before git (and what it started) is killed; a clone
-    /// that times out fails the member's start.
-    #[arg(long, env = "STRATOS_GIT_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub git_timeout_secs: u64,
+    /// How long a clone or a pull may take before git (and what it started) is killed; a
+    /// clone that times out fails the member's start.
+    #[arg(long, env = "STRATOS_GIT_TIMEOUT", value_name = DURATION, value_parser = duration::positive, default_value = "1m")]
+    pub git_timeout: Duration,
     /// Also clone local paths and file:// repositories (the platform's --allow-local-repos).
     #[arg(long, env = "STRATOS_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
@@ -130,16 +131,17 @@ pub struct AgentConfig {
     /// A command (JSON array) run, for up to 30 s, when the member is cleaned up, before the app is stopped.
     #[arg(long, env = "STRATOS_CLEANUP_COMMAND", value_parser = parse_command)]
     pub cleanup_command: Option<::std::vec::Vec<String>>,
-    /// Seconds between health stats.
-    #[arg(long, env = "STRATOS_HEALTH_INTERVAL_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
-    pub health_interval_secs: u64,
-    /// Seconds the app has to listen on its ports before the start counts as failed.
-    #[arg(long, env = "STRATOS_ACTIVATION_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-    pub activation_timeout_secs: u64,
-    /// Milliseconds the app keeps serving, when the member is cleaned up, after the controller
+    /// Time between health stats. (Its variable is not STRATOS_HEALTH_INTERVAL, the
+    /// platform's health service's, which members inherit from `stratos up`.)
+    #[arg(long, env = "STRATOS_HEALTH_STATS_INTERVAL", value_name = DURATION, value_parser = duration::positive, default_value = "15s")]
+    pub health_interval: Duration,
+    /// How long the app has to listen on its ports before the start counts as failed.
+    #[arg(long, env = "STRATOS_ACTIVATION_TIMEOUT", value_name = DURATION, value_parser = duration::positive, default_value = "5m")]
+    pub activation_timeout: Duration,
+    /// How long the app keeps serving, when the member is cleaned up, after the controller
     /// announced its maintenance mode: for load balancers to stop routing to it.
-    #[arg(long, env = "STRATOS_DRAIN_GRACE_MS", default_value_t = 1000)]
-    pub drain_grace_ms: u64,
+    #[arg(long, env = "STRATOS_DRAIN_GRACE", value_name = DURATION, value_parser = duration::parse, default_value = "1s")]
+    pub drain_grace: Duration,
 }
 
 /// The member's bus password, from `STRATOS_BUS_PASSWORD`. `Debug` never shows it.
@@ -235,7 +237,7 @@ impl AgentConfig {
     }
 
     fn git_options(&self) -> GitOptions {
-        GitOptions { timeout: Duration::from_secs(self.git_timeout_secs), allow_local: self.allow_local_repos }
+        GitOptions { timeout: self.git_timeout, allow_local: self.allow_local_repos }
     }
 
     pub fn member_ref(&self) -> MemberRef {
@@ -339,14 +341,13 @@ impl Agent {
         info!(pid = app.pid(), "app started");
         publish(&bus, &InstanceStartedEvent { member: self.member.clone() }).await;
         let _health = AbortOnDrop(tokio::spawn(
-            health_loop(bus.clone(), self.member.clone(), app.pid(), Duration::from_secs(cfg.health_interval_secs))
-                .in_current_span(),
+            health_loop(bus.clone(), self.member.clone(), app.pid(), cfg.health_interval).in_current_span(),
         ));
 
         let ports: Vec<u16> = cfg.ports.iter().filter_map(PortMapping::probe_port).collect();
         let probe = wait_for_ports(&cfg.host, &ports);
         tokio::pin!(probe);
-        let activation_timeout = Duration::from_secs(cfg.activation_timeout_secs);
+        let activation_timeout = cfg.activation_timeout;
         let deadline = sleep(activation_timeout);
         tokio::pin!(deadline);
         let mut activated = false;
@@ -490,7 +491,7 @@ impl Agent {
         if !announced {
             warn!(waited = ?started.elapsed(), "the controller did not announce the maintenance mode; stopping anyway");
         }
-        sleep(Duration::from_millis(self.cfg.drain_grace_ms)).await;
+        sleep(self.cfg.drain_grace).await;
         info!(waited = ?started.elapsed(), announced, "out of rotation; stopping the app");
     }
 
@@ -741,9 +742,9 @@ mod tests {
         assert_eq!(cfg.ports[0], PortMapping { protocol: "http".into(), port: 8080, host_port: Some(40123) });
         assert_eq!(cfg.ports.iter().filter_map(PortMapping::probe_port).collect::<Vec<_>>(), [40123]);
         assert_eq!(cfg.cleanup_command.unwrap(), ["sh", "-c", "echo bye"]);
-        assert_eq!(cfg.health_interval_secs, 15);
-        assert_eq!(cfg.activation_timeout_secs, 300);
-        assert_eq!(cfg.drain_grace_ms, 1000);
+        assert_eq!(cfg.health_interval, Duration::from_secs(15));
+        assert_eq!(cfg.activation_timeout, Duration::from_secs(300));
+        assert_eq!(cfg.drain_grace, Duration::from_secs(1));
         assert_eq!(cfg.host, "127.0.0.1");
         assert!(cfg.artifact_repo.is_none());
     }

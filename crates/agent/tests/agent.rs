@@ -123,7 +123,7 @@ impl<'a> Spec<'a> {
             .env_remove("STRATOS_CLEANUP_COMMAND")
             .env_remove("STRATOS_HOST")
             .env_remove("STRATOS_HEALTH_CHECKS")
-            .env_remove("STRATOS_GIT_TIMEOUT_SECS")
+            .env_remove("STRATOS_GIT_TIMEOUT")
             .env_remove("STRATOS_ALLOW_LOCAL_REPOS")
             .env("STRATOS_MEMBER_ID", self.member_id)
             .env("STRATOS_CLUSTER_ID", CLUSTER)
@@ -135,7 +135,7 @@ impl<'a> Spec<'a> {
             .env("STRATOS_BROKER", &self.broker)
             .env("STRATOS_COMMAND", serde_json::to_string(&self.command).unwrap())
             .env("STRATOS_PORTS", serde_json::to_string(&ports).unwrap())
-            .env("STRATOS_HEALTH_INTERVAL_SECS", "1");
+            .env("STRATOS_HEALTH_STATS_INTERVAL", "1s");
         if let Some(first) = self.ports.first() {
             cmd.env("PORT", first.to_string());
         }
@@ -414,7 +414,7 @@ async fn an_app_that_never_listens_fails_the_start() {
     let (_bus, mut sub) = observe(&broker, "deaf").await;
     let port = free_port();
     let mut agent = Spec::new(&broker, "m-deaf", vec!["sleep".into(), "60".into()], vec![port])
-        .env("STRATOS_ACTIVATION_TIMEOUT_SECS", "1")
+        .env("STRATOS_ACTIVATION_TIMEOUT", "1s")
         .start();
     let error = expect_start_failed(&mut sub, "m-deaf").await;
     assert_eq!(error, format!("the app did not listen on port {port} within 1 s"));
@@ -687,7 +687,7 @@ async fn a_hanging_clone_is_killed_and_fails_the_start() {
     let started = Instant::now();
     let mut agent = Spec::new(&broker, "m-hang", http_server(free_port()), vec![free_port()])
         .env("STRATOS_ARTIFACT_REPO", format!("git://127.0.0.1:{silent_port}/repo.git"))
-        .env("STRATOS_GIT_TIMEOUT_SECS", "2")
+        .env("STRATOS_GIT_TIMEOUT", "2s")
         .start();
     let error = expect_start_failed(&mut sub, "m-hang").await;
     assert_eq!(error, "cannot deploy the artifacts: git clone did not finish within 2 s and was killed");

@@ -6,7 +6,6 @@
 mod brokers;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use brokers::{member_ref, CLUSTER};
@@ -15,6 +14,7 @@ use stratos_bus::events::*;
 use stratos_bus::mosquitto::{mosquitto_conf, MosquittoProvisioner, DYNSEC_PLUGIN};
 use stratos_bus::{with_credentials, AnyEvent, Bus, Credentials, PlatformSecret};
 use stratos_model::topology::{Member, MemberStatus, Topology};
+use stratos_test_kit::mosquitto;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -29,27 +29,14 @@ fn member(id: &str) -> Member {
 /// Mosquitto with the configuration of `mosquitto_conf`, its dynamic security
 /// initialised with the platform's user and password as the README says.
 fn mosquitto(dir: &Path, secret: &PlatformSecret) -> Option<brokers::Mosquitto> {
-    if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") || !Path::new(DYNSEC_PLUGIN).exists() {
-        println!("skipped: no Mosquitto with the dynamic-security plugin");
-        assert!(std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1"), "{DYNSEC_PLUGIN} is missing");
+    if !mosquitto::dynsec_available(DYNSEC_PLUGIN) {
         return None;
     }
-    let dynsec = dir.join("dynamic-security.json");
-    let password = secret.platform_credentials().password;
-    let init = Command::new("mosquitto_ctrl")
-        .args(["dynsec", "init"])
-        .arg(&dynsec)
-        .args(["stratos", &password])
-        .output()
-        .expect("mosquitto_ctrl (package mosquitto-clients or mosquitto)");
-    assert!(init.status.success(), "mosquitto_ctrl dynsec init: {}", String::from_utf8_lossy(&init.stderr));
+    let credentials = secret.platform_credentials();
+    let dynsec = mosquitto::dynsec_init(dir, &credentials.username, &credentials.password);
     let port = brokers::free_port();
-    // Run as this user (the tests may run as root, which Mosquitto would leave for `mosquitto`).
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let conf = format!("{}user {user}\n", mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN));
-    let conf_path = dir.join("mosquitto.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    brokers::Mosquitto::start_with_config(&conf_path, port)
+    let conf = mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN);
+    brokers::Mosquitto::start_configured(dir, &conf, port)
 }
 
 fn raw(url: &str, client_id: &str, c: &Credentials) -> (AsyncClient, EventLoop) {

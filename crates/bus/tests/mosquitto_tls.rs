@@ -8,8 +8,6 @@
 #[path = "support/mod.rs"]
 mod brokers;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use brokers::{member_ref, GivenCertificate, CLUSTER};
@@ -17,6 +15,7 @@ use stratos_bus::events::*;
 use stratos_bus::mosquitto::{mosquitto_conf, MosquittoProvisioner, DYNSEC_PLUGIN};
 use stratos_bus::{with_credentials, AnyEvent, Bus, PlatformSecret};
 use stratos_model::topology::{Member, MemberStatus};
+use stratos_test_kit::mosquitto;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -30,10 +29,9 @@ fn member(id: &str) -> Member {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_mosquitto_over_tls_with_a_given_certificate() {
-    if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-        return println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
+    if !mosquitto::dynsec_available(DYNSEC_PLUGIN) {
+        return;
     }
-    assert!(Path::new(DYNSEC_PLUGIN).exists(), "{DYNSEC_PLUGIN} is missing: apt-get install -y mosquitto");
     let _ = tracing_subscriber::fmt().with_env_filter("stratos_bus=debug").with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     let given = GivenCertificate::make(dir.path(), "bus");
@@ -41,25 +39,16 @@ async fn an_external_mosquitto_over_tls_with_a_given_certificate() {
     let secret = PlatformSecret::generate().unwrap();
 
     // Mosquitto as the README sets it up, its one listener in TLS with the given files.
-    let dynsec = dir.path().join("dynamic-security.json");
-    let init = Command::new("mosquitto_ctrl")
-        .args(["dynsec", "init"])
-        .arg(&dynsec)
-        .args(["stratos", &secret.platform_credentials().password])
-        .output()
-        .expect("mosquitto_ctrl");
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let credentials = secret.platform_credentials();
+    let dynsec = mosquitto::dynsec_init(dir.path(), &credentials.username, &credentials.password);
     let port = brokers::free_port();
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let conf = format!(
-        "{}certfile {}\nkeyfile {}\nuser {user}\n",
+        "{}certfile {}\nkeyfile {}\n",
         mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN),
         given.cert.display(),
         given.key.display()
     );
-    let conf_path = dir.path().join("mosquitto.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let Some(_mosquitto) = brokers::Mosquitto::start_with_config(&conf_path, port) else { return };
+    let Some(_mosquitto) = brokers::Mosquitto::start_configured(dir.path(), &conf, port) else { return };
     let url = format!("mqtts://127.0.0.1:{port}");
     // What `stratos up` and members are given; the only test in this process.
     std::env::set_var(stratos_bus::tls::CA_CERT_ENV, &given.ca_cert);

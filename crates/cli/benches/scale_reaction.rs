@@ -5,7 +5,7 @@
 //! summaries and load-balancer in-flight counts every second) or at its default settings
 //! (evaluations and health summaries every 15 s over a 60 s window, in-flight counts every
 //! second, and a surge of requests in flight evaluated at once); the cluster runs `stratos
-//! sample-http --delay-ms 200` behind the built-in load balancer and scales on requests in
+//! sample-http --delay 200ms` behind the built-in load balancer and scales on requests in
 //! flight, 4 per member, between 1 and 4 members. Load: keep-alive clients through the load
 //! balancer, each with one request in flight at a time, so C clients keep about C requests in
 //! flight and ask for ceil(C / 4) members.

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use reqwest::Method;
 use serde_json::Value;
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 
 use crate::client::{ApiArgs, Client};
 use crate::definitions::{self, Action};
@@ -38,17 +39,19 @@ enum AppAction {
         /// Return once the deployment is accepted, without waiting for members.
         #[arg(long)]
         no_wait: bool,
-        /// Give up waiting after this many seconds.
-        #[arg(long, default_value_t = 180)]
-        timeout: u64,
+        /// Give up waiting after this long.
+        #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "3m")]
+        timeout: Duration,
     },
     /// Undeploy an application: members drain, then terminate. Waits until none is left.
     Undeploy {
         id: String,
+        /// Return once the undeployment is accepted, without waiting for members to go.
         #[arg(long)]
         no_wait: bool,
-        #[arg(long, default_value_t = 180)]
-        timeout: u64,
+        /// Give up waiting after this long.
+        #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "3m")]
+        timeout: Duration,
     },
     /// Show a deployed application's clusters, their members and any error.
     Status { id: String },
@@ -66,7 +69,7 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             if no_wait {
                 return Ok(());
             }
-            let runtime = wait(&client, &id, Duration::from_secs(timeout), |rt| {
+            let runtime = wait(&client, &id, timeout, |rt| {
                 let clusters = rt["clusters"].as_array().cloned().unwrap_or_default();
                 !clusters.is_empty()
                     && clusters
@@ -83,7 +86,7 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             if no_wait {
                 return Ok(());
             }
-            wait(&client, &id, Duration::from_secs(timeout), |rt| rt["status"] == "not-deployed").await?;
+            wait(&client, &id, timeout, |rt| rt["status"] == "not-deployed").await?;
             eprintln!("application {id:?} undeployed: no member left");
             Ok(())
         }
@@ -130,7 +133,7 @@ async fn wait(client: &Client, id: &str, timeout: Duration, done: impl Fn(&Value
                 .flatten()
                 .filter_map(|c| c["error"].as_str().map(|e| format!("  {}: {e}", c["alias"].as_str().unwrap_or("?"))))
                 .collect();
-            bail!("application {id:?} did not get there within {}s\n{}", timeout.as_secs(), errors.join("\n"));
+            bail!("application {id:?} did not get there within {}\n{}", duration::format(timeout), errors.join("\n"));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

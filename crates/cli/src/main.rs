@@ -7,6 +7,7 @@ mod clusters;
 mod credentials;
 mod definitions;
 mod lb;
+mod legacy_flags;
 mod logging;
 mod members;
 mod output;
@@ -20,7 +21,7 @@ mod users;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -83,7 +84,24 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Old spellings of duration flags, rewritten before clap reads them (single-threaded
+    // here, so the environment may be changed), and warned about once the log is set up.
+    let legacy =
+        legacy_flags::modernize(&Cli::command(), std::env::args_os().collect(), |name| std::env::var(name).ok());
+    legacy.apply_vars();
+    let cli = Cli::parse_from(legacy.args.clone());
+    let log_format = match &cli.command {
+        Command::Up(args) => Some(args.log_format),
+        Command::SampleHttp(_) | Command::Lb(_) | Command::LbExtension(_) | Command::Agent(_) => {
+            Some(logging::LogFormat::Text)
+        }
+        // Client commands log nothing, but what they were told that is deprecated.
+        _ => (!legacy.deprecations.is_empty()).then_some(logging::LogFormat::Text),
+    };
+    if let Some(format) = log_format {
+        logging::init(format);
+    }
+    legacy.warn();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
@@ -101,22 +119,10 @@ fn main() -> ExitCode {
             Command::Whoami(a) => session::whoami(a).await,
             Command::User(a) => users::run(a).await,
             Command::Tenant(a) => tenants::run(a).await,
-            Command::SampleHttp(a) => {
-                logging::init(logging::LogFormat::Text);
-                sample_http::run(a).await
-            }
-            Command::Lb(a) => {
-                logging::init(logging::LogFormat::Text);
-                lb::run(a).await
-            }
-            Command::LbExtension(a) => {
-                logging::init(logging::LogFormat::Text);
-                lb::run_extension(a).await
-            }
-            Command::Agent(config) => {
-                logging::init(logging::LogFormat::Text);
-                Ok(stratos_agent::run(config).await?)
-            }
+            Command::SampleHttp(a) => sample_http::run(a).await,
+            Command::Lb(a) => lb::run(a).await,
+            Command::LbExtension(a) => lb::run_extension(a).await,
+            Command::Agent(config) => Ok(stratos_agent::run(config).await?),
         }
     });
     match result {

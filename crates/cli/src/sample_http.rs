@@ -1,7 +1,7 @@
 //! `stratos sample-http`: a tiny HTTP server to try the platform with, no runtime to install.
 //! Every GET answers `member <id> path <path>`, so one sees which member served a request;
-//! `--cpu-work-ms` burns CPU per request to make the autoscaler act on load average;
-//! `--delay-ms` holds each request without CPU, so requests pile up in flight.
+//! `--cpu-work` burns CPU per request to make the autoscaler act on load average;
+//! `--delay` holds each request without CPU, so requests pile up in flight.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use anyhow::Context;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
 use axum::Router;
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 
 #[derive(clap::Args, Debug)]
 pub struct SampleHttpArgs {
@@ -20,12 +21,12 @@ pub struct SampleHttpArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// Busy-loop this many milliseconds per request, to create CPU load.
-    #[arg(long, default_value_t = 0)]
-    pub cpu_work_ms: u64,
-    /// Sleep this many milliseconds per request (no CPU), to keep requests in flight.
-    #[arg(long, default_value_t = 0)]
-    pub delay_ms: u64,
+    /// Busy-loop this long per request, to create CPU load (e.g. 20ms).
+    #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "0s")]
+    pub cpu_work: Duration,
+    /// Sleep this long per request (no CPU), to keep requests in flight (e.g. 200ms).
+    #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "0s")]
+    pub delay: Duration,
 }
 
 struct Sample {
@@ -72,8 +73,8 @@ pub async fn run(args: SampleHttpArgs) -> anyhow::Result<()> {
     let member = std::env::var("STRATOS_MEMBER_ID").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "unknown".into());
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(%addr, %member, cpu_work_ms = args.cpu_work_ms, delay_ms = args.delay_ms, "sample HTTP server listening");
-    let app = router(member, Duration::from_millis(args.cpu_work_ms), Duration::from_millis(args.delay_ms));
+    tracing::info!(%addr, %member, cpu_work = ?args.cpu_work, delay = ?args.delay, "sample HTTP server listening");
+    let app = router(member, args.cpu_work, args.delay);
     axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.context("serving HTTP")?;
     tracing::info!("sample HTTP server stopped");
     Ok(())

@@ -1,11 +1,13 @@
 //! `stratos login`, `stratos logout`, `stratos whoami`.
 
 use std::io::{IsTerminal, Read};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use reqwest::Method;
 use serde_json::json;
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 
 use crate::client::{ApiArgs, Client};
 use crate::credentials::ApiRecord;
@@ -20,9 +22,9 @@ pub struct LoginArgs {
     /// Read the password from standard input (its first line) instead of asking.
     #[arg(long)]
     password_stdin: bool,
-    /// How long the token lives, in seconds (the platform's default and limit otherwise).
-    #[arg(long)]
-    ttl: Option<u64>,
+    /// How long the token lives, e.g. 1h (the platform's default and limit otherwise).
+    #[arg(long, value_name = DURATION, value_parser = duration::positive)]
+    ttl: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -53,7 +55,7 @@ pub async fn login(args: LoginArgs) -> Result<()> {
     let client = Client::anonymous(&args.api)?;
     let mut body = json!({"username": args.user, "password": password, "description": "stratos login"});
     if let Some(ttl) = args.ttl {
-        body["ttlSeconds"] = json!(ttl);
+        body["ttlSeconds"] = json!(ttl.as_secs().max(1));
     }
     let answer = client
         .call(Method::POST, "/api/tokens", Some((body.to_string(), "application/json")))

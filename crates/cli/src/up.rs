@@ -12,9 +12,10 @@ use stratos_bus::{Bus, EmbeddedBroker};
 use stratos_manager::quota::Limits;
 use stratos_manager::tls::ApiTls;
 use stratos_manager::{ApiConfig, AppState, DEFAULT_BODY_LIMIT};
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 use stratos_store::Store;
 
-use crate::logging::{self, LogFormat};
+use crate::logging::LogFormat;
 use crate::supervise::Supervisor;
 
 /// The platform's bus secret in the data directory (mode 0600): the platform
@@ -49,9 +50,9 @@ pub struct UpArgs {
     /// repeatable. IP addresses and `localhost` are always accepted.
     #[arg(long = "api-name", value_name = "NAME")]
     api_names: Vec<String>,
-    /// How long the token of a login lives, in seconds (a login may ask for less).
-    #[arg(long, default_value_t = 12 * 3600)]
-    api_token_ttl: u64,
+    /// How long the token of a login lives (a login may ask for less); at least 1m.
+    #[arg(long, value_name = DURATION, value_parser = duration::positive, default_value = "12h")]
+    api_token_ttl: Duration,
     /// Default quota of members per tenant: its deployed clusters' cartridgeMax summed.
     #[arg(long, default_value_t = Limits::default().tenant_max_members)]
     tenant_max_members: u32,
@@ -98,15 +99,15 @@ pub struct UpArgs {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
-    /// Seconds between autoscaler evaluations (also how far ahead load is predicted).
-    #[arg(long, env = "STRATOS_EVALUATION_INTERVAL", default_value_t = 15)]
-    evaluation_interval: u64,
-    /// Seconds between health summaries (sliding windows of 60 s).
-    #[arg(long, env = "STRATOS_HEALTH_INTERVAL", default_value_t = 15)]
-    health_interval: u64,
-    /// Seconds of health statistics each average, gradient and second derivative covers.
-    #[arg(long, env = "STRATOS_HEALTH_WINDOW", default_value_t = 60)]
-    health_window: u64,
+    /// Time between autoscaler evaluations (also how far ahead load is predicted); at least 1s.
+    #[arg(long, env = "STRATOS_EVALUATION_INTERVAL", value_name = DURATION, value_parser = duration::positive, default_value = "15s")]
+    evaluation_interval: Duration,
+    /// Time between health summaries (over sliding windows of --health-window); at least 1s.
+    #[arg(long, env = "STRATOS_HEALTH_INTERVAL", value_name = DURATION, value_parser = duration::positive, default_value = "15s")]
+    health_interval: Duration,
+    /// How much of the health statistics each average, gradient and second derivative covers; at least 2s.
+    #[arg(long, env = "STRATOS_HEALTH_WINDOW", value_name = DURATION, value_parser = duration::positive, default_value = "60s")]
+    health_window: Duration,
     /// Evaluations in a row asking for fewer members before one is removed.
     #[arg(long, default_value_t = 3)]
     scale_down_after: u32,
@@ -134,7 +135,7 @@ pub struct UpArgs {
     lb: stratos_lb::LbConfig,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    pub log_format: LogFormat,
     #[command(flatten)]
     strangers: StrangerArgs,
 }
@@ -166,12 +167,11 @@ impl StrangerArgs {
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
-    logging::init(args.log_format);
     let member_users =
         args.member_user.clone().unwrap_or_else(|| stratos_cloud::MemberUsers::for_platform(Some(args.member_uids)));
     if member_users != stratos_cloud::MemberUsers::Platform {
         // Before the data directory and the store exist: members must not read them.
-        stratos_cloud::member_user::keep_platform_files_private(&args.data_dir).map_err(anyhow::Error::msg)?;
+        stratos_cloud::member_user::keep_platform_files_private(&args.data_dir)?;
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
@@ -203,7 +203,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         vec![agent.display().to_string(), "agent".into()],
     )
     .with_member_users(member_users);
-    local.prepare().map_err(anyhow::Error::msg)?;
+    local.prepare()?;
     let local: Arc<dyn stratos_cloud::Driver> = Arc::new(local);
     let mut controller_config = stratos_cloud::ControllerConfig {
         allow_local_repos: args.allow_local_repos,
@@ -214,7 +214,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tracing::warn!("applications may name local artifact repositories (--allow-local-repos)");
     }
     // Before anything starts: the store must know the members that run, or say so.
-    let platform_id = stratos_cloud::ownership::establish(
+    // What it read (the topology, the drivers' listing) is handed on to the bus and the
+    // controller, so that each is read once.
+    let established = stratos_cloud::ownership::establish(
         &store,
         std::slice::from_ref(&local),
         controller_config.strangers,
@@ -222,6 +224,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     )
     .await
     .map_err(|refusal| anyhow::anyhow!("not starting: {refusal}"))?;
+    let platform_id = established.platform_id.clone();
     tracing::info!(platform_id = %platform_id, "platform id");
 
     // Every long-running component ends the platform when it ends (`supervise.rs`).
@@ -230,11 +233,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // it issues from now on), on the embedded broker's gate as on Mosquitto's dynamic security.
     // A cluster whose document cannot be read is left out (the controller freezes it; its
     // members are refused on the bus until it can be read again).
-    let (topology, unreadable) = store.read_topology().await?;
-    for bad in unreadable {
+    for bad in &established.unreadable {
         tracing::error!(error = %bad, "a topology document cannot be read");
     }
-    let live: Vec<(&str, &str)> = topology.members().map(|m| (m.cluster_id.as_str(), m.member_id.as_str())).collect();
+    let live: Vec<(String, String)> =
+        established.topology.members().map(|m| (m.cluster_id.clone(), m.member_id.clone())).collect();
+    let live = || live.iter().map(|(c, m)| (c.as_str(), m.as_str()));
 
     // `broker_url` is what members are given (no credentials); `platform_url` carries the
     // platform's credentials, for the components in this process only, and is never printed.
@@ -252,7 +256,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                     let secret = stratos_bus::PlatformSecret::new(credentials.password.clone());
                     let mut provisioner =
                         stratos_bus::mosquitto::MosquittoProvisioner::connect(url, credentials, secret.clone()).await?;
-                    provisioner.reconcile(live.iter().copied()).await?;
+                    provisioner.reconcile(live()).await?;
                     components.spawn("Mosquitto provisioner", async move {
                         provisioner.run().await;
                         anyhow::Ok(())
@@ -272,7 +276,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             let server_config = mqtt_tls.as_ref().map(|t| t.server_config.clone());
             let broker = EmbeddedBroker::start_tls(args.mqtt_listen, secret.clone(), server_config)
                 .context("starting the embedded MQTT broker (use --mqtt-listen for another port, or --broker for an external one)")?;
-            broker.admit_members(live.iter().copied());
+            broker.admit_members(live());
             (broker.url(), broker.platform_url(), Some(secret), true)
         }
     };
@@ -286,24 +290,25 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let bus = connect_bus("manager").await?;
 
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
-    bus.publish(&CompleteTopologyEvent { topology }).await?;
+    bus.publish(&CompleteTopologyEvent { topology: established.topology.clone() }).await?;
 
     controller_config.broker_url = broker_url.clone();
     controller_config.member_credentials = member_credentials;
     controller_config.bus_ca_cert = bus_ca_cert.clone();
     let controller =
-        stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config);
+        stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, vec![local], controller_config)
+            .with_established(established);
     components.spawn("cloud controller", controller.run());
     let health_bus = connect_bus("health").await?;
     let health = stratos_health::HealthConfig {
-        interval: Duration::from_secs(args.health_interval.max(1)),
-        window: Duration::from_secs(args.health_window.max(2)),
+        interval: args.health_interval.max(Duration::from_secs(1)),
+        window: args.health_window.max(Duration::from_secs(2)),
         ..Default::default()
     };
     components.spawn("health service", stratos_health::run(health_bus, health));
     let autoscaler_bus = connect_bus("autoscaler").await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
-        interval: Duration::from_secs(args.evaluation_interval.max(1)),
+        interval: args.evaluation_interval.max(Duration::from_secs(1)),
         scale_down_after: args.scale_down_after,
         use_prediction: !args.no_prediction,
         ..Default::default()
@@ -324,7 +329,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let config = ApiConfig {
         allowed_origins: args.api_allow_origins.clone(),
         names: args.api_names.clone(),
-        token_ttl: Duration::from_secs(args.api_token_ttl.max(60)),
+        token_ttl: args.api_token_ttl.max(Duration::from_secs(60)),
         limits: Limits {
             tenant_max_members: args.tenant_max_members,
             tenant_max_clusters: args.tenant_max_clusters,

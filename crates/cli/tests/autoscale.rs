@@ -1,6 +1,6 @@
 //! End-to-end autoscaling: the real `stratos up` (API, broker, cloud controller with the
 //! local driver, health processing, autoscaler, load balancer), members that are real
-//! processes (`stratos sample-http --delay-ms 200`, whose requests sleep so they stay in
+//! processes (`stratos sample-http --delay 200ms`, whose requests sleep so they stay in
 //! flight), and real HTTP load sent through the built-in load balancer.
 //!
 //! The autoscaling policy scales on requests in flight with a threshold of 4 per member:

@@ -6,6 +6,7 @@
 mod support;
 
 use stratos_bus::{Bus, PlatformSecret};
+use stratos_test_kit::certs::GivenCertificate;
 use support::{free_port, Platform, Sandbox, SlowHttpApp};
 
 #[test]
@@ -54,23 +55,8 @@ fn members_activate_over_a_tls_only_bus() {
 fn the_embedded_broker_serves_a_given_certificate() {
     let sandbox = Sandbox::new();
     let files = tempfile::tempdir().unwrap();
-    let make = |name: &str| {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        let paths = [format!("{name}-ca.pem"), format!("{name}-cert.pem"), format!("{name}-key.pem")]
-            .map(|f| files.path().join(f));
-        for (path, pem) in paths.iter().zip([ca.pem(), cert.pem(), key.serialize_pem()]) {
-            std::fs::write(path, pem).unwrap();
-        }
-        paths
-    };
-    let [ca, cert, key] = make("bus");
-    let [other_ca, _, _] = make("other");
+    let GivenCertificate { ca_cert: ca, cert, key } = GivenCertificate::make(files.path(), "bus");
+    let other_ca = GivenCertificate::make(files.path(), "other").ca_cert;
 
     let extra = ["--mqtt-tls-cert", cert.to_str().unwrap(), "--mqtt-tls-key", key.to_str().unwrap()];
     let platform = Platform::start_with_env(

@@ -7,14 +7,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use stratos_bus::mosquitto::{mosquitto_conf, DYNSEC_PLUGIN};
 use stratos_bus::{Credentials, PlatformSecret};
-use support::{eventually, free_port, member_list, spawn, stratos, wait_listening, Platform, Proc, Sandbox, BIN};
+use stratos_test_kit::mosquitto::{self, Mosquitto};
+use support::{eventually, free_port, member_list, spawn, stratos, Platform, Sandbox, BIN};
 
 /// What a member with `credentials` gets from the broker: refused, or its SUBACK to `#`.
 fn try_member(port: u16, credentials: &Credentials) -> Result<Vec<SubscribeReasonCode>, String> {
@@ -42,7 +43,7 @@ fn try_member(port: u16, credentials: &Credentials) -> Result<Vec<SubscribeReaso
 /// Mosquitto 2 with its dynamic-security plugin, set up as the README says: the platform's
 /// user `stratos` is its admin.
 struct DynsecBroker {
-    _mosquitto: Proc,
+    _mosquitto: Mosquitto,
     port: u16,
     secret: PlatformSecret,
     password_file: PathBuf,
@@ -53,26 +54,15 @@ impl DynsecBroker {
     /// `None` (the test skips) when STRATOS_SKIP_MOSQUITTO=1; `deny_subscribe` are topic
     /// filters the platform's user may not subscribe to (a role of the highest priority).
     fn start(deny_subscribe: &[&str]) -> Option<DynsecBroker> {
-        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
+        if !mosquitto::dynsec_available(DYNSEC_PLUGIN) {
             return None;
         }
-        assert!(
-            Path::new(DYNSEC_PLUGIN).exists(),
-            "this test needs Mosquitto 2 with {DYNSEC_PLUGIN}: apt-get install -y mosquitto"
-        );
         let dir = tempfile::tempdir().unwrap();
         let secret = PlatformSecret::generate().unwrap();
         let password_file = dir.path().join("bus-password");
         std::fs::write(&password_file, secret.platform_credentials().password).unwrap();
-        let dynsec = dir.path().join("dynamic-security.json");
-        let init = Command::new("mosquitto_ctrl")
-            .args(["dynsec", "init"])
-            .arg(&dynsec)
-            .args(["stratos", &secret.platform_credentials().password])
-            .output()
-            .expect("mosquitto_ctrl");
-        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        let credentials = secret.platform_credentials();
+        let dynsec = mosquitto::dynsec_init(dir.path(), &credentials.username, &credentials.password);
         if !deny_subscribe.is_empty() {
             // Written into the plugin's file before the broker reads it: no race with
             // the platform's own changes to its roles.
@@ -88,14 +78,8 @@ impl DynsecBroker {
             std::fs::write(&dynsec, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         }
         let port = free_port();
-        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        let conf = dir.path().join("mosquitto.conf");
-        let text = mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN);
-        std::fs::write(&conf, format!("{text}user {user}\n")).unwrap();
-        let mut command = Command::new("mosquitto");
-        command.arg("-c").arg(&conf);
-        let mosquitto = spawn("mosquitto", command);
-        wait_listening(port, "mosquitto");
+        let conf = mosquitto_conf(&format!("127.0.0.1:{port}"), &dynsec, DYNSEC_PLUGIN);
+        let mosquitto = Mosquitto::start_configured(dir.path(), &conf, port)?;
         Some(DynsecBroker { _mosquitto: mosquitto, port, secret, password_file, _dir: dir })
     }
 
@@ -115,7 +99,7 @@ fn members_reach_mosquitto_with_their_own_dynamic_security_clients() {
     let flags = broker.flags();
     let platform = Platform::start(sandbox.path(), &flags.iter().map(String::as_str).collect::<Vec<_>>());
     platform.add_php_web();
-    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let members = member_list(&platform);
     assert!(!members.is_empty());
@@ -234,7 +218,7 @@ fn embedded_broker_members_are_confined_and_revoked_at_undeploy() {
     let platform = Platform::start(sandbox.path(), &[]);
     let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
     platform.add_php_web();
-    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let members = member_list(&platform);
     assert!(!members.is_empty());
@@ -267,7 +251,7 @@ fn an_ended_members_credentials_stay_dead_across_a_restart() {
     let platform = Platform::start(sandbox.path(), &[]);
     let secret = PlatformSecret::read(&sandbox.path().join("bus-password")).unwrap();
     platform.add_php_web();
-    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90"]);
+    let out = platform.cli(&["application", "deploy", "php-web", "--policy", "burst-local", "--timeout", "90s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let before = member_list(&platform);
     let credentials_of = |m: &serde_json::Value| {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    cluster, eventually, http_get, id, member_processes, proc_stat, signal_group, topology_members, EventLog,
-    MemberProcess, Output, Platform, Sandbox,
+    cluster, eventually, http_get, id, member_list, member_processes, proc_stat, signal_group, topology_members,
+    EventLog, MemberProcess, Output, Platform, Sandbox,
 };
 
 const APP: &str = "two";
@@ -135,13 +135,6 @@ fn status(platform: &Platform, app: &str) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("`application status -o json` is not JSON: {e}\n{out}"))
 }
 
-/// `stratos member list -o json`.
-fn member_list(platform: &Platform) -> Vec<Value> {
-    let out = platform.ok(&["member", "list", "-o", "json"]);
-    let list: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON: {e}\n{out}"));
-    list.as_array().unwrap_or_else(|| panic!("`member list -o json` is not an array\n{out}")).clone()
-}
-
 /// The port the member's cartridge listens on (the allocated one, in the topology).
 fn port(member: &Value) -> u16 {
     let port = member["ports"][0]["value"].as_u64().unwrap_or_else(|| panic!("a member without a port: {member:#}"));
@@ -167,7 +160,7 @@ fn assert_answers_http(member: &Value) {
 
 /// Deploys [`APP`] with the CLI, which waits until every cluster has its minimum active.
 fn deploy(platform: &Platform) -> Output {
-    let out = platform.cli(&["application", "deploy", APP, "--policy", POLICY, "--timeout", "60", "-o", "json"]);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", POLICY, "--timeout", "60s", "-o", "json"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     out
 }
@@ -495,7 +488,7 @@ fn an_unreadable_cluster_document_freezes_its_cluster() {
         json!({ "applicationId": "solo", "components": { "cartridges": [subscription("web-http", "web", 1, 2)] } }),
     );
     deploy(&platform);
-    let out = platform.cli(&["application", "deploy", "solo", "--policy", POLICY, "--timeout", "60"]);
+    let out = platform.cli(&["application", "deploy", "solo", "--policy", POLICY, "--timeout", "60s"]);
     assert!(out.success(), "`application deploy solo` failed\n{out}\n{}", platform.proc.describe());
     let members = member_list(&platform);
     let of =
@@ -567,7 +560,7 @@ fn undeploy_leaves_no_process() {
     assert_eq!(members.len(), 3, "{members:#?}");
     assert!(!member_processes(sandbox.path()).is_empty());
 
-    let out = platform.cli(&["application", "undeploy", APP, "--timeout", "60"]);
+    let out = platform.cli(&["application", "undeploy", APP, "--timeout", "60s"]);
     assert!(out.success(), "`application undeploy` failed\n{out}\n{}", platform.proc.describe());
     assert!(out.stderr.contains("undeployed"), "{out}");
 
@@ -630,7 +623,7 @@ fn failing_command_reports_a_clear_error() {
     let events = EventLog::topology(&platform);
 
     let started = Instant::now();
-    let out = platform.cli(&["application", "deploy", "broken", "--policy", POLICY, "--timeout", "15"]);
+    let out = platform.cli(&["application", "deploy", "broken", "--policy", POLICY, "--timeout", "15s"]);
     let waited = started.elapsed();
     assert!(!out.success(), "deploying a cartridge that cannot start succeeded\n{out}");
     assert!(out.stderr.contains("no-such-program-xyz"), "the error does not name the program\n{out}");

@@ -9,14 +9,13 @@
 mod support;
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use stratos_bus::events::{AnyEvent, ApplicationDeletedEvent};
 use stratos_bus::Bus;
-use support::{examples_dir, free_port, spawn, stratos, wait_listening, Platform, Proc, KINDS};
+use support::{examples_dir, free_port, spawn, stratos, Platform, KINDS};
 
 /// `list --output json` of every kind, checked to hold exactly the php-web ids.
 fn snapshot(platform: &Platform) -> Vec<(&'static str, Value)> {
@@ -242,29 +241,10 @@ fn table_and_json_output() {
     }
 }
 
-/// `mosquitto -p PORT`, or `None` if STRATOS_SKIP_MOSQUITTO=1.
-fn start_mosquitto(port: u16) -> Option<Proc> {
-    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists());
-    let Some(path) = path else {
-        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("skipped: Mosquitto is not installed and STRATOS_SKIP_MOSQUITTO=1");
-            return None;
-        }
-        panic!(
-            "this test needs Mosquitto: `apt-get install -y mosquitto` (or set STRATOS_SKIP_MOSQUITTO=1 to skip it)"
-        );
-    };
-    let mut command = Command::new(path);
-    command.args(["-p", &port.to_string()]);
-    let proc = spawn("mosquitto", command);
-    wait_listening(port, "mosquitto");
-    Some(proc)
-}
-
 #[test]
 fn external_mosquitto_broker() {
     let port = free_port();
-    let Some(_mosquitto) = start_mosquitto(port) else { return };
+    let Some(_mosquitto) = stratos_test_kit::mosquitto::Mosquitto::start(port) else { return };
     let broker = format!("mqtt://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path(), &["--broker", &broker]);

@@ -22,7 +22,7 @@ use support::{
 
 /// Evaluations (and so the monitors' periodic roll-up) every 2 s; the clusters have
 /// min = max, so the autoscaler never resizes them.
-const UP: &[&str] = &["--evaluation-interval", "2"];
+const UP: &[&str] = &["--evaluation-interval", "2s"];
 
 /// A cartridge of the local driver running `command`, one HTTP port (the probe that
 /// activates the member) exposed on `proxy_port`.
@@ -206,7 +206,7 @@ fn group_and_application_status_roll_up_with_real_members() {
     let started = Instant::now();
 
     // Deployed: the group is active before the application around it.
-    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "60"]);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "60s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
     let order =
         wait_changes(&events, APP, 0, "the application active", |c| c.iter().any(|s| s == "application Active"));
@@ -251,7 +251,7 @@ fn group_and_application_status_roll_up_with_real_members() {
     let members: BTreeSet<String> = topology_members(&platform.topology()).iter().map(id).collect();
     assert_eq!(members.len(), 3, "{members:?}");
     let from = events.events().len();
-    let out = platform.cli(&["application", "undeploy", APP, "--timeout", "60"]);
+    let out = platform.cli(&["application", "undeploy", APP, "--timeout", "60s"]);
     assert!(out.success(), "`application undeploy` failed\n{out}\n{}", platform.proc.describe());
     let order = wait_changes(&events, APP, from, "the application terminating", |c| c.len() >= 2);
     assert_eq!(order, ["group backend Terminating", "application Terminating"]);

@@ -69,7 +69,7 @@ fn add_watched_app(platform: &Platform, dir: &Path, proxy_port: u16, threshold: 
             "iaasProvider": [{
                 "type": "local",
                 "command": ["stratos", "sample-http", "--port", "${PORT}"],
-                "property": [{ "name": "env.STRATOS_HEALTH_INTERVAL_SECS", "value": "1" }]
+                "property": [{ "name": "env.STRATOS_HEALTH_STATS_INTERVAL", "value": "1s" }]
             }]
         }),
     );
@@ -85,7 +85,7 @@ fn add_watched_app(platform: &Platform, dir: &Path, proxy_port: u16, threshold: 
             }] }
         }),
     );
-    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "60"]);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "60s"]);
     assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
 }
 
@@ -365,7 +365,7 @@ fn a_hanging_clone_fails_the_start_with_a_clear_error() {
         "iaasProvider": [{
             "type": "local",
             "command": ["stratos", "sample-http", "--port", "${PORT}"],
-            "property": [{ "name": "env.STRATOS_GIT_TIMEOUT_SECS", "value": "2" }]
+            "property": [{ "name": "env.STRATOS_GIT_TIMEOUT", "value": "2s" }]
         }]
     });
     add_definition(&platform, sandbox.path(), "cartridge", &cartridge);
@@ -380,7 +380,7 @@ fn a_hanging_clone_fails_the_start_with_a_clear_error() {
         }] }
     });
     add_definition(&platform, sandbox.path(), "application", &app);
-    let out = platform.cli(&["application", "deploy", "cloned", "--policy", "ap", "--timeout", "1", "-o", "json"]);
+    let out = platform.cli(&["application", "deploy", "cloned", "--policy", "ap", "--timeout", "1s", "-o", "json"]);
     eprintln!("deploy (not waiting for it to succeed):\n{out}");
     let error = eventually(Duration::from_secs(60), "the clone's failure on the cluster", || {
         let status = platform.ok(&["application", "status", "cloned", "-o", "json"]).stdout;

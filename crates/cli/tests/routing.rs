@@ -76,7 +76,7 @@ fn a_host_name_hijack_is_refused_and_the_owner_keeps_its_traffic() {
     assert!(out.success(), "{out}");
     victim.deploy(&platform);
 
-    let out = platform.cli(&["application", "deploy", "thief", "--policy", "ap", "--timeout", "30"]);
+    let out = platform.cli(&["application", "deploy", "thief", "--policy", "ap", "--timeout", "30s"]);
     assert!(!out.success(), "the hijacking deploy was accepted\n{out}");
     assert!(out.stderr.contains("409"), "{out}");
     assert!(out.stderr.contains(&format!("host name \"{host}\"")) && out.stderr.contains("victim"), "{out}");
@@ -104,10 +104,10 @@ fn colliding_cluster_ids_are_refused() {
     // `x` + `y.z` is cluster x.y.z too.
     let out = try_add(&platform, sandbox.path(), "application", "x", &slow_http_app("x", "y.z", &[]));
     assert!(out.success(), "{out}");
-    let out = platform.cli(&["application", "deploy", "x.y", "--policy", "ap", "--timeout", "60"]);
+    let out = platform.cli(&["application", "deploy", "x.y", "--policy", "ap", "--timeout", "60s"]);
     assert!(out.success(), "{out}\n{}", platform.proc.describe());
 
-    let out = platform.cli(&["application", "deploy", "x", "--policy", "ap", "--timeout", "30"]);
+    let out = platform.cli(&["application", "deploy", "x", "--policy", "ap", "--timeout", "30s"]);
     assert!(!out.success(), "the colliding deploy was accepted\n{out}");
     assert!(out.stderr.contains("409") && out.stderr.contains("\"x.y.z\""), "{out}");
     let runtime = platform.ok(&["application", "status", "x", "-o", "json"]).stdout;

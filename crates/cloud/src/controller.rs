@@ -153,6 +153,9 @@ pub struct CloudController {
     /// Topology documents that could not be read when the controller started (it reads
     /// the topology once): their clusters stay frozen until a restart reads them.
     unreadable_topology: Vec<Unreadable>,
+    /// What `ownership::establish` read, when it ran before the controller was made
+    /// (`stratos up`); `run` establishes ownership itself otherwise.
+    established: Option<ownership::Established>,
     /// Clusters a stored document that cannot be read is about, as of this reconcile
     /// (`frozen::frozen_clusters`): no member is created, terminated or reaped in them.
     frozen: std::collections::HashSet<String>,
@@ -201,9 +204,18 @@ impl CloudController {
             id_clashes: Default::default(),
             owners: HashMap::new(),
             unreadable_topology: Vec::new(),
+            established: None,
             frozen: Default::default(),
             reported: Default::default(),
         }
+    }
+
+    /// Starts from what `ownership::establish` read (with this controller's drivers and
+    /// store) rather than establishing ownership again: one read of the topology, one
+    /// listing of the drivers.
+    pub fn with_established(mut self, established: ownership::Established) -> Self {
+        self.established = Some(established);
+        self
     }
 
     /// How long reconciles take; shared with the running controller.
@@ -214,15 +226,19 @@ impl CloudController {
     /// Runs until the process ends: reacts to agents' events, reconciles on a timer.
     pub async fn run(mut self) -> Result<(), ControllerError> {
         // Never reconcile a store that does not know the members running.
-        let drivers: Vec<Arc<dyn Driver>> = self.drivers.values().cloned().collect();
-        self.platform_id =
-            ownership::establish(&self.store, &drivers, self.config.strangers, self.config.terminate_grace).await?;
+        let established = match self.established.take() {
+            Some(established) => established,
+            None => {
+                let drivers: Vec<Arc<dyn Driver>> = self.drivers.values().cloned().collect();
+                ownership::establish(&self.store, &drivers, self.config.strangers, self.config.terminate_grace).await?
+            }
+        };
+        self.platform_id = established.platform_id;
         info!(platform_id = %self.platform_id, "cloud controller acts for this platform");
-        (self.topology, self.unreadable_topology) = self.store.read_topology().await?;
+        (self.topology, self.unreadable_topology) = (established.topology, established.unreadable);
         if self.config.strangers == Strangers::Adopt {
             let recorded: HashSet<String> = self.topology.members().map(|m| m.member_id.clone()).collect();
-            let listed: Vec<_> = ownership::list_all(&drivers).await?.into_iter().map(|(_, i)| i).collect();
-            self.adopting = ownership::to_adopt(&self.platform_id, &recorded, &listed);
+            self.adopting = ownership::to_adopt(&self.platform_id, &recorded, &established.listed);
             info!(members = self.adopting.len(), "members to adopt (--adopt-members)");
         }
         // Late joiners get the adopted topology even if nothing changes for a while.

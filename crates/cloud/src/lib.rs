@@ -14,7 +14,7 @@ pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
-pub use error::{ControllerError, OwnershipError};
+pub use error::{ControllerError, MemberUserError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
 pub use ownership::Strangers;

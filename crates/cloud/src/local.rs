@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::driver::{
     substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, MemberSpec,
 };
-use crate::member_user::{next_free_uid, reachable_by, Identity, MemberUsers};
+use crate::member_user::{next_free_uid, reachable_by, Identity, MemberUserError, MemberUsers};
 use crate::procfs;
 
 /// Why the local driver cannot do what it was asked.
@@ -47,10 +47,10 @@ pub enum LocalError {
     NoFreeUid { first: u32, last: u32 },
     #[error("process group {0} survives SIGKILL")]
     Unkillable(i32),
-    #[error("members run as {users} and cannot reach their directories: {reason}; choose a --data-dir they can reach (e.g. under /var/lib), or --member-user")]
-    Unreachable { users: String, reason: String },
-    #[error("members run as {users} and cannot run the agent: {reason}")]
-    AgentNotRunnable { users: String, reason: String },
+    #[error("members run as {users} and cannot reach their directories: {source}; choose a --data-dir they can reach (e.g. under /var/lib), or --member-user")]
+    Unreachable { users: String, source: MemberUserError },
+    #[error("members run as {users} and cannot run the agent: {source}")]
+    AgentNotRunnable { users: String, source: MemberUserError },
 }
 
 /// An I/O error with what was being done, and to which path.
@@ -139,18 +139,18 @@ impl LocalDriver {
             }
         }
         reachable_by(&self.root, probe)
-            .map_err(|reason| LocalError::Unreachable { users: self.users.describe(), reason })?;
+            .map_err(|source| LocalError::Unreachable { users: self.users.describe(), source })?;
         if let Some(program) = self.agent.first().map(Path::new).filter(|p| p.is_absolute()) {
             let runnable = program.parent().map_or(Ok(()), |dir| reachable_by(dir, probe)).and_then(|()| {
-                let mode =
-                    std::fs::metadata(program).map_err(|e| format!("{}: {e}", program.display()))?.permissions().mode();
-                if mode & 0o001 == 0 {
-                    Err(format!("{} is not executable by others", program.display()))
+                let meta = std::fs::metadata(program)
+                    .map_err(|source| MemberUserError::Inaccessible { path: program.to_path_buf(), source })?;
+                if meta.permissions().mode() & 0o001 == 0 {
+                    Err(MemberUserError::NotExecutable { path: program.to_path_buf() })
                 } else {
                     Ok(())
                 }
             });
-            runnable.map_err(|reason| LocalError::AgentNotRunnable { users: self.users.describe(), reason })?;
+            runnable.map_err(|source| LocalError::AgentNotRunnable { users: self.users.describe(), source })?;
         }
         Ok(())
     }

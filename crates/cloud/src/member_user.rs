@@ -10,6 +10,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+pub use crate::error::MemberUserError;
+
 /// The default range of per-member uids: above the ranges distributions give to
 /// accounts (`/etc/login.defs`) and to rootless containers (`/etc/subuid`, from 100000).
 pub const DEFAULT_FIRST_UID: u32 = 1_900_000;
@@ -46,7 +48,7 @@ impl MemberUsers {
 
     /// `--member-user`: `platform`, `NAME` (from the password database) or `UID[:GID]`
     /// (the gid defaults to the user's own, or to the uid when no account has it).
-    pub fn parse(spec: &str) -> Result<MemberUsers, String> {
+    pub fn parse(spec: &str) -> Result<MemberUsers, MemberUserError> {
         if spec == "platform" {
             return Ok(MemberUsers::Platform);
         }
@@ -56,15 +58,15 @@ impl MemberUsers {
         };
         let Ok(uid) = uid_text.parse::<u32>() else {
             if gid_text.is_some() {
-                return Err(format!("{spec:?}: give platform, NAME or UID[:GID]"));
+                return Err(MemberUserError::BadUser(spec.into()));
             }
             let (name, identity) =
-                lookup(Lookup::Name(spec)).ok_or_else(|| format!("no user {spec:?} on this machine; give UID:GID"))?;
+                lookup(Lookup::Name(spec)).ok_or_else(|| MemberUserError::NoSuchUser(spec.into()))?;
             return Ok(MemberUsers::Fixed { name, identity });
         };
         let known = lookup(Lookup::Uid(uid));
         let gid = match gid_text {
-            Some(g) => g.parse::<u32>().map_err(|_| format!("{spec:?}: {g:?} is not a gid"))?,
+            Some(g) => g.parse::<u32>().map_err(|_| MemberUserError::BadGid { spec: spec.into(), gid: g.into() })?,
             None => known.as_ref().map_or(uid, |(_, id)| id.gid),
         };
         let name = known.map_or_else(|| uid.to_string(), |(name, _)| name);
@@ -72,12 +74,12 @@ impl MemberUsers {
     }
 
     /// `--member-uids FIRST-LAST`.
-    pub fn parse_range(spec: &str) -> Result<(u32, u32), String> {
-        let (first, last) = spec.split_once('-').ok_or_else(|| format!("{spec:?}: give FIRST-LAST"))?;
-        let first: u32 = first.trim().parse().map_err(|_| format!("{first:?} is not a uid"))?;
-        let last: u32 = last.trim().parse().map_err(|_| format!("{last:?} is not a uid"))?;
+    pub fn parse_range(spec: &str) -> Result<(u32, u32), MemberUserError> {
+        let (first, last) = spec.split_once('-').ok_or_else(|| MemberUserError::NotARange(spec.into()))?;
+        let first: u32 = first.trim().parse().map_err(|_| MemberUserError::BadUid(first.into()))?;
+        let last: u32 = last.trim().parse().map_err(|_| MemberUserError::BadUid(last.into()))?;
         if first < 1000 || last < first || last == u32::MAX {
-            return Err(format!("{spec:?}: the range must start at 1000 or above and not end before it starts"));
+            return Err(MemberUserError::BadRange(spec.into()));
         }
         Ok((first, last - first + 1))
     }
@@ -115,10 +117,14 @@ pub fn next_free_uid(first: u32, count: u32, last: Option<u32>, in_use: impl Fn(
 /// Whether a process of `identity` can reach `path` (search permission on every
 /// directory from `/` down): from the mode bits, as the kernel checks them for a user
 /// without supplementary groups (ACLs aside).
-pub fn reachable_by(path: &Path, identity: Identity) -> Result<(), String> {
-    let path = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn reachable_by(path: &Path, identity: Identity) -> Result<(), MemberUserError> {
+    let inaccessible = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MemberUserError::Inaccessible { path, source }
+    };
+    let path = path.canonicalize().map_err(inaccessible(path))?;
     for dir in path.ancestors().collect::<Vec<_>>().into_iter().rev() {
-        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let meta = std::fs::metadata(dir).map_err(inaccessible(dir))?;
         if !meta.is_dir() {
             continue;
         }
@@ -131,13 +137,12 @@ pub fn reachable_by(path: &Path, identity: Identity) -> Result<(), String> {
             0o001
         };
         if mode & bit == 0 {
-            return Err(format!(
-                "{} (mode {:o}, owner {}) is not searchable by uid {}",
-                dir.display(),
-                mode & 0o7777,
-                meta.uid(),
-                identity.uid
-            ));
+            return Err(MemberUserError::NotSearchable {
+                path: dir.to_path_buf(),
+                mode: mode & 0o7777,
+                owner: meta.uid(),
+                uid: identity.uid,
+            });
         }
     }
     Ok(())
@@ -147,7 +152,7 @@ pub fn reachable_by(path: &Path, identity: Identity) -> Result<(), String> {
 /// store, tokens, logs) is its own alone (umask 077), and the SQLite files it already has
 /// are made so too (SQLite gives its WAL and shared-memory files the database's mode).
 /// Members reach their own directories through modes the driver sets explicitly.
-pub fn keep_platform_files_private(data_dir: &Path) -> Result<(), String> {
+pub fn keep_platform_files_private(data_dir: &Path) -> Result<(), MemberUserError> {
     // SAFETY: umask(2) cannot fail and touches no memory.
     unsafe { libc::umask(0o077) };
     for name in ["stratos.db", "stratos.db-wal", "stratos.db-shm"] {
@@ -156,7 +161,7 @@ pub fn keep_platform_files_private(data_dir: &Path) -> Result<(), String> {
             Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
                 let private = std::fs::Permissions::from_mode(meta.permissions().mode() & 0o700);
                 std::fs::set_permissions(&path, private)
-                    .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?
+                    .map_err(|source| MemberUserError::Restrict { path: path.clone(), source })?
             }
             _ => {}
         }
@@ -209,23 +214,23 @@ mod tests {
 
     #[test]
     fn users_parse() {
-        assert_eq!(MemberUsers::parse("platform"), Ok(MemberUsers::Platform));
+        assert_eq!(MemberUsers::parse("platform").unwrap(), MemberUsers::Platform);
         assert_eq!(
-            MemberUsers::parse("1234:5678"),
-            Ok(MemberUsers::Fixed { name: "1234".into(), identity: Identity { uid: 1234, gid: 5678 } })
+            MemberUsers::parse("1234:5678").unwrap(),
+            MemberUsers::Fixed { name: "1234".into(), identity: Identity { uid: 1234, gid: 5678 } }
         );
         let MemberUsers::Fixed { name, identity } = MemberUsers::parse("0").unwrap() else { panic!() };
         assert_eq!((name.as_str(), identity), ("root", Identity { uid: 0, gid: 0 }));
         let MemberUsers::Fixed { identity, .. } = MemberUsers::parse("root").unwrap() else { panic!() };
         assert_eq!(identity, Identity { uid: 0, gid: 0 });
-        assert!(MemberUsers::parse("no-such-user-xyz").unwrap_err().contains("no user"));
-        assert!(MemberUsers::parse("a:1").is_err());
-        assert!(MemberUsers::parse("1:x").is_err());
+        assert!(MemberUsers::parse("no-such-user-xyz").unwrap_err().to_string().contains("no user"));
+        assert!(matches!(MemberUsers::parse("a:1"), Err(MemberUserError::BadUser(_))));
+        assert_eq!(MemberUsers::parse("1:x").unwrap_err().to_string(), r#""1:x": "x" is not a gid"#);
     }
 
     #[test]
     fn ranges_parse() {
-        assert_eq!(MemberUsers::parse_range("1900000-1999999"), Ok((1_900_000, 100_000)));
+        assert_eq!(MemberUsers::parse_range("1900000-1999999").unwrap(), (1_900_000, 100_000));
         assert!(MemberUsers::parse_range("10-20").is_err(), "system uids");
         assert!(MemberUsers::parse_range("5000-4000").is_err());
         assert!(MemberUsers::parse_range("5000").is_err());
@@ -250,9 +255,9 @@ mod tests {
         let stranger = Identity { uid: 1_999_999, gid: 1_999_999 };
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         std::fs::set_permissions(tmp.path().join("a"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let err = reachable_by(&inner, stranger).unwrap_err();
+        let err = reachable_by(&inner, stranger).unwrap_err().to_string();
         assert!(err.contains("/a (mode 700"), "{err}");
         std::fs::set_permissions(tmp.path().join("a"), std::fs::Permissions::from_mode(0o701)).unwrap();
-        assert_eq!(reachable_by(&inner, stranger), Ok(()));
+        assert!(reachable_by(&inner, stranger).is_ok());
     }
 }

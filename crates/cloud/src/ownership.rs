@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratos_store::Store;
+use stratos_model::topology::Topology;
+use stratos_store::{Store, Unreadable};
 use tracing::{info, warn};
 
 use crate::driver::{Driver, Instance, InstanceState};
@@ -139,15 +140,28 @@ pub async fn list_all(drivers: &[Arc<dyn Driver>]) -> Result<Vec<(Arc<dyn Driver
     Ok(out)
 }
 
+/// What [`establish`] read to decide, handed on (to the bus's admissions, the
+/// controller) so that start-up reads the topology and lists the drivers once.
+#[derive(Debug)]
+pub struct Established {
+    /// The store's platform id (made now for a new store with nothing running).
+    pub platform_id: String,
+    /// The stored topology, and the documents of it that cannot be read.
+    pub topology: Topology,
+    pub unreadable: Vec<Unreadable>,
+    /// The members the drivers list, less those `--remove-members` terminated.
+    pub listed: Vec<Instance>,
+}
+
 /// Makes sure the store may reconcile the members the drivers list, and returns its
-/// platform id (made now for a new store with nothing running). With strangers
-/// running, `strangers` says what happens; `Refuse` returns the operator's message.
+/// platform id with what it read. With strangers running, `strangers` says what
+/// happens; `Refuse` returns the operator's message.
 pub async fn establish(
     store: &Store,
     drivers: &[Arc<dyn Driver>],
     strangers: Strangers,
     grace: Duration,
-) -> Result<String, OwnershipError> {
+) -> Result<Established, OwnershipError> {
     store.migrate_topology().await?;
     let platform_id = store.platform_id().await?;
     let (topology, unreadable) = store.read_topology().await?;
@@ -159,8 +173,9 @@ pub async fn establish(
     recorded.extend(listed.iter().filter(|(_, i)| frozen.contains(&i.cluster_id)).map(|(_, i)| i.member_id.clone()));
     let instances: Vec<Instance> = listed.iter().map(|(_, i)| i.clone()).collect();
     let census = Census::take(platform_id.as_deref(), &recorded, &instances);
+    let done = |platform_id: String, listed: Vec<Instance>| Established { platform_id, topology, unreadable, listed };
     let Some(refusal) = census.refusal(&store.describe()) else {
-        return Ok(store.create_platform_id(None).await?);
+        return Ok(done(store.create_platform_id(None).await?, instances));
     };
     match strangers {
         Strangers::Refuse => Err(OwnershipError::Refused(refusal)),
@@ -183,7 +198,7 @@ pub async fn establish(
             }
             let adopted = store.create_platform_id(ids.first().map(|id| id.as_str())).await?;
             warn!(platform_id = %adopted, members = census.strangers().len(), "adopted the running members' platform id: those of deployed clusters are recorded and kept, the others left running");
-            Ok(adopted)
+            Ok(done(adopted, instances))
         }
         Strangers::Remove => {
             let strangers: HashSet<String> = census.strangers().into_iter().collect();
@@ -195,7 +210,8 @@ pub async fn establish(
                 members = strangers.len(),
                 "terminated the running members this store did not know (--remove-members)"
             );
-            Ok(store.create_platform_id(None).await?)
+            let kept = instances.into_iter().filter(|i| !strangers.contains(&i.member_id)).collect();
+            Ok(done(store.create_platform_id(None).await?, kept))
         }
     }
 }

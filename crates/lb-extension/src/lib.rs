@@ -44,7 +44,7 @@ use tokio::task::JoinHandle;
 pub use error::{Error, Result};
 pub use nginx::StreamModule;
 pub use proxy::validate;
-use stratos_lb::parse_duration;
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 
 /// Which proxy the extension runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,7 +95,7 @@ pub struct ExtensionConfig {
     #[arg(long, default_value = "127.0.0.1")]
     pub listen: IpAddr,
     /// How often requests in flight are read from the proxy and published, e.g. 5s.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "5s")]
     pub stats_interval: Duration,
     /// Directory for the proxy's pid file, stats socket, logs and temporary files [default: .stratos/lb-<kind>].
     #[arg(long)]
@@ -106,10 +106,10 @@ pub struct ExtensionConfig {
     pub status_port: u16,
     /// Quiet time after a topology event before the configuration is regenerated, so a
     /// burst of events costs one reload.
-    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "200ms")]
     pub debounce: Duration,
     /// How long a reload may take to be in service before it counts as failed.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "10s")]
     pub reload_timeout: Duration,
 }
 

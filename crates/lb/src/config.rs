@@ -3,6 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
+
 use crate::balance::Algorithm;
 
 /// The load balancer's settings (each a flag of `stratos lb` and `stratos up`).
@@ -18,32 +20,32 @@ pub struct LbConfig {
     #[arg(long = "lb-sticky", env = "STRATOS_LB_STICKY")]
     pub sticky: bool,
     /// A client must send a request's headers within this time (slowloris guard), e.g. 10s, 500ms.
-    #[arg(long = "lb-header-timeout", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long = "lb-header-timeout", value_name = DURATION, value_parser = duration::parse, default_value = "10s")]
     pub header_timeout: Duration,
     /// Largest request head (request line and headers) accepted, in bytes; larger gets 431.
     #[arg(long = "lb-max-header-bytes", default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
     /// Time allowed to connect to a member.
-    #[arg(long = "lb-connect-timeout", value_parser = parse_duration, default_value = "3s")]
+    #[arg(long = "lb-connect-timeout", value_name = DURATION, value_parser = duration::parse, default_value = "3s")]
     pub connect_timeout: Duration,
     /// A member must start its response within this time of having the whole request,
     /// and not pause longer inside one: else the client gets 504 (or, mid-response, its
     /// connection closes). A slow member is not ejected for it. 0s: no limit.
-    #[arg(long = "lb-response-timeout", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long = "lb-response-timeout", value_name = DURATION, value_parser = duration::parse, default_value = "60s")]
     pub response_timeout: Duration,
     /// How often each cluster's in-flight request count is published on the bus (each
     /// member's every fifth time). Every second, so that the autoscaler sees a load step
     /// at once.
-    #[arg(long = "lb-publish-interval", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long = "lb-publish-interval", value_name = DURATION, value_parser = duration::parse, default_value = "1s")]
     pub publish_interval: Duration,
     /// How long a failing member gets no requests; doubles on repeated failures.
-    #[arg(long = "lb-eject-for", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long = "lb-eject-for", value_name = DURATION, value_parser = duration::parse, default_value = "10s")]
     pub eject_for: Duration,
     /// The longest ejection.
-    #[arg(long = "lb-max-eject-for", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long = "lb-max-eject-for", value_name = DURATION, value_parser = duration::parse, default_value = "60s")]
     pub max_eject_for: Duration,
     /// How often every routable member is checked with a TCP connect (0s: never).
-    #[arg(long = "lb-check-interval", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long = "lb-check-interval", value_name = DURATION, value_parser = duration::parse, default_value = "5s")]
     pub active_check_interval: Duration,
     /// Bind every proxy port on an OS-chosen port instead (tests; see [`Lb::addr_for_port`]).
     #[arg(skip)]
@@ -76,21 +78,6 @@ impl LbConfig {
     }
 }
 
-/// Parses `10s`, `500ms`, `2m`, or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {s:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,17 +99,5 @@ mod tests {
         assert_eq!(parsed.algorithm, Algorithm::RoundRobin);
         assert!(parsed.sticky);
         assert_eq!(parsed.header_timeout, Duration::from_millis(1500));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -61,7 +61,7 @@ mod workers;
 
 pub use balance::Algorithm;
 pub use bus_auth::{check_broker_url, BusAuth, PASSWORD_ENV};
-pub use config::{parse_duration, LbConfig};
+pub use config::LbConfig;
 pub use error::{Error, Result};
 pub use routing::RoutingTable;
 pub use server::{run, start, Lb};

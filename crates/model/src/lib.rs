@@ -11,6 +11,7 @@ pub mod claims;
 mod definitions;
 mod deployment;
 mod deployment_policy;
+pub mod duration;
 mod health_check;
 mod kind;
 mod lenient;

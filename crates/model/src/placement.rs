@@ -130,13 +130,17 @@ impl Placement {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// Placements as tests write them, for this module's tests and its users' (the
+/// controller's planner): the `testing` feature, a dev-dependency only.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use super::*;
 
-    type NpPlan<'a> = (&'a str, PartitionAlgorithm, &'a [(&'a str, u32)]);
+    /// A network partition: its id, its algorithm, and its (partition, max) pairs.
+    pub type NpPlan<'a> = (&'a str, PartitionAlgorithm, &'a [(&'a str, u32)]);
 
-    fn plan(app: ApplicationAlgorithm, nps: &[NpPlan]) -> Placement {
+    /// The placement of `nps`, filled by `app`.
+    pub fn plan(app: ApplicationAlgorithm, nps: &[NpPlan]) -> Placement {
         Placement {
             application_algorithm: app,
             network_partitions: nps
@@ -150,6 +154,17 @@ mod tests {
         }
     }
 
+    /// The slot of partition `p` in network partition `np`.
+    pub fn slot(np: &str, p: &str) -> Slot {
+        (np.into(), p.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{plan, slot as s};
+    use super::*;
+
     /// Places `n` members one by one and returns the slots in order.
     fn fill(placement: &Placement, n: usize) -> (Vec<Slot>, HashMap<Slot, u32>) {
         let mut counts = HashMap::new();
@@ -160,10 +175,6 @@ mod tests {
             order.push(slot);
         }
         (order, counts)
-    }
-
-    fn s(np: &str, p: &str) -> Slot {
-        (np.into(), p.into())
     }
 
     use ApplicationAlgorithm as A;

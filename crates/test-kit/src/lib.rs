@@ -1,14 +1,18 @@
 //! The harness tests and benches across the workspace share, written once: free ports and
 //! waiting for a listener ([`net`]), condition waits ([`wait`]), small HTTP clients and a
 //! response reader ([`http`]), a keep-alive load generator ([`load`]), child processes
-//! killed on drop ([`process`]), and figures from /proc ([`proc`]).
+//! killed on drop ([`process`]), figures from /proc ([`proc`]), a real Mosquitto with
+//! its dynamic-security plugin ([`mosquitto`]), and a test CA with a certificate it
+//! signed ([`certs`]).
 //!
 //! A dev-dependency only (`publish = false`). Everything waits on a condition with a
 //! deadline, never for a fixed time; the deadlines are generous, since tests run beside
 //! other work on a loaded machine.
 
+pub mod certs;
 pub mod http;
 pub mod load;
+pub mod mosquitto;
 pub mod net;
 pub mod proc;
 pub mod process;

@@ -1,11 +1,11 @@
 //! Brokers for the bus tests: the embedded one and a real Mosquitto.
 
 // Shared by several test crates, each using a part of it.
-#![allow(dead_code)]
-
-use std::process::{Child, Command, Stdio};
+#![allow(dead_code, unused_imports)]
 
 use stratos_bus::{EmbeddedBroker, MemberRef};
+pub use stratos_test_kit::certs::GivenCertificate;
+pub use stratos_test_kit::mosquitto::Mosquitto;
 pub use stratos_test_kit::{free_port, wait_listening};
 
 /// The cluster of the members in the trust tests.
@@ -22,68 +22,6 @@ pub fn member_ref(id: &str) -> MemberRef {
     }
 }
 
-pub struct Mosquitto {
-    child: Child,
-    pub port: u16,
-}
-
-impl Mosquitto {
-    /// Starts `mosquitto` on `port` (0: a free one). Fails the test when Mosquitto is
-    /// missing, unless STRATOS_SKIP_MOSQUITTO=1 says this machine has none.
-    pub fn start(port: u16) -> Option<Mosquitto> {
-        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
-            return None;
-        }
-        let port = if port == 0 { free_port() } else { port };
-        Some(Mosquitto::spawn(Command::new(mosquitto_path()).args(["-p", &port.to_string()]), port))
-    }
-
-    /// Starts `mosquitto -c config` listening on `port`; `None` as for [`Mosquitto::start`].
-    pub fn start_with_config(config: &std::path::Path, port: u16) -> Option<Mosquitto> {
-        if std::env::var("STRATOS_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("skipped: STRATOS_SKIP_MOSQUITTO=1");
-            return None;
-        }
-        Some(Mosquitto::spawn(Command::new(mosquitto_path()).arg("-c").arg(config), port))
-    }
-
-    fn spawn(command: &mut Command, port: u16) -> Mosquitto {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install -y mosquitto), or set STRATOS_SKIP_MOSQUITTO=1");
-        wait_listening(port, "mosquitto");
-        Mosquitto { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mosquitto_path() -> String {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
-        if std::path::Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    "mosquitto".into()
-}
-
 /// Both kinds of broker, each with a label; the Mosquitto handle must be kept alive.
 pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
     let embedded = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).expect("embedded broker");
@@ -93,34 +31,4 @@ pub fn both() -> (Vec<(&'static str, String)>, Option<Mosquitto>) {
         urls.push(("mosquitto", m.url()));
     }
     (urls, mosquitto)
-}
-
-/// Files of a certificate authority made for a test and a server certificate it signed
-/// for `localhost` and 127.0.0.1 (what an operator would be given): all PEM.
-pub struct GivenCertificate {
-    pub ca_cert: std::path::PathBuf,
-    pub cert: std::path::PathBuf,
-    pub key: std::path::PathBuf,
-}
-
-impl GivenCertificate {
-    /// Makes them in `dir`, their names starting with `name`.
-    pub fn make(dir: &std::path::Path, name: &str) -> GivenCertificate {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        let out = GivenCertificate {
-            ca_cert: dir.join(format!("{name}-ca.pem")),
-            cert: dir.join(format!("{name}-cert.pem")),
-            key: dir.join(format!("{name}-key.pem")),
-        };
-        std::fs::write(&out.ca_cert, ca.pem()).unwrap();
-        std::fs::write(&out.cert, cert.pem()).unwrap();
-        std::fs::write(&out.key, key.serialize_pem()).unwrap();
-        out
-    }
 }

@@ -493,11 +493,11 @@ impl Drop for EventLog {
 /// member removed after two evaluations in a row ask for fewer.
 pub const QUICK_SCALING: &[&str] = &[
     "--evaluation-interval",
-    "2",
+    "2s",
     "--health-interval",
-    "1",
+    "1s",
     "--health-window",
-    "20",
+    "20s",
     "--lb-publish-interval",
     "1s",
     "--scale-down-after",
@@ -515,7 +515,7 @@ pub fn add_definition(platform: &Platform, dir: &Path, kind: &str, definition: &
     assert!(out.stdout.contains("added"), "`{kind} add` printed\n{out}");
 }
 
-/// A cartridge running `stratos sample-http --delay-ms DELAY_MS` (each request sleeps, so
+/// A cartridge running `stratos sample-http --delay DELAY_MS` (each request sleeps, so
 /// requests stay in flight without loading the CPU), exposed by the load balancer on
 /// `proxy_port`; its agents report health every second.
 pub fn slow_http_cartridge(cartridge_type: &str, proxy_port: u16, delay_ms: u64) -> serde_json::Value {
@@ -526,8 +526,8 @@ pub fn slow_http_cartridge(cartridge_type: &str, proxy_port: u16, delay_ms: u64)
         "portMapping": [{ "name": "http", "protocol": "http", "port": 8000, "proxyPort": proxy_port }],
         "iaasProvider": [{
             "type": "local",
-            "command": ["stratos", "sample-http", "--port", "${PORT}", "--delay-ms", delay_ms.to_string()],
-            "property": [{ "name": "env.STRATOS_HEALTH_INTERVAL_SECS", "value": "1" }]
+            "command": ["stratos", "sample-http", "--port", "${PORT}", "--delay", format!("{delay_ms}ms")],
+            "property": [{ "name": "env.STRATOS_HEALTH_STATS_INTERVAL", "value": "1s" }]
         }]
     })
 }
@@ -608,7 +608,7 @@ impl SlowHttpApp<'_> {
     /// Deploys it with the CLI (which waits for the minimum of members), then waits until the
     /// load balancer answers for the cluster's host on the proxy port.
     pub fn deploy(&self, platform: &Platform) {
-        let out = platform.cli(&["application", "deploy", self.app, "--policy", "ap", "--timeout", "60"]);
+        let out = platform.cli(&["application", "deploy", self.app, "--policy", "ap", "--timeout", "60s"]);
         assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
         let host = cluster_host(self.app, self.alias);
         eventually(Duration::from_secs(15), "the load balancer routes to the cluster", || {

@@ -2,33 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use stratos_model::placement::{NetworkPartitionPlan, Placement, Slot};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Service, ServiceType, Topology};
-use stratos_model::{ApplicationAlgorithm, ClusterScale, ClusterSpec, PartitionAlgorithm, Property};
+use stratos_model::{ClusterScale, ClusterSpec, Property};
 
 use crate::driver::{Instance, InstanceState};
 
 pub const CLUSTER: &str = "app.web";
 
-pub type NpPlan<'a> = (&'a str, PartitionAlgorithm, &'a [(&'a str, u32)]);
-
-pub fn placement(app: ApplicationAlgorithm, nps: &[NpPlan]) -> Placement {
-    Placement {
-        application_algorithm: app,
-        network_partitions: nps
-            .iter()
-            .map(|(id, algo, parts)| NetworkPartitionPlan {
-                id: id.to_string(),
-                algorithm: *algo,
-                partitions: parts.iter().map(|(p, m)| (p.to_string(), *m)).collect(),
-            })
-            .collect(),
-    }
-}
-
-pub fn slot(np: &str, p: &str) -> Slot {
-    (np.into(), p.into())
-}
+// Placements are built as the model's own tests build them.
+pub use stratos_model::placement::testing::{plan as placement, slot};
 
 pub fn spec(min: u32, max: u32, desired: u32) -> ClusterSpec {
     ClusterSpec {
