@@ -245,21 +245,23 @@ mod tests {
     #[test]
     fn a_refreshed_noop_is_written_at_its_turn_an_added_entry_at_once() {
         let mut h = Histories::default();
-        for c in ["a", "b", "c", "d"] {
+        let clusters: Vec<String> = (0..REFRESH_CYCLES).map(|i| format!("c{i}")).collect();
+        for c in &clusters {
             h.record(1, c, decision("none", 0));
         }
-        assert_eq!(h.due(true)[&1].len(), 4, "new entries");
+        assert_eq!(h.due(true)[&1].len(), clusters.len(), "new entries");
         let mut written = Vec::new();
         for cycle in 1..=REFRESH_CYCLES {
-            for c in ["a", "b", "c", "d"] {
+            for c in &clusters {
                 h.record(1, c, decision("none", cycle));
             }
             let due = h.due(true);
             written.push(due.get(&1).map_or(0, |w| w.len()));
         }
-        assert_eq!(written, [1, 1, 1, 1], "each written once in the turns, a quarter a cycle");
-        h.record(1, "a", decision("scale-down", 9));
-        assert!(h.due(true)[&1].iter().any(|(id, _)| id == "a"), "an added entry is written at once");
+        assert_eq!(written, vec![1; REFRESH_CYCLES as usize], "each written once in the turns, one a cycle");
+        let a = clusters[0].as_str();
+        h.record(1, a, decision("scale-down", 9));
+        assert!(h.due(true)[&1].iter().any(|(id, _)| id == a), "an added entry is written at once");
         // The refreshes still pending go at their turns; then nothing is due.
         for _ in 0..REFRESH_CYCLES {
             h.due(true);
