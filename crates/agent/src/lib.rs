@@ -20,7 +20,7 @@ mod git;
 mod logs;
 mod probe;
 mod tracker;
-mod usage;
+pub mod usage;
 mod watch;
 
 use std::path::Path;
@@ -36,7 +36,6 @@ use stratos_bus::events::{
 use stratos_bus::{now_millis, AnyEvent, Bus, BusError, Credentials, Event, MemberRef};
 use stratos_model::duration::{self, VALUE_NAME as DURATION};
 use stratos_model::{HealthCheck, Protocol, ResolvedHealthCheck};
-use stratos_procfs as procfs;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -142,6 +141,28 @@ pub struct AgentConfig {
     /// announced its maintenance mode: for load balancers to stop routing to it.
     #[arg(long, env = "STRATOS_DRAIN_GRACE", value_name = DURATION, value_parser = duration::parse, default_value = "1s")]
     pub drain_grace: Duration,
+    #[command(flatten)]
+    pub usage: UsageConfig,
+}
+
+/// How the agent measures its member (the health stats' load and memory).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct UsageConfig {
+    /// Where the member's CPU and memory figures come from: its container's cgroup, or the app's
+    /// process tree (auto: the cgroup inside a container, the process tree elsewhere).
+    #[arg(long = "usage-source", env = "STRATOS_USAGE_SOURCE", value_enum, default_value_t = usage::SourceChoice::Auto)]
+    pub source: usage::SourceChoice,
+    /// The member's CPU limit in cores (0.5, 2), which a load of 100% stands for when the cgroup
+    /// has none of its own (default: one core).
+    #[arg(long = "cpu-limit", env = "STRATOS_CPU_LIMIT", value_parser = parse_cores)]
+    pub cpu_limit: Option<f64>,
+}
+
+fn parse_cores(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(cores) if cores.is_finite() && cores > 0.0 => Ok(cores),
+        _ => Err(format!("{s:?} is not a number of cores above 0 (0.5, 2)")),
+    }
 }
 
 /// The member's bus password, from `STRATOS_BUS_PASSWORD`. `Debug` never shows it.
@@ -341,7 +362,7 @@ impl Agent {
         info!(pid = app.pid(), "app started");
         publish(&bus, &InstanceStartedEvent { member: self.member.clone() }).await;
         let _health = AbortOnDrop(tokio::spawn(
-            health_loop(bus.clone(), self.member.clone(), app.pid(), cfg.health_interval).in_current_span(),
+            health_loop(bus.clone(), self.member.clone(), app.pid(), cfg.health_interval, cfg.usage).in_current_span(),
         ));
 
         let ports: Vec<u16> = cfg.ports.iter().filter_map(PortMapping::probe_port).collect();
@@ -595,29 +616,25 @@ async fn publish_confirmed<E: Event>(bus: &Bus, event: &E) {
     }
 }
 
-/// Health stats every `every`: system load per core and the member's memory, in percent.
-async fn health_loop(bus: Bus, member: MemberRef, app_pid: u32, every: Duration) {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+/// Health stats every `every`: the member's own CPU use and memory, in percent ([`usage`]).
+async fn health_loop(bus: Bus, member: MemberRef, app_pid: u32, every: Duration, usage: UsageConfig) {
+    let mut sampler = usage::Sampler::new(usage::Source::choose(usage.source, app_pid), usage.cpu_limit);
+    info!(source = %sampler.source().describe(), "health stats measure the member");
+    // The first figures cover a short while, not an instant.
+    sleep(every.min(Duration::from_millis(500))).await;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
+        let figures = sampler.sample();
         let event = MemberHealthStatEvent {
             member: member.clone(),
-            load_average: procfs::loadavg().map(|l| usage::load_percent(l, cores)),
-            memory_consumption: member_memory(app_pid),
+            load_average: figures.load_average,
+            memory_consumption: figures.memory_consumption,
             timestamp: now_millis(),
         };
         publish(&bus, &event).await;
     }
-}
-
-/// The resident memory of the agent, the app and the app's descendants, in % of MemTotal.
-fn member_memory(app_pid: u32) -> Option<f64> {
-    let total = procfs::mem_total_kib()?;
-    let rss: u64 =
-        [std::process::id(), app_pid].into_iter().chain(procfs::descendants(app_pid)).filter_map(procfs::rss_kib).sum();
-    usage::memory_percent(rss, total)
 }
 
 /// Returns once every port accepts a TCP connection on `host`.

@@ -742,3 +742,41 @@ async fn a_frozen_tls_app_is_reported() {
     bus.publish(&InstanceCleanupMemberEvent { member_id: "m-tls".into() }).await.unwrap();
     assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(0));
 }
+
+/// A member's load is its own CPU use (its app's process tree), not the machine's: side by
+/// side on one machine, a member whose app burns CPU reports about one core (100%) and an
+/// idle one about 0%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_member_reports_about_one_core_and_an_idle_one_about_none() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "usage").await;
+    let busy_loop = ["sh", "-c", "while :; do :; done"].map(String::from).to_vec();
+    let sleep = ["sleep", "600"].map(String::from).to_vec();
+    let _busy = Spec::new(&broker, "m-busy", busy_loop, vec![]).env("STRATOS_USAGE_SOURCE", "process-tree").start();
+    let _idle = Spec::new(&broker, "m-idle", sleep, vec![]).env("STRATOS_USAGE_SOURCE", "process-tree").start();
+
+    let (mut busy, mut idle) = (Vec::new(), Vec::new());
+    while busy.len() < 4 || idle.len() < 4 {
+        let (id, load) = expect(&mut sub, "health stats of both members", |ev| match ev {
+            AnyEvent::MemberHealthStatEvent(e) => Some((e.member.member_id, e.load_average)),
+            _ => None,
+        })
+        .await;
+        match id.as_str() {
+            "m-busy" => busy.push(load.expect("a load figure")),
+            "m-idle" => idle.push(load.expect("a load figure")),
+            _ => {}
+        }
+    }
+    // The first figure covers the start; the rest a steady state. The loop gets a whole
+    // core on an idle machine, and less on one shared with other work (two cores, builds
+    // beside): about 100% then, never much more; at least a share, whatever the machine.
+    let median = |v: &[f64]| {
+        let mut v = v[1..].to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    eprintln!("busy member: {busy:?}; idle member: {idle:?}");
+    assert!((25.0..=115.0).contains(&median(&busy)), "busy: {busy:?}");
+    assert!(idle[1..].iter().all(|&l| l < 5.0), "idle: {idle:?}");
+}

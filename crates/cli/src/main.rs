@@ -6,6 +6,7 @@ mod client;
 mod clusters;
 mod credentials;
 mod definitions;
+mod image;
 mod lb;
 mod legacy_flags;
 mod logging;
@@ -17,6 +18,7 @@ mod supervise;
 mod tenants;
 mod trust;
 mod up;
+mod usage;
 mod users;
 
 use std::process::ExitCode;
@@ -81,6 +83,10 @@ enum Command {
     LbExtension(lb::ExtensionArgs),
     /// Run the cartridge agent: the entry point of every member (started by IaaS drivers, not by hand).
     Agent(stratos_agent::AgentConfig),
+    /// Build cartridges' Docker images on the engine, with no registry: from a FROM-scratch Dockerfile or Debian packages.
+    Image(image::ImageArgs),
+    /// Print a member's CPU and memory figures as its agent measures them (its container's cgroup, or a process tree).
+    Usage(usage::UsageArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,7 +98,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(legacy.args.clone());
     let log_format = match &cli.command {
         Command::Up(args) => Some(args.log_format),
-        Command::SampleHttp(_) | Command::Lb(_) | Command::LbExtension(_) | Command::Agent(_) => {
+        Command::SampleHttp(_) | Command::Lb(_) | Command::LbExtension(_) | Command::Image(_) | Command::Agent(_) => {
             Some(logging::LogFormat::Text)
         }
         // Client commands log nothing, but what they were told that is deprecated.
@@ -122,6 +128,8 @@ fn main() -> ExitCode {
             Command::SampleHttp(a) => sample_http::run(a).await,
             Command::Lb(a) => lb::run(a).await,
             Command::LbExtension(a) => lb::run_extension(a).await,
+            Command::Image(a) => image::run(a).await,
+            Command::Usage(a) => usage::run(a).await,
             Command::Agent(config) => Ok(stratos_agent::run(config).await?),
         }
     });

@@ -279,6 +279,9 @@ impl LocalDriver {
             .env("STRATOS_PARTITION_ID", &spec.partition_id)
             .env("STRATOS_BROKER", &spec.broker_url)
             .env("STRATOS_HOST", &self.host)
+            // Members share this machine (and, if the platform runs in a container, its
+            // cgroup): each measures its own process tree.
+            .env("STRATOS_USAGE_SOURCE", "process-tree")
             .env("STRATOS_COMMAND", serde_json::to_string(&command).expect("strings serialise"))
             .env(
                 "STRATOS_PORTS",

@@ -33,10 +33,12 @@ fn network_partitions_are_used_by_deployment_and_application_policies() {
 #[test]
 fn cartridges_and_policies_are_used_by_applications() {
     let defs = example_defs();
-    assert_eq!(deps(&defs, Kind::Cartridge, "php"), list(&[(Kind::Application, "php-web")]));
-    assert_eq!(deps(&defs, Kind::Cartridge, "python-api"), list(&[(Kind::Application, "php-web")]));
+    let php_web = [(Kind::Application, "php-web"), (Kind::Application, "php-web-docker")];
+    assert_eq!(deps(&defs, Kind::Cartridge, "php"), list(&php_web));
+    assert_eq!(deps(&defs, Kind::Cartridge, "python-api"), list(&php_web));
     assert_eq!(deps(&defs, Kind::Cartridge, "tcp-echo"), list(&[(Kind::Application, "tcp-echo")]));
-    assert_eq!(deps(&defs, Kind::AutoscalingPolicy, "economy"), list(&[(Kind::Application, "php-web")]));
+    assert_eq!(deps(&defs, Kind::AutoscalingPolicy, "economy"), list(&php_web));
+    assert_eq!(deps(&defs, Kind::DeploymentPolicy, "web-docker"), list(&[(Kind::Application, "php-web-docker")]));
     assert_eq!(deps(&defs, Kind::AutoscalingPolicy, "tcp-load"), list(&[(Kind::Application, "tcp-echo")]));
     assert_eq!(deps(&defs, Kind::DeploymentPolicy, "web-bursting"), list(&[(Kind::Application, "php-web")]));
     assert_eq!(deps(&defs, Kind::DeploymentPolicy, "echo-round-robin"), list(&[(Kind::Application, "tcp-echo")]));
@@ -78,7 +80,10 @@ fn the_kind_matters_not_only_the_id() {
 
     assert_eq!(deps(&defs, Kind::NetworkPartition, "economy"), list(&[]));
     assert_eq!(deps(&defs, Kind::Cartridge, "economy"), list(&[]));
-    assert_eq!(deps(&defs, Kind::AutoscalingPolicy, "economy"), list(&[(Kind::Application, "php-web")]));
+    assert_eq!(
+        deps(&defs, Kind::AutoscalingPolicy, "economy"),
+        list(&[(Kind::Application, "php-web"), (Kind::Application, "php-web-docker")])
+    );
     // A partition id is not a network partition id.
     assert_eq!(deps(&defs, Kind::NetworkPartition, "p1"), list(&[]));
 }
@@ -102,9 +107,14 @@ fn each_dependent_is_listed_once_in_kind_then_id_order() {
 
     assert_eq!(
         deps(&defs, Kind::Cartridge, "php"),
-        list(&[(Kind::Application, "a-shop"), (Kind::Application, "php-web"), (Kind::Application, "z-shop")])
+        list(&[
+            (Kind::Application, "a-shop"),
+            (Kind::Application, "php-web"),
+            (Kind::Application, "php-web-docker"),
+            (Kind::Application, "z-shop")
+        ])
     );
-    assert_eq!(deps(&defs, Kind::AutoscalingPolicy, "economy").len(), 3);
+    assert_eq!(deps(&defs, Kind::AutoscalingPolicy, "economy").len(), 4);
 }
 
 #[test]

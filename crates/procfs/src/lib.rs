@@ -1,5 +1,5 @@
 //! The little Stratos reads from Linux's `/proc`: process state, groups and trees, load,
-//! memory, uids and environments. Parsing is pure ([`parse`], tested on sample text); the
+//! memory, uids and environments; and, in a container, its cgroup's CPU and memory ([`cgroup`]). Parsing is pure ([`parse`], tested on sample text); the
 //! readers here are thin and return `None` (or nothing) where `/proc` or the process is
 //! missing. No dependencies, so every crate, bench and test can use it.
 
@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 
+pub mod cgroup;
 pub mod parse;
 
-pub use parse::Stat;
+pub use cgroup::Cgroup;
+pub use parse::{Limit, Stat};
 
 /// `/proc/<pid>/stat`.
 pub fn stat(pid: u32) -> Option<Stat> {
@@ -96,6 +98,17 @@ pub fn children(pid: u32) -> Vec<u32> {
 fn scan_children(parent: u32) -> Vec<u32> {
     pids().into_iter().filter(|&pid| stat(pid).is_some_and(|s| s.ppid == parent)).collect()
 }
+
+/// The CPU time of `root` and its live descendants (with the children they reaped), in
+/// clock ticks ([`USER_HZ`] a second); `None` once `root` is gone.
+pub fn tree_cpu_ticks(root: u32) -> Option<u64> {
+    let own = stat(root)?.cpu_ticks();
+    Some(own + descendants(root).into_iter().filter_map(stat).map(|s| s.cpu_ticks()).sum::<u64>())
+}
+
+/// The clock ticks a second of `/proc/<pid>/stat`'s times: the kernel's `USER_HZ`, which
+/// is 100 on every architecture Stratos runs on (x86-64, arm64).
+pub const USER_HZ: u64 = 100;
 
 /// Every live descendant of `root` (not `root` itself), parents before children.
 pub fn descendants(root: u32) -> Vec<u32> {

@@ -10,12 +10,21 @@ pub struct Stat {
     /// User and system CPU time, in clock ticks.
     pub utime: u64,
     pub stime: u64,
+    /// User and system CPU time of the children this process waited for, in clock ticks:
+    /// a reaped child's time moves here, so a tree's total does not drop when one exits.
+    pub cutime: u64,
+    pub cstime: u64,
     /// When the process started, in clock ticks after boot: with the pid, it names one
     /// process even after the pid is reused.
     pub start_ticks: u64,
 }
 
 impl Stat {
+    /// The CPU time of the process and of its reaped children, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.utime + self.stime + self.cutime + self.cstime
+    }
+
     /// Running or sleeping, not a zombie waiting to be reaped (nor dead).
     pub fn is_live(&self) -> bool {
         self.state != 'Z' && self.state != 'X'
@@ -34,6 +43,8 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         pgrp: field(&fields, 5)?,
         utime: field(&fields, 14)?,
         stime: field(&fields, 15)?,
+        cutime: field(&fields, 16)?,
+        cstime: field(&fields, 17)?,
         start_ticks: field(&fields, 22)?,
     })
 }
@@ -80,6 +91,80 @@ pub fn parse_environ_var(environ: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// A limit the kernel writes as a number or as a word for "none" (`max` in cgroup v2, `-1`
+/// or a near-`i64::MAX` page-rounded figure in cgroup v1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit<T> {
+    Unlimited,
+    At(T),
+}
+
+impl<T> Limit<T> {
+    pub fn value(self) -> Option<T> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::At(v) => Some(v),
+        }
+    }
+}
+
+/// cgroup v1 writes "no memory limit" as `PAGE_COUNTER_MAX` pages in bytes, just under
+/// `i64::MAX`; anything above 2^62 bytes is no limit.
+const V1_NO_LIMIT_ABOVE: u64 = 1 << 62;
+
+/// A single number file (`memory.current`, `cpuacct.usage`, `cpu.cfs_period_us`, ...).
+pub fn parse_u64(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// `usage_usec` of cgroup v2's `cpu.stat`: the group's CPU time, in microseconds.
+pub fn parse_cpu_stat_usage_usec(text: &str) -> Option<u64> {
+    parse_keyed(text, "usage_usec")
+}
+
+/// A `key value` line of a cgroup's flat keyed file (`cpu.stat`, `memory.stat`).
+pub fn parse_keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == key).then_some(())?;
+        words.next()?.parse().ok()
+    })
+}
+
+/// cgroup v2's `cpu.max` (`$QUOTA $PERIOD`, `max 100000` when unlimited): the limit in cores.
+pub fn parse_cpu_max(text: &str) -> Option<Limit<f64>> {
+    let mut words = text.split_whitespace();
+    let quota = words.next()?;
+    let period: u64 = words.next().map_or(Some(100_000), |p| p.parse().ok())?;
+    if quota == "max" {
+        return Some(Limit::Unlimited);
+    }
+    cores(quota.parse().ok()?, period)
+}
+
+/// cgroup v1's `cpu.cfs_quota_us` (`-1` when unlimited) and `cpu.cfs_period_us`: the limit in cores.
+pub fn parse_cfs_quota(quota: &str, period: &str) -> Option<Limit<f64>> {
+    let quota: i64 = quota.trim().parse().ok()?;
+    if quota < 0 {
+        return Some(Limit::Unlimited);
+    }
+    cores(quota as u64, parse_u64(period)?)
+}
+
+fn cores(quota_us: u64, period_us: u64) -> Option<Limit<f64>> {
+    (period_us > 0 && quota_us > 0).then(|| Limit::At(quota_us as f64 / period_us as f64))
+}
+
+/// A memory limit in bytes: cgroup v2's `memory.max` (`max`) or v1's `memory.limit_in_bytes`.
+pub fn parse_memory_limit(text: &str) -> Option<Limit<u64>> {
+    let text = text.trim();
+    if text == "max" {
+        return Some(Limit::Unlimited);
+    }
+    let bytes = parse_u64(text)?;
+    Some(if bytes >= V1_NO_LIMIT_ABOVE { Limit::Unlimited } else { Limit::At(bytes) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +176,11 @@ mod tests {
     fn stat_with_a_tricky_command_name() {
         let stat = "4242 (my (weird) app) S 4200 4100 4100 0 -1 4194560 1234 0 0 0 10 5 0 0 20 0 1 0 987654 0 0";
         let parsed = parse_stat(stat).unwrap();
-        assert_eq!(parsed, Stat { state: 'S', ppid: 4200, pgrp: 4100, utime: 10, stime: 5, start_ticks: 987654 });
+        assert_eq!(
+            parsed,
+            Stat { state: 'S', ppid: 4200, pgrp: 4100, utime: 10, stime: 5, cutime: 0, cstime: 0, start_ticks: 987654 }
+        );
+        assert_eq!(parse_stat(&stat.replace(" 10 5 0 0 20", " 10 5 7 3 20")).unwrap().cpu_ticks(), 25);
         assert!(parsed.is_live());
         let zombie = parse_stat("4242 (app) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5").unwrap();
         assert_eq!((zombie.state, zombie.is_live()), ('Z', false));
@@ -138,5 +227,41 @@ mod tests {
         assert_eq!(parse_environ_var(environ, "STRATOS_MEMBER_ID").as_deref(), Some("m-1"));
         assert_eq!(parse_environ_var(environ, "STRATOS_MEMBER"), None);
         assert_eq!(parse_environ_var(b"", "PATH"), None);
+    }
+
+    #[test]
+    fn cgroup_v2_cpu() {
+        let stat = "usage_usec 2468013\nuser_usec 2000000\nsystem_usec 468013\nnr_periods 12\nnr_throttled 3\n";
+        assert_eq!(parse_cpu_stat_usage_usec(stat), Some(2_468_013));
+        assert_eq!(parse_cpu_stat_usage_usec("user_usec 5\n"), None);
+        assert_eq!(parse_keyed("usage_usecx 1\nusage_usec 2\n", "usage_usec"), Some(2), "a longer key is another key");
+        assert_eq!(parse_cpu_max("50000 100000\n"), Some(Limit::At(0.5)));
+        assert_eq!(parse_cpu_max("200000 100000"), Some(Limit::At(2.0)));
+        assert_eq!(parse_cpu_max("max 100000\n"), Some(Limit::Unlimited));
+        assert_eq!(parse_cpu_max("max"), Some(Limit::Unlimited));
+        assert_eq!(parse_cpu_max(""), None);
+        assert_eq!(parse_cpu_max("50000 0"), None);
+        assert_eq!(parse_cpu_max("x 100000"), None);
+    }
+
+    #[test]
+    fn cgroup_v1_cpu() {
+        assert_eq!(parse_u64("123456789012\n"), Some(123_456_789_012), "cpuacct.usage, in ns");
+        assert_eq!(parse_cfs_quota("50000\n", "100000\n"), Some(Limit::At(0.5)));
+        assert_eq!(parse_cfs_quota("-1\n", "100000\n"), Some(Limit::Unlimited));
+        assert_eq!(parse_cfs_quota("50000", "x"), None);
+        assert_eq!(Limit::At(0.5).value(), Some(0.5));
+        assert_eq!(Limit::<f64>::Unlimited.value(), None);
+    }
+
+    #[test]
+    fn memory_limits() {
+        assert_eq!(parse_memory_limit("max\n"), Some(Limit::Unlimited));
+        assert_eq!(parse_memory_limit("268435456\n"), Some(Limit::At(268_435_456)));
+        assert_eq!(parse_memory_limit("9223372036854771712\n"), Some(Limit::Unlimited), "v1's no limit");
+        assert_eq!(parse_memory_limit("lots"), None);
+        let stat = "anon 1000\nfile 5000\ninactive_file 4096\nactive_file 904\n";
+        assert_eq!(parse_keyed(stat, "inactive_file"), Some(4096));
+        assert_eq!(parse_keyed("total_inactive_file 12\n", "total_inactive_file"), Some(12));
     }
 }

@@ -2,14 +2,15 @@
 //! waiting for a listener ([`net`]), condition waits ([`wait`]), small HTTP clients and a
 //! response reader ([`http`]), a keep-alive load generator ([`load`]), child processes
 //! killed on drop ([`process`]), figures from /proc ([`proc`]), a real Mosquitto with
-//! its dynamic-security plugin ([`mosquitto`]), and a test CA with a certificate it
-//! signed ([`certs`]).
+//! its dynamic-security plugin ([`mosquitto`]), a test CA with a certificate it
+//! signed ([`certs`]), and the real Docker Engine ([`docker`]).
 //!
 //! A dev-dependency only (`publish = false`). Everything waits on a condition with a
 //! deadline, never for a fixed time; the deadlines are generous, since tests run beside
 //! other work on a loaded machine.
 
 pub mod certs;
+pub mod docker;
 pub mod http;
 pub mod load;
 pub mod mosquitto;

@@ -18,6 +18,7 @@ macro_rules! example {
 pub const NETWORK_PARTITIONS: &[Example] = &[
     example!("php-web/network-partition-np-local-1.json"),
     example!("php-web/network-partition-np-local-2.json"),
+    example!("php-web/network-partition-np-docker-1.json"),
     example!("tcp-echo/network-partition-np-local-tcp.json"),
 ];
 
@@ -32,14 +33,21 @@ pub const AUTOSCALING_POLICIES: &[Example] =
 
 pub const DEPLOYMENT_POLICIES: &[Example] = &[
     example!("php-web/deployment-policy-web-bursting.json"),
+    example!("php-web/deployment-policy-web-docker.json"),
     example!("tcp-echo/deployment-policy-echo-round-robin.json"),
 ];
 
-pub const APPLICATION_POLICIES: &[Example] =
-    &[example!("php-web/application-policy-burst-local.json"), example!("tcp-echo/application-policy-echo-local.json")];
+pub const APPLICATION_POLICIES: &[Example] = &[
+    example!("php-web/application-policy-burst-local.json"),
+    example!("php-web/application-policy-docker.json"),
+    example!("tcp-echo/application-policy-echo-local.json"),
+];
 
-pub const APPLICATIONS: &[Example] =
-    &[example!("php-web/application-php-web.json"), example!("tcp-echo/application-tcp-echo.json")];
+pub const APPLICATIONS: &[Example] = &[
+    example!("php-web/application-php-web.json"),
+    example!("php-web/application-php-web-docker.json"),
+    example!("tcp-echo/application-tcp-echo.json"),
+];
 
 /// Every example with its kind.
 pub fn all_examples() -> Vec<(Kind, Example)> {
