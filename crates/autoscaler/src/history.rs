@@ -18,8 +18,9 @@ use serde_json::Value;
 pub const HISTORY_LENGTH: usize = 100;
 
 /// A cluster whose only change is a refreshed no-op entry is written every this
-/// many cycles (a quarter of the clusters each cycle), not at every one.
-pub const REFRESH_CYCLES: u64 = 4;
+/// many cycles (a tenth of the clusters each cycle), not at every one: at 100k
+/// members, a quarter of them was a third of a cycle.
+pub const REFRESH_CYCLES: u64 = 10;
 
 #[derive(Debug)]
 struct Entry {
@@ -133,6 +134,12 @@ impl Histories {
         self.clusters.insert(cluster_id.to_string(), history);
     }
 
+    /// Whether the cluster's latest decision did nothing (a new one that does nothing
+    /// too only extends that run).
+    pub fn idle(&self, cluster_id: &str) -> bool {
+        self.clusters.get(cluster_id).and_then(|h| h.entries.back()).is_some_and(|e| e.noop)
+    }
+
     /// Records a decision (a `ScalingDecisionEvent` as JSON) of a held cluster.
     pub fn record(&mut self, tenant: i64, cluster_id: &str, entry: Value) {
         if !self.holds(cluster_id) {
@@ -212,6 +219,18 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_is_idle_after_a_decision_that_did_nothing() {
+        let mut h = Histories::default();
+        assert!(!h.idle("c"), "no decision yet: the first is announced");
+        h.record(1, "c", decision("none", 10));
+        assert!(h.idle("c"));
+        h.record(1, "c", decision("scale-up", 20));
+        assert!(!h.idle("c"), "the no-op after a scale-up starts a new run");
+        h.record(1, "c", decision("none", 30));
+        assert!(h.idle("c"));
+    }
+
+    #[test]
     fn at_most_the_last_hundred_entries_are_kept() {
         let mut h = Histories::default();
         for i in 0..300u64 {
@@ -226,21 +245,23 @@ mod tests {
     #[test]
     fn a_refreshed_noop_is_written_at_its_turn_an_added_entry_at_once() {
         let mut h = Histories::default();
-        for c in ["a", "b", "c", "d"] {
+        let clusters: Vec<String> = (0..REFRESH_CYCLES).map(|i| format!("c{i}")).collect();
+        for c in &clusters {
             h.record(1, c, decision("none", 0));
         }
-        assert_eq!(h.due(true)[&1].len(), 4, "new entries");
+        assert_eq!(h.due(true)[&1].len(), clusters.len(), "new entries");
         let mut written = Vec::new();
         for cycle in 1..=REFRESH_CYCLES {
-            for c in ["a", "b", "c", "d"] {
+            for c in &clusters {
                 h.record(1, c, decision("none", cycle));
             }
             let due = h.due(true);
             written.push(due.get(&1).map_or(0, |w| w.len()));
         }
-        assert_eq!(written, [1, 1, 1, 1], "each written once in the turns, a quarter a cycle");
-        h.record(1, "a", decision("scale-down", 9));
-        assert!(h.due(true)[&1].iter().any(|(id, _)| id == "a"), "an added entry is written at once");
+        assert_eq!(written, vec![1; REFRESH_CYCLES as usize], "each written once in the turns, one a cycle");
+        let a = clusters[0].as_str();
+        h.record(1, a, decision("scale-down", 9));
+        assert!(h.due(true)[&1].iter().any(|(id, _)| id == a), "an added entry is written at once");
         // The refreshes still pending go at their turns; then nothing is due.
         for _ in 0..REFRESH_CYCLES {
             h.due(true);

@@ -282,6 +282,18 @@ async fn read_clusters(store: &Store, clusters: &mut Clusters, ids: Vec<String>)
     Ok(())
 }
 
+/// Why the clusters are looked at, which says which to read again first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// An evaluation cycle: those events marked, and a turn of the others.
+    Cycle,
+    /// Surging clusters evaluated between two cycles: those events marked.
+    Surge,
+    /// Group and application statuses rolled up after cluster status events: none
+    /// (only clusters of deployments not seen yet).
+    RollUp,
+}
+
 /// More clusters than this share of those held to read again: the whole topology
 /// is read in one query instead (while 100k members start, most clusters change).
 const FULL_READ_SHARE: usize = 4;
@@ -290,13 +302,20 @@ impl Autoscaler {
     /// The deployments, and the clusters brought up to date: those changed since the
     /// last look (and, at a cycle, a turn of the others), then those of deployments
     /// not held yet.
-    async fn look(&mut self, cycle: bool) -> Result<Vec<Deployment>, AutoscalerError> {
+    async fn look(&mut self, look: Look) -> Result<Vec<Deployment>, AutoscalerError> {
         let began = Instant::now();
         // The topology first: the controller drains an undeployed application's clusters
         // only after it has read the deployment as undeploying, so deployments read after
         // the topology are never older than it (the other way round, a cluster drained
         // for an undeploy could be read as merely inactive).
-        let ids = self.clusters.take_due(cycle);
+        let ids = match look {
+            Look::Cycle => self.clusters.take_due(true),
+            Look::Surge => self.clusters.take_due(false),
+            // The statuses announced win over the store (`Monitors::heard`): a roll-up
+            // needs no cluster read again. While 100k members start, roll-ups come every
+            // half second, and each read most of the topology again.
+            Look::RollUp => Vec::new(),
+        };
         if self.clusters.needs_full_load() || ids.len() > self.clusters.len() / FULL_READ_SHARE {
             let (topology, unreadable) = self.store.read_topology().await?;
             for bad in &unreadable {
@@ -311,12 +330,15 @@ impl Autoscaler {
         let unknown =
             self.clusters.unknown(deployments.iter().flat_map(|d| d.clusters.iter().map(|c| c.cluster_id.as_str())));
         read_clusters(&self.store, &mut self.clusters, unknown).await?;
-        self.clusters.settle(began);
+        if look != Look::RollUp {
+            // Marks are done with only once their clusters were read after them.
+            self.clusters.settle(began);
+        }
         Ok(deployments)
     }
 
     async fn roll_up_statuses(&mut self, announced: &[(String, MonitorStatus)]) -> Result<(), AutoscalerError> {
-        let deployments = self.look(false).await?;
+        let deployments = self.look(Look::RollUp).await?;
         self.monitors.update(&self.store, &self.bus, &deployments, &self.clusters, announced).await?;
         self.guide_new_clusters(&deployments).await
     }
@@ -497,7 +519,7 @@ impl Autoscaler {
     async fn evaluate(&mut self, surging: Option<&HashMap<String, f64>>) -> Result<(), AutoscalerError> {
         let started = Instant::now();
         let cycle = surging.is_none();
-        let all = self.look(cycle).await?;
+        let all = self.look(if cycle { Look::Cycle } else { Look::Surge }).await?;
         let loaded = started.elapsed();
         if cycle {
             self.monitors.update(&self.store, &self.bus, &all, &self.clusters, &[]).await?;
@@ -587,6 +609,10 @@ impl Autoscaler {
                             continue;
                         }
                         Err(e) => return Err(e.into()),
+                        // Already the size the controller converges to (a new cluster still
+                        // starting its members, asked for its minimum): nothing to write. At
+                        // 100k members starting, these writes were thousands per cycle.
+                        Ok(stored) if scale.drain_first.is_empty() && effective(stored.as_ref(), spec) == desired => {}
                         Ok(_) => self.store.put_record(deployment.tenant_id, &scale).await?,
                     }
                     self.written.insert(spec.cluster_id.clone(), (desired, Instant::now()));
@@ -594,11 +620,19 @@ impl Autoscaler {
                 } else {
                     debug!(cluster_id = %spec.cluster_id, required = decision.required, current = decision.inputs.current, "no scaling");
                 }
-                let entry = publish_decision(&self.bus, &deployment, &spec.cluster_id, name, desired, &decision).await;
                 if !self.histories.holds(&spec.cluster_id) {
                     let stored = load_history(&self.store, deployment.tenant_id, &spec.cluster_id).await?;
                     self.histories.load(deployment.tenant_id, &spec.cluster_id, stored);
                 }
+                let event = decision_event(&deployment, &spec.cluster_id, name, desired, &decision);
+                // A run of decisions that do nothing is announced once, as the history
+                // keeps it as one entry: 10,000 clusters at rest were 10,000 messages a cycle.
+                if action != Action::None || !self.histories.idle(&spec.cluster_id) {
+                    if let Err(e) = self.bus.publish(&event).await {
+                        warn!(error = %e, "cannot publish a scaling decision");
+                    }
+                }
+                let entry = serde_json::to_value(&event).expect("serialises");
                 self.histories.record(deployment.tenant_id, &spec.cluster_id, entry);
                 decided += 1;
             }
@@ -636,6 +670,12 @@ impl Autoscaler {
         }
         Ok(())
     }
+}
+
+/// The size the controller converges a cluster to: its scale record's, or the
+/// deployment's until the autoscaler wrote one (as `cloud::plan::scale` reads them).
+fn effective(stored: Option<&ClusterScale>, spec: &stratos_model::ClusterSpec) -> u32 {
+    stored.map_or(spec.desired, |s| s.desired)
 }
 
 fn inputs_for(cluster_id: &str, min: u32, max: u32, current: u32, observed: &Observed, oldest: u64) -> Inputs {
@@ -751,16 +791,15 @@ fn least_loaded(
         .map(|m| m.member_id.clone())
 }
 
-/// Publishes the decision; returns it as the cluster's history takes it.
-async fn publish_decision(
-    bus: &Bus,
+/// The decision as it is announced and kept in the cluster's history.
+fn decision_event(
     deployment: &Deployment,
     cluster_id: &str,
     action: &str,
     desired: u32,
     decision: &Decision,
-) -> serde_json::Value {
-    let event = ScalingDecisionEvent {
+) -> ScalingDecisionEvent {
+    ScalingDecisionEvent {
         cluster_id: cluster_id.to_string(),
         application_id: deployment.application_id.clone(),
         action: action.to_string(),
@@ -768,11 +807,7 @@ async fn publish_decision(
         desired,
         decision: serde_json::to_value(decision).expect("serialises"),
         timestamp: now_millis(),
-    };
-    if let Err(e) = bus.publish(&event).await {
-        tracing::warn!(error = %e, "cannot publish a scaling decision");
     }
-    serde_json::to_value(&event).expect("serialises")
 }
 
 /// A cluster's stored history (the first time the cluster is evaluated).
