@@ -659,10 +659,7 @@ impl Autoscaler {
                 } else {
                     debug!(cluster_id = %spec.cluster_id, required = decision.required, current = decision.inputs.current, "no scaling");
                 }
-                if !self.histories.holds(&spec.cluster_id) {
-                    let stored = load_history(&self.store, deployment.tenant_id, &spec.cluster_id).await?;
-                    self.histories.load(deployment.tenant_id, &spec.cluster_id, stored);
-                }
+                // Its history is held: `load_histories` loaded every deployed cluster's.
                 let event = decision_event(&deployment, &spec.cluster_id, name, desired, &decision);
                 // A run of decisions that do nothing is announced once, as the history
                 // keeps it as one entry: 10,000 clusters at rest were 10,000 messages a cycle.
