@@ -13,8 +13,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,10 @@ use stratos_cloud::driver::{MemberSpec, PortSpec};
 use stratos_cloud::{Driver, InstanceState};
 use stratos_model::Protocol;
 use stratos_test_kit::docker::{self as dk, docker, try_docker};
-use support::{add_definition, cluster_host, cluster_members, eventually, free_port, id, Platform, Sandbox, BIN};
+use support::{
+    add_definition, cluster_host, cluster_members, eventually, free_port, get_host, id, member_through_lb, Platform,
+    Sandbox, BIN,
+};
 
 /// The image every test runs: a shell, and nothing of Stratos (the agent is bundled in).
 fn image() -> String {
@@ -101,15 +103,11 @@ fn driver(platform_id: &str, broker: Arc<EmbeddedBroker>, dir: &Path) -> DockerD
     driver
 }
 
-/// GET / on `addr`, 3 s at most: the body.
-fn get(addr: &str, port: u16) -> Result<String, String> {
+/// GET / on `addr`, 3 s at most: (status, body).
+fn get(addr: &str, port: u16) -> Result<(u16, String), String> {
     let addr: SocketAddr = format!("{addr}:{port}").parse().map_err(|e| format!("{addr}: {e}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    write!(stream, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    Ok(response)
+    let three = Duration::from_secs(3);
+    get_host(addr, "x", "/", three, three).map_err(|e| e.to_string())
 }
 
 /// `docker inspect -f FORMAT CONTAINER`.
@@ -148,7 +146,7 @@ fn a_member_runs_confined_from_scratch_and_reaches_the_bus() {
     // The host (the load balancer) reaches it at its address on its network.
     assert!(instance.address.starts_with(|c: char| c.is_ascii_digit()), "address {:?}", instance.address);
     assert_eq!(instance.ports[0].host_port, 8000);
-    let body =
+    let (_, body) =
         eventually(Duration::from_secs(10), "the member answers on its address", || get(&instance.address, 8000));
     assert!(body.contains(&member_id), "{body}");
 
@@ -370,18 +368,7 @@ fn active(platform: &Platform) -> BTreeSet<String> {
 
 /// One request through the load balancer: the member that answered.
 fn through_lb(proxy_port: u16) -> Result<String, String> {
-    let addr: SocketAddr = ([127, 0, 0, 1], proxy_port).into();
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let host = cluster_host(APP, ALIAS);
-    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| format!("read: {e}"))?;
-    if response.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("answered {response:?}"));
-    }
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).map(str::to_owned).ok_or(body.to_owned())
+    member_through_lb(proxy_port, &cluster_host(APP, ALIAS), "/", Duration::from_secs(3))
 }
 
 /// A platform running the app with `members` active containers, the LB routing to them.

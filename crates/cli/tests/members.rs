@@ -7,8 +7,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stratos_bus::AnyEvent;
 use support::{
-    add_definition, cluster_host, cluster_members, eventually, free_port, id, member_processes, EventLog, Platform,
-    Sandbox,
+    add_definition, cluster_host, cluster_members, eventually, free_port, id, member_processes, member_through_lb,
+    EventLog, Platform, Sandbox,
 };
 
 const APP: &str = "watched";
@@ -90,21 +88,9 @@ fn add_watched_app(platform: &Platform, dir: &Path, proxy_port: u16, threshold: 
 }
 
 /// One request through the load balancer on a fresh connection, 5 s at most: the member
-/// that answered (sample-http says `member <id> path <path>`).
+/// that answered.
 fn get_through_lb(proxy_port: u16) -> Result<String, String> {
-    let addr: SocketAddr = ([127, 0, 0, 1], proxy_port).into();
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let host = cluster_host(APP, ALIAS);
-    write!(stream, "GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| format!("read: {e} (after {response:?})"))?;
-    let status = response.split_whitespace().nth(1).unwrap_or_default();
-    if status != "200" {
-        return Err(format!("answered {response:?}"));
-    }
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).map(str::to_owned).ok_or(body.to_owned())
+    member_through_lb(proxy_port, &cluster_host(APP, ALIAS), "/x", Duration::from_secs(5))
 }
 
 /// The ids of the cluster's Active members.

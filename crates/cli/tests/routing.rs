@@ -12,8 +12,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,14 +22,7 @@ use support::{
 
 /// `GET /` with `Host: host` to the load balancer on `port`: (status, body).
 fn get_via_lb(port: u16, host: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other("no HTTP head"))?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_string()))
+    support::get_host(([127, 0, 0, 1], port).into(), host, "/", Duration::from_secs(2), Duration::from_secs(20))
 }
 
 /// Writes `definition` in `dir` and runs `stratos KIND add` on it, whatever the outcome.

@@ -23,6 +23,23 @@ pub fn http_get_with(port: u16, path: &str, token: Option<&str>) -> std::io::Res
     split_answer(&answer)
 }
 
+/// One `GET path` with `Host: host` to `addr` on a fresh connection (`Connection: close`),
+/// read until the server closes; `connect` and `read` bound those steps: (status, body).
+pub fn get_host(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    connect: Duration,
+    read: Duration,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, connect)?;
+    stream.set_read_timeout(Some(read))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    split_answer(&answer)
+}
+
 /// [`http_get`] on tokio.
 pub async fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;

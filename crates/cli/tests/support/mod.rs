@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // The generic harness, shared with the other crates' tests.
-pub use stratos_test_kit::http::{http_get, http_get_with};
+pub use stratos_test_kit::http::{get_host, http_get, http_get_with};
 pub use stratos_test_kit::load::{Load, LoadReport};
 pub use stratos_test_kit::process::{signal_group, Proc};
 pub use stratos_test_kit::{eventually, free_port, wait_listening};
@@ -652,4 +652,17 @@ pub fn cluster<'a>(runtime: &'a serde_json::Value, alias: &str) -> &'a serde_jso
 /// A member's id, from its JSON in the topology or `member list`.
 pub fn id(member: &serde_json::Value) -> String {
     member["memberId"].as_str().unwrap_or_else(|| panic!("a member without an id: {member}")).to_owned()
+}
+
+/// One `GET path` through the load balancer on `proxy_port` for `host`, on a fresh
+/// connection (`connect` to connect, 5 s to answer): the member that answered, as
+/// `stratos sample-http` says it (`member <id> path <path>`); a non-200 is an error.
+pub fn member_through_lb(proxy_port: u16, host: &str, path: &str, connect: Duration) -> Result<String, String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy_port));
+    let (status, body) =
+        get_host(addr, host, path, connect, Duration::from_secs(5)).map_err(|e| format!("{path} for {host}: {e}"))?;
+    if status != 200 {
+        return Err(format!("answered {status}: {body:?}"));
+    }
+    body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).map(str::to_owned).ok_or(body)
 }
