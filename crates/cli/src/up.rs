@@ -112,6 +112,13 @@ pub struct UpArgs {
     /// replaced): a frozen, paused or cut-off member.
     #[arg(long, env = "STRATOS_MEMBER_FAULT_AFTER", value_name = DURATION, value_parser = duration::positive, default_value = "60s")]
     member_fault_after: Duration,
+    /// How long members on a place their driver cannot reach (a Docker Engine that does not
+    /// answer: stopped, unreachable) are kept before they are given up and replaced where
+    /// the deployment policy allows. Each engine is judged on its own: one down stops
+    /// nothing on the others, and no new member is placed on it meanwhile. What it still
+    /// runs when it answers again is removed.
+    #[arg(long, env = "STRATOS_UNREACHABLE_GRACE", value_name = DURATION, value_parser = duration::positive, default_value = "30s")]
+    unreachable_grace: Duration,
     /// Evaluations in a row asking for fewer members before one is removed.
     #[arg(long, default_value_t = 3)]
     scale_down_after: u32,
@@ -220,6 +227,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut controller_config = stratos_cloud::ControllerConfig {
         allow_local_repos: args.allow_local_repos,
         strangers: args.strangers.choice(),
+        unreachable_grace: args.unreachable_grace,
         ..stratos_cloud::ControllerConfig::new(String::new())
     };
     if args.allow_local_repos {

@@ -20,9 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stratos_bus::AnyEvent;
+use stratos_test_kit::docker as dk;
+use stratos_test_kit::engine::Engine;
+use support::containers::{member_containers, platform_id, Cleanup};
 use support::{
-    cluster_members, free_port, id, member_list, member_processes, scaling_history, signal_group, EventLog, Load,
-    LoadReport, Platform, Sandbox, SlowHttpApp, QUICK_SCALING,
+    cluster_members, eventually, free_port, id, member_list, member_processes, scaling_history, signal_group, EventLog,
+    Iaas, Load, LoadReport, Platform, Sandbox, SlowHttpApp, QUICK_SCALING,
 };
 
 /// Requests in flight per member before the cluster grows.
@@ -65,6 +68,9 @@ struct Deployed {
     events: EventLog,
     platform: Platform,
     proxy_port: u16,
+    /// Members' agent logs are kept in the data directory (local processes; a container's
+    /// go with it).
+    agent_logs: bool,
     /// Last: the member processes are killed once the platform is stopped.
     sandbox: Sandbox,
 }
@@ -72,17 +78,35 @@ struct Deployed {
 /// One network partition `np1` (10 members at most) unless `burst`: then `np1` takes one
 /// member and `np2` two, and the application policy bursts from `np1` into `np2`.
 fn deploy(extra_flags: &[&str], min: u32, max: u32, burst: bool) -> Deployed {
+    let nps: &[(&str, u32)] = if burst { BURST } else { &[("np1", 10)] };
+    deploy_on(extra_flags, min, max, nps, Iaas::Local, &Cleanup::default())
+}
+
+/// Bursting: `np1` takes one member and `np2` two.
+const BURST: &[(&str, u32)] = &[("np1", 1), ("np2", 2)];
+
+/// [`deploy`] on `iaas`, its platform's containers removed by `cleanup`.
+fn deploy_on(extra_flags: &[&str], min: u32, max: u32, nps: &[(&str, u32)], iaas: Iaas, cleanup: &Cleanup) -> Deployed {
     let sandbox = Sandbox::new();
     let flags: Vec<&str> = QUICK_SCALING.iter().chain(extra_flags).copied().collect();
     let platform = Platform::start(sandbox.path(), &flags);
+    cleanup.platform(&platform_id(&platform));
     let proxy_port = free_port();
-    let nps: &[(&str, u32)] = if burst { &[("np1", 1), ("np2", 2)] } else { &[("np1", 10)] };
-    let app =
-        SlowHttpApp { app: APP, alias: ALIAS, proxy_port, delay_ms: DELAY_MS, threshold: THRESHOLD, min, max, nps };
+    let app = SlowHttpApp {
+        app: APP,
+        alias: ALIAS,
+        proxy_port,
+        delay_ms: DELAY_MS,
+        threshold: THRESHOLD,
+        min,
+        max,
+        nps,
+        iaas,
+    };
     app.add(&platform, sandbox.path());
     let events = EventLog::topology(&platform);
     app.deploy(&platform);
-    Deployed { events, platform, proxy_port, sandbox }
+    Deployed { events, platform, proxy_port, agent_logs: matches!(iaas, Iaas::Local), sandbox }
 }
 
 impl Deployed {
@@ -109,6 +133,9 @@ impl Deployed {
             .filter(|l| l.contains("member ejected") && drained.iter().any(|m| l.contains(&format!("member_id={m} "))))
             .collect();
         assert!(ejected.is_empty(), "a drained member stopped serving before leaving the rotation: {ejected:#?}");
+        if !self.agent_logs {
+            return;
+        }
         // Each agent kept its app serving until the controller announced the maintenance mode.
         for m in drained {
             let log = std::fs::read_to_string(self.dir().join("members").join(m).join("agent.log")).unwrap_or_default();
@@ -328,6 +355,47 @@ fn bursting_into_a_second_network_partition_and_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let test_started = Instant::now();
     let d = deploy(&[], 1, 3, true);
+    burst_and_back(&d, |_| {});
+    eprintln!("test took {:?}", test_started.elapsed());
+}
+
+/// Two Docker Engines as two clouds: `np1` on the local engine, `np2` on a second one
+/// (its own `dockerd`), the same bursting as with local processes.
+#[test]
+fn bursting_from_one_docker_engine_into_another_and_back() {
+    if !dk::engine_or_skip("bursting_from_one_docker_engine_into_another_and_back") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let test_started = Instant::now();
+    let image = dk::shell_image();
+    let engine2 = Engine::start("burst", "10.231.0.0/16");
+    engine2.load_image(&image);
+    let host2 = engine2.host();
+    let cleanup = Cleanup::default();
+    cleanup.engine(&host2);
+    let iaas = Iaas::Docker { image: &image, hosts: &[("np2", &host2)] };
+    let d = deploy_on(&[], 1, 3, BURST, iaas, &cleanup);
+    let platform_id = platform_id(&d.platform);
+    let home = burst_and_back(&d, |burst| {
+        assert_eq!(&member_containers(Some(&host2), &platform_id), burst, "np2's members run on the second engine");
+        assert_eq!(member_containers(None, &platform_id).len(), 1, "np1's member runs on the first");
+    });
+    eventually(Duration::from_secs(20), "np2's containers removed from the second engine", || match member_containers(
+        Some(&host2),
+        &platform_id,
+    ) {
+        left if left.is_empty() => Ok(()),
+        left => Err(format!("{left:?}")),
+    });
+    assert_eq!(member_containers(None, &platform_id), BTreeSet::from([home]));
+    eprintln!("test took {:?}", test_started.elapsed());
+}
+
+/// One member in `np1`; a heavy load bursts into `np2` (`at_peak` is given np2's
+/// members), a light one contracts from `np2` first back to the `np1` member, with no
+/// failed request throughout. Returns the `np1` member.
+fn burst_and_back(d: &Deployed, at_peak: impl Fn(&BTreeSet<String>)) -> String {
     let first = d.active();
     assert_eq!(first.len(), 1, "{first:#?}");
     assert_eq!(first[0]["networkPartitionId"], "np1", "{first:#?}");
@@ -335,12 +403,13 @@ fn bursting_into_a_second_network_partition_and_back() {
 
     let mut max_seen = 1;
     let heavy = Load::start(d.proxy_port, &host(), HEAVY);
-    wait_for_serving(&d, 3, &heavy, SCALE_OUT_WITHIN, &mut max_seen);
+    wait_for_serving(d, 3, &heavy, SCALE_OUT_WITHIN, &mut max_seen);
     let listed: Vec<Value> = member_list(&d.platform).into_iter().filter(|m| m["clusterId"] == cluster_id()).collect();
     let in_np = |np: &str| listed.iter().filter(|m| m["networkPartitionId"] == np).map(id).collect::<BTreeSet<_>>();
     assert_eq!(in_np("np1"), BTreeSet::from([home.clone()]), "{listed:#?}");
     let burst = in_np("np2");
     assert_eq!(burst.len(), 2, "{listed:#?}");
+    at_peak(&burst);
     let report = heavy.report();
     for m in &burst {
         eprintln!(
@@ -354,7 +423,7 @@ fn bursting_into_a_second_network_partition_and_back() {
     print_failures("heavy load", &heavy);
     let scale_in = Instant::now();
     // Contraction: the np2 members go, the np1 member stays throughout.
-    until(&d, SCALE_IN_WITHIN, "back to the np1 member", || {
+    until(d, SCALE_IN_WITHIN, "back to the np1 member", || {
         let members = d.members();
         if !ids(&members).contains(&home) {
             panic!("the np1 member {home} was removed: {members:#?}\n{:?}", d.departures());
@@ -383,5 +452,5 @@ fn bursting_into_a_second_network_partition_and_back() {
     assert_eq!(gone, burst, "only the np2 members leave: {departures:?}");
     assert_one_at_a_time(&departures);
     d.assert_drained_out_of_rotation(&gone);
-    eprintln!("test took {:?}", test_started.elapsed());
+    home
 }

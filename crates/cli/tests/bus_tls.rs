@@ -40,6 +40,7 @@ fn members_activate_over_a_tls_only_bus() {
         min: 1,
         max: 1,
         nps: &[("np1", 1)],
+        iaas: Default::default(),
     };
     app.add(&platform, sandbox.path());
     app.deploy(&platform);
@@ -92,6 +93,7 @@ fn the_embedded_broker_serves_a_given_certificate() {
         min: 1,
         max: 1,
         nps: &[("np1", 1)],
+        iaas: Default::default(),
     };
     app.add(&platform, sandbox.path());
     app.deploy(&platform);

@@ -8,7 +8,8 @@
 //! another platform's containers are never listed nor touched; a missing image is a
 //! start error naming it. The platform (`stratos up`): a member is a container, adopted
 //! after a kill -9 while strays of the platform are removed; faults on the engine
-//! (`docker kill`, `docker pause`, `docker network disconnect`) are replaced, each timed.
+//! (`docker kill`, `docker pause`, `docker network disconnect`) are replaced, each timed;
+//! a second engine (its own `dockerd`) stopped whole is judged on its own.
 
 mod support;
 
@@ -25,6 +26,8 @@ use stratos_cloud::driver::{MemberSpec, PortSpec};
 use stratos_cloud::{Driver, InstanceState};
 use stratos_model::Protocol;
 use stratos_test_kit::docker::{self as dk, docker, try_docker};
+use stratos_test_kit::engine::Engine;
+use support::containers::{member_containers, platform_id, Cleanup};
 use support::{
     add_definition, cluster_host, cluster_members, eventually, free_port, get_host, id, member_through_lb, Platform,
     Sandbox, BIN,
@@ -33,35 +36,6 @@ use support::{
 /// The image every test runs: a shell, and nothing of Stratos (the agent is bundled in).
 fn image() -> String {
     dk::shell_image()
-}
-
-/// Removes every container and network of the platform ids it was given, even when the
-/// test panics.
-#[derive(Default)]
-struct Cleanup(std::sync::Mutex<Vec<String>>);
-
-impl Cleanup {
-    fn platform(&self, platform_id: &str) {
-        self.0.lock().unwrap().push(platform_id.to_string());
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for platform_id in self.0.lock().unwrap().iter() {
-            let filter = format!("label={}={platform_id}", labels::PLATFORM);
-            if let Ok(ids) = try_docker(&["ps", "-aq", "--filter", &filter]) {
-                for id in ids.split_whitespace() {
-                    let _ = try_docker(&["rm", "-f", id]);
-                }
-            }
-            if let Ok(nets) = try_docker(&["network", "ls", "-q", "--filter", &filter]) {
-                for net in nets.split_whitespace() {
-                    let _ = try_docker(&["network", "rm", net]);
-                }
-            }
-        }
-    }
 }
 
 fn unique(prefix: &str) -> String {
@@ -295,39 +269,57 @@ const CLUSTER: &str = "boxed.web";
 /// `stratos up` flags: health every second, a silent member faulty after 5 s.
 const FLAGS: &[&str] = &["--health-interval", "1s", "--member-fault-after", "5s"];
 
-/// The platform id from `stratos up`'s banner.
-fn platform_id(platform: &Platform) -> String {
-    let out = platform.proc.stdout();
-    let at = out.find("(platform ").unwrap_or_else(|| panic!("no platform id in the banner\n{out}"));
-    out[at + 10..].split(')').next().unwrap().to_string()
-}
-
 /// Definitions of an application of `members` containers of `image` running `command`,
 /// behind the load balancer on `proxy_port`.
 fn add_app(platform: &Platform, dir: &Path, image: &str, command: &[&str], proxy_port: u16, members: u32) {
-    add_definition(
-        platform,
-        dir,
-        "network-partition",
-        &json!({ "id": "np-docker", "provider": "docker", "partitions": [{ "id": "p1" }] }),
-    );
+    add_app_on(platform, dir, image, command, proxy_port, members, &[ONE_ENGINE]);
+}
+
+/// A network partition of the docker provider: (id, its engine if not the local one,
+/// the most members its one partition `p1` holds).
+type EngineNp<'a> = (&'a str, Option<&'a str>, u32);
+
+const ONE_ENGINE: EngineNp<'static> = ("np-docker", None, 10);
+
+/// [`add_app`] over network partitions `nps`, filled one after another in that order.
+fn add_app_on(
+    platform: &Platform,
+    dir: &Path,
+    image: &str,
+    command: &[&str],
+    proxy_port: u16,
+    members: u32,
+    nps: &[EngineNp],
+) {
+    for (np, host, _) in nps {
+        let property: Vec<serde_json::Value> =
+            host.iter().map(|h| json!({ "name": "dockerHost", "value": h })).collect();
+        add_definition(
+            platform,
+            dir,
+            "network-partition",
+            &json!({ "id": np, "provider": "docker", "property": property, "partitions": [{ "id": "p1" }] }),
+        );
+    }
     add_definition(
         platform,
         dir,
         "autoscaling-policy",
         &json!({ "id": "asp", "loadThresholds": { "requestsInFlight": { "threshold": 1000 } } }),
     );
-    add_definition(
-        platform,
-        dir,
-        "deployment-policy",
-        &json!({ "id": "dp", "networkPartitions": [{ "id": "np-docker", "partitionAlgo": "one-after-another", "partitions": [{ "id": "p1", "partitionMax": 10 }] }] }),
-    );
+    let placed: Vec<serde_json::Value> = nps
+        .iter()
+        .map(|(np, _, max)| {
+            json!({ "id": np, "partitionAlgo": "one-after-another", "partitions": [{ "id": "p1", "partitionMax": max }] })
+        })
+        .collect();
+    add_definition(platform, dir, "deployment-policy", &json!({ "id": "dp", "networkPartitions": placed }));
+    let ids: Vec<&str> = nps.iter().map(|(np, _, _)| *np).collect();
     add_definition(
         platform,
         dir,
         "application-policy",
-        &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np-docker"] }),
+        &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": ids }),
     );
     add_definition(
         platform,
@@ -570,4 +562,91 @@ fn a_command_that_exits_at_once_backs_off_with_its_exit_code() {
     ]);
     let starts = created.lines().count();
     assert!(starts <= 6, "{starts} containers in 20 s: no back-off");
+}
+
+/// The second engine stopped whole (`dockerd` stops its containers and exits): the first
+/// engine's members are judged and replaced as ever meanwhile; the second's are given up
+/// after the grace period and replaced on the first engine, where the deployment policy
+/// has room; when the second engine is back, this platform's containers left there are
+/// removed.
+#[test]
+fn a_stopped_engine_is_judged_on_its_own() {
+    if !dk::engine_or_skip("a_stopped_engine_is_judged_on_its_own") {
+        return;
+    }
+    let image = image();
+    let mut engine2 = Engine::start("stop", "10.232.0.0/16");
+    engine2.load_image(&image);
+    let host2 = engine2.host();
+    let cleanup = Cleanup::default();
+    cleanup.engine(&host2);
+    let sandbox = Sandbox::new();
+    let flags: Vec<&str> = FLAGS.iter().copied().chain(["--unreachable-grace", "10s"]).collect();
+    let platform = Platform::start(sandbox.path(), &flags);
+    let platform_id = platform_id(&platform);
+    cleanup.platform(&platform_id);
+    let proxy_port = free_port();
+    // Two members on the second engine first, then up to three on the first.
+    let nps = [("np-e2", Some(host2.as_str()), 2), ("np-e1", None, 3)];
+    add_app_on(&platform, sandbox.path(), &image, SAMPLE, proxy_port, 3, &nps);
+    let out = platform.cli(&["application", "deploy", APP, "--policy", "ap", "--timeout", "120s"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    eventually(Duration::from_secs(60), "three active members", || match active(&platform) {
+        a if a.len() == 3 => Ok(a),
+        a => Err(format!("{a:?}")),
+    });
+    let on2 = member_containers(Some(&host2), &platform_id);
+    let on1 = member_containers(None, &platform_id);
+    assert_eq!((on2.len(), on1.len()), (2, 1), "second engine {on2:?}, first {on1:?}");
+
+    let stopped = Instant::now();
+    engine2.stop();
+    eprintln!("second engine stopped whole in {:?}", stopped.elapsed());
+    // The first engine is judged as ever: its member killed meanwhile is replaced there.
+    let killed = on1.iter().next().unwrap().clone();
+    docker(&["kill", &labels::container_name(&killed)]);
+    let replaced = eventually(Duration::from_secs(90), "three active members on the first engine", || {
+        let members = cluster_members(&platform, CLUSTER);
+        let active: Vec<&serde_json::Value> = members.iter().filter(|m| m["status"] == "Active").collect();
+        let on_first = active.iter().all(|m| m["networkPartitionId"] == "np-e1");
+        let ids: BTreeSet<String> = active.iter().map(|m| id(m)).collect();
+        if active.len() == 3 && on_first && !ids.contains(&killed) {
+            Ok(ids)
+        } else {
+            Err(format!("{members:#?}"))
+        }
+    });
+    eprintln!(
+        "second engine stopped → its members and the first's killed one replaced on the first: {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(member_containers(None, &platform_id), replaced, "the first engine runs exactly the members");
+    // Past the grace period the second engine's members are given up.
+    eventually(Duration::from_secs(60), "the second engine's members given up", || {
+        let left: Vec<String> =
+            cluster_members(&platform, CLUSTER).iter().map(id).filter(|m| on2.contains(m)).collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still recorded: {left:?}"))
+        }
+    });
+    eprintln!("second engine stopped → its members given up: {:?}", stopped.elapsed());
+    let log = platform.proc.stderr();
+    assert!(log.contains("does not answer"), "the unreachable engine was not reported:\n{log}");
+    assert!(log.contains("given up"), "no member was given up:\n{log}");
+
+    // Back: what this platform left there is removed; the members stay on the first engine.
+    let back = Instant::now();
+    engine2.restart();
+    eventually(Duration::from_secs(60), "the second engine's stale containers removed", || {
+        match member_containers(Some(&host2), &platform_id) {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("{left:?}")),
+        }
+    });
+    eprintln!("second engine back → its stale containers removed: {:?}", back.elapsed());
+    assert_eq!(active(&platform), replaced, "the members on the first engine are left alone");
+    let answered = eventually(Duration::from_secs(20), "routed", || through_lb(proxy_port));
+    assert!(replaced.contains(&answered), "{answered} is not a member");
 }

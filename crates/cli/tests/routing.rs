@@ -50,6 +50,7 @@ fn victim(proxy_port: u16) -> SlowHttpApp<'static> {
         min: 1,
         max: 1,
         nps: &[("np1", 10)],
+        iaas: Default::default(),
     }
 }
 

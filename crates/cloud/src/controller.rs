@@ -74,6 +74,9 @@ pub struct ControllerConfig {
     pub strangers: Strangers,
     /// Agents may clone local paths and file:// repositories (`--allow-local-repos`).
     pub allow_local_repos: bool,
+    /// How long members on a place their driver cannot reach (a Docker Engine that does
+    /// not answer) are kept before they are given up and replaced elsewhere.
+    pub unreachable_grace: Duration,
 }
 
 impl ControllerConfig {
@@ -88,6 +91,7 @@ impl ControllerConfig {
             terminate_grace: Duration::from_secs(10),
             strangers: Strangers::Refuse,
             allow_local_repos: false,
+            unreachable_grace: Duration::from_secs(30),
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct CloudController {
     frozen: std::collections::HashSet<String>,
     /// Unreadable documents already logged, so that each is logged once while it lasts.
     reported: std::collections::HashSet<String>,
+    /// The drivers' places (engines) that did not answer their last listing.
+    places: plan::Places,
 }
 
 /// A termination's outcome, from its task.
@@ -173,6 +179,7 @@ struct Stopped {
 
 impl CloudController {
     pub fn new(store: Store, bus: Bus, drivers: Vec<Arc<dyn Driver>>, config: ControllerConfig) -> Self {
+        let config_grace = config.unreachable_grace;
         CloudController {
             store,
             bus,
@@ -207,6 +214,7 @@ impl CloudController {
             established: None,
             frozen: Default::default(),
             reported: Default::default(),
+            places: plan::Places::new(config_grace),
         }
     }
 
@@ -641,6 +649,7 @@ impl CloudController {
             }
         }
         unreadable.extend(self.unreadable_topology.iter().cloned());
+        self.name_places();
         self.frozen = crate::frozen::frozen_clusters(&self.topology, &unreadable);
         self.report_unreadable(&unreadable);
         self.owners = cluster_owners::cluster_owners(&deployments, &self.topology);
@@ -728,14 +737,22 @@ impl CloudController {
         }
     }
 
-    async fn list_instances(&self) -> Option<HashMap<String, Listed>> {
+    async fn list_instances(&mut self) -> Option<HashMap<String, Listed>> {
         let mut all = HashMap::new();
-        for driver in self.drivers.values() {
-            match driver.list().await {
-                Ok(list) => all.extend(
-                    list.into_iter()
-                        .map(|instance| (instance.member_id.clone(), Listed { instance, provider: driver.name() })),
-                ),
+        let drivers: Vec<Arc<dyn Driver>> = self.drivers.values().cloned().collect();
+        for driver in drivers {
+            match driver.list_reachable().await {
+                Ok(listing) => {
+                    for change in self.places.observe(driver.name(), &listing.unreachable, Instant::now()) {
+                        self.report_place(change);
+                    }
+                    all.extend(
+                        listing
+                            .instances
+                            .into_iter()
+                            .map(|instance| (instance.member_id.clone(), Listed { instance, provider: driver.name() })),
+                    );
+                }
                 Err(e) => {
                     // Without a full listing nothing may be judged gone or orphaned.
                     error!(driver = driver.name(), error = %e, "cannot list members");
@@ -744,6 +761,87 @@ impl CloudController {
             }
         }
         Some(all)
+    }
+
+    fn report_place(&self, change: plan::places::Change) {
+        match change {
+            plan::places::Change::Unreachable { provider, place, reason } => warn!(
+                driver = %provider,
+                %place,
+                %reason,
+                grace_s = self.config.unreachable_grace.as_secs(),
+                "a place of the driver does not answer: its members are kept for the grace period, then replaced elsewhere; no new member goes there"
+            ),
+            plan::places::Change::Back { provider, place, after } => {
+                info!(driver = %provider, %place, after_s = after.as_secs(), "the place answers again")
+            }
+        }
+    }
+
+    /// Tells each driver the places the deployed tenants' partitions name, so that it
+    /// lists them (or reports them unreachable) before any member starts there.
+    fn name_places(&self) {
+        for inputs in self.tenant_inputs.values() {
+            for (np_id, np) in &inputs.defs.network_partitions {
+                for partition in &np.partitions {
+                    let Some(driver) = np.provider_of(partition).and_then(|p| self.drivers.get(p)) else { continue };
+                    driver.place_of(&placement_properties(&inputs.defs, np_id, &partition.id));
+                }
+            }
+        }
+    }
+
+    /// The place a member of `tenant` in (`np_id`, `partition_id`) runs in, by its driver.
+    fn place_of(&self, driver: &Arc<dyn Driver>, tenant: i64, np_id: &str, partition_id: &str) -> Option<String> {
+        let defs = &self.tenant_inputs.get(&tenant)?.defs;
+        driver.place_of(&placement_properties(defs, np_id, partition_id))
+    }
+
+    /// Members on a place out of reach, and what becomes of them now (`plan::places`).
+    fn unseen_members(&self) -> HashMap<String, plan::Unseen> {
+        let mut out = HashMap::new();
+        if self.places.all_reachable() {
+            return out;
+        }
+        let now = Instant::now();
+        let mut places: HashMap<(i64, &str, &str, &str), Option<String>> = HashMap::new();
+        for service in self.topology.services.values() {
+            for cluster in service.clusters.values() {
+                for m in cluster.members.values() {
+                    let Some(driver) = self.driver_of(m) else { continue };
+                    let place = places
+                        .entry((cluster.tenant_id, driver.name(), &m.network_partition_id, &m.partition_id))
+                        .or_insert_with(|| {
+                            self.place_of(&driver, cluster.tenant_id, &m.network_partition_id, &m.partition_id)
+                        });
+                    let Some(place) = place else { continue };
+                    if let Some(verdict) = self.places.verdict(driver.name(), place, now) {
+                        out.insert(m.member_id.clone(), verdict);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A tenant's partitions on places out of reach: no new member goes there.
+    fn unreachable_slots(&self, tenant: i64, defs: &stratos_model::Definitions) -> HashSet<Slot> {
+        let mut out = HashSet::new();
+        if self.places.all_reachable() {
+            return out;
+        }
+        for (np_id, np) in &defs.network_partitions {
+            for partition in &np.partitions {
+                let Some(driver) = np.provider_of(partition).and_then(|p| self.drivers.get(p)) else { continue };
+                let out_of_reach = self
+                    .place_of(driver, tenant, np_id, &partition.id)
+                    .is_some_and(|place| self.places.is_out(driver.name(), &place));
+                if out_of_reach {
+                    out.insert((np_id.clone(), partition.id.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// Judges the members against the drivers' listing (`plan::judge`) and acts: gone
@@ -761,6 +859,7 @@ impl CloudController {
             .map(|(_, c)| (c.cluster_id.clone(), c.cartridge_type.clone()))
             .collect();
         let draining = |id: &str| self.draining.contains_key(id);
+        let unseen = self.unseen_members();
         let judgement = plan::judge(&plan::MembersInput {
             topology: &self.topology,
             instances,
@@ -772,6 +871,7 @@ impl CloudController {
             frozen: &self.frozen,
             adopting: &self.adopting,
             deployed: &deployed,
+            unseen: &unseen,
         });
         for gone in judgement.gone {
             let Some(m) = self.topology.cluster(&gone.cluster_id).and_then(|c| c.members.get(&gone.member_id)).cloned()
@@ -893,6 +993,7 @@ impl CloudController {
         let defs = &inputs.defs;
         let app_policy = defs.application_policies.get(&deployment.application_policy_id);
         let drivers: HashSet<&str> = self.drivers.keys().copied().collect();
+        let unreachable = self.unreachable_slots(deployment.tenant_id, defs);
         for spec in &deployment.clusters {
             if !self.owns(deployment, &spec.cluster_id) || self.frozen.contains(&spec.cluster_id) {
                 continue;
@@ -913,6 +1014,7 @@ impl CloudController {
                 history: &self.history,
                 now: Instant::now(),
                 frozen: &self.frozen,
+                unreachable: &unreachable,
             };
             let planned = plan::plan_cluster(
                 &ctx,

@@ -109,6 +109,23 @@ pub enum InstanceState {
     },
 }
 
+/// What a driver could list: its members where it could look, and the places it could
+/// not reach (an engine that does not answer), whose members are then neither listed
+/// nor to be judged gone from this listing.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub instances: Vec<Instance>,
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// A place of a driver (a Docker Engine) that did not answer its listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// As [`Driver::place_of`] names it.
+    pub place: String,
+    pub reason: String,
+}
+
 /// What a driver's error says why; each driver has its own (`local::LocalError`).
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
@@ -133,6 +150,23 @@ pub trait Driver: Send + Sync + 'static {
     /// Every member this driver knows, running or exited (until terminated).
     fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, DriverError>>;
     fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>>;
+
+    /// Lists each place it can reach and names those it cannot, so that one engine down
+    /// does not stop members elsewhere from being judged. A driver that is one place
+    /// lists all or nothing (`list`).
+    fn list_reachable(&self) -> BoxFuture<'_, Result<Listing, DriverError>> {
+        Box::pin(async move { Ok(Listing { instances: self.list().await?, unreachable: Vec::new() }) })
+    }
+
+    /// The place a member placed with `placement` (its network partition's and
+    /// partition's properties) runs in, as [`Unreachable::place`] names it; `None` for a
+    /// driver that is one place. A driver lists the places it is asked about from then on
+    /// (after a restart, an engine whose members the store names is listed, or reported
+    /// unreachable, before any member is started there).
+    fn place_of(&self, placement: &BTreeMap<String, String>) -> Option<String> {
+        let _ = placement;
+        None
+    }
 }
 
 /// Replaces `${PORT}` (the first allocated port) and `${PORT_<declared>}` in a command.

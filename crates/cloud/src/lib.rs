@@ -15,7 +15,7 @@ pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use docker::DockerDriver;
-pub use driver::{Driver, DriverError, Instance, InstanceState, MemberSpec};
+pub use driver::{Driver, DriverError, Instance, InstanceState, Listing, MemberSpec, Unreachable};
 pub use error::{ControllerError, MemberUserError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;

@@ -131,11 +131,17 @@ fn summary(ids: &[String]) -> String {
 }
 
 /// Every member the drivers list; an error when one cannot (nothing may be judged then).
+/// A place of a driver that does not answer (one Docker Engine of several) is skipped with
+/// a warning: the controller judges its members on their own, after a grace period.
 pub async fn list_all(drivers: &[Arc<dyn Driver>]) -> Result<Vec<(Arc<dyn Driver>, Instance)>, OwnershipError> {
     let mut out = Vec::new();
     for driver in drivers {
-        let listed = driver.list().await.map_err(|source| OwnershipError::List { driver: driver.name(), source })?;
-        out.extend(listed.into_iter().map(|i| (driver.clone(), i)));
+        let listing =
+            driver.list_reachable().await.map_err(|source| OwnershipError::List { driver: driver.name(), source })?;
+        for u in &listing.unreachable {
+            warn!(driver = driver.name(), place = %u.place, reason = %u.reason, "a place of the driver does not answer; its members are judged once it does or its grace period ends");
+        }
+        out.extend(listing.instances.into_iter().map(|i| (driver.clone(), i)));
     }
     Ok(out)
 }

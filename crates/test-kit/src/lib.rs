@@ -3,8 +3,8 @@
 //! response reader ([`http`]), a keep-alive load generator ([`load`]), child processes
 //! killed on drop ([`process`]), figures from /proc ([`proc`]), a real Mosquitto with
 //! its dynamic-security plugin ([`mosquitto`]), a test CA with a certificate it signed
-//! ([`certs`]), and the real Docker Engine with images built here from `FROM scratch`
-//! ([`docker`]).
+//! ([`certs`]), the real Docker Engine with images built here from `FROM scratch`
+//! ([`docker`]), and a second engine standing for a second host ([`engine`]).
 //!
 //! A dev-dependency only (`publish = false`). Everything waits on a condition with a
 //! deadline, never for a fixed time; the deadlines are generous, since tests run beside
@@ -12,6 +12,7 @@
 
 pub mod certs;
 pub mod docker;
+pub mod engine;
 pub mod http;
 pub mod load;
 pub mod mosquitto;

@@ -4,6 +4,8 @@
 // Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod containers;
+
 use std::collections::HashSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -549,9 +551,25 @@ pub struct SlowHttpApp<'a> {
     pub threshold: f64,
     pub min: u32,
     pub max: u32,
-    /// (network partition id, most members in it), in bursting order: each is a `local`
-    /// network partition with one partition `p1`, filled one after another.
+    /// (network partition id, most members in it), in bursting order: each is a network
+    /// partition of `iaas` with one partition `p1`, filled one after another.
     pub nps: &'a [(&'a str, u32)],
+    pub iaas: Iaas<'a>,
+}
+
+/// Where a [`SlowHttpApp`]'s members run.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Iaas<'a> {
+    /// Local processes.
+    #[default]
+    Local,
+    /// Containers of `image` (the agent is bundled in by the driver).
+    Docker {
+        image: &'a str,
+        /// The engine (`dockerHost`) of each network partition that names one; the others
+        /// use the local engine.
+        hosts: &'a [(&'a str, &'a str)],
+    },
 }
 
 impl SlowHttpApp<'_> {
@@ -560,12 +578,21 @@ impl SlowHttpApp<'_> {
     pub fn add(&self, platform: &Platform, dir: &Path) {
         use serde_json::json;
         for (np, partition_max) in self.nps {
-            add_definition(
-                platform,
-                dir,
-                "network-partition",
-                &json!({ "id": np, "provider": "local", "partitions": [{ "id": "p1", "partitionMax": partition_max }] }),
-            );
+            let definition = match self.iaas {
+                Iaas::Local => {
+                    json!({ "id": np, "provider": "local", "partitions": [{ "id": "p1", "partitionMax": partition_max }] })
+                }
+                Iaas::Docker { hosts, .. } => {
+                    let property: Vec<serde_json::Value> = hosts
+                        .iter()
+                        .filter(|(id, _)| id == np)
+                        .map(|(_, host)| json!({ "name": "dockerHost", "value": host }))
+                        .collect();
+                    json!({ "id": np, "provider": "docker", "property": property,
+                            "partitions": [{ "id": "p1", "partitionMax": partition_max }] })
+                }
+            };
+            add_definition(platform, dir, "network-partition", &definition);
         }
         add_definition(
             platform,
@@ -588,7 +615,16 @@ impl SlowHttpApp<'_> {
             "application-policy",
             &json!({ "id": "ap", "algorithm": "one-after-another", "networkPartitions": np_ids }),
         );
-        add_definition(platform, dir, "cartridge", &slow_http_cartridge("slow-http", self.proxy_port, self.delay_ms));
+        let mut cartridge = slow_http_cartridge("slow-http", self.proxy_port, self.delay_ms);
+        if let Iaas::Docker { image, .. } = self.iaas {
+            let delay = format!("{}ms", self.delay_ms);
+            cartridge["iaasProvider"] = json!([{
+                "type": "docker", "imageId": image, "cpu": "0.5", "memory": "128Mi",
+                "command": ["stratos", "sample-http", "--port", "${PORT}", "--bind", "0.0.0.0", "--delay", delay],
+                "property": [{ "name": "env.STRATOS_HEALTH_STATS_INTERVAL", "value": "1s" }]
+            }]);
+        }
+        add_definition(platform, dir, "cartridge", &cartridge);
         add_definition(
             platform,
             dir,

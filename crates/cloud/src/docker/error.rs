@@ -18,6 +18,9 @@ pub enum DockerError {
     NoGateway { network: String, host: String },
     #[error("members on network {network:?} cannot be given a bus address: {reason}")]
     Bus { network: String, reason: String },
+    /// An engine's listing failed (`reason` names the engine).
+    #[error("{reason}")]
+    Unreachable { host: String, reason: String },
     #[error("cannot prepare the agent for containers: {0}")]
     Bundle(#[from] BundleError),
 }

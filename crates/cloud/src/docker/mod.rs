@@ -19,7 +19,7 @@ mod error;
 pub mod labels;
 mod network;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -39,7 +39,8 @@ pub use error::DockerError;
 pub use network::tenant_network;
 
 use crate::driver::{
-    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, MemberSpec,
+    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, Listing, MemberSpec,
+    Unreachable,
 };
 use error::status;
 
@@ -77,6 +78,10 @@ pub struct DockerDriver {
     platform_id: RwLock<Option<String>>,
     /// The engine of each member started or listed in this run.
     hosts: Mutex<HashMap<String, String>>,
+    /// Engines placements name ([`Driver::place_of`]): listed even before a member of
+    /// this run is there, so that members adopted after a restart are found (or their
+    /// engine reported unreachable) rather than judged gone.
+    named: Mutex<std::collections::BTreeSet<String>>,
     /// The networks (engine, name) whose gateway the bus is served on in this run.
     served: Mutex<std::collections::HashSet<(String, String)>>,
 }
@@ -96,6 +101,7 @@ impl DockerDriver {
             engines: Default::default(),
             platform_id: RwLock::new(None),
             hosts: Default::default(),
+            named: Default::default(),
             served: Default::default(),
         })
     }
@@ -350,6 +356,7 @@ impl DockerDriver {
     async fn known_hosts(&self) -> Vec<String> {
         let mut hosts = self.engines.hosts().await;
         hosts.extend(self.hosts.lock().unwrap().values().cloned());
+        hosts.extend(self.named.lock().unwrap().iter().cloned());
         hosts.push(self.config.default_host.clone());
         hosts.sort();
         hosts.dedup();
@@ -375,26 +382,41 @@ impl DockerDriver {
         Ok(())
     }
 
-    async fn list_all(&self) -> Result<Vec<Instance>, DockerError> {
-        let mut out = Vec::new();
+    /// Lists every known engine that answers; those that do not are named with why
+    /// (their client is dropped, so the next listing connects again).
+    async fn list_reachable_engines(&self) -> Listing {
+        let mut listing = Listing::default();
         for host in self.known_hosts().await {
-            let docker = match self.engines.get(&host).await {
-                Ok(d) => d,
+            let listed = match self.engines.get(&host).await {
+                Ok(docker) => self.list_on(&docker, &host, None).await.map(|l| (docker, l)),
+                Err(e) => Err(e),
+            };
+            let (docker, listed) = match listed {
+                Ok(ok) => ok,
                 Err(e) => {
                     self.engines.forget(&host).await;
-                    return Err(e);
+                    listing.unreachable.push(Unreachable { place: host.clone(), reason: e.to_string() });
+                    continue;
                 }
             };
-            let listed = self.list_on(&docker, &host, None).await?;
             self.serve_bus(&docker, &host, &listed).await;
             let mut hosts = self.hosts.lock().unwrap();
             for l in &listed {
                 hosts.entry(l.instance.member_id.clone()).or_insert_with(|| host.clone());
             }
-            out.extend(listed.into_iter().map(|l| l.instance));
+            listing.instances.extend(listed.into_iter().map(|l| l.instance));
         }
-        out.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-        Ok(out)
+        listing.instances.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        listing
+    }
+
+    /// Every engine's containers of this platform, or an error if an engine does not answer.
+    async fn list_all(&self) -> Result<Vec<Instance>, DockerError> {
+        let listing = self.list_reachable_engines().await;
+        match listing.unreachable.into_iter().next() {
+            Some(u) => Err(DockerError::Unreachable { host: u.place, reason: u.reason }),
+            None => Ok(listing.instances),
+        }
     }
 }
 
@@ -485,6 +507,17 @@ impl Driver for DockerDriver {
             let all = self.list_all().await.map_err(|e| DriverError::List(e.into()))?;
             Ok(all.into_iter().find(|i| i.member_id == member_id))
         })
+    }
+
+    fn list_reachable(&self) -> BoxFuture<'_, Result<Listing, DriverError>> {
+        Box::pin(async move { Ok(self.list_reachable_engines().await) })
+    }
+
+    /// The engine (`dockerHost`, normalized) a placement names.
+    fn place_of(&self, placement: &BTreeMap<String, String>) -> Option<String> {
+        let host = self.host_of(placement);
+        self.named.lock().unwrap().insert(host.clone());
+        Some(host)
     }
 }
 

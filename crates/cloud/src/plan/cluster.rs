@@ -23,6 +23,9 @@ pub struct ClusterContext<'a> {
     pub now: Instant,
     /// Clusters whose stored record cannot be read: nothing is planned for them.
     pub frozen: &'a HashSet<String>,
+    /// Partitions on a place their driver cannot reach now (`places`): avoided by new
+    /// members like those where starts failed.
+    pub unreachable: &'a HashSet<Slot>,
 }
 
 /// A member to record and start.
@@ -71,7 +74,8 @@ pub fn plan_cluster(
     let nps: HashMap<String, NetworkPartition> =
         ctx.defs.network_partitions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let placement = Placement::new(app_policy.algorithm, &app_policy.network_partitions, policy, &nps);
-    let avoid = ctx.history.avoided(&spec.cluster_id, ctx.now);
+    let mut avoid = ctx.history.avoided(&spec.cluster_id, ctx.now);
+    avoid.extend(ctx.unreachable.iter().cloned());
     let scaled = plan_scale(&ScaleInput {
         spec,
         scale,
@@ -169,6 +173,7 @@ mod tests {
             history: &history,
             now: Instant::now(),
             frozen: &frozen,
+            unreachable: &HashSet::new(),
         };
         let no = |_: &str| false;
         // Two fit in a (local); the third would go to b, whose provider has no driver.
@@ -199,6 +204,7 @@ mod tests {
             history: &history,
             now: Instant::now(),
             frozen: &frozen,
+            unreachable: &HashSet::new(),
         };
         let members: Vec<_> = (0..2).map(|i| member(&format!("m{i}"), "np1", "a", active(), i)).collect();
         let t = topology(&members);
@@ -215,7 +221,7 @@ mod tests {
         let mut history = FailureHistory::default();
         let t0 = Instant::now();
         history.record(CLUSTER, t0, "did not activate", Failure::Start, Some(slot("np1", "a")));
-        let frozen = HashSet::new();
+        let (frozen, unreachable) = (HashSet::new(), HashSet::new());
         let at = |now| ClusterContext {
             defs: &defs,
             app_policy_id: "ap",
@@ -224,6 +230,7 @@ mod tests {
             history: &history,
             now,
             frozen: &frozen,
+            unreachable: &unreachable,
         };
         let no = |_: &str| false;
         assert_eq!(plan_cluster(&at(t0), &spec(1, 1, 1), None, None, &no), ClusterPlan::default(), "backing off");
@@ -231,5 +238,25 @@ mod tests {
         assert_eq!(retry.create, [Creation { slot: slot("np1", "b"), provider: "docker".into() }], "a is avoided");
         let later = plan_cluster(&at(t0 + std::time::Duration::from_secs(4)), &spec(1, 1, 1), None, None, &no);
         assert_eq!(later.create[0].slot, slot("np1", "a"), "the avoidance ended");
+    }
+
+    #[test]
+    fn partitions_on_an_unreachable_place_get_no_new_member() {
+        let defs = defs();
+        let drivers = HashSet::from(["local", "docker"]);
+        let (history, frozen) = (FailureHistory::default(), HashSet::new());
+        let unreachable = HashSet::from([slot("np1", "a")]);
+        let ctx = ClusterContext {
+            defs: &defs,
+            app_policy_id: "ap",
+            app_policy: defs.application_policies.get("ap"),
+            drivers: &drivers,
+            history: &history,
+            now: Instant::now(),
+            frozen: &frozen,
+            unreachable: &unreachable,
+        };
+        let planned = plan_cluster(&ctx, &spec(1, 1, 1), None, None, &|_: &str| false);
+        assert_eq!(planned.create, [Creation { slot: slot("np1", "b"), provider: "docker".into() }]);
     }
 }

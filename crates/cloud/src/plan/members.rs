@@ -7,6 +7,7 @@ use stratos_model::topology::{Member, MemberStatus, Port, Topology};
 use stratos_model::Property;
 
 use super::backoff::Failure;
+use super::places::Unseen;
 use crate::driver::{Instance, InstanceState};
 use crate::ownership;
 
@@ -38,6 +39,9 @@ pub struct MembersInput<'a> {
     pub adopting: &'a HashSet<String>,
     /// Clusters a deployment converges (where an adopted member may go), with their service.
     pub deployed: &'a HashMap<String, String>,
+    /// Members on a place their driver cannot reach (`places`), by id: left as they are
+    /// within the grace period, given up after it.
+    pub unseen: &'a HashMap<String, Unseen>,
 }
 
 /// A member of the topology whose instance is no more.
@@ -69,6 +73,22 @@ pub fn judge(input: &MembersInput) -> Judgement {
     for m in input.topology.members() {
         if input.terminating.contains(&m.member_id) || frozen(&m.cluster_id) {
             continue;
+        }
+        match input.unseen.get(&m.member_id) {
+            Some(Unseen::Waiting) => continue,
+            Some(Unseen::Lost(why)) => {
+                // Not the cluster's failure: it is not backed off, and its partition is
+                // avoided while the place is out of reach (`ClusterContext::unreachable`).
+                out.gone.push(Gone {
+                    cluster_id: m.cluster_id.clone(),
+                    member_id: m.member_id.clone(),
+                    reason: format!("member {} given up: {why}", m.member_id),
+                    foreign: false,
+                    failure: None,
+                });
+                continue;
+            }
+            None => {}
         }
         let draining = (input.draining)(&m.member_id);
         let (reason, foreign) = match input.instances.get(&m.member_id).map(|l| &l.instance) {
@@ -162,6 +182,7 @@ mod tests {
         frozen: HashSet<String>,
         adopting: HashSet<String>,
         deployed: HashMap<String, String>,
+        unseen: HashMap<String, Unseen>,
         trusted: bool,
     }
 
@@ -174,6 +195,7 @@ mod tests {
                 frozen: HashSet::new(),
                 adopting: HashSet::new(),
                 deployed: HashMap::from([(CLUSTER.to_string(), "web".to_string())]),
+                unseen: HashMap::new(),
                 trusted: true,
             }
         }
@@ -193,6 +215,7 @@ mod tests {
                 frozen: &self.frozen,
                 adopting: &self.adopting,
                 deployed: &self.deployed,
+                unseen: &self.unseen,
             })
         }
     }
@@ -283,5 +306,26 @@ mod tests {
         // Without --adopt-members the same instance is an orphan.
         w.adopting.clear();
         assert_eq!(w.judge().orphans.len(), 3, "an exited one too: its driver cleans it up");
+    }
+
+    #[test]
+    fn members_on_an_unreachable_place_wait_out_its_grace_then_are_given_up_without_blame() {
+        let mut w = World::new(&[
+            member("m1", "np2", "a", active(), 1),
+            member("m2", "np2", "a", active(), 2),
+            member("m3", "np1", "a", active(), 3),
+        ]);
+        // m1 and m2's engine does not answer, so neither is listed; m3's is listed.
+        w.run("m3", CLUSTER, Some("p1"), InstanceState::Running);
+        w.unseen.insert("m1".into(), Unseen::Waiting);
+        w.unseen.insert("m2".into(), Unseen::Waiting);
+        assert_eq!(w.judge(), Judgement::default(), "within the grace nothing is gone");
+        w.unseen.insert("m1".into(), Unseen::Lost("e2 has not answered for 31s".into()));
+        let j = w.judge();
+        assert_eq!(j.gone.len(), 1, "{j:?}");
+        assert_eq!(j.gone[0].member_id, "m1");
+        assert_eq!(j.gone[0].reason, "member m1 given up: e2 has not answered for 31s");
+        assert_eq!(j.gone[0].failure, None, "the cluster is not backed off for its engine");
+        assert!(!j.gone[0].foreign, "its driver is asked to clean up once the engine is back");
     }
 }

@@ -6,6 +6,7 @@
 //! clock; the controller (`controller.rs`) executes the plans.
 //!
 //! One concern per module, in the order a reconcile asks them:
+//! - `places`: places (engines) a driver cannot reach, each with its grace period;
 //! - `members`: the members against the listing (gone, orphans, adoption);
 //! - `timeouts`: members late to activate or to drain;
 //! - `cluster`: one deployed cluster's plan (policies, drivers), through `scale`
@@ -14,6 +15,7 @@
 pub mod backoff;
 pub mod cluster;
 pub mod members;
+pub mod places;
 pub mod scale;
 pub mod timeouts;
 
@@ -23,4 +25,5 @@ mod testing;
 pub use backoff::{Failure, FailureHistory};
 pub use cluster::{dependencies_active, plan_cluster, ClusterContext, ClusterPlan, Creation};
 pub use members::{judge, Gone, Judgement, Listed, MembersInput};
+pub use places::{Places, Unseen};
 pub use timeouts::{overdue, Overdue, TimeoutInput};
