@@ -12,6 +12,8 @@ mod lb;
 mod legacy_flags;
 mod logging;
 mod members;
+mod mock_iaas;
+mod mock_patterns;
 mod output;
 mod sample_http;
 mod session;
@@ -75,6 +77,10 @@ enum Command {
     User(users::UserArgs),
     /// Manage tenants and their quotas (platform admins).
     Tenant(tenants::TenantArgs),
+    /// The mock IaaS's health-statistics patterns (platform admins): what members of `mock`
+    /// network partitions report, per cartridge type and factor.
+    #[command(name = "mock-iaas")]
+    MockIaas(mock_patterns::MockIaasArgs),
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
             Command::Whoami(a) => session::whoami(a).await,
             Command::User(a) => users::run(a).await,
             Command::Tenant(a) => tenants::run(a).await,
+            Command::MockIaas(a) => mock_patterns::run(a).await,
             Command::SampleHttp(a) => sample_http::run(a).await,
             Command::Lb(a) => lb::run(a).await,
             Command::LbExtension(a) => lb::run_extension(a).await,
