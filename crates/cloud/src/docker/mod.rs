@@ -138,6 +138,28 @@ impl DockerDriver {
         Ok(prepared)
     }
 
+    /// A copy of the bus CA that the member's user can read, to mount: the platform
+    /// keeps its own files private (a certificate is public; its key stays there).
+    fn readable_ca(&self, ca: &Path) -> Result<PathBuf, DockerError> {
+        use std::os::unix::fs::PermissionsExt;
+        let failed = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DockerError::Bundle(BundleError::Io { action, path, source })
+        };
+        let pem = std::fs::read(ca).map_err(failed("read the bus CA", ca))?;
+        let copy = self.bundle_root.join("bus-ca.pem");
+        if std::fs::read(&copy).ok().as_deref() == Some(pem.as_slice()) {
+            return Ok(copy);
+        }
+        // Written whole then renamed: a container starting meanwhile mounts the old or the new.
+        let tmp = self.bundle_root.join(format!(".bus-ca-{}.pem", std::process::id()));
+        std::fs::create_dir_all(&self.bundle_root).map_err(failed("create", &self.bundle_root))?;
+        std::fs::write(&tmp, &pem).map_err(failed("write", &tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(failed("chmod", &tmp))?;
+        std::fs::rename(&tmp, &copy).map_err(failed("rename into place", &copy))?;
+        Ok(copy)
+    }
+
     /// Whether `image` is on the engine of a placement with `properties`: the deploy-time
     /// check (`Ok(false)`: missing; an unreachable engine is an error).
     pub async fn has_image(&self, properties: &HashMap<String, String>, image: &str) -> Result<bool, DockerError> {
@@ -203,13 +225,21 @@ impl DockerDriver {
             return Err(DockerError::NoCommand { image: image.into() });
         }
         let bundle = self.bundle()?;
+        let readable;
+        let spec = match &spec.bus_ca_cert {
+            Some(ca) => {
+                readable = MemberSpec { bus_ca_cert: Some(self.readable_ca(ca)?), ..spec.clone() };
+                &readable
+            }
+            None => spec,
+        };
         // `stratos ...` cartridges (sample-http) run the bundled binary.
         if command[0] == "stratos" {
             let rest: Vec<&str> = command[1..].iter().map(String::as_str).collect();
             command = bundle.command(&rest);
         }
         let started_at = stratos_bus::now_millis();
-        let env = member_env(spec, &broker_url, &command, &ports);
+        let env = member_env(spec, &broker_url, bus.tls_name(), &command, &ports);
         let labels = labels::of_member(spec, &network, &ports, started_at);
         let body =
             container::create_body(spec, image, &bundle, &self.config.confinement, &network, env, labels.clone());
@@ -430,7 +460,13 @@ struct Listed {
 
 /// The agent's environment in the container (the local driver's, with the container's
 /// ports and the bus on the network's gateway).
-fn member_env(spec: &MemberSpec, broker_url: &str, command: &[String], ports: &[AllocatedPort]) -> Vec<String> {
+fn member_env(
+    spec: &MemberSpec,
+    broker_url: &str,
+    tls_name: Option<String>,
+    command: &[String],
+    ports: &[AllocatedPort],
+) -> Vec<String> {
     let mut env: Vec<(String, String)> = spec
         .env
         .iter()
@@ -473,6 +509,10 @@ fn member_env(spec: &MemberSpec, broker_url: &str, command: &[String], ports: &[
     }
     if spec.bus_ca_cert.is_some() {
         env.push((stratos_bus::tls::CA_CERT_ENV.into(), BUS_CA.into()));
+    }
+    // The gateway address the member connects to is not a name of the broker's certificate.
+    if let Some(name) = tls_name.filter(|_| stratos_bus::is_tls_url(broker_url)) {
+        env.push((stratos_bus::tls::TLS_NAME_ENV.into(), name));
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
