@@ -56,11 +56,18 @@ pub struct DockerConfig {
     /// The engine where a partition names none.
     pub default_host: String,
     pub confinement: Confinement,
+    /// How long a network of the platform with no container on it, and not made or used
+    /// by a start meanwhile, is kept before it is removed.
+    pub network_idle: Duration,
 }
 
 impl Default for DockerConfig {
     fn default() -> Self {
-        DockerConfig { default_host: DEFAULT_HOST.into(), confinement: Confinement::default() }
+        DockerConfig {
+            default_host: DEFAULT_HOST.into(),
+            confinement: Confinement::default(),
+            network_idle: network::KEEP_IDLE,
+        }
     }
 }
 
@@ -84,7 +91,14 @@ pub struct DockerDriver {
     named: Mutex<std::collections::BTreeSet<String>>,
     /// The networks (engine, name) whose gateway the bus is served on in this run.
     served: Mutex<std::collections::HashSet<(String, String)>>,
+    /// When a start last made or used each network (engine, name): not swept meanwhile.
+    ensured: Mutex<HashMap<(String, String), std::time::Instant>>,
+    /// When each engine's idle networks were last swept.
+    swept: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How often an engine's idle networks are looked for (at most).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 impl DockerDriver {
     /// A driver running `agent` (this `stratos` binary) in containers from a bundle
@@ -103,6 +117,8 @@ impl DockerDriver {
             hosts: Default::default(),
             named: Default::default(),
             served: Default::default(),
+            ensured: Default::default(),
+            swept: Default::default(),
         })
     }
 
@@ -202,6 +218,7 @@ impl DockerDriver {
             .filter(|n| !n.is_empty())
             .cloned()
             .unwrap_or_else(|| tenant_network(&spec.platform_id, spec.tenant_id));
+        self.ensured.lock().unwrap().insert((host.clone(), network.clone()), std::time::Instant::now());
         let gateway = network::ensure(&docker, &host, &network, &spec.platform_id, spec.tenant_id).await?;
         let bus_error = |reason: String| DockerError::Bus { network: network.clone(), reason };
         let bus = self.bus.get().ok_or_else(|| bus_error("the platform's bus is not running yet".into()))?;
@@ -382,6 +399,41 @@ impl DockerDriver {
         }
     }
 
+    /// Removes, now and then, this platform's networks on `host` that none of its
+    /// containers (`listed`, any state) uses and no start made or used lately.
+    async fn sweep_networks(&self, docker: &Docker, host: &str, listed: &[Listed]) {
+        let now = std::time::Instant::now();
+        {
+            let mut swept = self.swept.lock().unwrap();
+            let every = SWEEP_EVERY.min(self.config.network_idle);
+            if swept.get(host).is_some_and(|at| now.saturating_duration_since(*at) < every) {
+                return;
+            }
+            swept.insert(host.to_string(), now);
+        }
+        let Some(platform_id) = self.platform_id.read().unwrap().clone() else { return };
+        let ours = match network::of_platform(docker, host, &platform_id).await {
+            Ok(ours) => ours,
+            Err(e) => return warn!(%host, error = %e, "cannot list the platform's networks"),
+        };
+        let used: std::collections::HashSet<String> = listed.iter().map(|l| l.network.clone()).collect();
+        let ensured: HashMap<String, std::time::Instant> = self
+            .ensured
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((h, _), _)| h == host)
+            .map(|((_, n), at)| (n.clone(), *at))
+            .collect();
+        for name in network::idle(&ours, &used, &ensured, now, self.config.network_idle) {
+            if network::remove(docker, host, &name).await {
+                let key = (host.to_string(), name);
+                self.served.lock().unwrap().remove(&key);
+                self.ensured.lock().unwrap().remove(&key);
+            }
+        }
+    }
+
     /// Every engine this driver knows: the default one and those members run on.
     async fn known_hosts(&self) -> Vec<String> {
         let mut hosts = self.engines.hosts().await;
@@ -430,6 +482,7 @@ impl DockerDriver {
                 }
             };
             self.serve_bus(&docker, &host, &listed).await;
+            self.sweep_networks(&docker, &host, &listed).await;
             let mut hosts = self.hosts.lock().unwrap();
             for l in &listed {
                 hosts.entry(l.instance.member_id.clone()).or_insert_with(|| host.clone());
