@@ -97,6 +97,9 @@ pub struct DockerDriver {
     swept: Mutex<HashMap<String, std::time::Instant>>,
 }
 
+/// How long an engine may take to list its containers before it counts as unreachable.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often an engine's idle networks are looked for (at most).
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -469,9 +472,18 @@ impl DockerDriver {
     async fn list_reachable_engines(&self) -> Listing {
         let mut listing = Listing::default();
         for host in self.known_hosts().await {
-            let listed = match self.engines.get(&host).await {
-                Ok(docker) => self.list_on(&docker, &host, None).await.map(|l| (docker, l)),
-                Err(e) => Err(e),
+            // An engine whose host is down may not even refuse the connection: the whole
+            // listing must not wait for TCP to give up on it.
+            let list = async {
+                let docker = self.engines.get(&host).await?;
+                self.list_on(&docker, &host, None).await.map(|l| (docker, l))
+            };
+            let listed = match tokio::time::timeout(LIST_TIMEOUT, list).await {
+                Ok(listed) => listed,
+                Err(_) => Err(DockerError::Unreachable {
+                    host: host.clone(),
+                    reason: format!("the Docker Engine at {host} did not answer within {}s", LIST_TIMEOUT.as_secs()),
+                }),
             };
             let (docker, listed) = match listed {
                 Ok(ok) => ok,
