@@ -1,10 +1,16 @@
-//! `stratos cluster scaling-history CLUSTER`.
+//! `stratos cluster scaling-history CLUSTER`, `stratos cluster scale CLUSTER --min N --max M`,
+//! `stratos cluster restart CLUSTER` (rolling, its progress shown until it ends).
 
-use anyhow::Result;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use reqwest::Method;
 use serde_json::Value;
+
+use stratos_model::duration::{self, VALUE_NAME as DURATION};
 
 use crate::client::{ApiArgs, Client};
 use crate::output::{print_one, Output};
@@ -29,11 +35,43 @@ enum ClusterAction {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// Set a deployed cluster's fewest and most members (either or both). Kept in the
+    /// deployment; members start or drain at once to bring the cluster inside the new
+    /// bounds, and the autoscaler decides within them from then on. Max may go past the
+    /// application's cartridgeMax, up to what the deployment policy's partitions hold.
+    #[command(verbatim_doc_comment)]
+    Scale {
+        cluster: String,
+        /// Fewest members (at least 1).
+        #[arg(long)]
+        min: Option<u32>,
+        /// Most members.
+        #[arg(long)]
+        max: Option<u32>,
+    },
+    /// Restart a cluster's members one at a time: each is replaced by a new member,
+    /// which is active before the old one drains, so as many members serve as before.
+    /// Shows progress until the last old member is replaced.
+    Restart {
+        cluster: String,
+        /// Return once the restart is accepted, without waiting for it to finish.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this long (the restart goes on).
+        #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "10m")]
+        timeout: Duration,
+    },
 }
 
 pub async fn run(args: ClusterArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
-    let ClusterAction::ScalingHistory { cluster, last } = args.action;
+    let (cluster, last) = match args.action {
+        ClusterAction::ScalingHistory { cluster, last } => (cluster, last),
+        ClusterAction::Scale { cluster, min, max } => return scale(&client, &cluster, min, max, args.output).await,
+        ClusterAction::Restart { cluster, no_wait, timeout } => {
+            return restart(&client, &cluster, no_wait, timeout, args.output).await
+        }
+    };
     let history =
         client.call(Method::GET, &format!("/api/clusters/{cluster}/scalingHistory"), None).await?.unwrap_or_default();
     let entries: Vec<Value> = history.as_array().cloned().unwrap_or_default();
@@ -85,4 +123,100 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
     }
     println!("{table}");
     Ok(())
+}
+
+async fn scale(client: &Client, cluster: &str, min: Option<u32>, max: Option<u32>, output: Output) -> Result<()> {
+    if min.is_none() && max.is_none() {
+        bail!("give --min, --max or both");
+    }
+    let mut body = serde_json::Map::new();
+    if let Some(min) = min {
+        body.insert("min".into(), min.into());
+    }
+    if let Some(max) = max {
+        body.insert("max".into(), max.into());
+    }
+    let body = Some((Value::Object(body).to_string(), "application/json"));
+    let bounds = client.call(Method::PUT, &format!("/api/clusters/{cluster}/scale"), body).await?.unwrap_or_default();
+    if output != Output::Table {
+        print_one(&bounds, output);
+    } else {
+        println!("cluster {cluster}: min {} max {}", bounds["min"], bounds["max"]);
+    }
+    Ok(())
+}
+
+async fn restart(client: &Client, cluster: &str, no_wait: bool, timeout: Duration, output: Output) -> Result<()> {
+    let path = format!("/api/clusters/{cluster}/restart");
+    let status = client.call(Method::POST, &path, None).await?.unwrap_or_default();
+    if no_wait {
+        if output != Output::Table {
+            print_one(&status, output);
+        } else {
+            println!("restarting cluster {cluster}: {} member(s) to replace", list_len(&status["remaining"]));
+        }
+        return Ok(());
+    }
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let (mut last, mut status) = (String::new(), status);
+    loop {
+        let line = restart_line(&status);
+        if line != last {
+            if tty {
+                eprint!("\r\x1b[K{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            let _ = std::io::stderr().flush();
+            last = line;
+        }
+        if status["running"] == Value::Bool(false) {
+            break;
+        }
+        if started.elapsed() > timeout {
+            if tty {
+                eprintln!();
+            }
+            bail!(
+                "the restart of cluster {cluster} did not finish within {} (it goes on){}",
+                duration::format(timeout),
+                status["error"].as_str().map(|e| format!("\n  error: {e}")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        status = client.call(Method::GET, &path, None).await?.unwrap_or_default();
+    }
+    if tty {
+        eprintln!();
+    }
+    if output != Output::Table {
+        print_one(&status, output);
+    } else {
+        println!("cluster {cluster} restarted: {} member(s) replaced", list_len(&status["replacements"]));
+    }
+    Ok(())
+}
+
+fn list_len(v: &Value) -> usize {
+    v.as_array().map_or(0, Vec::len)
+}
+
+/// One line of a restart's progress: old members left, replacements by status.
+fn restart_line(status: &Value) -> String {
+    let replacements: Vec<String> = status["replacements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| format!("{} {}", m["memberId"].as_str().unwrap_or("?"), m["status"].as_str().unwrap_or("?")))
+        .collect();
+    let mut line = format!(
+        "{} old member(s) left; replacements: {}",
+        list_len(&status["remaining"]),
+        if replacements.is_empty() { "none yet".to_string() } else { replacements.join(", ") }
+    );
+    if let Some(e) = status["error"].as_str() {
+        line.push_str(&format!(" error: {e}"));
+    }
+    line
 }

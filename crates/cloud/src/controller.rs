@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use stratos_bus::events::*;
 use stratos_bus::{now_millis, AnyEvent, Bus, MemberRef};
 use stratos_model::topology::{Cluster, ClusterStatus, Member, MemberStatus, Port, Service, ServiceType, Topology};
-use stratos_model::{ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Property};
+use stratos_model::{ClusterRestart, ClusterScale, ClusterSpec, Deployment, DeploymentStatus, Property};
 use stratos_store::{Store, TopologyChanges, Unreadable};
 use tracing::{debug, error, info, warn};
 
@@ -101,7 +101,9 @@ impl ControllerConfig {
 struct TenantInputs {
     defs: stratos_model::Definitions,
     scales: HashMap<String, ClusterScale>,
-    /// Scale records that cannot be read: their clusters are frozen.
+    /// Rolling restarts asked for (`ClusterRestart`): cluster id → when (milliseconds).
+    restarts: HashMap<String, u64>,
+    /// Scale and restart records that cannot be read: their clusters are frozen.
     unreadable: Vec<Unreadable>,
 }
 
@@ -1015,6 +1017,7 @@ impl CloudController {
                 now: Instant::now(),
                 frozen: &self.frozen,
                 unreachable: &unreachable,
+                restarts: &inputs.restarts,
             };
             let planned = plan::plan_cluster(
                 &ctx,
@@ -1095,7 +1098,17 @@ impl CloudController {
                 return None;
             }
         };
-        let inputs = Arc::new(TenantInputs { defs, scales, unreadable });
+        let (restarts, unreadable) = match self.store.list_records::<ClusterRestart>(tenant).await {
+            Ok(listed) => (
+                listed.records.into_iter().map(|r| (r.cluster_id, r.requested_at)).collect(),
+                unreadable.into_iter().chain(listed.unreadable).collect(),
+            ),
+            Err(e) => {
+                error!(error = %e, "cannot read cluster restarts");
+                return None;
+            }
+        };
+        let inputs = Arc::new(TenantInputs { defs, scales, restarts, unreadable });
         self.tenant_inputs.insert(tenant, inputs.clone());
         Some(inputs)
     }

@@ -12,16 +12,16 @@
 use std::collections::HashSet;
 
 use stratos_model::topology::{Cluster, Topology};
-use stratos_model::{ClusterScale, Deployment};
+use stratos_model::{ClusterRestart, ClusterScale, Deployment};
 use stratos_store::Unreadable;
 
 /// The ids of the clusters `unreadable` documents concern: a cluster's own topology
-/// document or scale record names it; a deployment, every cluster of its application
+/// document, scale record or restart record names it; a deployment, every cluster of its application
 /// (and tenant) in the topology. Documents of other kinds freeze no cluster.
 pub fn frozen_clusters(topology: &Topology, unreadable: &[Unreadable]) -> HashSet<String> {
     let mut frozen = HashSet::new();
     for bad in unreadable {
-        if bad.of::<Cluster>() || bad.of::<ClusterScale>() {
+        if bad.of::<Cluster>() || bad.of::<ClusterScale>() || bad.of::<ClusterRestart>() {
             frozen.insert(bad.id.clone());
         } else if bad.of::<Deployment>() {
             let clusters = topology.services.values().flat_map(|s| s.clusters.values());

@@ -9,6 +9,7 @@ pub mod auth;
 mod body;
 pub mod bootstrap;
 mod claims;
+mod cluster_ops;
 mod definitions;
 pub mod deploy_checks;
 mod deployments;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(definitions::routes())
         .merge(tenants::routes())
         .merge(deployments::routes())
+        .merge(cluster_ops::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))

@@ -81,6 +81,32 @@ pub fn document() -> Value {
             "parameters": [string_param("id", "Cluster id: <applicationId>.<alias>")],
             "responses": merge(json!({"200": {"description": "Oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}), &errors)}}),
     );
+    let scale_request = generator.subschema_for::<crate::cluster_ops::ScaleRequest>();
+    let bounds = generator.subschema_for::<crate::cluster_ops::ClusterBounds>();
+    let restart = generator.subschema_for::<crate::cluster_ops::RestartStatus>();
+    paths.insert(
+        "/api/clusters/{id}/scale".into(),
+        json!({"put": {"tags": ["clusters"], "operationId": "scaleCluster",
+            "summary": "Set a deployed cluster's min and/or max members",
+            "description": "Persisted in the deployment; the cluster is brought inside the new bounds at once and the autoscaler decides within them. Max is held to what the deployment policy's partitions hold (not to the application's cartridgeMax), the platform's largest cluster size and the tenant's quota.",
+            "parameters": [string_param("id", "Cluster id: <applicationId>.<alias>")],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": scale_request}}},
+            "responses": merge(json!({"200": {"description": "The bounds now in force", "content": {"application/json": {"schema": bounds}}}}), &errors)}}),
+    );
+    paths.insert(
+        "/api/clusters/{id}/restart".into(),
+        json!({
+            "post": {"tags": ["clusters"], "operationId": "restartCluster",
+                "summary": "Restart a cluster's members, one at a time",
+                "description": "Each member is replaced by a new one, which is Active before the old one drains. 409 while a restart of the cluster runs.",
+                "parameters": [string_param("id", "Cluster id: <applicationId>.<alias>")],
+                "responses": merge(json!({"202": {"description": "Accepted", "content": {"application/json": {"schema": restart}}}}), &errors)},
+            "get": {"tags": ["clusters"], "operationId": "clusterRestartStatus",
+                "summary": "The progress of a cluster's last rolling restart",
+                "parameters": [string_param("id", "Cluster id: <applicationId>.<alias>")],
+                "responses": merge(json!({"200": {"description": "Members left to replace and their replacements", "content": {"application/json": {"schema": restart}}}}), &errors)}
+        }),
+    );
     add_identity(&mut generator, &mut paths, &errors);
     let quota = generator.subschema_for::<Quota>();
     let quota_view = generator.subschema_for::<QuotaView>();

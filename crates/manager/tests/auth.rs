@@ -120,7 +120,14 @@ async fn body_for(w: &World, method: &str, template: &str) -> Option<Value> {
         "/api/tenants" => json!({"tenantDomain": "intruder.test"}),
         "/api/tenants/{domain}/quota" => json!({"maxMembers": 1000}),
         "/api/mockIaas" => json!({"cartridges": [{"type": "acme-cart", "patterns": []}]}),
-        t if t.contains("/deploy/") || t.ends_with("/undeploy") || t.ends_with("activate") => return None,
+        "/api/clusters/{id}/scale" => json!({"min": 2, "max": 2}),
+        t if t.contains("/deploy/")
+            || t.ends_with("/undeploy")
+            || t.ends_with("activate")
+            || t.ends_with("/restart") =>
+        {
+            return None
+        }
         t => {
             let resource = t.split('/').nth(2).unwrap();
             let kind: stratos_model::Kind = resource.parse().unwrap();

@@ -286,3 +286,19 @@ pub struct ClusterScale {
     /// Milliseconds since the Unix epoch.
     pub updated_at: u64,
 }
+
+/// An operator's rolling restart of a cluster (`stratos cluster restart`), written by
+/// the manager. It is a request, not a progress record: every member created before
+/// `requested_at` is old, and the controller replaces the old members one at a time
+/// until none is left; that is when the restart is over. A controller that restarts
+/// reads the same record and carries on where the topology says it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRestart {
+    pub cluster_id: String,
+    /// Milliseconds since the Unix epoch (the manager's clock; members' `initTime` is
+    /// the controller's, the same host's clock in one platform).
+    pub requested_at: u64,
+    /// Who asked for it.
+    pub requested_by: String,
+}

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stratos_model::topology::{Cluster, Port, ServiceType};
-use stratos_model::{ApplicationMonitorStatus, ClusterScale, Deployment, MockIaasConfig, Tenant};
+use stratos_model::{ApplicationMonitorStatus, ClusterRestart, ClusterScale, Deployment, MockIaasConfig, Tenant};
 
 /// A kind of stored document: its collection, and how a value names its document.
 pub trait Record: Serialize + DeserializeOwned {
@@ -95,6 +95,13 @@ impl Record for Deployment {
 
 impl Record for ClusterScale {
     const COLLECTION: &'static str = "cluster-scale";
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.cluster_id)
+    }
+}
+
+impl Record for ClusterRestart {
+    const COLLECTION: &'static str = "cluster-restart";
     fn id(&self) -> Cow<'_, str> {
         Cow::Borrowed(&self.cluster_id)
     }

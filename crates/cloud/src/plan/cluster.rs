@@ -26,6 +26,8 @@ pub struct ClusterContext<'a> {
     /// Partitions on a place their driver cannot reach now (`places`): avoided by new
     /// members like those where starts failed.
     pub unreachable: &'a HashSet<Slot>,
+    /// Rolling restarts asked for, by cluster id: when each was asked (milliseconds).
+    pub restarts: &'a HashMap<String, u64>,
 }
 
 /// A member to record and start.
@@ -84,6 +86,7 @@ pub fn plan_cluster(
         leaving,
         backing_off: ctx.history.backing_off(&spec.cluster_id, ctx.now),
         avoid: &avoid,
+        restart_since: ctx.restarts.get(&spec.cluster_id).copied(),
     });
     let mut plan = ClusterPlan { drain: scaled.drain, note: scaled.full, ..Default::default() };
     for slot in scaled.create {
@@ -174,6 +177,7 @@ mod tests {
             now: Instant::now(),
             frozen: &frozen,
             unreachable: &HashSet::new(),
+            restarts: &HashMap::new(),
         };
         let no = |_: &str| false;
         // Two fit in a (local); the third would go to b, whose provider has no driver.
@@ -205,6 +209,7 @@ mod tests {
             now: Instant::now(),
             frozen: &frozen,
             unreachable: &HashSet::new(),
+            restarts: &HashMap::new(),
         };
         let members: Vec<_> = (0..2).map(|i| member(&format!("m{i}"), "np1", "a", active(), i)).collect();
         let t = topology(&members);
@@ -221,7 +226,7 @@ mod tests {
         let mut history = FailureHistory::default();
         let t0 = Instant::now();
         history.record(CLUSTER, t0, "did not activate", Failure::Start, Some(slot("np1", "a")));
-        let (frozen, unreachable) = (HashSet::new(), HashSet::new());
+        let (frozen, unreachable, restarts) = (HashSet::new(), HashSet::new(), HashMap::new());
         let at = |now| ClusterContext {
             defs: &defs,
             app_policy_id: "ap",
@@ -231,6 +236,7 @@ mod tests {
             now,
             frozen: &frozen,
             unreachable: &unreachable,
+            restarts: &restarts,
         };
         let no = |_: &str| false;
         assert_eq!(plan_cluster(&at(t0), &spec(1, 1, 1), None, None, &no), ClusterPlan::default(), "backing off");
@@ -255,6 +261,7 @@ mod tests {
             now: Instant::now(),
             frozen: &frozen,
             unreachable: &unreachable,
+            restarts: &HashMap::new(),
         };
         let planned = plan_cluster(&ctx, &spec(1, 1, 1), None, None, &|_: &str| false);
         assert_eq!(planned.create, [Creation { slot: slot("np1", "b"), provider: "docker".into() }]);

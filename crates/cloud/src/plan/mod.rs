@@ -10,12 +10,14 @@
 //! - `members`: the members against the listing (gone, orphans, adoption);
 //! - `timeouts`: members late to activate or to drain;
 //! - `cluster`: one deployed cluster's plan (policies, drivers), through `scale`
-//!   (how many, where, which leave) and `backoff` (failures, back-off, avoided partitions).
+//!   (how many, where, which leave; a rolling restart's step through `restart`) and
+//!   `backoff` (failures, back-off, avoided partitions).
 
 pub mod backoff;
 pub mod cluster;
 pub mod members;
 pub mod places;
+pub mod restart;
 pub mod scale;
 pub mod timeouts;
 

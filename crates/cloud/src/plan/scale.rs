@@ -7,6 +7,8 @@ use stratos_model::placement::{Placement, Slot};
 use stratos_model::topology::{Member, MemberStatus};
 use stratos_model::{ClusterScale, ClusterSpec};
 
+use super::restart::{oldest_old, restart_step, RestartStep};
+
 /// What a cluster's scale needs.
 pub struct ScaleInput<'a> {
     pub spec: &'a ClusterSpec,
@@ -22,6 +24,9 @@ pub struct ScaleInput<'a> {
     pub backing_off: bool,
     /// Partitions where a member just failed (see `backoff`).
     pub avoid: &'a HashSet<Slot>,
+    /// A rolling restart asked for at this time (milliseconds): members created before
+    /// it are replaced one at a time (`restart`).
+    pub restart_since: Option<u64>,
 }
 
 /// What a cluster's scale does.
@@ -59,6 +64,41 @@ pub fn plan_scale(input: &ScaleInput) -> ScalePlan {
     }
     let mut plan = ScalePlan::default();
     let have = live.len() as u32;
+    if let Some(since) = input.restart_since {
+        match restart_step(&live, desired, since) {
+            RestartStep::Done => {}
+            RestartStep::Wait => return plan,
+            RestartStep::Replace(id) => {
+                plan.drain.push(id);
+                return plan;
+            }
+            RestartStep::Start(n) => {
+                if input.backing_off {
+                    return plan;
+                }
+                for _ in 0..n {
+                    match input.placement.next_avoiding(&counts, input.avoid) {
+                        Some(slot) => {
+                            *counts.entry(slot.clone()).or_insert(0) += 1;
+                            plan.create.push(slot);
+                        }
+                        // No room for the surge member: the oldest old member makes room
+                        // (one fewer in service for a while), and is replaced next.
+                        None if plan.create.is_empty() && have >= desired => {
+                            plan.drain.extend(oldest_old(&live, since).map(str::to_string));
+                            plan.full = Some(format!(
+                                "restarting without a surge member: every partition is full ({} member(s) at most)",
+                                input.placement.capacity()
+                            ));
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                return plan;
+            }
+        }
+    }
     if have < desired {
         if input.backing_off {
             return plan;
@@ -134,6 +174,7 @@ mod tests {
             leaving: &leaving,
             backing_off: false,
             avoid: &HashSet::new(),
+            restart_since: None,
         })
     }
 
@@ -248,6 +289,7 @@ mod tests {
             leaving: &no,
             backing_off: true,
             avoid: &HashSet::new(),
+            restart_since: None,
         };
         assert_eq!(plan_scale(&input), ScalePlan::default());
         let avoid = HashSet::from([slot("np1", "a")]);
@@ -258,5 +300,34 @@ mod tests {
         let small = placement(A::OneAfterAnother, &[("np1", P::OneAfterAnother, &[("a", 5)])]);
         input.placement = &small;
         assert_eq!(plan_scale(&input).create, [slot("np1", "a"), slot("np1", "a")]);
+    }
+
+    #[test]
+    fn a_restart_surges_into_a_free_slot_or_drains_first_when_every_partition_is_full() {
+        let members = [member("m1", "np1", "a", active(), 1), member("m2", "np1", "a", active(), 2)];
+        let no = |_: &str| false;
+        let roomy = placement(A::OneAfterAnother, &[("np1", P::OneAfterAnother, &[("a", 3)])]);
+        let s = spec(2, 2, 2);
+        let mut input = ScaleInput {
+            spec: &s,
+            scale: None,
+            placement: &roomy,
+            members: members.iter().collect(),
+            leaving: &no,
+            backing_off: false,
+            avoid: &HashSet::new(),
+            restart_since: Some(10),
+        };
+        // Max 2 is the autoscaler's bound, not the restart's: the surge member is the third.
+        assert_eq!(plan_scale(&input).create, [slot("np1", "a")]);
+        let full = placement(A::OneAfterAnother, &[("np1", P::OneAfterAnother, &[("a", 2)])]);
+        input.placement = &full;
+        let plan = plan_scale(&input);
+        assert!(plan.create.is_empty());
+        assert_eq!(plan.drain, ["m1"], "the oldest makes room");
+        assert!(plan.full.is_some());
+        // Without a restart, the same cluster is converged and nothing happens.
+        input.restart_since = None;
+        assert_eq!(plan_scale(&input), ScalePlan::default());
     }
 }
