@@ -2,7 +2,7 @@
 //!
 //! It deploys the member's artifacts (git), starts the app, reports the member's
 //! lifecycle on the bus (`InstanceStartedEvent`, then `InstanceActivatedEvent` once every
-//! port answers), checks that the app keeps answering (`InstanceUnhealthyEvent` after the
+//! port answers and has passed its health check once), checks that the app keeps answering (`InstanceUnhealthyEvent` after the
 //! cartridge's `failureThreshold` of failed health checks in a row), ships the app's output
 //! (`LogEvent`, and `app.log` in the member directory), publishes health stats, and drains
 //! the member on request
@@ -366,7 +366,9 @@ impl Agent {
         ));
 
         let ports: Vec<u16> = cfg.ports.iter().filter_map(PortMapping::probe_port).collect();
-        let probe = wait_for_ports(&cfg.host, &ports);
+        let port_checks = cfg.port_checks();
+        let failing_check = std::cell::Cell::new(None);
+        let probe = wait_until_serving(&cfg.host, &ports, &port_checks, &failing_check);
         tokio::pin!(probe);
         let activation_timeout = cfg.activation_timeout;
         let deadline = sleep(activation_timeout);
@@ -420,9 +422,9 @@ impl Agent {
                 }
                 () = &mut probe, if !activated => {
                     activated = true;
-                    info!(ports = %ports_text(&ports), "the app listens; member activated");
+                    info!(ports = %ports_text(&ports), "the app listens and passes its health checks; member activated");
                     publish(&bus, &InstanceActivatedEvent { member: self.member.clone() }).await;
-                    watch = Some(Watch::start(&cfg.host, cfg.port_checks()));
+                    watch = Some(Watch::start(&cfg.host, port_checks.clone()));
                 }
                 verdict = next_verdict(&mut watch) => {
                     if verdict.unhealthy {
@@ -436,11 +438,18 @@ impl Agent {
                     }
                 }
                 () = &mut deadline, if !activated => {
-                    let error = format!(
-                        "the app did not listen on {} within {} s",
-                        ports_text(&ports),
-                        activation_timeout.as_secs()
-                    );
+                    let error = match failing_check.take() {
+                        Some(reason) => format!(
+                            "the app listens on {} but did not pass its health check within {} s: {reason}",
+                            ports_text(&ports),
+                            activation_timeout.as_secs()
+                        ),
+                        None => format!(
+                            "the app did not listen on {} within {} s",
+                            ports_text(&ports),
+                            activation_timeout.as_secs()
+                        ),
+                    };
                     app.stop(STOP_GRACE).await;
                     app.drain(Duration::from_secs(1)).await;
                     return self.start_failed(&bus, &logs, with_tail(error, &logs)).await;
@@ -638,6 +647,26 @@ async fn health_loop(bus: Bus, member: MemberRef, app_pid: u32, every: Duration,
 }
 
 /// Returns once every port accepts a TCP connection on `host`.
+/// Waits until every port accepts a connection, then until each passes its health check
+/// once (the last failure kept in `failing`): a member is Active only once it passes the
+/// checks that watch it from then on, so that a rolling restart, which drains an old
+/// member once its replacement is Active, never trades a serving member for a failing one.
+async fn wait_until_serving(
+    host: &str,
+    ports: &[u16],
+    checks: &[PortCheck],
+    failing: &std::cell::Cell<Option<String>>,
+) {
+    wait_for_ports(host, ports).await;
+    for c in checks {
+        while let Err(reason) = probe::probe(host, c.host_port, &c.check).await {
+            failing.set(Some(reason));
+            sleep(PROBE_EVERY).await;
+        }
+    }
+    failing.set(None);
+}
+
 async fn wait_for_ports(host: &str, ports: &[u16]) {
     loop {
         let mut all = true;

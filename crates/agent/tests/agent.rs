@@ -372,7 +372,11 @@ async fn an_app_that_exits_after_activation_ends_the_agent() {
     let script = format!(
         "import socket, sys, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\ntime.sleep(2)\nsys.exit(4)"
     );
-    let mut agent = Spec::new(&broker, "m-crash", vec!["python3".into(), "-c".into(), script], vec![port]).start();
+    // The app listens but never answers: a bare connect is its health check, or it would
+    // never activate.
+    let mut agent = Spec::new(&broker, "m-crash", vec!["python3".into(), "-c".into(), script], vec![port])
+        .env("STRATOS_HEALTH_CHECKS", fast_checks(8080, 3, serde_json::json!({"kind": "tcp"})))
+        .start();
     expect_started_and_activated(&mut sub, "m-crash").await;
     expect(&mut sub, "the agent's note of the exit", |ev| match ev {
         AnyEvent::LogEvent(e) if e.member.member_id == "m-crash" && e.line.contains("app exited with status 4") => {
@@ -420,6 +424,27 @@ async fn an_app_that_never_listens_fails_the_start() {
     assert_eq!(error, format!("the app did not listen on port {port} within 1 s"));
     assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
     assert!(!agent.group_alive(), "the app was not stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_listens_but_fails_its_health_check_is_never_activated() {
+    let broker = broker();
+    let (_bus, mut sub) = observe(&broker, "sick").await;
+    let port = free_port();
+    // http.server answers 404 for a missing file; the check wants a 200.
+    let checks = fast_checks(8080, 3, serde_json::json!({"path": "/ready", "expectedStatuses": [200]}));
+    let mut agent = Spec::new(&broker, "m-sick", http_server(port), vec![port])
+        .env("STRATOS_HEALTH_CHECKS", checks)
+        .env("STRATOS_ACTIVATION_TIMEOUT", "3s")
+        .start();
+    // Started, then failed: an activation in between is "unexpected".
+    let error = expect_start_failed(&mut sub, "m-sick").await;
+    assert!(
+        error.starts_with(&format!("the app listens on port {port} but did not pass its health check within 3 s")),
+        "{error}"
+    );
+    assert!(error.contains("404"), "{error}");
+    assert_eq!(agent.exit(Duration::from_secs(20)).code(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
