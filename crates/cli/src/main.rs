@@ -59,6 +59,9 @@ enum Command {
     /// Manage application policies: the network partitions an application may burst into.
     #[command(name = "application-policy")]
     ApplicationPolicy(definitions::DefinitionArgs),
+    /// Manage cartridge groups: cartridges (and nested groups) that applications subscribe to together.
+    #[command(name = "cartridge-group")]
+    CartridgeGroup(definitions::DefinitionArgs),
     /// Manage applications (clusters of cartridges with their dependencies): define, deploy, undeploy, status.
     Application(applications::ApplicationArgs),
     /// Inspect clusters: the autoscaler's decisions.
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             Command::DeploymentPolicy(a) => definitions::run(stratos_model::Kind::DeploymentPolicy, a).await,
             Command::AutoscalingPolicy(a) => definitions::run(stratos_model::Kind::AutoscalingPolicy, a).await,
             Command::ApplicationPolicy(a) => definitions::run(stratos_model::Kind::ApplicationPolicy, a).await,
+            Command::CartridgeGroup(a) => definitions::run(stratos_model::Kind::CartridgeGroup, a).await,
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,

@@ -38,6 +38,7 @@ pub fn print_list(kind: Kind, list: &Value, output: Output) {
         Kind::DeploymentPolicy => (&["ID", "NETWORK PARTITIONS"], deployment_policy_row),
         Kind::AutoscalingPolicy => (&["ID", "REQUESTS IN FLIGHT", "MEMORY %", "LOAD AVERAGE"], autoscaling_policy_row),
         Kind::ApplicationPolicy => (&["ID", "ALGORITHM", "NETWORK PARTITIONS"], application_policy_row),
+        Kind::CartridgeGroup => (&["NAME", "CARTRIDGES", "NESTED GROUPS", "GROUP SCALING"], cartridge_group_row),
         Kind::Application => (&["ID", "ALIAS", "CLUSTERS (alias: type min..max)"], application_row),
     };
     let mut table = Table::new();
@@ -108,6 +109,19 @@ fn autoscaling_policy_row(a: &Value) -> Vec<String> {
 fn application_policy_row(a: &Value) -> Vec<String> {
     let nps: Vec<String> = each(&a["networkPartitions"]).map(s).collect();
     vec![s(&a["id"]), s(&a["algorithm"]), nps.join(" → ")]
+}
+
+fn cartridge_group_row(g: &Value) -> Vec<String> {
+    fn nested(g: &Value, out: &mut Vec<String>) {
+        for n in each(&g["groups"]) {
+            out.push(s(&n["name"]));
+            nested(n, out);
+        }
+    }
+    let cartridges: Vec<String> = each(&g["cartridges"]).map(s).collect();
+    let mut groups = Vec::new();
+    nested(g, &mut groups);
+    vec![s(&g["name"]), cartridges.join(", "), groups.join(", "), s(&g["groupScalingEnabled"])]
 }
 
 fn application_row(a: &Value) -> Vec<String> {

@@ -224,6 +224,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if let Some(docker) = &docker {
         drivers.push(docker.clone() as Arc<dyn stratos_cloud::Driver>);
     }
+    let driver_names: Vec<String> = drivers.iter().map(|d| d.name().to_string()).collect();
     let mut controller_config = stratos_cloud::ControllerConfig {
         allow_local_repos: args.allow_local_repos,
         strangers: args.strangers.choice(),
@@ -372,6 +373,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if let Some(docker) = &docker {
         state.deploy_checks.push(Arc::new(crate::docker::ImageCheck(docker.clone())));
     }
+    // What deploys are checked against: the drivers this platform registered, by name.
+    state.drivers = Some(driver_names.clone());
     let state = Arc::new(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let client_url = format!("{scheme}://{}", crate::bootstrap::client_addr(api));
