@@ -129,7 +129,7 @@ mod tests {
         let mut defs = Definitions::default();
         for (kind, text) in [
             (stratos_model::Kind::NetworkPartition, format!(r#"{{"id": "np", "provider": "{provider}", "partitions": [{{"id": "p1"}}, {{"id": "p2"}}]}}"#)),
-            (stratos_model::Kind::DeploymentPolicy, r#"{"id": "dp", "networkPartitions": [{"id": "np", "partitionAlgo": "round-robin", "partitions": [{"id": "p1"}, {"id": "p2"}]}]}"#.into()),
+            (stratos_model::Kind::DeploymentPolicy, r#"{"id": "dp", "networkPartitions": [{"id": "np", "partitionAlgo": "round-robin", "partitions": [{"id": "p1", "partitionMax": 1}, {"id": "p2", "partitionMax": 1}]}]}"#.into()),
             (stratos_model::Kind::ApplicationPolicy, r#"{"id": "ap", "algorithm": "one-after-another", "networkPartitions": ["np"]}"#.into()),
         ] {
             defs.insert_json(kind, serde_json::from_str(&text).unwrap()).unwrap();
