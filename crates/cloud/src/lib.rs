@@ -10,6 +10,7 @@ pub mod local;
 pub mod member_user;
 pub mod ownership;
 pub mod plan;
+pub mod port_range;
 mod procfs;
 pub mod simulated;
 
@@ -20,4 +21,5 @@ pub use error::{ControllerError, MemberUserError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
 pub use ownership::Strangers;
+pub use port_range::PortRange;
 pub use simulated::SimulatedDriver;
