@@ -510,7 +510,7 @@ pub const QUICK_SCALING: &[&str] = &[
 pub fn add_definition(platform: &Platform, dir: &Path, kind: &str, definition: &serde_json::Value) {
     let defs = dir.join("definitions");
     std::fs::create_dir_all(&defs).unwrap();
-    let id = ["id", "type", "applicationId"].iter().find_map(|f| definition[f].as_str()).unwrap().to_owned();
+    let id = ["id", "type", "applicationId", "name"].iter().find_map(|f| definition[f].as_str()).unwrap().to_owned();
     let file = defs.join(format!("{kind}-{id}.json"));
     std::fs::write(&file, serde_json::to_vec_pretty(definition).unwrap()).unwrap();
     let out = platform.ok(&[kind, "add", file.to_str().unwrap()]);
