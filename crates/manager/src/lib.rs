@@ -130,29 +130,6 @@ fn request_log_level(method: &axum::http::Method, status: u16) -> tracing::Level
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use axum::http::Method;
-    use tracing::Level;
-
-    #[test]
-    fn reads_are_debug_changes_and_refusals_info_failures_error() {
-        for (method, status, level) in [
-            (Method::GET, 200, Level::DEBUG),
-            (Method::HEAD, 304, Level::DEBUG),
-            (Method::GET, 404, Level::INFO),
-            (Method::GET, 401, Level::INFO),
-            (Method::POST, 201, Level::INFO),
-            (Method::DELETE, 204, Level::INFO),
-            (Method::PUT, 409, Level::INFO),
-            (Method::GET, 503, Level::ERROR),
-            (Method::POST, 500, Level::ERROR),
-        ] {
-            assert_eq!(super::request_log_level(&method, status), level, "{method} {status}");
-        }
-    }
-}
-
 /// Serves the API in plain HTTP on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -182,6 +159,29 @@ pub async fn serve_with(
         Some(config) => {
             let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
             axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use tracing::Level;
+
+    #[test]
+    fn reads_are_debug_changes_and_refusals_info_failures_error() {
+        for (method, status, level) in [
+            (Method::GET, 200, Level::DEBUG),
+            (Method::HEAD, 304, Level::DEBUG),
+            (Method::GET, 404, Level::INFO),
+            (Method::GET, 401, Level::INFO),
+            (Method::POST, 201, Level::INFO),
+            (Method::DELETE, 204, Level::INFO),
+            (Method::PUT, 409, Level::INFO),
+            (Method::GET, 503, Level::ERROR),
+            (Method::POST, 500, Level::ERROR),
+        ] {
+            assert_eq!(super::request_log_level(&method, status), level, "{method} {status}");
         }
     }
 }

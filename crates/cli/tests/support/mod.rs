@@ -82,6 +82,8 @@ pub fn spawn(label: &str, mut command: Command) -> Proc {
         command.env_remove(var);
     }
     command.env("XDG_CONFIG_HOME", config_home());
+    // Tables keep whole values when piped unless a width is asked for (tests that want one set it).
+    command.env_remove("COLUMNS");
     // Logs must be plain without help: no NO_COLOR (stderr is a pipe, not a terminal).
     command.env_remove("NO_COLOR");
     Proc::spawn(label, command)
