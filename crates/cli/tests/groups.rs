@@ -528,7 +528,9 @@ fn a_group_policy_places_its_members_and_the_cli_edges_hold() {
     std::fs::write(&file, np.to_string()).unwrap();
     let out = platform.ok(&["network-partition", "add", file.to_str().unwrap()]);
     assert!(
-        out.stderr.contains("warning:") && out.stderr.contains("\"ec2\"") && out.stderr.contains("its drivers: local"),
+        out.stderr.contains("warning:")
+            && out.stderr.contains("\"ec2\"")
+            && out.stderr.contains("its drivers: local, mock"),
         "{out}"
     );
     add_definition(
@@ -554,7 +556,7 @@ fn a_group_policy_places_its_members_and_the_cli_edges_hold() {
     );
     let out = platform.cli(&["application", "deploy", "on-ec2", "--policy", "ap-ec2", "--timeout", "5s"]);
     assert!(!out.success(), "{out}");
-    for needle in [r#"network partition "np-ec2""#, r#"provider "ec2""#, "its drivers: local"] {
+    for needle in [r#"network partition "np-ec2""#, r#"provider "ec2""#, "its drivers: local, mock"] {
         assert!(out.stderr.contains(needle), "{needle} not in\n{out}");
     }
     assert_eq!(status(&platform, "on-ec2")["status"], "not-deployed");

@@ -8,6 +8,7 @@ mod error;
 mod frozen;
 pub mod local;
 pub mod member_user;
+pub mod mock_iaas;
 pub mod ownership;
 pub mod plan;
 pub mod port_range;
@@ -20,6 +21,7 @@ pub use driver::{Driver, DriverError, Instance, InstanceState, Listing, MemberSp
 pub use error::{ControllerError, MemberUserError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
+pub use mock_iaas::MockPatterns;
 pub use ownership::Strangers;
 pub use port_range::PortRange;
 pub use simulated::SimulatedDriver;
