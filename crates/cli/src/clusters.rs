@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -84,8 +83,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
         println!("no scaling decisions for {cluster} yet");
         return Ok(());
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(vec![
+    let mut table = crate::output::table(vec![
         "AGE",
         "ACTION",
         "MEMBERS",
@@ -113,13 +111,16 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
             })
             .collect();
         let age = now.saturating_sub(e["timestamp"].as_u64().unwrap_or(now)) / 1000;
-        table.add_row(vec![
-            format!("{age}s ago"),
-            e["action"].as_str().unwrap_or("?").to_string(),
-            format!("{} → {}", e["current"], e["desired"]),
-            d["required"].to_string(),
-            if votes.is_empty() { "no fresh data: nothing voted".to_string() } else { votes.join("\n") },
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![
+                format!("{age}s ago"),
+                e["action"].as_str().unwrap_or("?").to_string(),
+                format!("{} → {}", e["current"], e["desired"]),
+                d["required"].to_string(),
+                if votes.is_empty() { "no fresh data: nothing voted".to_string() } else { votes.join("\n") },
+            ],
+        );
     }
     println!("{table}");
     Ok(())
