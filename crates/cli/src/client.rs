@@ -125,6 +125,35 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Sends a request and hands back a successful answer unread, for bodies that stream
+    /// (`member exec`); a non-2xx answer becomes an error as in `call`.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(String, &'static str)>,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some((text, content_type)) = body {
+            request = request.header("content-type", content_type).body(text);
+        }
+        let response = request.send().await.map_err(|e| {
+            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
+        bail!(describe_error(status, &text))
+    }
+}
+
 /// The admin token file in `./.stratos`, the default data directory, when the API is
 /// the default one: `stratos up` run here without flags.
 fn default_data_dir_token(api: &str) -> Option<String> {

@@ -13,6 +13,7 @@ mod image;
 mod lb;
 mod legacy_flags;
 mod logging;
+mod member_exec;
 mod members;
 mod mock_iaas;
 mod mock_patterns;

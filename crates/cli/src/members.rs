@@ -1,4 +1,4 @@
-//! `stratos member list`.
+//! `stratos member list`, `stratos member exec MEMBER -- CMD...`.
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -26,11 +26,28 @@ enum MemberAction {
         #[arg(long)]
         application: Option<String>,
     },
+    /// Run a command in a member's environment: for a local member as its user, in its
+    /// directory, with its environment (less its bus credentials). Its output is shown as
+    /// it comes and its exit code is this command's. Members of the mock IaaS have no
+    /// process to run it in.
+    #[command(verbatim_doc_comment)]
+    Exec {
+        member: String,
+        /// The program and its arguments (no shell: `-- sh -c '...'` for one).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 pub async fn run(args: MemberArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
-    let MemberAction::List { application } = args.action;
+    let application = match args.action {
+        MemberAction::List { application } => application,
+        MemberAction::Exec { member, command } => {
+            let code = crate::member_exec::run(&client, &member, command).await?;
+            std::process::exit(code);
+        }
+    };
     let topology = client.call(Method::GET, "/api/topology", None).await?.unwrap_or_default();
     let mut members: Vec<Value> = Vec::new();
     for service in topology["services"].as_object().into_iter().flat_map(|s| s.values()) {

@@ -354,6 +354,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if let Some(docker) = &docker {
         docker.set_bus(args.docker.member_bus(embedded_broker.clone(), &broker_url));
     }
+    // `stratos member exec` reaches members through the same drivers.
+    let exec = Arc::new(crate::member_exec::DriversExec(drivers.clone()));
     let controller =
         stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, drivers, controller_config)
             .with_established(established);
@@ -399,6 +401,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     };
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
+    state.member_exec = Some(exec);
     if let Some(docker) = &docker {
         state.deploy_checks.push(Arc::new(crate::docker::ImageCheck(docker.clone())));
     }

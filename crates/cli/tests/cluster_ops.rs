@@ -3,7 +3,9 @@
 //! load balancer): `stratos cluster scale` (new bounds, members started or drained at
 //! once, bad input refused with its field, only the cluster's tenant's writers allowed)
 //! and `stratos cluster restart` (every member replaced one at a time under continuous
-//! load with no failed request; a second restart refused while one runs).
+//! load with no failed request; a second restart refused while one runs), and
+//! `stratos member exec` (a command in a member's environment, as its user, without its
+//! bus credentials, its output and exit code passed on).
 //!
 //! The tests run one at a time (a lock): each starts a platform and a few members.
 
@@ -87,11 +89,14 @@ fn ids(members: &[Value]) -> BTreeSet<String> {
     members.iter().map(id).collect()
 }
 
-/// `stratos ARGS --api API` with its own config directory (so its own login).
+/// `stratos ARGS --api API` with its own config directory (so its own login); `--api`
+/// goes before a `--` (after it comes a command).
 fn stratos_as(config: &Path, api: &str, args: &[&str], stdin: &str) -> support::Output {
+    let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
     let mut child = Command::new(BIN)
-        .args(args)
+        .args(&args[..at])
         .args(["--api", api])
+        .args(&args[at..])
         .env("XDG_CONFIG_HOME", config)
         .env_remove("STRATOS_TOKEN")
         .env_remove("STRATOS_API")
@@ -263,4 +268,35 @@ fn a_restart_goes_on_after_the_platform_restarts_and_leaves_no_extra_member() {
         assert_eq!(d.members().len(), 2, "{:#?}", d.members());
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn exec_runs_a_command_as_the_member_in_its_environment() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = deploy(1, 1, 4, 10);
+    let member = id(&d.wait_for_active(1, Duration::from_secs(30))[0]);
+    let script = "echo \"member=$STRATOS_MEMBER_ID\"; pwd; id -u; env; echo to-stderr >&2; exit 3";
+    // `--api` before `--`: what follows is the command.
+    let api = d.platform.api();
+    let out = support::stratos(&["member", "exec", "--api", &api, &member, "--", "sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(3), "{out}");
+    assert!(out.stdout.contains(&format!("member={member}\n")), "{out}");
+    assert!(out.stdout.contains(&format!("/members/{member}/work\n")), "{out}");
+    assert!(out.stderr.contains("to-stderr"), "{out}");
+    // Its environment, less what lets it speak on the bus.
+    assert!(out.stdout.contains(&format!("STRATOS_MEMBER_ID={member}")), "{out}");
+    assert!(!out.stdout.contains("STRATOS_BUS_"), "bus credentials shown: {out}");
+    // As the member's own user.
+    let agent = support::member_processes(d.sandbox.path())
+        .into_iter()
+        .find(|p| p.member_id == member)
+        .unwrap_or_else(|| panic!("no process of {member}"));
+    let uid = stratos_test_kit::proc::uids(agent.pid as u32).expect("the agent's uids")[1];
+    assert!(out.stdout.lines().any(|l| l == uid.to_string()), "not uid {uid}: {out}");
+
+    let out = support::stratos(&["member", "exec", "--api", &api, "no-such-member", "--", "true"]);
+    assert!(!out.success() && out.stderr.contains("(404)"), "{out}");
+    let viewer = user(&d, "viewer2", "viewer", None);
+    let out = stratos_as(viewer.path(), &api, &["member", "exec", &member, "--", "true"], "");
+    assert!(!out.success() && out.stderr.contains("(403)"), "{out}");
 }

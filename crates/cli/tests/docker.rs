@@ -692,3 +692,21 @@ fn a_stopped_engine_is_judged_on_its_own() {
     let answered = eventually(Duration::from_secs(20), "routed", || through_lb(proxy_port));
     assert!(replaced.contains(&answered), "{answered} is not a member");
 }
+
+#[test]
+fn exec_runs_in_the_members_container_as_its_user_without_bus_credentials() {
+    if !dk::engine_or_skip("exec_runs_in_the_members_container_as_its_user_without_bus_credentials") {
+        return;
+    }
+    let run = run_app(1);
+    let member = active(&run.platform).into_iter().next().unwrap();
+    let api = run.platform.api();
+    // Shell builtins only: the image has a shell and little else.
+    let script = "while read k v rest; do [ \"$k\" = Uid: ] && echo \"uid=$v\"; done < /proc/self/status; \
+                  echo \"member=$STRATOS_MEMBER_ID password=[$STRATOS_BUS_PASSWORD]\"; echo oops >&2; exit 4";
+    let out = support::stratos(&["member", "exec", "--api", &api, &member, "--", "sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(4), "{out}");
+    assert!(out.stdout.contains(&format!("uid={}\n", stratos_cloud::docker::DEFAULT_UID)), "{out}");
+    assert!(out.stdout.contains(&format!("member={member} password=[]\n")), "{out}");
+    assert!(out.stderr.contains("oops"), "{out}");
+}

@@ -137,7 +137,21 @@ pub enum DriverError {
     Terminate { member_id: String, source: Cause },
     #[error("cannot list members: {0}")]
     List(Cause),
+    #[error("cannot run a command in member {member_id}: {reason}")]
+    Exec { member_id: String, reason: String },
 }
+
+/// What a command run in a member (`Driver::exec`) gives, as it comes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecOutput {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// Its exit code (`None`: killed by a signal); the last item.
+    Exit(Option<i32>),
+}
+
+/// A running command's output; dropping it kills the command.
+pub type ExecStream = tokio::sync::mpsc::Receiver<ExecOutput>;
 
 /// An IaaS: where members run.
 pub trait Driver: Send + Sync + 'static {
@@ -150,6 +164,19 @@ pub trait Driver: Send + Sync + 'static {
     /// Every member this driver knows, running or exited (until terminated).
     fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, DriverError>>;
     fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>>;
+
+    /// Runs `command` in the member's environment (`stratos member exec`), never with the
+    /// member's bus credentials. Drivers whose members have no process (the mock IaaS, the
+    /// simulated driver) do not offer it.
+    fn exec<'a>(&'a self, member_id: &'a str, command: &'a [String]) -> BoxFuture<'a, Result<ExecStream, DriverError>> {
+        let _ = command;
+        Box::pin(async move {
+            Err(DriverError::Exec {
+                member_id: member_id.to_string(),
+                reason: format!("the {} driver's members have no process to run a command in", self.name()),
+            })
+        })
+    }
 
     /// Lists each place it can reach and names those it cannot, so that one engine down
     /// does not stop members elsewhere from being judged. A driver that is one place

@@ -5,6 +5,7 @@ mod controller;
 pub mod docker;
 pub mod driver;
 mod error;
+pub mod exec;
 mod frozen;
 pub mod local;
 pub mod member_user;
@@ -17,7 +18,9 @@ pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use docker::DockerDriver;
-pub use driver::{Driver, DriverError, Instance, InstanceState, Listing, MemberSpec, Unreachable};
+pub use driver::{
+    Driver, DriverError, ExecOutput, ExecStream, Instance, InstanceState, Listing, MemberSpec, Unreachable,
+};
 pub use error::{ControllerError, MemberUserError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;

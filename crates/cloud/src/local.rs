@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::driver::{
-    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, MemberSpec,
+    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, ExecStream, Instance, InstanceState, MemberSpec,
 };
 use crate::member_user::{next_free_uid, reachable_by, Identity, MemberUserError, MemberUsers};
 use crate::procfs;
@@ -447,6 +447,41 @@ impl Driver for LocalDriver {
 
     fn inspect<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<Option<Instance>, DriverError>> {
         Box::pin(async move { Ok(self.read(member_id).map(|r| self.instance(&r))) })
+    }
+
+    /// As the member's user, in its work directory, with its agent's environment (which
+    /// its app has too) less the bus credentials.
+    fn exec<'a>(&'a self, member_id: &'a str, command: &'a [String]) -> BoxFuture<'a, Result<ExecStream, DriverError>> {
+        Box::pin(async move {
+            let failed = |reason: String| DriverError::Exec { member_id: member_id.to_string(), reason };
+            let record = self.read(member_id).ok_or_else(|| failed("no such member on this machine".into()))?;
+            if !procfs::is_alive(record.pid, record.start_ticks) {
+                return Err(failed("its process is gone".into()));
+            }
+            let (program, args) = command.split_first().ok_or_else(|| failed("no command given".into()))?;
+            let env = u32::try_from(record.pid)
+                .ok()
+                .and_then(stratos_procfs::environ)
+                .ok_or_else(|| failed("cannot read its environment".into()))?;
+            let work = self.dir(member_id).join(WORK_DIR);
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(crate::exec::without_bus_credentials(env))
+                .current_dir(&work)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            if record.uid.is_some() {
+                // The member's own uid and gid, as its work directory is owned.
+                let meta = std::fs::metadata(&work).map_err(|e| failed(format!("{}: {e}", work.display())))?;
+                cmd.uid(meta.uid()).gid(meta.gid());
+            }
+            let child = cmd.spawn().map_err(|e| failed(format!("cannot start `{program}`: {e}")))?;
+            info!(member_id, program = %program, "command run in the member");
+            Ok(crate::exec::relay(child))
+        })
     }
 }
 

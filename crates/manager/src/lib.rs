@@ -16,6 +16,7 @@ mod deployments;
 mod error;
 pub mod files;
 pub mod guard;
+pub mod member_exec;
 mod mock_iaas;
 mod openapi;
 pub mod quota;
@@ -47,6 +48,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(tenants::routes())
         .merge(deployments::routes())
         .merge(cluster_ops::routes())
+        .merge(member_exec::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))

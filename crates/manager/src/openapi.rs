@@ -109,6 +109,16 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Members left to replace and their replacements", "content": {"application/json": {"schema": restart}}}}), &errors)}
         }),
     );
+    let exec_request = generator.subschema_for::<crate::member_exec::ExecRequest>();
+    paths.insert(
+        "/api/members/{id}/exec".into(),
+        json!({"post": {"tags": ["members"], "operationId": "execInMember",
+            "summary": "Run a command in a member's environment, its output streamed",
+            "description": "The answer is newline-delimited JSON as the command runs: {\"stdout\": text}, {\"stderr\": text}, and last {\"exit\": code} (null when a signal ended it). The command runs without the member's bus credentials. 409 when the member's driver cannot run it (mock members have no process).",
+            "parameters": [string_param("id", "Member id")],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": exec_request}}},
+            "responses": merge(json!({"200": {"description": "The command's output, then its exit code", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}), &errors)}}),
+    );
     add_identity(&mut generator, &mut paths, &errors);
     let quota = generator.subschema_for::<Quota>();
     let quota_view = generator.subschema_for::<QuotaView>();

@@ -25,6 +25,9 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// Drivers' deploy-time checks (the docker driver's: images exist).
     pub deploy_checks: Vec<std::sync::Arc<dyn crate::deploy_checks::DeployCheck>>,
+    /// Runs commands in members (`stratos member exec`): the drivers, through `stratos up`;
+    /// `None` without a cloud controller (API tests).
+    pub member_exec: Option<std::sync::Arc<dyn crate::member_exec::MemberExec>>,
     /// The providers the running platform has a driver for, as its drivers name
     /// themselves (`local`, `docker`, ...); `None` when the API runs without a cloud
     /// controller (API tests), where nothing is checked against them.
@@ -79,6 +82,7 @@ impl AppState {
             config,
             login_limiter,
             deploy_checks: Vec::new(),
+            member_exec: None,
             drivers: None,
         }
     }

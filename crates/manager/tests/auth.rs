@@ -100,6 +100,7 @@ fn fill(template: &str, w: &World) -> String {
         "applications" => "acme-app",
         "cartridgeGroups" => "acme-group",
         "clusters" => "acme-app.web",
+        "members" => "acme-member-1",
         "tokens" => &w.acme_dev_token_id,
         _ => "",
     };
@@ -124,6 +125,7 @@ async fn body_for(w: &World, method: &str, template: &str) -> Option<Value> {
         "/api/tenants/{domain}/quota" => json!({"maxMembers": 1000}),
         "/api/mockIaas" => json!({"cartridges": [{"type": "acme-cart", "patterns": []}]}),
         "/api/clusters/{id}/scale" => json!({"min": 2, "max": 2}),
+        "/api/members/{id}/exec" => json!({"command": ["true"]}),
         t if t.contains("/deploy/")
             || t.ends_with("/undeploy")
             || t.ends_with("activate")

@@ -53,6 +53,11 @@ pub fn environ_var(pid: u32, name: &str) -> Option<String> {
     parse::parse_environ_var(&fs::read(format!("/proc/{pid}/environ")).ok()?, name)
 }
 
+/// `pid`'s initial environment, every `NAME=value` in it.
+pub fn environ(pid: u32) -> Option<Vec<(String, String)>> {
+    Some(parse::parse_environ(&fs::read(format!("/proc/{pid}/environ")).ok()?))
+}
+
 /// `pid`'s working directory.
 pub fn cwd(pid: u32) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()

@@ -91,6 +91,19 @@ pub fn parse_environ_var(environ: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// Every `NAME=value` in the bytes of `/proc/<pid>/environ`, in order (a variable
+/// without `=` is left out).
+pub fn parse_environ(environ: &[u8]) -> Vec<(String, String)> {
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|var| {
+            let at = var.iter().position(|b| *b == b'=')?;
+            let (name, value) = (&var[..at], &var[at + 1..]);
+            Some((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned()))
+        })
+        .collect()
+}
+
 /// A limit the kernel writes as a number or as a word for "none" (`max` in cgroup v2, `-1`
 /// or a near-`i64::MAX` page-rounded figure in cgroup v1).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -227,6 +240,9 @@ mod tests {
         assert_eq!(parse_environ_var(environ, "STRATOS_MEMBER_ID").as_deref(), Some("m-1"));
         assert_eq!(parse_environ_var(environ, "STRATOS_MEMBER"), None);
         assert_eq!(parse_environ_var(b"", "PATH"), None);
+        let all = parse_environ(b"PATH=/bin\0EMPTY=\0NOEQUALS\0A=b=c\0");
+        let want = [("PATH", "/bin"), ("EMPTY", ""), ("A", "b=c")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(all, want);
     }
 
     #[test]

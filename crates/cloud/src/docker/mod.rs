@@ -39,8 +39,8 @@ pub use error::DockerError;
 pub use network::tenant_network;
 
 use crate::driver::{
-    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, Instance, InstanceState, Listing, MemberSpec,
-    Unreachable,
+    substitute_ports, AllocatedPort, BoxFuture, Driver, DriverError, ExecOutput, ExecStream, Instance, InstanceState,
+    Listing, MemberSpec, Unreachable,
 };
 use error::status;
 
@@ -467,6 +467,66 @@ impl DockerDriver {
         Ok(())
     }
 
+    /// `docker exec` in the member's container, as the container's user (the member's
+    /// uid), in its working directory, with its environment but the bus credentials
+    /// emptied (an exec cannot unset what the container was started with).
+    async fn exec_in(&self, member_id: &str, command: &[String]) -> Result<ExecStream, String> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use futures_util::StreamExt;
+        let known = self.hosts.lock().unwrap().get(member_id).cloned();
+        let hosts = match known {
+            Some(host) => vec![host],
+            None => self.known_hosts().await,
+        };
+        for host in hosts {
+            let docker = self.engines.get(&host).await.map_err(|e| e.to_string())?;
+            let Some(listed) =
+                self.find(&docker, &host, member_id).await.map_err(|e| e.to_string())?.into_iter().next()
+            else {
+                continue;
+            };
+            let user = docker
+                .inspect_container(&listed.id, None)
+                .await
+                .map_err(|e| format!("inspect its container: {e}"))?
+                .config
+                .and_then(|c| c.user);
+            let config = bollard::models::ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(command.to_vec()),
+                env: Some(vec!["STRATOS_BUS_USERNAME=".into(), "STRATOS_BUS_PASSWORD=".into()]),
+                user,
+                ..Default::default()
+            };
+            let exec = docker.create_exec(&listed.id, config).await.map_err(|e| format!("docker exec: {e}"))?;
+            let started = docker
+                .start_exec(&exec.id, Some(StartExecOptions { detach: false, tty: false, output_capacity: None }))
+                .await
+                .map_err(|e| format!("docker exec: {e}"))?;
+            let StartExecResults::Attached { mut output, .. } = started else {
+                return Err("docker exec did not attach".into());
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(async move {
+                while let Some(Ok(item)) = output.next().await {
+                    let out = match item {
+                        bollard::container::LogOutput::StdErr { message } => ExecOutput::Stderr(message.to_vec()),
+                        other => ExecOutput::Stdout(other.into_bytes().to_vec()),
+                    };
+                    if tx.send(out).await.is_err() {
+                        // The engine has no way to stop an exec: it runs to its end.
+                        return;
+                    }
+                }
+                let code = docker.inspect_exec(&exec.id).await.ok().and_then(|i| i.exit_code).map(|c| c as i32);
+                let _ = tx.send(ExecOutput::Exit(code)).await;
+            });
+            return Ok(rx);
+        }
+        Err("no container of the member on any engine".into())
+    }
+
     /// Lists every known engine that answers; those that do not are named with why
     /// (their client is dropped, so the next listing connects again).
     async fn list_reachable_engines(&self) -> Listing {
@@ -616,6 +676,14 @@ impl Driver for DockerDriver {
 
     fn list_reachable(&self) -> BoxFuture<'_, Result<Listing, DriverError>> {
         Box::pin(async move { Ok(self.list_reachable_engines().await) })
+    }
+
+    fn exec<'a>(&'a self, member_id: &'a str, command: &'a [String]) -> BoxFuture<'a, Result<ExecStream, DriverError>> {
+        Box::pin(async move {
+            self.exec_in(member_id, command)
+                .await
+                .map_err(|reason| DriverError::Exec { member_id: member_id.to_string(), reason })
+        })
     }
 
     /// The engine (`dockerHost`, normalized) a placement names.
