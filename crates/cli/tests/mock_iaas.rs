@@ -235,6 +235,17 @@ fn the_4_1_single_cartridge_app_deploys_on_mock_until_its_member_is_active_and_n
     let log = platform.proc.stderr();
     assert!(!log.contains("member ejected"), "the load balancer tried a mock member\n{log}");
 
+    // A mock member has no process to run a command in: refused, saying so.
+    let api = platform.api();
+    let out = support::stratos(&["member", "exec", "--api", &api, &member_id, "--", "true"]);
+    assert!(!out.success() && out.stderr.contains("(409)") && out.stderr.contains("no process"), "{out}");
+    // A rolling restart replaces it like any member.
+    let out = platform.ok(&["cluster", "restart", CLUSTER, "--timeout", "60s"]);
+    assert!(out.stdout.contains("1 member(s) replaced"), "{out}");
+    let after = cluster_members(&platform, CLUSTER);
+    assert!(after.len() == 1 && after[0]["memberId"] != member_id.as_str(), "{after:#?}");
+    assert_eq!(after[0]["status"], "Active", "{after:#?}");
+
     // Undeployed: the member is terminated, and announced so.
     platform.ok(&["application", "undeploy", APP]);
     eventually(Duration::from_secs(30), "the member terminated", || {
