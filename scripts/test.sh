@@ -15,6 +15,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # Debian images for the docker driver (`stratos image build`); the Docker Engine itself
 # is the machine's (CI fails the Docker tests without one).
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+# A second Docker Engine (its own dockerd and bridge) stands for a second host.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     apt-get update -qq >&2

@@ -70,10 +70,16 @@ pub fn is_tls_url(url: &str) -> bool {
     url.starts_with("mqtts://")
 }
 
-/// For a `mqtts://` url, makes `options` speak TLS trusting `ca_cert` (else the system's roots).
-pub(crate) fn use_tls_if_asked(options: &mut MqttOptions, url: &str, ca_cert: Option<&Path>) -> Result<(), BusError> {
+/// For a `mqtts://` url, makes `options` speak TLS trusting `ca_cert` (else the system's
+/// roots), the certificate checked for `name` if given (else for the url's host).
+pub(crate) fn use_tls_if_asked(
+    options: &mut MqttOptions,
+    url: &str,
+    ca_cert: Option<&Path>,
+    name: Option<&str>,
+) -> Result<(), BusError> {
     if is_tls_url(url) {
-        let config = crate::tls::client_config(ca_cert)?;
+        let config = crate::tls::client_config_for(ca_cert, name)?;
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
     }
     Ok(())
@@ -175,9 +181,11 @@ impl Bus {
 
     /// Connects to the broker at `url` with `credentials` (none: anonymously) and
     /// waits for it to accept the session. A `mqtts://` broker's certificate must be
-    /// signed by the CA file in `STRATOS_BUS_CA_CERT` or, that unset, the system's roots.
+    /// signed by the CA file in `STRATOS_BUS_CA_CERT` or, that unset, the system's roots,
+    /// and be valid for `STRATOS_BUS_TLS_NAME` if set (else for the url's host).
     pub async fn connect_with(url: &str, client_id: &str, credentials: Option<Credentials>) -> Result<Bus, BusError> {
-        Bus::connect_trusting(url, client_id, credentials, crate::tls::ca_cert_from_env().as_deref()).await
+        let (ca_cert, name) = (crate::tls::ca_cert_from_env(), crate::tls::tls_name_from_env());
+        Bus::connect_as(url, client_id, credentials, ca_cert.as_deref(), name.as_deref()).await
     }
 
     /// Connects as [`Bus::connect_with`] does, a `mqtts://` broker's certificate checked
@@ -188,6 +196,18 @@ impl Bus {
         client_id: &str,
         credentials: Option<Credentials>,
         ca_cert: Option<&Path>,
+    ) -> Result<Bus, BusError> {
+        Bus::connect_as(url, client_id, credentials, ca_cert, None).await
+    }
+
+    /// [`Bus::connect_trusting`], a `mqtts://` broker's certificate checked for
+    /// `tls_name` (a DNS name or IP address) if given rather than for the url's host.
+    pub async fn connect_as(
+        url: &str,
+        client_id: &str,
+        credentials: Option<Credentials>,
+        ca_cert: Option<&Path>,
+        tls_name: Option<&str>,
     ) -> Result<Bus, BusError> {
         let (url_credentials, plain) = split_credentials(url);
         let credentials = credentials.or(url_credentials);
@@ -207,7 +227,7 @@ impl Bus {
         if let Some(c) = &credentials {
             options.set_credentials(c.username.clone(), c.password.clone());
         }
-        use_tls_if_asked(&mut options, url, ca_cert)?;
+        use_tls_if_asked(&mut options, url, ca_cert, tls_name)?;
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
 
         // The first poll performs the connection, so a bad address fails here, clearly.

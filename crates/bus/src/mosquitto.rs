@@ -109,7 +109,8 @@ impl MosquittoProvisioner {
         options.set_credentials(platform.username.clone(), platform.password.clone());
         options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
         options.set_keep_alive(Duration::from_secs(15));
-        crate::client::use_tls_if_asked(&mut options, &plain, crate::tls::ca_cert_from_env().as_deref())?;
+        let (ca_cert, name) = (crate::tls::ca_cert_from_env(), crate::tls::tls_name_from_env());
+        crate::client::use_tls_if_asked(&mut options, &plain, ca_cert.as_deref(), name.as_deref())?;
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let setup = async {
             wait_for(&mut eventloop, |p| matches!(p, Packet::ConnAck(_))).await?;

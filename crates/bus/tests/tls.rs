@@ -174,3 +174,27 @@ async fn a_member_is_confined_over_tls_too() {
         other => panic!("unexpected {}", other.name()),
     }
 }
+
+/// A member in a container reaches the broker on an address the certificate does not
+/// name (its network's gateway): it checks the certificate for the name the platform
+/// gives it (`STRATOS_BUS_TLS_NAME`), still against the trusted CA; any other name, or
+/// none, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_an_address_the_certificate_does_not_name_checks_it_for_the_name_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, ca) = tls_broker(dir.path());
+    let other = broker.listen_also("127.0.0.2".parse().unwrap()).unwrap();
+    let (credentials, _) = stratos_bus::split_credentials(&broker.platform_url());
+    let url = broker.url_of(other);
+    let err = Bus::connect_as(&url, "unnamed", credentials.clone(), Some(&ca), None).await.err();
+    assert!(err.is_some(), "127.0.0.2 is not a name of the certificate");
+    let err = Bus::connect_as(&url, "misnamed", credentials.clone(), Some(&ca), Some("stratos.example")).await.err();
+    assert!(err.is_some(), "nor is stratos.example");
+    let (_, another_ca) = self_signed(dir.path(), "another");
+    let err = Bus::connect_as(&url, "distrust", credentials.clone(), Some(&another_ca), Some("127.0.0.1")).await.err();
+    assert!(err.is_some(), "the name does not lift the check against the trusted CA");
+    let bus = Bus::connect_as(&url, "named", credentials, Some(&ca), Some("127.0.0.1")).await;
+    assert!(bus.is_ok(), "checked for 127.0.0.1, which it names: {:?}", bus.err());
+    let err = Bus::connect_as(&url, "bad-name", None, Some(&ca), Some("not a name!")).await.err().unwrap();
+    assert!(err.to_string().contains("STRATOS_BUS_TLS_NAME"), "{err}");
+}

@@ -74,6 +74,7 @@ fn run(shape: Shape, prediction: bool, defaults: bool) -> Row {
         min: 1,
         max: 4,
         nps: &[("np1", 10)],
+        iaas: Default::default(),
     };
     app.add(&platform, sandbox.path());
     app.deploy(&platform);

@@ -60,6 +60,34 @@ impl Client {
         &self.base
     }
 
+    /// Sends a request: the answer's status and JSON body (`null` when empty), whatever
+    /// the status; only a failure to reach the API is an error. For commands that report
+    /// each refusal and go on (`apply`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(String, &'static str)>,
+    ) -> Result<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some((text, content_type)) = body {
+            request = request.header("content-type", content_type).body(text);
+        }
+        let response = request.send().await.map_err(|e| {
+            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
+        })?;
+        let status = response.status();
+        let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
+        if status == StatusCode::UNAUTHORIZED {
+            bail!("{}\n  log in with `stratos login --api {} --user NAME`", describe_error(status, &text), self.base);
+        }
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
     /// Sends a request; a non-2xx answer becomes an error with the server's problems listed.
     pub async fn call(
         &self,
@@ -118,7 +146,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `invalid deployment policy "dp" (400)` followed by one line per problem.
-fn describe_error(status: StatusCode, text: &str) -> String {
+pub fn describe_error(status: StatusCode, text: &str) -> String {
     let Ok(body) = serde_json::from_str::<Value>(text) else {
         return format!("{status}: {text}");
     };

@@ -100,7 +100,7 @@ fn report(kind: Kind, verb: &str, value: Option<serde_json::Value>, output: Outp
     }
 }
 
-fn read(file: &PathBuf) -> Result<(String, &'static str)> {
+pub(crate) fn read(file: &PathBuf) -> Result<(String, &'static str)> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let content_type = match file.extension().and_then(|e| e.to_str()) {
         Some("yaml") | Some("yml") => "application/yaml",

@@ -38,6 +38,10 @@ pub struct DockerArgs {
     /// may be a loopback address, which a container cannot reach).
     #[arg(long, requires = "broker")]
     docker_broker_url: Option<String>,
+    /// How long a tenant network of this platform that no member container uses (and no
+    /// start made or used meanwhile) is kept before it is removed from its engine.
+    #[arg(long, value_name = "DURATION", value_parser = stratos_model::duration::parse, default_value = "60s")]
+    docker_network_idle: std::time::Duration,
 }
 
 fn parse_user(text: &str) -> Result<String, String> {
@@ -93,7 +97,11 @@ impl DockerArgs {
         if self.no_docker {
             return Ok(None);
         }
-        let config = DockerConfig { default_host: self.docker_host.clone(), confinement: self.confinement() };
+        let config = DockerConfig {
+            default_host: self.docker_host.clone(),
+            confinement: self.confinement(),
+            network_idle: self.docker_network_idle,
+        };
         let driver = DockerDriver::new(config, agent, &docker::bundle_root(data_dir))?.with_platform_id(platform_id);
         if let Err(e) = driver.reachable().await {
             tracing::info!(error = %e, "the docker driver is off: no Docker Engine answers (--docker-host)");

@@ -1,6 +1,8 @@
 //! `stratos`: runs the platform (`stratos up`) and talks to it (`stratos cartridge add ...`).
 
 mod applications;
+mod apply;
+mod apply_plan;
 mod bootstrap;
 mod client;
 mod clusters;
@@ -12,6 +14,8 @@ mod lb;
 mod legacy_flags;
 mod logging;
 mod members;
+mod mock_iaas;
+mod mock_patterns;
 mod output;
 mod sample_http;
 mod session;
@@ -81,6 +85,18 @@ enum Command {
     User(users::UserArgs),
     /// Manage tenants and their quotas (platform admins).
     Tenant(tenants::TenantArgs),
+    /// Create or update definitions of any kind from files or directories (JSON or YAML,
+    /// Apache Stratos 4.1's as they are), each after those it names; one line per
+    /// definition: created, updated, unchanged or refused (with the field). `--prune` also
+    /// removes the platform's definitions that no file has.
+    Apply(apply::ApplyArgs),
+    /// What `apply` would do with the same files: `+` new, `~` changed (each field, now →
+    /// in the file), `=` equal; with `--prune`, `-` for those it would remove.
+    Diff(apply::ApplyArgs),
+    /// The mock IaaS's health-statistics patterns (platform admins): what members of `mock`
+    /// network partitions report, per cartridge type and factor.
+    #[command(name = "mock-iaas")]
+    MockIaas(mock_patterns::MockIaasArgs),
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
@@ -133,6 +149,9 @@ fn main() -> ExitCode {
             Command::Whoami(a) => session::whoami(a).await,
             Command::User(a) => users::run(a).await,
             Command::Tenant(a) => tenants::run(a).await,
+            Command::MockIaas(a) => mock_patterns::run(a).await,
+            Command::Apply(a) => apply::apply(a).await,
+            Command::Diff(a) => apply::diff(a).await,
             Command::SampleHttp(a) => sample_http::run(a).await,
             Command::Lb(a) => lb::run(a).await,
             Command::LbExtension(a) => lb::run_extension(a).await,

@@ -151,6 +151,8 @@ pub struct UpArgs {
     strangers: StrangerArgs,
     #[command(flatten)]
     docker: crate::docker::DockerArgs,
+    #[command(flatten)]
+    mock: crate::mock_iaas::MockArgs,
 }
 
 /// Running members the store does not know (another platform's, or the store is new
@@ -204,6 +206,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         None => Store::open_sqlite(&args.data_dir.join("stratos.db")).await?,
     };
     let admin = crate::bootstrap::admin_credentials(&store, &args.data_dir).await?;
+    if args.mock.enabled() {
+        crate::mock_iaas::load_file(&store, &args.data_dir).await?;
+    }
 
     let agent = std::env::current_exe().context("cannot find the stratos binary to run member agents")?;
     if member_users.is_root() {
@@ -318,6 +323,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Late joiners (load balancers, agents) read the topology from the retained snapshot.
     bus.publish(&CompleteTopologyEvent { topology: established.topology.clone() }).await?;
 
+    // The mock IaaS's members live in this process only: it lists none at start, so it
+    // joins the drivers after the start-up census, once the bus it plays agents on is up.
+    if args.mock.enabled() {
+        let patterns = Arc::new(stratos_cloud::MockPatterns::default());
+        drivers.push(args.mock.driver(connect_bus("mock").await?, patterns.clone()).await);
+        let store = store.clone();
+        components.spawn("mock IaaS patterns", async move {
+            stratos_cloud::mock_iaas::watch(store, patterns).await;
+            anyhow::Ok(())
+        });
+    }
     controller_config.broker_url = broker_url.clone();
     controller_config.member_credentials = member_credentials;
     controller_config.bus_ca_cert = bus_ca_cert.clone();
@@ -412,6 +428,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         println!(
             "             containers on {} (docker driver; a partition's dockerHost names another)",
             args.docker.host()
+        );
+    }
+    if args.mock.enabled() {
+        println!(
+            "  mock IaaS  `mock` network partitions: members that run nothing, reporting the patterns of /api/mockIaas \
+             (read at start from {})",
+            args.data_dir.join(crate::mock_iaas::FILES[0]).display()
         );
     }
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);

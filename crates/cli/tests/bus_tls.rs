@@ -1,13 +1,17 @@
 //! The event bus over TLS end to end: `stratos up --mqtt-tls-self-signed` serves the
 //! embedded broker in TLS only, its components connect over `mqtts://`, and a real
 //! member (agent and app, local driver) trusts the generated certificate through
-//! `STRATOS_BUS_CA_CERT` and activates.
+//! `STRATOS_BUS_CA_CERT` and activates; so does a member in a container, which reaches
+//! the broker on its network's gateway address and checks the certificate for the name
+//! the platform's own clients use (`STRATOS_BUS_TLS_NAME`).
 
 mod support;
 
 use stratos_bus::{Bus, PlatformSecret};
 use stratos_test_kit::certs::GivenCertificate;
-use support::{free_port, Platform, Sandbox, SlowHttpApp};
+use stratos_test_kit::docker as dk;
+use support::containers::{platform_id, Cleanup};
+use support::{free_port, Iaas, Platform, Sandbox, SlowHttpApp};
 
 #[test]
 fn members_activate_over_a_tls_only_bus() {
@@ -96,6 +100,33 @@ fn the_embedded_broker_serves_a_given_certificate() {
         iaas: Default::default(),
     };
     app.add(&platform, sandbox.path());
+    app.deploy(&platform);
+    drop(platform.stop());
+}
+
+#[test]
+fn containers_activate_over_a_tls_only_bus() {
+    if !dk::engine_or_skip("containers_activate_over_a_tls_only_bus") {
+        return;
+    }
+    let image = dk::shell_image();
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), &["--mqtt-tls-self-signed"]);
+    cleanup.platform(&platform_id(&platform));
+    let app = SlowHttpApp {
+        app: "tlsbox",
+        alias: "web",
+        proxy_port: free_port(),
+        delay_ms: 0,
+        threshold: 100.0,
+        min: 1,
+        max: 1,
+        nps: &[("np1", 1)],
+        iaas: Iaas::Docker { image: &image, hosts: &[] },
+    };
+    app.add(&platform, sandbox.path());
+    // Waits for the container's agent to activate over mqtts://, then for the route.
     app.deploy(&platform);
     drop(platform.stop());
 }

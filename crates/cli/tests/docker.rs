@@ -203,6 +203,48 @@ fn tenants_cannot_reach_each_other() {
     assert!(connect(&net_a, &member_b.address).is_err(), "tenant 1 reached tenant 2's member");
 }
 
+/// A tenant network its last member left is removed once idle (here at once); another
+/// tenant's, still in use, is kept.
+#[test]
+fn a_tenant_network_no_member_uses_is_removed() {
+    if !dk::engine_or_skip("a_tenant_network_no_member_uses_is_removed") {
+        return;
+    }
+    let cleanup = Cleanup::default();
+    let platform_id = unique("n");
+    cleanup.platform(&platform_id);
+    let image = image();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = Arc::new(EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap());
+    let config = DockerConfig { network_idle: Duration::ZERO, ..DockerConfig::default() };
+    let driver =
+        DockerDriver::new(config, Path::new(BIN), dir.path()).unwrap().with_platform_id(Some(platform_id.clone()));
+    driver.set_bus(broker.clone());
+    let (leaving, staying) = (unique("l"), unique("s"));
+    runtime.block_on(driver.start(&spec(&platform_id, &leaving, 3, &image, &broker))).unwrap();
+    runtime.block_on(driver.start(&spec(&platform_id, &staying, 4, &image, &broker))).unwrap();
+    let (net3, net4) = (
+        stratos_cloud::docker::tenant_network(&platform_id, 3),
+        stratos_cloud::docker::tenant_network(&platform_id, 4),
+    );
+    runtime.block_on(driver.list()).unwrap();
+    assert!(try_docker(&["network", "inspect", &net3]).is_ok(), "in use: kept");
+    runtime.block_on(driver.terminate(&leaving, Duration::from_secs(5))).unwrap();
+    eventually(Duration::from_secs(30), "tenant 3's network removed", || {
+        runtime.block_on(driver.list()).map_err(|e| e.to_string())?;
+        match try_docker(&["network", "inspect", &net3]) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("still there".to_string()),
+        }
+    });
+    assert!(try_docker(&["network", "inspect", &net4]).is_ok(), "tenant 4's network, in use, was removed");
+    // A new member of tenant 3 makes it again.
+    let again = unique("a");
+    let member = runtime.block_on(driver.start(&spec(&platform_id, &again, 3, &image, &broker))).unwrap();
+    eventually(Duration::from_secs(60), "the new member answers", || get(&member.address, 8000));
+}
+
 #[test]
 fn another_platforms_containers_are_never_listed_nor_touched() {
     if !dk::engine_or_skip("another_platforms_containers_are_never_listed_nor_touched") {

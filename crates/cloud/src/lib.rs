@@ -8,6 +8,7 @@ mod error;
 mod frozen;
 pub mod local;
 pub mod member_user;
+pub mod mock_iaas;
 pub mod ownership;
 pub mod plan;
 mod procfs;
@@ -19,5 +20,6 @@ pub use driver::{Driver, DriverError, Instance, InstanceState, Listing, MemberSp
 pub use error::{ControllerError, MemberUserError, OwnershipError};
 pub use local::LocalDriver;
 pub use member_user::MemberUsers;
+pub use mock_iaas::MockPatterns;
 pub use ownership::Strangers;
 pub use simulated::SimulatedDriver;

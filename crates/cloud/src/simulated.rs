@@ -1,6 +1,9 @@
-//! The `simulated` driver, for scale tests only: a member is a task that acts
-//! as its agent would (started, activated after a delay, synthetic health stats,
-//! draining on request). No process, no port: nothing can be routed to it.
+//! The `simulated` driver, for scale tests, and the engine of the `mock` IaaS
+//! (`mock_iaas.rs`): a member is a task that acts as its agent would (started,
+//! activated after a delay, health stats every interval, draining on request). No
+//! process, no port: nothing can be routed to it (its address is
+//! `network-partition/partition/service` and its ports are 0, which the load balancer
+//! skips).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,14 +21,46 @@ use crate::driver::{AllocatedPort, BoxFuture, Driver, DriverError, Instance, Ins
 /// The synthetic load a simulated member reports: (load average, memory %).
 pub type LoadModel = Arc<dyn Fn(&MemberRef, u64) -> (f64, f64) + Send + Sync>;
 
+/// What a simulated member reports at one interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reading {
+    pub load_average: Option<f64>,
+    pub memory_consumption: Option<f64>,
+    /// Report nothing at all (a member gone silent, which the health service declares
+    /// faulty); a reading of no value is still sent, and keeps the member alive.
+    pub silent: bool,
+}
+
+/// Where simulated members' statistics come from: a [`LoadModel`], or the mock IaaS's patterns.
+pub trait StatsSource: Send + Sync + 'static {
+    /// What `member` reports at `now` (milliseconds since the Unix epoch).
+    fn reading(&self, member: &MemberRef, now: u64) -> Reading;
+    /// A member was started (before it activates).
+    fn member_started(&self, _member: &MemberRef) {}
+    /// A member was terminated.
+    fn member_ended(&self, _member: &MemberRef) {}
+}
+
+/// A [`LoadModel`] as a [`StatsSource`]: both figures, always.
+struct LoadModelSource(LoadModel);
+
+impl StatsSource for LoadModelSource {
+    fn reading(&self, member: &MemberRef, now: u64) -> Reading {
+        let (load_average, memory) = (self.0)(member, now);
+        Reading { load_average: Some(load_average), memory_consumption: Some(memory), silent: false }
+    }
+}
+
 /// Each member's instance and the task that plays its agent.
 type Members = Arc<Mutex<HashMap<String, (Instance, JoinHandle<()>)>>>;
 
 pub struct SimulatedDriver {
+    /// The provider name: `simulated`, or `mock`.
+    name: &'static str,
     bus: Bus,
     start_delay: Duration,
     stats_every: Duration,
-    load: LoadModel,
+    stats: Arc<dyn StatsSource>,
     members: Members,
     /// Partitions whose members start but never activate.
     stuck: Mutex<HashSet<String>>,
@@ -34,6 +69,17 @@ pub struct SimulatedDriver {
 impl SimulatedDriver {
     /// Members activate `start_delay` after they start and report `load` every `stats_every`.
     pub async fn start(bus: Bus, start_delay: Duration, stats_every: Duration, load: LoadModel) -> SimulatedDriver {
+        Self::start_with("simulated", bus, start_delay, stats_every, Arc::new(LoadModelSource(load))).await
+    }
+
+    /// A driver named `name` whose members report what `stats` says every `stats_every`.
+    pub async fn start_with(
+        name: &'static str,
+        bus: Bus,
+        start_delay: Duration,
+        stats_every: Duration,
+        stats: Arc<dyn StatsSource>,
+    ) -> SimulatedDriver {
         let members: Members = Default::default();
         // Drain requests are answered as an agent would: maintenance, then ready to shut down.
         if let Ok(mut cleanup) = bus.subscribe_to::<InstanceCleanupMemberEvent>().await {
@@ -48,7 +94,7 @@ impl SimulatedDriver {
                 }
             });
         }
-        SimulatedDriver { bus, start_delay, stats_every, load, members, stuck: Default::default() }
+        SimulatedDriver { name, bus, start_delay, stats_every, stats, members, stuck: Default::default() }
     }
 
     /// Members placed in this partition from now on start but never activate, like
@@ -77,7 +123,7 @@ fn member_ref(i: &Instance) -> MemberRef {
 
 impl Driver for SimulatedDriver {
     fn name(&self) -> &'static str {
-        "simulated"
+        self.name
     }
 
     fn start<'a>(&'a self, spec: &'a MemberSpec) -> BoxFuture<'a, Result<Instance, DriverError>> {
@@ -103,7 +149,8 @@ impl Driver for SimulatedDriver {
                 partition_id: spec.partition_id.clone(),
             };
             let member = member_ref(&instance);
-            let (bus, delay, every, load) = (self.bus.clone(), self.start_delay, self.stats_every, self.load.clone());
+            self.stats.member_started(&member);
+            let (bus, delay, every, stats) = (self.bus.clone(), self.start_delay, self.stats_every, self.stats.clone());
             let stuck = self.stuck.lock().unwrap().contains(&spec.partition_id);
             let task = tokio::spawn(async move {
                 let _ = bus.publish(&InstanceStartedEvent { member: member.clone() }).await;
@@ -116,11 +163,14 @@ impl Driver for SimulatedDriver {
                 loop {
                     tick.tick().await;
                     let now = now_millis();
-                    let (load_average, memory) = load(&member, now);
+                    let reading = stats.reading(&member, now);
+                    if reading.silent {
+                        continue;
+                    }
                     let stat = MemberHealthStatEvent {
                         member: member.clone(),
-                        load_average: Some(load_average),
-                        memory_consumption: Some(memory),
+                        load_average: reading.load_average,
+                        memory_consumption: reading.memory_consumption,
                         timestamp: now,
                     };
                     let _ = bus.publish(&stat).await;
@@ -133,8 +183,10 @@ impl Driver for SimulatedDriver {
 
     fn terminate<'a>(&'a self, member_id: &'a str, _grace: Duration) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            if let Some((_, task)) = self.members.lock().unwrap().remove(member_id) {
+            let removed = self.members.lock().unwrap().remove(member_id);
+            if let Some((instance, task)) = removed {
                 task.abort();
+                self.stats.member_ended(&member_ref(&instance));
             }
             Ok(())
         })

@@ -713,6 +713,23 @@ mod tests {
     }
 
     #[test]
+    fn a_mock_or_simulated_member_is_never_routed_to() {
+        // Such a member's address is its placement ("np/partition/service") and its ports
+        // are 0: it has a cluster (answered 503 when alone), never an endpoint.
+        let mut topo = sample();
+        let c = topo.services.get_mut("php").unwrap().clusters.get_mut("app1.php").unwrap();
+        c.members.clear();
+        let mut m =
+            member("app1.php", "mock-1", MemberStatus::Active, "np1/p1/php", vec![port(Protocol::Http, 0, 8280)]);
+        m.service_name = "php".into();
+        c.members.insert("mock-1".into(), m);
+        let table = build(&topo, &BTreeMap::new(), &Registry::default());
+        let u = table.route_http(8280, "app1.php.stratos.test", "/").unwrap();
+        assert!(u.members.is_empty(), "{:?}", ids(u));
+        assert!(table.warnings.is_empty(), "{:?}", table.warnings);
+    }
+
+    #[test]
     fn hosts_are_normalised() {
         assert_eq!(normalize_host("Example.COM:8280").as_deref(), Some("example.com"));
         assert_eq!(normalize_host("example.com.").as_deref(), Some("example.com"));

@@ -15,6 +15,7 @@ mod deployments;
 mod error;
 pub mod files;
 pub mod guard;
+mod mock_iaas;
 mod openapi;
 pub mod quota;
 mod state;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(tenants::routes())
         .merge(deployments::routes())
         .merge(auth::routes())
+        .merge(mock_iaas::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })

@@ -106,6 +106,18 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "The tenant", "content": {"application/json": {"schema": tenant}}}}), &errors)}}),
         );
     }
+    let mock_iaas = generator.subschema_for::<stratos_model::MockIaasConfig>();
+    paths.insert(
+        "/api/mockIaas".into(),
+        json!({
+            "get": {"tags": ["platform"], "operationId": "getMockIaas", "summary": "The mock IaaS's health-statistics patterns (platform admins)",
+                    "responses": merge(json!({"200": {"description": "Every pattern, per cartridge type and factor", "content": {"application/json": {"schema": mock_iaas}}}}), &errors)},
+            "put": {"tags": ["platform"], "operationId": "setMockIaas", "summary": "Replace the mock IaaS's patterns (platform admins)",
+                    "description": "Running mock members follow the new patterns within a second; a pattern that changed starts its time then. Patterns: constant (value), ramp (from, to, duration), step (from, to, at), sine (mean, amplitude, period), samples (sampleValues, sampleDuration, mode loop|continue|stop), for the factors load-average and memory-consumption.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": mock_iaas}, "application/yaml": {"schema": mock_iaas}}},
+                    "responses": merge(json!({"200": {"description": "The patterns now in force", "content": {"application/json": {"schema": mock_iaas}}}}), &errors)}
+        }),
+    );
     paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",

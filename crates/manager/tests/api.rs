@@ -655,3 +655,54 @@ async fn health_is_503_when_the_store_cannot_write() {
     };
     assert_eq!(status, StatusCode::OK, "the disk has room again: {body}");
 }
+
+#[tokio::test]
+async fn mock_iaas_patterns_are_replaced_whole_and_bad_ones_are_refused_at_their_field() {
+    let api = Api::start().await;
+    let (status, none) = api.get("/api/mockIaas").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(none, json!({"cartridges": []}), "no patterns before any is set");
+    let patterns = json!({"cartridges": [{"type": "php", "patterns": [
+        {"factor": "load-average", "pattern": "step", "from": 10.0, "to": 90.0, "at": "30s"},
+        {"factor": "memory-consumption", "mode": "loop", "sampleValues": "20,30,40", "sampleDuration": 60.0}
+    ]}]});
+    let put = |body: String, content_type: &'static str| {
+        let api = &api;
+        async move { api.send(reqwest::Method::PUT, "/api/mockIaas", Some((content_type, &body))).await }
+    };
+    let (status, body) = put(patterns.to_string(), "application/json").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(api.get("/api/mockIaas").await.1, patterns, "read back as written (4.1's comma-joined samples kept)");
+
+    // Every problem at its field; what was stored stays.
+    let bad = json!({"cartridges": [{"type": "php", "patterns": [
+        {"factor": "load-average", "pattern": "sine", "mean": 50, "period": "0s"},
+        {"factor": "load-average", "pattern": "constant", "value": -3}
+    ]}]});
+    let (status, body) = put(bad.to_string(), "application/json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        problem_paths(&body),
+        [
+            "cartridges[0].patterns[0].amplitude",
+            "cartridges[0].patterns[0].period",
+            "cartridges[0].patterns[1].factor",
+            "cartridges[0].patterns[1].value"
+        ],
+        "{body}"
+    );
+    let (status, body) =
+        put(r#"{"cartridges": [{"type": "php", "patterns": [{"factor": "cpu"}]}]}"#.into(), "application/json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(problem_paths(&body), ["cartridges[0].patterns[0].factor"], "{body}");
+    assert_eq!(api.get("/api/mockIaas").await.1, patterns, "a refused change stores nothing");
+
+    // YAML too; and an empty set of patterns clears them.
+    let yaml = "cartridges:\n  - type: tomcat\n    patterns:\n      - factor: load-average\n        pattern: ramp\n        from: 0\n        to: 80\n        duration: 2m\n";
+    let (status, body) = put(yaml.into(), "application/yaml").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cartridges"][0]["patterns"][0]["duration"], "2m");
+    let (status, _) = put(r#"{"cartridges": []}"#.into(), "application/json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(api.get("/api/mockIaas").await.1, json!({"cartridges": []}));
+}

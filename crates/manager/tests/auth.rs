@@ -119,6 +119,7 @@ async fn body_for(w: &World, method: &str, template: &str) -> Option<Value> {
         "/api/users/{name}/password" => json!({"password": "an intruder's password", "currentPassword": PASSWORD}),
         "/api/tenants" => json!({"tenantDomain": "intruder.test"}),
         "/api/tenants/{domain}/quota" => json!({"maxMembers": 1000}),
+        "/api/mockIaas" => json!({"cartridges": [{"type": "acme-cart", "patterns": []}]}),
         t if t.contains("/deploy/") || t.ends_with("/undeploy") || t.ends_with("activate") => return None,
         t => {
             let resource = t.split('/').nth(2).unwrap();
@@ -150,7 +151,7 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
     match caller {
         Caller::NoToken | Caller::Expired | Caller::Revoked => Some(401),
         Caller::Viewer => match (method, template) {
-            ("GET", "/api/users") => Some(403),
+            ("GET", "/api/users") | ("GET", "/api/mockIaas") => Some(403),
             ("GET", "/api/users/{name}") => Some(404),
             ("GET", _) => Some(200),
             // Self-service routes pass the viewer check; acme-dev's token and user are not the viewer's.
@@ -159,6 +160,8 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
         },
         Caller::Foreign => match (method, template) {
             (_, _) if item => Some(404),
+            // The platform's own settings: a tenant's admin is told it may not.
+            (_, "/api/mockIaas") => Some(403),
             ("GET", _) => Some(200),
             ("POST", "/api/tenants") => Some(403),
             ("POST", "/api/users") => Some(404),

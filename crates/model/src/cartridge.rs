@@ -85,7 +85,7 @@ pub struct PortMapping {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IaasProvider {
-    /// `local`, `docker`, `kubernetes`, `simulated`, or another Stratos IaaS name.
+    /// `local`, `docker`, `mock`, `kubernetes`, `simulated`, or another Stratos IaaS name.
     #[serde(rename = "type")]
     pub iaas_type: String,
     /// The image a member boots from (Docker, Kubernetes, VM IaaSes).

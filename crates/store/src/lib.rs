@@ -47,7 +47,7 @@ use stratos_model::{Definitions, Kind, Tenant, SUPER_TENANT};
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
-pub use record::{Listed, PlatformRecord, Record, ScalingHistory, TopologyService, Unreadable};
+pub use record::{Listed, PlatformRecord, Record, ScalingHistory, TopologyService, Unreadable, MOCK_IAAS_ID};
 pub use sqlite::SqliteStore;
 
 /// The schema version this build creates and understands.

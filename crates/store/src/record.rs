@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stratos_model::topology::{Cluster, Port, ServiceType};
-use stratos_model::{ApplicationMonitorStatus, ClusterScale, Deployment, Tenant};
+use stratos_model::{ApplicationMonitorStatus, ClusterScale, Deployment, MockIaasConfig, Tenant};
 
 /// A kind of stored document: its collection, and how a value names its document.
 pub trait Record: Serialize + DeserializeOwned {
@@ -139,6 +139,19 @@ impl Record for Tenant {
         Cow::Owned(self.tenant_id.to_string())
     }
 }
+
+/// The mock IaaS's patterns (tenant [`SUPER_TENANT`](stratos_model::SUPER_TENANT)): one
+/// document, id [`MOCK_IAAS_ID`]; written by the manager (the API, and `stratos up` from
+/// the data directory's file), read by the mock driver.
+impl Record for MockIaasConfig {
+    const COLLECTION: &'static str = "mock-iaas";
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(MOCK_IAAS_ID)
+    }
+}
+
+/// The id of the one [`MockIaasConfig`] document.
+pub const MOCK_IAAS_ID: &str = "config";
 
 /// The store's platform id: one document, id `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,7 +62,7 @@ pub fn platform_id(platform: &Platform) -> String {
 /// This platform's containers on an engine (`None`: the local one), by member id.
 pub fn member_containers(engine: Option<&str>, platform_id: &str) -> std::collections::BTreeSet<String> {
     let filter = format!("label={}={platform_id}", labels::PLATFORM);
-    let format = format!("{{{{index .Labels \"{}\"}}}}", labels::MEMBER);
+    let format = format!("{{{{.Label \"{}\"}}}}", labels::MEMBER);
     let mut args: Vec<&str> = engine.map(|h| vec!["-H", h]).unwrap_or_default();
     args.extend_from_slice(&["ps", "-a", "--filter", &filter, "--format", &format]);
     try_docker(&args).unwrap_or_default().lines().map(str::to_string).filter(|l| !l.is_empty()).collect()

@@ -12,11 +12,25 @@ use stratos_bus::EmbeddedBroker;
 /// Gives the URL a member on a Docker network with `gateway` reaches the bus at.
 pub trait MemberBus: Send + Sync {
     fn url_on(&self, gateway: IpAddr) -> Result<String, String>;
+
+    /// What the broker's certificate names, for a member that reaches it over TLS at an
+    /// address the certificate does not (`STRATOS_BUS_TLS_NAME`); `None`: the URL's host.
+    fn tls_name(&self) -> Option<String> {
+        None
+    }
 }
 
 impl MemberBus for EmbeddedBroker {
     fn url_on(&self, gateway: IpAddr) -> Result<String, String> {
         self.listen_also(gateway).map(|addr| self.url_of(addr)).map_err(|e| e.to_string())
+    }
+
+    /// The host of the broker's own URL (loopback, or the address it was given): the
+    /// certificate must name it for the platform's own clients already.
+    fn tls_name(&self) -> Option<String> {
+        let url = self.url();
+        let host = stratos_bus::parse_broker_url(&url).ok()?.0;
+        stratos_bus::is_tls_url(&url).then_some(host)
     }
 }
 

@@ -56,6 +56,7 @@ pub fn create_body(
     labels: HashMap<String, String>,
 ) -> ContainerCreateBody {
     let mut binds = vec![format!("{}:{MOUNT}:ro", bundle.dir.display())];
+    // The driver's readable copy of the CA (`DockerDriver::readable_ca`).
     if let Some(ca) = &spec.bus_ca_cert {
         binds.push(format!("{}:{BUS_CA}:ro", ca.display()));
     }

@@ -9,6 +9,11 @@ use tokio::sync::Mutex;
 
 use super::error::DockerError;
 
+/// How long an engine may take to answer its first request.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long any request may take (a container's stop waits for its grace period).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The local engine's socket, where `dockerHost` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -37,7 +42,15 @@ impl Engines {
             return Ok(client.clone());
         }
         let connect = |source| DockerError::Connect { host: host.to_string(), source };
-        let client = Docker::connect_with_host(host).map_err(connect)?.negotiate_version().await.map_err(connect)?;
+        // A request to an engine gone silent ends in a minute rather than bollard's two.
+        let client = Docker::connect_with_host(host).map_err(connect)?.with_timeout(REQUEST_TIMEOUT);
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, client.negotiate_version())
+            .await
+            .map_err(|_| DockerError::Unreachable {
+                host: host.to_string(),
+                reason: format!("the Docker Engine at {host} did not answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            })?
+            .map_err(connect)?;
         clients.insert(host.to_string(), client.clone());
         Ok(client)
     }

@@ -56,11 +56,18 @@ pub struct DockerConfig {
     /// The engine where a partition names none.
     pub default_host: String,
     pub confinement: Confinement,
+    /// How long a network of the platform with no container on it, and not made or used
+    /// by a start meanwhile, is kept before it is removed.
+    pub network_idle: Duration,
 }
 
 impl Default for DockerConfig {
     fn default() -> Self {
-        DockerConfig { default_host: DEFAULT_HOST.into(), confinement: Confinement::default() }
+        DockerConfig {
+            default_host: DEFAULT_HOST.into(),
+            confinement: Confinement::default(),
+            network_idle: network::KEEP_IDLE,
+        }
     }
 }
 
@@ -84,7 +91,17 @@ pub struct DockerDriver {
     named: Mutex<std::collections::BTreeSet<String>>,
     /// The networks (engine, name) whose gateway the bus is served on in this run.
     served: Mutex<std::collections::HashSet<(String, String)>>,
+    /// When a start last made or used each network (engine, name): not swept meanwhile.
+    ensured: Mutex<HashMap<(String, String), std::time::Instant>>,
+    /// When each engine's idle networks were last swept.
+    swept: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long an engine may take to list its containers before it counts as unreachable.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often an engine's idle networks are looked for (at most).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 impl DockerDriver {
     /// A driver running `agent` (this `stratos` binary) in containers from a bundle
@@ -103,6 +120,8 @@ impl DockerDriver {
             hosts: Default::default(),
             named: Default::default(),
             served: Default::default(),
+            ensured: Default::default(),
+            swept: Default::default(),
         })
     }
 
@@ -136,6 +155,28 @@ impl DockerDriver {
         let prepared = Bundle::prepare(&self.agent, &self.bundle_root)?;
         *bundle = Some(prepared.clone());
         Ok(prepared)
+    }
+
+    /// A copy of the bus CA that the member's user can read, to mount: the platform
+    /// keeps its own files private (a certificate is public; its key stays there).
+    fn readable_ca(&self, ca: &Path) -> Result<PathBuf, DockerError> {
+        use std::os::unix::fs::PermissionsExt;
+        let failed = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DockerError::Bundle(BundleError::Io { action, path, source })
+        };
+        let pem = std::fs::read(ca).map_err(failed("read the bus CA", ca))?;
+        let copy = self.bundle_root.join("bus-ca.pem");
+        if std::fs::read(&copy).ok().as_deref() == Some(pem.as_slice()) {
+            return Ok(copy);
+        }
+        // Written whole then renamed: a container starting meanwhile mounts the old or the new.
+        let tmp = self.bundle_root.join(format!(".bus-ca-{}.pem", std::process::id()));
+        std::fs::create_dir_all(&self.bundle_root).map_err(failed("create", &self.bundle_root))?;
+        std::fs::write(&tmp, &pem).map_err(failed("write", &tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(failed("chmod", &tmp))?;
+        std::fs::rename(&tmp, &copy).map_err(failed("rename into place", &copy))?;
+        Ok(copy)
     }
 
     /// Whether `image` is on the engine of a placement with `properties`: the deploy-time
@@ -180,6 +221,7 @@ impl DockerDriver {
             .filter(|n| !n.is_empty())
             .cloned()
             .unwrap_or_else(|| tenant_network(&spec.platform_id, spec.tenant_id));
+        self.ensured.lock().unwrap().insert((host.clone(), network.clone()), std::time::Instant::now());
         let gateway = network::ensure(&docker, &host, &network, &spec.platform_id, spec.tenant_id).await?;
         let bus_error = |reason: String| DockerError::Bus { network: network.clone(), reason };
         let bus = self.bus.get().ok_or_else(|| bus_error("the platform's bus is not running yet".into()))?;
@@ -203,13 +245,21 @@ impl DockerDriver {
             return Err(DockerError::NoCommand { image: image.into() });
         }
         let bundle = self.bundle()?;
+        let readable;
+        let spec = match &spec.bus_ca_cert {
+            Some(ca) => {
+                readable = MemberSpec { bus_ca_cert: Some(self.readable_ca(ca)?), ..spec.clone() };
+                &readable
+            }
+            None => spec,
+        };
         // `stratos ...` cartridges (sample-http) run the bundled binary.
         if command[0] == "stratos" {
             let rest: Vec<&str> = command[1..].iter().map(String::as_str).collect();
             command = bundle.command(&rest);
         }
         let started_at = stratos_bus::now_millis();
-        let env = member_env(spec, &broker_url, &command, &ports);
+        let env = member_env(spec, &broker_url, bus.tls_name(), &command, &ports);
         let labels = labels::of_member(spec, &network, &ports, started_at);
         let body =
             container::create_body(spec, image, &bundle, &self.config.confinement, &network, env, labels.clone());
@@ -352,6 +402,41 @@ impl DockerDriver {
         }
     }
 
+    /// Removes, now and then, this platform's networks on `host` that none of its
+    /// containers (`listed`, any state) uses and no start made or used lately.
+    async fn sweep_networks(&self, docker: &Docker, host: &str, listed: &[Listed]) {
+        let now = std::time::Instant::now();
+        {
+            let mut swept = self.swept.lock().unwrap();
+            let every = SWEEP_EVERY.min(self.config.network_idle);
+            if swept.get(host).is_some_and(|at| now.saturating_duration_since(*at) < every) {
+                return;
+            }
+            swept.insert(host.to_string(), now);
+        }
+        let Some(platform_id) = self.platform_id.read().unwrap().clone() else { return };
+        let ours = match network::of_platform(docker, host, &platform_id).await {
+            Ok(ours) => ours,
+            Err(e) => return warn!(%host, error = %e, "cannot list the platform's networks"),
+        };
+        let used: std::collections::HashSet<String> = listed.iter().map(|l| l.network.clone()).collect();
+        let ensured: HashMap<String, std::time::Instant> = self
+            .ensured
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((h, _), _)| h == host)
+            .map(|((_, n), at)| (n.clone(), *at))
+            .collect();
+        for name in network::idle(&ours, &used, &ensured, now, self.config.network_idle) {
+            if network::remove(docker, host, &name).await {
+                let key = (host.to_string(), name);
+                self.served.lock().unwrap().remove(&key);
+                self.ensured.lock().unwrap().remove(&key);
+            }
+        }
+    }
+
     /// Every engine this driver knows: the default one and those members run on.
     async fn known_hosts(&self) -> Vec<String> {
         let mut hosts = self.engines.hosts().await;
@@ -387,9 +472,18 @@ impl DockerDriver {
     async fn list_reachable_engines(&self) -> Listing {
         let mut listing = Listing::default();
         for host in self.known_hosts().await {
-            let listed = match self.engines.get(&host).await {
-                Ok(docker) => self.list_on(&docker, &host, None).await.map(|l| (docker, l)),
-                Err(e) => Err(e),
+            // An engine whose host is down may not even refuse the connection: the whole
+            // listing must not wait for TCP to give up on it.
+            let list = async {
+                let docker = self.engines.get(&host).await?;
+                self.list_on(&docker, &host, None).await.map(|l| (docker, l))
+            };
+            let listed = match tokio::time::timeout(LIST_TIMEOUT, list).await {
+                Ok(listed) => listed,
+                Err(_) => Err(DockerError::Unreachable {
+                    host: host.clone(),
+                    reason: format!("the Docker Engine at {host} did not answer within {}s", LIST_TIMEOUT.as_secs()),
+                }),
             };
             let (docker, listed) = match listed {
                 Ok(ok) => ok,
@@ -400,6 +494,7 @@ impl DockerDriver {
                 }
             };
             self.serve_bus(&docker, &host, &listed).await;
+            self.sweep_networks(&docker, &host, &listed).await;
             let mut hosts = self.hosts.lock().unwrap();
             for l in &listed {
                 hosts.entry(l.instance.member_id.clone()).or_insert_with(|| host.clone());
@@ -430,7 +525,13 @@ struct Listed {
 
 /// The agent's environment in the container (the local driver's, with the container's
 /// ports and the bus on the network's gateway).
-fn member_env(spec: &MemberSpec, broker_url: &str, command: &[String], ports: &[AllocatedPort]) -> Vec<String> {
+fn member_env(
+    spec: &MemberSpec,
+    broker_url: &str,
+    tls_name: Option<String>,
+    command: &[String],
+    ports: &[AllocatedPort],
+) -> Vec<String> {
     let mut env: Vec<(String, String)> = spec
         .env
         .iter()
@@ -473,6 +574,10 @@ fn member_env(spec: &MemberSpec, broker_url: &str, command: &[String], ports: &[
     }
     if spec.bus_ca_cert.is_some() {
         env.push((stratos_bus::tls::CA_CERT_ENV.into(), BUS_CA.into()));
+    }
+    // The gateway address the member connects to is not a name of the broker's certificate.
+    if let Some(name) = tls_name.filter(|_| stratos_bus::is_tls_url(broker_url)) {
+        env.push((stratos_bus::tls::TLS_NAME_ENV.into(), name));
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }

@@ -1,9 +1,12 @@
 //! One Docker network per tenant, made on demand: members of a tenant reach each
 //! other and the host; Docker's isolation rules keep bridge networks apart, so one
 //! tenant's member cannot reach (nor spoof an address on) another tenant's network.
+//! A network of this platform that no container of it uses, and that no start made or
+//! used lately, is removed (an engine's address pools hold a few dozen networks).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use bollard::models::NetworkCreateRequest;
 use bollard::Docker;
@@ -75,8 +78,70 @@ fn gateway_of(network: bollard::models::NetworkInspect, host: &str, name: &str) 
         .ok_or_else(|| DockerError::NoGateway { network: name.to_string(), host: host.to_string() })
 }
 
+/// How long a network made or used by a start is kept with no container on it, by
+/// default: the start's container is created after the network.
+pub const KEEP_IDLE: Duration = Duration::from_secs(60);
+
+/// The networks to remove: this platform's (`ours`) that no container uses and no start
+/// ensured within `keep` of `now`. Pure.
+pub fn idle(
+    ours: &[String],
+    used: &HashSet<String>,
+    ensured: &HashMap<String, Instant>,
+    now: Instant,
+    keep: Duration,
+) -> Vec<String> {
+    ours.iter()
+        .filter(|n| !used.contains(*n))
+        .filter(|n| ensured.get(*n).is_none_or(|at| now.saturating_duration_since(*at) >= keep))
+        .cloned()
+        .collect()
+}
+
+/// This platform's networks on an engine (those `ensure` made, by their label).
+pub async fn of_platform(docker: &Docker, host: &str, platform_id: &str) -> Result<Vec<String>, DockerError> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{}={platform_id}", labels::PLATFORM)])]);
+    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&filters).build();
+    let networks = docker.list_networks(Some(options)).await.map_err(DockerError::engine(host, "list networks"))?;
+    Ok(networks
+        .into_iter()
+        .filter(|n| n.labels.as_ref().and_then(|l| l.get(labels::PLATFORM)).map(String::as_str) == Some(platform_id))
+        .filter_map(|n| n.name)
+        .collect())
+}
+
+/// Removes a network; true if it is gone. One still in use (a container joined it
+/// meanwhile) is left: the engine refuses, and that is fine.
+pub async fn remove(docker: &Docker, host: &str, name: &str) -> bool {
+    match docker.remove_network(name).await {
+        Ok(()) => {
+            tracing::info!(network = name, host, "tenant network removed: no member uses it");
+            true
+        }
+        Err(e) if status(&e) == Some(404) => true,
+        Err(e) => {
+            tracing::debug!(network = name, host, error = %e, "network not removed");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_is_idle_without_containers_and_past_its_last_start() {
+        let now = Instant::now();
+        let ours: Vec<String> = ["t1", "t2", "t3", "t4"].map(String::from).to_vec();
+        let used = HashSet::from(["t1".to_string()]);
+        let ensured =
+            HashMap::from([("t2".to_string(), now - Duration::from_secs(5)), ("t3".to_string(), now - KEEP_IDLE)]);
+        // t1 has a container; t2 was just made for a start; t3's start is long past; t4
+        // was never seen by this run (left by an earlier one).
+        assert_eq!(idle(&ours, &used, &ensured, now, KEEP_IDLE), ["t3", "t4"]);
+    }
+
     #[test]
     fn names() {
         assert_eq!(super::tenant_network("a1b2-c3d4-e5f6-a7b8-c9d0", -1234), "stratos-a1b2c3d4e5f6-t-1234");
