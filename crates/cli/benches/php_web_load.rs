@@ -7,10 +7,15 @@
 //! a load average of 70 %, 80 % memory).
 //!
 //! Per driver: wrk's throughput and errors; the most members the cluster reached; what
-//! each factor asked while the load ran (the largest `required` of its votes in the
-//! autoscaler's decisions), so that members reached can be held against what requests in
-//! flight alone asks; and the seconds from the end of the load until the cluster is back
-//! at its cartridgeMin.
+//! requests in flight alone ask: ceil(mean in flight / 80), the mean of the load
+//! balancer's in-flight counts for the cluster while the load ran (as it publishes them
+//! on the bus); what each factor voted in the autoscaler's decisions recorded while the
+//! load ran (a decision that changes nothing is recorded once, so `-` when none was); and
+//! the seconds from the end of the load until the cluster is back at its cartridgeMin.
+//!
+//! PHP's built-in server ends every response by closing its connection, so the load
+//! balancer closes the client's too, and wrk counts each such end as a read error: with
+//! the docker row, its error count is about its response count.
 //!
 //! Needs `wrk`, and for the docker row the example's images, which it builds when missing
 //! (`stratos image build`, minutes the first time). The load balancer listens on the
@@ -26,7 +31,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Platform, Sandbox, BIN};
+use stratos_bus::AnyEvent;
+use support::{EventLog, Platform, Sandbox, BIN};
 
 /// How long after the load the cluster may take to come back to its minimum.
 const GIVE_UP: Duration = Duration::from_secs(420);
@@ -76,12 +82,15 @@ struct Row {
     requests_per_s: f64,
     errors: String,
     reached: usize,
-    /// The largest `required` of each factor's votes while the load ran.
-    in_flight: u32,
-    load_average: u32,
-    memory: u32,
+    /// The load balancer's mean in-flight count for the cluster while the load ran.
+    mean_in_flight: f64,
+    /// The largest `required` of each factor's votes while the load ran, if any decision was recorded.
+    votes: Option<(u32, u32, u32)>,
     back_to_min: Option<Duration>,
 }
+
+/// Requests in flight per member, the example's `economy` policy.
+const IN_FLIGHT_THRESHOLD: f64 = 80.0;
 
 fn example(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/php-web").join(file)
@@ -135,23 +144,52 @@ fn wrk(platform: &Platform, cluster: &str, host: &str, seconds: u64) -> (f64, St
     (rate, if errors.is_empty() { "none".into() } else { errors.join("; ") }, reached)
 }
 
-/// The largest `required` each factor voted in the decisions between `from` and `to` (ms).
-fn asked(platform: &Platform, cluster: &str, from: u64, to: u64) -> (u32, u32, u32) {
+/// The largest `required` each factor voted in the decisions recorded between `from` and
+/// `to` (ms); `None` if none was.
+fn voted(platform: &Platform, cluster: &str, from: u64, to: u64) -> Option<(u32, u32, u32)> {
     let out = platform.ok(&["cluster", "scaling-history", cluster, "--last", "200", "-o", "json"]);
     let history: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    let decisions: Vec<&serde_json::Value> = history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["timestamp"].as_u64().is_some_and(|t| t >= from && t <= to))
+        .collect();
+    if decisions.is_empty() {
+        return None;
+    }
     let max = |factor: &str| {
-        history
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["timestamp"].as_u64().is_some_and(|t| t >= from && t <= to))
+        decisions
+            .iter()
             .flat_map(|e| e["decision"]["votes"].as_array().cloned().unwrap_or_default())
             .filter(|v| v["factor"] == factor)
             .filter_map(|v| v["required"].as_u64())
             .max()
             .unwrap_or(0) as u32
     };
-    (max("requests-in-flight"), max("load-average"), max("memory-consumption"))
+    Some((max("requests-in-flight"), max("load-average"), max("memory-consumption")))
+}
+
+/// The mean of the load balancer's in-flight counts for `cluster` (the cluster's own,
+/// not its members') published between `from` and `to` (ms).
+fn mean_in_flight(events: &EventLog, cluster: &str, from: u64, to: u64) -> f64 {
+    let counts: Vec<f64> = events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AnyEvent::InFlightRequestsEvent(e)
+                if e.cluster_id == cluster && e.member_id.is_none() && e.timestamp >= from && e.timestamp <= to =>
+            {
+                Some(e.in_flight)
+            }
+            _ => None,
+        })
+        .collect();
+    if counts.is_empty() {
+        0.0
+    } else {
+        counts.iter().sum::<f64>() / counts.len() as f64
+    }
 }
 
 fn run(driver: &Driver, seconds: u64) -> Row {
@@ -167,6 +205,7 @@ fn run(driver: &Driver, seconds: u64) -> Row {
     let host = support::cluster_host(driver.application, "web");
     eprintln!("{}: deployed; {} web members; wrk -c200 for {seconds} s", driver.name, web_members(&platform, &cluster));
 
+    let events = EventLog::subscribe(&platform, &["health/#"]);
     let load_from = millis_now();
     let (requests_per_s, errors, mut reached) = wrk(&platform, &cluster, &host, seconds);
     let (ended, load_to) = (Instant::now(), millis_now());
@@ -182,9 +221,10 @@ fn run(driver: &Driver, seconds: u64) -> Row {
         }
         std::thread::sleep(Duration::from_secs(1));
     };
-    let (in_flight, load_average, memory) = asked(&platform, &cluster, load_from, load_to);
+    let votes = voted(&platform, &cluster, load_from, load_to);
+    let mean_in_flight = mean_in_flight(&events, &cluster, load_from, load_to);
     let _ = platform.cli(&["application", "undeploy", driver.application, "--timeout", "120s"]);
-    Row { driver: driver.name, requests_per_s, errors, reached, in_flight, load_average, memory, back_to_min }
+    Row { driver: driver.name, requests_per_s, errors, reached, mean_in_flight, votes, back_to_min }
 }
 
 fn main() {
@@ -199,21 +239,23 @@ fn main() {
     println!();
     println!("php-web `web` cluster (min {MIN}, max 10) under wrk -t2 -c200 -d{seconds}s, stratos up defaults");
     println!(
-        "{:<8} {:>9} {:>8} {:>10} {:>10} {:>9} {:>12}  wrk errors",
-        "driver", "req/s", "reached", "in-flight", "load-avg", "memory", "back to min"
+        "{:<8} {:>8} {:>8} {:>14} {:>13} {:>22} {:>12}  wrk errors",
+        "driver", "req/s", "reached", "mean in flight", "in-flight asks", "votes in-flight/load/mem", "back to min"
     );
     for r in rows {
+        let asks = (r.mean_in_flight / IN_FLIGHT_THRESHOLD).ceil().max(MIN as f64);
+        let votes = r.votes.map_or_else(|| "-".to_string(), |(f, l, m)| format!("{f}/{l}/{m}"));
         println!(
-            "{:<8} {:>9.0} {:>8} {:>10} {:>10} {:>9} {:>12}  {}",
+            "{:<8} {:>8.0} {:>8} {:>14.1} {:>13} {:>22} {:>12}  {}",
             r.driver,
             r.requests_per_s,
             r.reached,
-            r.in_flight,
-            r.load_average,
-            r.memory,
+            r.mean_in_flight,
+            asks,
+            votes,
             r.back_to_min.map_or_else(|| format!("> {} s", GIVE_UP.as_secs()), |d| format!("{:.0} s", d.as_secs_f64())),
             r.errors
         );
     }
-    println!("(in-flight, load-avg, memory: the most members each factor asked for while the load ran)");
+    println!("(in-flight asks: ceil(mean in flight / {IN_FLIGHT_THRESHOLD}), at least cartridgeMin; votes: the most members each factor asked for in the decisions recorded while the load ran)");
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::Table;
 use reqwest::Method;
 use serde_json::Value;
 use stratos_model::duration::{self, VALUE_NAME as DURATION};
@@ -60,6 +60,7 @@ enum AppAction {
 pub async fn run(args: ApplicationArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
     match args.action {
+        AppAction::Definition(Action::List) if args.output == Output::Table => list_with_status(&client).await,
         AppAction::Definition(action) => {
             definitions::run_action(stratos_model::Kind::Application, &client, action, args.output).await
         }
@@ -96,6 +97,37 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             print_runtime(&runtime, args.output);
             Ok(())
         }
+    }
+}
+
+/// `application list`: each application with whether it is deployed and its monitor's
+/// status (`-o json` gives the definitions whole).
+async fn list_with_status(client: &Client) -> Result<()> {
+    let list = client.call(Method::GET, "/api/applications", None).await?.unwrap_or_default();
+    let apps = list.as_array().cloned().unwrap_or_default();
+    if apps.is_empty() {
+        println!("no application defined");
+        return Ok(());
+    }
+    let mut table = crate::output::table(vec!["ID", "ALIAS", "STATUS", "CLUSTERS (alias: type min..max)"]);
+    for app in &apps {
+        let id = app["applicationId"].as_str().unwrap_or_default();
+        let runtime = client.call(Method::GET, &format!("/api/applications/{id}/runtime"), None).await?;
+        let mut row = crate::output::application_row(app);
+        row.insert(2, deployed_status(&runtime.unwrap_or_default()));
+        crate::output::add_row(&mut table, row);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+/// `not deployed`, or the deployment's state and the application monitor's status
+/// (`deployed, Active`; `undeploying`).
+fn deployed_status(runtime: &Value) -> String {
+    match (runtime["status"].as_str(), runtime["applicationStatus"].as_str()) {
+        (Some("not-deployed") | None, _) => "not deployed".into(),
+        (Some(status), Some(monitor)) => format!("{status}, {monitor}"),
+        (Some(status), None) => status.into(),
     }
 }
 
@@ -176,23 +208,31 @@ fn print_runtime(runtime: &Value, output: Output) {
         println!("unreadable: {error}");
     }
     print_groups(runtime);
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["CLUSTER", "GROUP", "CARTRIDGE", "STATUS", "ACTIVE", "MIN..MAX", "HOST NAMES", "ERROR"]);
+    let mut table = crate::output::table(vec![
+        "CLUSTER",
+        "GROUP",
+        "CARTRIDGE",
+        "STATUS",
+        "ACTIVE",
+        "MIN..MAX",
+        "HOST NAMES",
+        "ERROR",
+    ]);
     for c in runtime["clusters"].as_array().into_iter().flatten() {
         let hosts: Vec<&str> = c["hostNames"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        table.add_row(vec![
-            c["clusterId"].as_str().unwrap_or("?").to_string(),
-            c["group"].as_str().unwrap_or("-").to_string(),
-            c["cartridgeType"].as_str().unwrap_or("?").to_string(),
-            c["status"].as_str().unwrap_or("?").to_string(),
-            format!("{}/{}", c["activeMembers"], c["desired"]),
-            format!("{}..{}", c["min"], c["max"]),
-            hosts.join(" "),
-            c["error"].as_str().unwrap_or("").to_string(),
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![
+                c["clusterId"].as_str().unwrap_or("?").to_string(),
+                c["group"].as_str().unwrap_or("-").to_string(),
+                c["cartridgeType"].as_str().unwrap_or("?").to_string(),
+                c["status"].as_str().unwrap_or("?").to_string(),
+                format!("{}/{}", c["activeMembers"], c["desired"]),
+                format!("{}..{}", c["min"], c["max"]),
+                hosts.join(" "),
+                c["error"].as_str().unwrap_or("").to_string(),
+            ],
+        );
     }
     println!("{table}");
 }
@@ -204,24 +244,23 @@ fn print_groups(runtime: &Value) {
         for g in groups.as_array().into_iter().flatten() {
             let clusters: Vec<&str> =
                 g["clusters"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            table.add_row(vec![
-                format!("{}{}", "  ".repeat(depth), g["alias"].as_str().unwrap_or("?")),
-                g["name"].as_str().unwrap_or("?").to_string(),
-                g["status"].as_str().unwrap_or("?").to_string(),
-                format!("{}..{}", g["min"], g["max"]),
-                clusters.join(" "),
-            ]);
+            crate::output::add_row(
+                table,
+                vec![
+                    format!("{}{}", "  ".repeat(depth), g["alias"].as_str().unwrap_or("?")),
+                    g["name"].as_str().unwrap_or("?").to_string(),
+                    g["status"].as_str().unwrap_or("?").to_string(),
+                    format!("{}..{}", g["min"], g["max"]),
+                    clusters.join(" "),
+                ],
+            );
             rows(&g["groups"], depth + 1, table);
         }
     }
     if runtime["groups"].as_array().is_none_or(|g| g.is_empty()) {
         return;
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["GROUP", "NAME", "STATUS", "MIN..MAX", "CLUSTERS"]);
+    let mut table = crate::output::table(vec!["GROUP", "NAME", "STATUS", "MIN..MAX", "CLUSTERS"]);
     rows(&runtime["groups"], 0, &mut table);
     println!("{table}");
 }

@@ -7,15 +7,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use stratos_model::{
-    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, DeploymentPolicy, Format, Kind, NetworkPartition,
-    Problems,
+    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, CartridgeGroup, DeploymentPolicy, Format, Kind,
+    NetworkPartition, Problems,
 };
 
 /// Kinds in the order that puts each after the kinds it names (prune goes backwards).
-pub const ORDER: [Kind; 6] = [
+pub const ORDER: [Kind; 7] = [
     Kind::NetworkPartition,
     Kind::AutoscalingPolicy,
     Kind::Cartridge,
+    Kind::CartridgeGroup,
     Kind::DeploymentPolicy,
     Kind::ApplicationPolicy,
     Kind::Application,
@@ -45,7 +46,7 @@ pub fn kind_of(v: &Value) -> Result<Kind, String> {
         return Ok(Kind::NetworkPartition);
     }
     if has("name") && (has("cartridges") || has("groups")) {
-        return Err("a cartridge group, which this platform does not take as a definition of its own yet".into());
+        return Ok(Kind::CartridgeGroup);
     }
     Err("cannot tell which kind of definition it is (none of applicationId, loadThresholds, iaasProvider, \
          networkPartitions, provider)"
@@ -78,6 +79,7 @@ pub fn canonical_text(kind: Kind, text: &str, format: Format) -> Result<Value, P
         Kind::DeploymentPolicy => canon::<DeploymentPolicy>(text, format),
         Kind::AutoscalingPolicy => canon::<AutoscalingPolicy>(text, format),
         Kind::ApplicationPolicy => canon::<ApplicationPolicy>(text, format),
+        Kind::CartridgeGroup => canon::<CartridgeGroup>(text, format),
         Kind::Application => canon::<Application>(text, format),
     }
 }
@@ -134,7 +136,11 @@ mod tests {
         for (v, kind) in cases {
             assert_eq!(kind_of(&v), Ok(kind), "{v}");
         }
-        assert!(kind_of(&json!({"name": "g", "cartridges": ["php"]})).unwrap_err().contains("cartridge group"));
+        assert_eq!(kind_of(&json!({"name": "g", "cartridges": ["php"]})), Ok(Kind::CartridgeGroup));
+        assert_eq!(
+            kind_of(&json!({"name": "g", "groups": [{"name": "h", "cartridges": ["php"]}]})),
+            Ok(Kind::CartridgeGroup)
+        );
         assert!(kind_of(&json!({"domainName": "x"})).unwrap_err().contains("cannot tell"));
         assert!(kind_of(&json!([1])).is_err());
     }

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -46,8 +45,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
         println!("no scaling decisions for {cluster} yet");
         return Ok(());
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(vec![
+    let mut table = crate::output::table(vec![
         "AGE",
         "ACTION",
         "MEMBERS",
@@ -75,13 +73,16 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
             })
             .collect();
         let age = now.saturating_sub(e["timestamp"].as_u64().unwrap_or(now)) / 1000;
-        table.add_row(vec![
-            format!("{age}s ago"),
-            e["action"].as_str().unwrap_or("?").to_string(),
-            format!("{} → {}", e["current"], e["desired"]),
-            d["required"].to_string(),
-            if votes.is_empty() { "no fresh data: nothing voted".to_string() } else { votes.join("\n") },
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![
+                format!("{age}s ago"),
+                e["action"].as_str().unwrap_or("?").to_string(),
+                format!("{} → {}", e["current"], e["desired"]),
+                d["required"].to_string(),
+                if votes.is_empty() { "no fresh data: nothing voted".to_string() } else { votes.join("\n") },
+            ],
+        );
     }
     println!("{table}");
     Ok(())

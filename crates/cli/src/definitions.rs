@@ -95,6 +95,9 @@ fn report(kind: Kind, verb: &str, value: Option<serde_json::Value>, output: Outp
         Output::Table => {
             let id = value[kind.id_field()].as_str().unwrap_or("?");
             println!("{} {id:?} {verb}", kind.words());
+            for warning in value["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+            }
         }
         _ => print_one(&value, output),
     }

@@ -69,6 +69,9 @@ enum Command {
     /// Manage application policies: the network partitions an application may burst into.
     #[command(name = "application-policy")]
     ApplicationPolicy(definitions::DefinitionArgs),
+    /// Manage cartridge groups: cartridges (and nested groups) that applications subscribe to together.
+    #[command(name = "cartridge-group")]
+    CartridgeGroup(definitions::DefinitionArgs),
     /// Manage applications (clusters of cartridges with their dependencies): define, deploy, undeploy, status.
     Application(applications::ApplicationArgs),
     /// Inspect clusters: the autoscaler's decisions.
@@ -113,6 +116,29 @@ enum Command {
     Usage(usage::UsageArgs),
 }
 
+impl Command {
+    /// Client commands print and end: a reader that goes away (`| head -3`) ends them.
+    /// The platform's long-running commands keep Rust's default (a closed pipe or socket
+    /// is an error to handle, never a signal that kills the process).
+    fn is_client(&self) -> bool {
+        !matches!(
+            self,
+            Command::Up(_) | Command::Agent(_) | Command::Lb(_) | Command::LbExtension(_) | Command::SampleHttp(_)
+        )
+    }
+}
+
+/// Restores SIGPIPE's default action, as other Unix command-line tools have it: writing to
+/// a pipe whose reader closed (`stratos application status APP | head -3`) ends the process
+/// silently, where Rust's ignored SIGPIPE made `println!` panic with "Broken pipe". Sockets
+/// are unaffected: the standard library sends with MSG_NOSIGNAL.
+fn exit_quietly_on_closed_pipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler; called before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     // Old spellings of duration flags, rewritten before clap reads them (single-threaded
     // here, so the environment may be changed), and warned about once the log is set up.
@@ -120,6 +146,9 @@ fn main() -> ExitCode {
         legacy_flags::modernize(&Cli::command(), std::env::args_os().collect(), |name| std::env::var(name).ok());
     legacy.apply_vars();
     let cli = Cli::parse_from(legacy.args.clone());
+    if cli.command.is_client() {
+        exit_quietly_on_closed_pipe();
+    }
     let log_format = match &cli.command {
         Command::Up(args) => Some(args.log_format),
         Command::SampleHttp(_) | Command::Lb(_) | Command::LbExtension(_) | Command::Image(_) | Command::Agent(_) => {
@@ -141,6 +170,7 @@ fn main() -> ExitCode {
             Command::DeploymentPolicy(a) => definitions::run(stratos_model::Kind::DeploymentPolicy, a).await,
             Command::AutoscalingPolicy(a) => definitions::run(stratos_model::Kind::AutoscalingPolicy, a).await,
             Command::ApplicationPolicy(a) => definitions::run(stratos_model::Kind::ApplicationPolicy, a).await,
+            Command::CartridgeGroup(a) => definitions::run(stratos_model::Kind::CartridgeGroup, a).await,
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,

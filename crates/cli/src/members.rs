@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -51,24 +50,27 @@ pub async fn run(args: MemberArgs) -> Result<()> {
         return Ok(());
     }
     let now = stratos_bus::now_millis();
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["MEMBER", "CLUSTER", "PARTITION", "STATUS", "ADDRESS", "UPTIME"]);
+    let mut table = crate::output::table(vec!["MEMBER", "CLUSTER", "PARTITION", "STATUS", "ADDRESS", "UPTIME"]);
     for m in members {
         let ip = m["defaultPrivateIp"].as_str().unwrap_or("-");
         let ports: Vec<String> =
             m["ports"].as_array().into_iter().flatten().map(|p| format!("{ip}:{}", p["value"])).collect();
         let up = now.saturating_sub(m["initTime"].as_u64().unwrap_or(now)) / 1000;
-        table.add_row(vec![
-            m["memberId"].as_str().unwrap_or("?").to_string(),
-            m["clusterId"].as_str().unwrap_or("?").to_string(),
-            format!("{}/{}", m["networkPartitionId"].as_str().unwrap_or("?"), m["partitionId"].as_str().unwrap_or("?")),
-            m["status"].as_str().unwrap_or("?").to_string(),
-            if ports.is_empty() { ip.to_string() } else { ports.join(" ") },
-            format!("{}m{:02}s", up / 60, up % 60),
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![
+                m["memberId"].as_str().unwrap_or("?").to_string(),
+                m["clusterId"].as_str().unwrap_or("?").to_string(),
+                format!(
+                    "{}/{}",
+                    m["networkPartitionId"].as_str().unwrap_or("?"),
+                    m["partitionId"].as_str().unwrap_or("?")
+                ),
+                m["status"].as_str().unwrap_or("?").to_string(),
+                if ports.is_empty() { ip.to_string() } else { ports.join(" ") },
+                format!("{}m{:02}s", up / 60, up % 60),
+            ],
+        );
     }
     println!("{table}");
     Ok(())

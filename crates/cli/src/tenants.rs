@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use reqwest::Method;
 use serde_json::json;
 
@@ -67,15 +66,17 @@ pub async fn run(args: TenantArgs) -> Result<()> {
                 print_one(&tenants, args.output);
                 return Ok(());
             }
-            let mut table = Table::new();
-            table.load_preset(UTF8_BORDERS_ONLY).set_header(vec!["ID", "DOMAIN", "ACTIVE", "EMAIL"]);
+            let mut table = crate::output::table(vec!["ID", "DOMAIN", "ACTIVE", "EMAIL"]);
             for t in tenants.as_array().into_iter().flatten() {
-                table.add_row(vec![
-                    t["tenantId"].to_string(),
-                    t["tenantDomain"].as_str().unwrap_or("?").to_string(),
-                    t["active"].to_string(),
-                    t["email"].as_str().unwrap_or("").to_string(),
-                ]);
+                crate::output::add_row(
+                    &mut table,
+                    vec![
+                        t["tenantId"].to_string(),
+                        t["tenantDomain"].as_str().unwrap_or("?").to_string(),
+                        t["active"].to_string(),
+                        t["email"].as_str().unwrap_or("").to_string(),
+                    ],
+                );
             }
             println!("{table}");
         }

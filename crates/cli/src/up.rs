@@ -137,6 +137,11 @@ pub struct UpArgs {
     /// a range no account or subordinate id range uses.
     #[arg(long, env = "STRATOS_MEMBER_UIDS", value_parser = stratos_cloud::MemberUsers::parse_range, default_value = "1900000-1999999")]
     member_uids: (u32, u32),
+    /// The TCP ports members of the local driver get, FIRST-LAST (e.g. 20000-29999), handed
+    /// out in turn and skipping any in use: what a firewall can be opened for. By default
+    /// the kernel chooses them from its ephemeral range.
+    #[arg(long, env = "STRATOS_MEMBER_PORTS", value_name = "FIRST-LAST", value_parser = parse_port_range)]
+    member_ports: Option<stratos_cloud::PortRange>,
     /// Let applications name artifact repositories on this machine (local paths, file:// URLs).
     /// Off by default: a tenant's repository would read the platform's own files. For a
     /// single-user machine and tests.
@@ -221,6 +226,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         vec![agent.display().to_string(), "agent".into()],
     )
     .with_member_users(member_users);
+    let local = match args.member_ports {
+        Some(range) => {
+            tracing::info!(ports = %range, "local members' ports");
+            local.with_member_ports(range)
+        }
+        None => local,
+    };
     local.prepare()?;
     let local: Arc<dyn stratos_cloud::Driver> = Arc::new(local);
     // The docker driver lists only this platform's containers: none before the store has an id.
@@ -334,6 +346,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
             anyhow::Ok(())
         });
     }
+    // Every driver is in now (the mock IaaS joins last): deploys are checked against these.
+    let driver_names: Vec<String> = drivers.iter().map(|d| d.name().to_string()).collect();
     controller_config.broker_url = broker_url.clone();
     controller_config.member_credentials = member_credentials;
     controller_config.bus_ca_cert = bus_ca_cert.clone();
@@ -388,6 +402,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if let Some(docker) = &docker {
         state.deploy_checks.push(Arc::new(crate::docker::ImageCheck(docker.clone())));
     }
+    // What deploys are checked against: the drivers this platform registered, by name.
+    state.drivers = Some(driver_names.clone());
     let state = Arc::new(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let client_url = format!("{scheme}://{}", crate::bootstrap::client_addr(api));
@@ -534,4 +550,9 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+/// `--member-ports`: a range of at least one port, for clap (its error names the flag).
+fn parse_port_range(text: &str) -> Result<stratos_cloud::PortRange, String> {
+    text.parse()
 }

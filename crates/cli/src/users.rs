@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use reqwest::Method;
 use serde_json::json;
 
@@ -66,14 +65,16 @@ pub async fn run(args: UserArgs) -> Result<()> {
                 print_one(&users, args.output);
                 return Ok(());
             }
-            let mut table = Table::new();
-            table.load_preset(UTF8_BORDERS_ONLY).set_header(vec!["USER", "TENANT", "ROLE"]);
+            let mut table = crate::output::table(vec!["USER", "TENANT", "ROLE"]);
             for u in users.as_array().into_iter().flatten() {
-                table.add_row(vec![
-                    u["username"].as_str().unwrap_or("?").to_string(),
-                    u["tenantId"].to_string(),
-                    u["role"].as_str().unwrap_or("?").to_string(),
-                ]);
+                crate::output::add_row(
+                    &mut table,
+                    vec![
+                        u["username"].as_str().unwrap_or("?").to_string(),
+                        u["tenantId"].to_string(),
+                        u["role"].as_str().unwrap_or("?").to_string(),
+                    ],
+                );
             }
             println!("{table}");
         }

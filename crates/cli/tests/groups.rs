@@ -152,6 +152,7 @@ fn add_shop(platform: &Platform, dir: &Path) {
         "cartridge",
         &cartridge("sample-http", free_port(), json!(["stratos", "sample-http", "--port", "${PORT}"])),
     );
+    add_definition(platform, dir, "cartridge-group", &json!({ "name": "backend", "cartridges": ["sample-http"] }));
     add_definition(
         platform,
         dir,
@@ -392,4 +393,220 @@ fn a_member_that_fails_in_one_partition_is_retried_in_the_other() {
     assert!(svc["error"].is_null(), "the topology keeps the error: {svc:#}");
     let processes: BTreeSet<String> = member_processes(sandbox.path()).into_iter().map(|p| p.member_id).collect();
     assert_eq!(processes, BTreeSet::from([retry.clone()]), "member processes");
+}
+
+/// The group `backend` gives its deployment policy (partition p2 only) to every cartridge
+/// under it, nested too, and the controller places their members there, while `web`, on
+/// its own policy, goes to p1; members' ports come from --member-ports. Around it, what a
+/// user meets at the CLI: cartridge groups added, shown, refused while in use; a network
+/// partition with a provider this platform has no driver for, warned of and refused at
+/// deploy; `application list` with its status; tables cut to $COLUMNS; a closed pipe.
+#[test]
+fn a_group_policy_places_its_members_and_the_cli_edges_hold() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path();
+    // 40 ports somewhere in 40000-59999, apart from other test processes' ranges.
+    let first = 40000 + (std::process::id() % 500) as u16 * 40;
+    let range = format!("{first}-{}", first + 39);
+    let platform = Platform::start(dir, &["--evaluation-interval", "2s", "--member-ports", &range]);
+    add_policies(&platform, dir, &["p1", "p2"], "one-after-another");
+    let only = |id: &str, partition: &str| {
+        json!({ "id": id, "networkPartitions": [{ "id": "np", "partitionAlgo": "one-after-another",
+            "partitions": [{ "id": partition, "partitionMax": 5 }] }] })
+    };
+    add_definition(&platform, dir, "deployment-policy", &only("dp-p1", "p1"));
+    add_definition(&platform, dir, "deployment-policy", &only("dp-p2", "p2"));
+    add_definition(
+        &platform,
+        dir,
+        "cartridge",
+        &cartridge("sample-http", free_port(), json!(["stratos", "sample-http", "--port", "${PORT}"])),
+    );
+    // A 4.1 group as 4.1 writes it, with a nested group.
+    let group = json!({ "name": "backend", "cartridges": ["sample-http"], "groupScalingEnabled": false,
+        "groups": [{ "name": "cache-group", "cartridges": ["sample-http"] }] });
+    add_definition(&platform, dir, "cartridge-group", &group);
+    let shown: Value = serde_json::from_str(&platform.ok(&["cartridge-group", "show", "backend", "-o", "json"]).stdout)
+        .expect("`cartridge-group show -o json` is JSON");
+    assert_eq!(shown["groups"][0]["name"], "cache-group", "{shown:#}");
+    let listed = platform.ok(&["cartridge-group", "list"]);
+    assert!(listed.stdout.contains("backend") && listed.stdout.contains("cache-group"), "{listed}");
+
+    let in_group = |alias: &str| {
+        json!({ "type": "sample-http", "cartridgeMin": 1, "cartridgeMax": 1,
+            "subscribableInfo": { "alias": alias, "autoscalingPolicy": "asp" } })
+    };
+    let mut web = subscription("sample-http", "web", 1, 1);
+    web["subscribableInfo"]["deploymentPolicy"] = json!("dp-p1");
+    let app = "placed";
+    add_definition(
+        &platform,
+        dir,
+        "application",
+        &json!({ "applicationId": app, "components": {
+            "cartridges": [web],
+            "groups": [{ "name": "backend", "alias": "be", "deploymentPolicy": "dp-p2",
+                "cartridges": [in_group("db")],
+                "groups": [{ "name": "cache-group", "alias": "cg", "cartridges": [in_group("cache")] }] }] } }),
+    );
+    // Naming its own policy inside the group is refused, with the field.
+    let mut own = in_group("db2");
+    own["subscribableInfo"]["deploymentPolicy"] = json!("dp-p1");
+    let refused = json!({ "applicationId": "refused", "components": { "groups": [{ "name": "backend", "alias": "b2",
+        "deploymentPolicy": "dp-p2", "cartridges": [own],
+        "groups": [{ "name": "cache-group", "alias": "c2", "cartridges": [in_group("cache2")] }] }] } });
+    let file = dir.join("refused.json");
+    std::fs::write(&file, refused.to_string()).unwrap();
+    let out = platform.cli(&["application", "add", file.to_str().unwrap()]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("components.groups[0].cartridges[0].subscribableInfo.deploymentPolicy"), "{out}");
+
+    let out = platform.cli(&["application", "deploy", app, "--policy", "ap", "--timeout", "60s"]);
+    assert!(out.success(), "`application deploy` failed\n{out}\n{}", platform.proc.describe());
+    let placements = eventually(Duration::from_secs(30), "every member active where its policy says", || {
+        let members = topology_members(&platform.topology());
+        let placed: Vec<(String, String, String)> = members
+            .iter()
+            .map(|m| {
+                let s = |f: &str| m[f].as_str().unwrap_or_default().to_owned();
+                (s("clusterId"), s("partitionId"), s("status"))
+            })
+            .collect();
+        if placed.len() == 3 && placed.iter().all(|(_, _, status)| status == "Active") {
+            Ok(members)
+        } else {
+            Err(format!("{placed:?}"))
+        }
+    });
+    for m in &placements {
+        let expected = if m["clusterId"] == "placed.web" { "p1" } else { "p2" };
+        assert_eq!(m["partitionId"], expected, "{m:#}");
+        let port = m["ports"][0]["value"].as_u64().unwrap_or(0);
+        assert!((u64::from(first)..u64::from(first) + 40).contains(&port), "port {port} is outside {range}: {m:#}");
+        answers_http(m).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The clusters in the topology carry the policy they were placed by.
+    let topology = platform.topology();
+    for (cluster_id, policy) in [("placed.web", "dp-p1"), ("placed.db", "dp-p2"), ("placed.cache", "dp-p2")] {
+        let found = topology["services"]["sample-http"]["clusters"][cluster_id]["deploymentPolicyName"].clone();
+        assert_eq!(found, policy, "{cluster_id}: {topology:#}");
+    }
+
+    // `application list`: deployed, with the monitor's status.
+    let status_row = eventually(Duration::from_secs(30), "the application listed as active", || {
+        let out = platform.ok(&["application", "list"]);
+        match out.stdout.lines().find(|l| l.contains(app)) {
+            Some(row) if row.contains("deployed, Active") => Ok(row.to_owned()),
+            _ => Err(out.stdout),
+        }
+    });
+    assert!(status_row.contains("be") || status_row.contains("web"), "{status_row}");
+
+    // Tables fit $COLUMNS when piped, cut with an ellipsis; -o json keeps every value whole.
+    let narrow = client(&platform, &["application", "status", app], &[("COLUMNS", "60")]);
+    let table = String::from_utf8_lossy(&narrow.stdout).into_owned();
+    assert!(narrow.status.success(), "{table}");
+    for line in table.lines().filter(|l| l.starts_with(['│', '┌', '└', '╞', '├'])) {
+        assert!(line.chars().count() <= 60, "{line:?} is wider than 60:\n{table}");
+    }
+    assert!(table.contains('…'), "nothing was cut at 60 columns:\n{table}");
+    assert!(status(&platform, app)["clusters"][0]["hostNames"][0].as_str().unwrap().ends_with(".stratos.local"));
+
+    // A reader that goes away: the command ends quietly, without a panic.
+    let closed = client_with_closed_stdout(&platform, &["application", "status", app]);
+    assert!(!closed.1.contains("panicked") && !closed.1.contains("Broken pipe"), "stderr: {}", closed.1);
+    assert!(
+        closed.0.success() || std::os::unix::process::ExitStatusExt::signal(&closed.0) == Some(13),
+        "exit {:?}, stderr: {}",
+        closed.0,
+        closed.1
+    );
+
+    // A provider this platform has no driver for: warned of when added, refused at deploy.
+    let np = json!({ "id": "np-ec2", "provider": "ec2", "partitions": [{ "id": "z1" }] });
+    let file = dir.join("np-ec2.json");
+    std::fs::write(&file, np.to_string()).unwrap();
+    let out = platform.ok(&["network-partition", "add", file.to_str().unwrap()]);
+    assert!(
+        out.stderr.contains("warning:")
+            && out.stderr.contains("\"ec2\"")
+            && out.stderr.contains("its drivers: local")
+            && out.stderr.contains("mock)"),
+        "{out}"
+    );
+    add_definition(
+        &platform,
+        dir,
+        "deployment-policy",
+        &json!({ "id": "dp-ec2", "networkPartitions": [{ "id": "np-ec2",
+        "partitionAlgo": "one-after-another", "partitions": [{ "id": "z1", "partitionMax": 1 }] }] }),
+    );
+    add_definition(
+        &platform,
+        dir,
+        "application-policy",
+        &json!({ "id": "ap-ec2", "algorithm": "one-after-another", "networkPartitions": ["np-ec2"] }),
+    );
+    let mut on_ec2 = subscription("sample-http", "w", 1, 1);
+    on_ec2["subscribableInfo"]["deploymentPolicy"] = json!("dp-ec2");
+    add_definition(
+        &platform,
+        dir,
+        "application",
+        &json!({ "applicationId": "on-ec2", "components": { "cartridges": [on_ec2] } }),
+    );
+    let out = platform.cli(&["application", "deploy", "on-ec2", "--policy", "ap-ec2", "--timeout", "5s"]);
+    assert!(!out.success(), "{out}");
+    // Which drivers there are is the running platform's word: local, docker when its engine answers, mock.
+    for needle in [r#"network partition "np-ec2""#, r#"provider "ec2""#, "its drivers: local", "mock"] {
+        assert!(out.stderr.contains(needle), "{needle} not in\n{out}");
+    }
+    assert_eq!(status(&platform, "on-ec2")["status"], "not-deployed");
+
+    // In use: the group cannot go, and the error names the application.
+    let out = platform.cli(&["cartridge-group", "remove", "backend"]);
+    assert!(!out.success() && out.stderr.contains("application \"placed\""), "{out}");
+    platform.ok(&["application", "undeploy", app, "--timeout", "60s"]);
+    platform.ok(&["application", "remove", app]);
+    let out = platform.ok(&["cartridge-group", "remove", "backend"]);
+    assert!(out.stdout.contains("removed"), "{out}");
+}
+
+/// `stratos ARGS --api <platform>` with `env` set, stdout captured, to its end.
+fn client(platform: &Platform, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(BIN);
+    command.args(args).args(["--api", &platform.api()]);
+    for var in ["STRATOS_API", "STRATOS_TOKEN", "RUST_LOG"] {
+        command.env_remove(var);
+    }
+    command.env("XDG_CONFIG_HOME", support::config_home()).envs(env.iter().copied());
+    command.output().expect("run stratos")
+}
+
+/// Runs a client command whose stdout is a pipe already closed by its reader (as after
+/// `| head -3` has read its lines): (exit status, stderr).
+fn client_with_closed_stdout(platform: &Platform, args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut command = std::process::Command::new(BIN);
+    command.args(args).args(["--api", &platform.api()]);
+    command.env_remove("STRATOS_API").env_remove("STRATOS_TOKEN").env("XDG_CONFIG_HOME", support::config_home());
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("run stratos");
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (child.wait().unwrap(), stderr)
+}
+
+#[test]
+fn a_bad_member_port_range_is_a_clear_error() {
+    let sandbox = Sandbox::new();
+    for (range, why) in [("30000-20000", "ends before it starts"), ("20000", "FIRST-LAST"), ("0-10", "not a port")] {
+        let out = support::stratos(&["up", "--data-dir", sandbox.path().to_str().unwrap(), "--member-ports", range]);
+        assert!(!out.success(), "{out}");
+        assert!(out.stderr.contains("--member-ports") && out.stderr.contains(why), "{range}: {out}");
+    }
 }

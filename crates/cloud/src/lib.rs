@@ -11,6 +11,7 @@ pub mod member_user;
 pub mod mock_iaas;
 pub mod ownership;
 pub mod plan;
+pub mod port_range;
 mod procfs;
 pub mod simulated;
 
@@ -22,4 +23,5 @@ pub use local::LocalDriver;
 pub use member_user::MemberUsers;
 pub use mock_iaas::MockPatterns;
 pub use ownership::Strangers;
+pub use port_range::PortRange;
 pub use simulated::SimulatedDriver;

@@ -72,6 +72,10 @@ pub struct LocalDriver {
     last_uid: Mutex<Option<u32>>,
     /// Exit of members this process started (others have no exit code to read).
     exits: Arc<Mutex<HashMap<String, Exit>>>,
+    /// Where members' ports come from: this range, or the kernel's ephemeral ports.
+    member_ports: Option<crate::PortRange>,
+    /// The port of the range handed out last.
+    last_port: Mutex<Option<u16>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,7 +112,37 @@ impl LocalDriver {
             users: MemberUsers::Platform,
             last_uid: Mutex::new(None),
             exits: Default::default(),
+            member_ports: None,
+            last_port: Mutex::new(None),
         }
+    }
+
+    /// Members' ports come from `range` (`stratos up --member-ports`), not the kernel's
+    /// ephemeral range: what a firewall can be opened for.
+    pub fn with_member_ports(mut self, range: crate::PortRange) -> LocalDriver {
+        self.member_ports = Some(range);
+        self
+    }
+
+    /// A port for a member: the next free one of the range, or one the kernel chooses.
+    fn allocate_port(&self) -> Result<u32, LocalError> {
+        let Some(range) = self.member_ports else { return free_port(&self.host) };
+        let mut last = self.last_port.lock().unwrap_or_else(|e| e.into_inner());
+        for port in range.after(*last) {
+            // Free now: nothing listens there (a member given it earlier that has not bound
+            // it yet is passed over by the turn taken, not by this test).
+            if TcpListener::bind((self.host.as_str(), port)).is_ok() {
+                *last = Some(port);
+                return Ok(u32::from(port));
+            }
+        }
+        Err(LocalError::Port {
+            host: self.host.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("every port of --member-ports {range} is in use"),
+            ),
+        })
     }
 
     /// Members run as `users` (see [`MemberUsers::for_platform`]).
@@ -246,7 +280,7 @@ impl LocalDriver {
             .ports
             .iter()
             .map(|p| {
-                let host_port = free_port(&self.host)?;
+                let host_port = self.allocate_port()?;
                 Ok(AllocatedPort { protocol: p.protocol, port: p.port, host_port, proxy_port: p.proxy_port })
             })
             .collect::<Result<Vec<_>, LocalError>>()?;

@@ -61,10 +61,10 @@ pub async fn refuse_application_clashes(
     caller_tenant: i64,
 ) -> ApiResult<()> {
     let clusters = app
-        .subscriptions()
+        .subscriptions_with_policy()
         .into_iter()
-        .filter_map(|(_, sub)| {
-            defs.cartridges.get(&sub.cartridge_type).map(|c| crate::deployments::cluster_spec(app, sub, c))
+        .filter_map(|(_, sub, policy)| {
+            defs.cartridges.get(&sub.cartridge_type).map(|c| crate::deployments::cluster_spec(app, sub, policy, c))
         })
         .collect();
     let provisional = Deployment {

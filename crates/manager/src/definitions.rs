@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use stratos_bus::events::{ApplicationCreatedEvent, ApplicationDeletedEvent};
 use stratos_model::{
-    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, Definition, Definitions, Deployment,
+    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, CartridgeGroup, Definition, Definitions, Deployment,
     DeploymentPolicy, Kind, NetworkPartition, Problems, SUPER_TENANT,
 };
 use stratos_store::shared_with_tenants;
@@ -45,6 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(routes_for::<DeploymentPolicy>())
         .merge(routes_for::<AutoscalingPolicy>())
         .merge(routes_for::<ApplicationPolicy>())
+        .merge(routes_for::<CartridgeGroup>())
         .merge(routes_for::<Application>())
 }
 
@@ -127,7 +128,7 @@ async fn create<D: Resource>(
     p: Principal,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<D>)> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     p.require_write()?;
     let def: D = decode(&headers, body)?;
     authorize_write(&p, D::KIND, Some(&serde_json::to_value(&def).expect("definitions serialise")), None)?;
@@ -162,7 +163,26 @@ async fn create<D: Resource>(
     if D::KIND == Kind::Application {
         state.publish(&ApplicationCreatedEvent { application_id: def.id().to_string(), tenant_id: tenant }).await;
     }
-    Ok((StatusCode::CREATED, Json(def)))
+    Ok((StatusCode::CREATED, Json(with_warnings(&state, &def))))
+}
+
+/// The definition as stored, with `warnings` beside its fields when something in it
+/// will not work on this platform although it is valid: a network partition whose
+/// provider has no driver here (a deploy placing members there is refused).
+fn with_warnings<D: Resource>(state: &AppState, def: &D) -> Value {
+    let mut value = serde_json::to_value(def).expect("definitions serialise");
+    let mut warnings = Vec::new();
+    if let (Kind::NetworkPartition, Some(drivers)) = (D::KIND, &state.drivers) {
+        let np: NetworkPartition = serde_json::from_value(value.clone()).expect("a network partition reads back");
+        warnings = crate::deploy_checks::provider_warnings(&np, drivers);
+    }
+    if !warnings.is_empty() {
+        for w in &warnings {
+            tracing::warn!(kind = %D::KIND, id = def.id(), warning = %w, "definition stored with a warning");
+        }
+        value["warnings"] = Value::from(warnings);
+    }
+    value
 }
 
 async fn update_from_body<D: Resource>(
@@ -170,7 +190,7 @@ async fn update_from_body<D: Resource>(
     p: Principal,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<D>> {
+) -> ApiResult<Json<Value>> {
     p.require_write()?;
     let def: D = decode(&headers, body)?;
     replace(state, p, None, def).await
@@ -182,7 +202,7 @@ async fn update<D: Resource>(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<D>> {
+) -> ApiResult<Json<Value>> {
     p.require_write()?;
     let def: D = decode(&headers, body)?;
     replace(state, p, Some(id), def).await
@@ -209,7 +229,7 @@ async fn replace<D: Resource>(
     p: Principal,
     path_id: Option<String>,
     def: D,
-) -> ApiResult<Json<D>> {
+) -> ApiResult<Json<Value>> {
     let tenant = p.tenant_id;
     if let Some(id) = &path_id {
         if id != def.id() {
@@ -250,7 +270,7 @@ async fn replace<D: Resource>(
         .put(tenant, D::KIND.name(), def.id(), &serde_json::to_value(&def).expect("definitions serialise"))
         .await?;
     tracing::info!(kind = %D::KIND, id = def.id(), tenant, "definition updated");
-    Ok(Json(def))
+    Ok(Json(with_warnings(&state, &def)))
 }
 
 async fn remove<D: Resource>(
@@ -369,14 +389,7 @@ async fn tenants_broken_by(state: &AppState, kind: Kind, id: &str, replacement: 
 }
 
 fn view_has_own(own: &Definitions, kind: Kind, id: &str) -> bool {
-    match kind {
-        Kind::Cartridge => own.cartridges.contains_key(id),
-        Kind::NetworkPartition => own.network_partitions.contains_key(id),
-        Kind::DeploymentPolicy => own.deployment_policies.contains_key(id),
-        Kind::AutoscalingPolicy => own.autoscaling_policies.contains_key(id),
-        Kind::ApplicationPolicy => own.application_policies.contains_key(id),
-        Kind::Application => own.applications.contains_key(id),
-    }
+    own.contains(kind, id)
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {
@@ -410,6 +423,7 @@ fn check_references_of(defs: &Definitions, kind: Kind, id: &str) -> Result<(), P
         Kind::DeploymentPolicy => one(&defs.deployment_policies, defs, id),
         Kind::AutoscalingPolicy => one(&defs.autoscaling_policies, defs, id),
         Kind::ApplicationPolicy => one(&defs.application_policies, defs, id),
+        Kind::CartridgeGroup => one(&defs.cartridge_groups, defs, id),
         Kind::Application => one(&defs.applications, defs, id),
     }
 }

@@ -50,6 +50,16 @@ async fn deploy(
     if state.store.get_record::<Deployment>(tenant, &id).await?.is_some() {
         return Err(ApiError::conflict(format!("application {id:?} is already deployed; undeploy it first")));
     }
+    // First: a provider with no driver would fail every start, whatever else is right.
+    if let Some(drivers) = &state.drivers {
+        let missing = crate::deploy_checks::missing_drivers(app, &policy, &defs, drivers);
+        if !missing.is_empty() {
+            return Err(ApiError::invalid(
+                format!("cannot deploy application {id:?} with policy {policy:?}: a provider has no driver here"),
+                missing,
+            ));
+        }
+    }
     let deployment = plan(app, &policy, tenant, &defs)
         .map_err(|p| ApiError::invalid(format!("cannot deploy application {id:?} with policy {policy:?}"), p))?;
     let placement = crate::deploy_checks::run(&state.deploy_checks, app, &policy, &defs).await;
@@ -89,15 +99,14 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
     let mut problems = Problems::default();
     let policy = &defs.application_policies[policy_id];
     let mut clusters = Vec::new();
-    for (at, sub) in app.subscriptions() {
-        let info = &sub.subscribable_info;
+    for (at, sub, deployment_policy) in app.subscriptions_with_policy() {
         let Some(cartridge) = defs.cartridges.get(&sub.cartridge_type) else { continue };
-        if let Some(dp) = defs.deployment_policies.get(&info.deployment_policy) {
+        if let Some(dp) = defs.deployment_policies.get(deployment_policy) {
             let usable: Vec<_> =
                 dp.network_partitions.iter().filter(|np| policy.network_partitions.contains(&np.id)).collect();
             if usable.is_empty() {
                 problems.push(
-                    format!("{at}.subscribableInfo.deploymentPolicy"),
+                    policy_field(app, &at),
                     format!(
                         "deployment policy {:?} uses none of the network partitions of application policy {policy_id:?}",
                         dp.id
@@ -120,7 +129,7 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
                 }
             }
         }
-        clusters.push(cluster_spec(app, sub, cartridge));
+        clusters.push(cluster_spec(app, sub, deployment_policy, cartridge));
     }
     problems.into_result()?;
     let mut deployment = Deployment {
@@ -139,7 +148,13 @@ pub fn plan(app: &Application, policy_id: &str, tenant: i64, defs: &Definitions)
 
 /// The cluster a subscription runs as. Its host names are the subscription's, then
 /// `<application>.<alias>.<cartridge host or stratos.local>`.
-pub fn cluster_spec(app: &Application, sub: &CartridgeSubscription, cartridge: &Cartridge) -> ClusterSpec {
+/// `deployment_policy` is the one it is placed by (its own, or its group's).
+pub fn cluster_spec(
+    app: &Application,
+    sub: &CartridgeSubscription,
+    deployment_policy: &str,
+    cartridge: &Cartridge,
+) -> ClusterSpec {
     let info = &sub.subscribable_info;
     let domain = cartridge.host.clone().unwrap_or_else(|| DEFAULT_DOMAIN.to_string());
     let mut host_names = info.host_names.clone();
@@ -151,12 +166,18 @@ pub fn cluster_spec(app: &Application, sub: &CartridgeSubscription, cartridge: &
         min: sub.cartridge_min,
         max: sub.cartridge_max,
         desired: sub.cartridge_min,
-        deployment_policy: info.deployment_policy.clone(),
+        deployment_policy: deployment_policy.to_owned(),
         autoscaling_policy: info.autoscaling_policy.clone(),
         host_names,
         artifact_repository: info.artifact_repository.as_ref().map(|r| r.repo_url.clone()),
         depends_on: Vec::new(),
     }
+}
+
+/// The field that names the deployment policy of the subscription at `at`: its own, or
+/// that of the group that gives it.
+pub fn policy_field(app: &Application, at: &str) -> String {
+    app.deployment_policy_field(at).unwrap_or_else(|| format!("{at}.subscribableInfo.deploymentPolicy"))
 }
 
 /// Startup orders: each component waits for the one before it in every list. A

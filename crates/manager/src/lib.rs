@@ -110,12 +110,26 @@ async fn log_request(request: Request, next: Next) -> Response {
         Some(c) => (c.user.as_str(), Some(c.tenant_id)),
         None => ("-", None),
     };
-    if status >= 500 {
-        tracing::error!(%method, %path, status, micros, user, tenant, "request");
-    } else {
-        tracing::info!(%method, %path, status, micros, user, tenant, "request");
+    match request_log_level(&method, status) {
+        tracing::Level::ERROR => tracing::error!(%method, %path, status, micros, user, tenant, "request"),
+        tracing::Level::INFO => tracing::info!(%method, %path, status, micros, user, tenant, "request"),
+        _ => tracing::debug!(%method, %path, status, micros, user, tenant, "request"),
     }
     response
+}
+
+/// How loud a request's log line is: the server's failures at error, refusals (4xx) and
+/// changes that succeeded (any method but GET, HEAD, OPTIONS) at info, and reads that
+/// succeeded at debug: a CLI polling a deploy's progress, or a monitor, is not news.
+fn request_log_level(method: &axum::http::Method, status: u16) -> tracing::Level {
+    use axum::http::Method;
+    if status >= 500 {
+        tracing::Level::ERROR
+    } else if status >= 400 || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::DEBUG
+    }
 }
 
 /// Serves the API in plain HTTP on `listener` until `shutdown` completes.
@@ -147,6 +161,29 @@ pub async fn serve_with(
         Some(config) => {
             let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
             axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use tracing::Level;
+
+    #[test]
+    fn reads_are_debug_changes_and_refusals_info_failures_error() {
+        for (method, status, level) in [
+            (Method::GET, 200, Level::DEBUG),
+            (Method::HEAD, 304, Level::DEBUG),
+            (Method::GET, 404, Level::INFO),
+            (Method::GET, 401, Level::INFO),
+            (Method::POST, 201, Level::INFO),
+            (Method::DELETE, 204, Level::INFO),
+            (Method::PUT, 409, Level::INFO),
+            (Method::GET, 503, Level::ERROR),
+            (Method::POST, 500, Level::ERROR),
+        ] {
+            assert_eq!(super::request_log_level(&method, status), level, "{method} {status}");
         }
     }
 }

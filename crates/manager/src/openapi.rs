@@ -4,7 +4,8 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 use stratos_model::{
-    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, DeploymentPolicy, NetworkPartition, Tenant,
+    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, CartridgeGroup, DeploymentPolicy, NetworkPartition,
+    Tenant,
 };
 
 use crate::auth::routes::{LoginAnswer, LoginRequest, NewPassword, NewUser, UserView, Whoami};
@@ -22,6 +23,7 @@ pub fn document() -> Value {
     add_resource::<DeploymentPolicy>(&mut generator, &mut paths);
     add_resource::<AutoscalingPolicy>(&mut generator, &mut paths);
     add_resource::<ApplicationPolicy>(&mut generator, &mut paths);
+    add_resource::<CartridgeGroup>(&mut generator, &mut paths);
     add_resource::<Application>(&mut generator, &mut paths);
     let tenant = generator.subschema_for::<Tenant>();
     let new_tenant = generator.subschema_for::<NewTenant>();
@@ -161,7 +163,7 @@ fn add_resource<D: Resource>(generator: &mut schemars::SchemaGenerator, paths: &
             "get": {"tags": [tag], "operationId": format!("list{name}s"), "summary": format!("List every {words}"),
                     "responses": {"200": {"description": format!("Every {words}"), "content": {"application/json": {"schema": {"type": "array", "items": schema}}}}}},
             "post": {"tags": [tag], "operationId": format!("add{name}"), "summary": format!("Add a {words}"),
-                     "description": "Validated on its own and against the definitions it names; nothing is stored when a problem is found.",
+                     "description": "Validated on its own and against the definitions it names; nothing is stored when a problem is found. The answer is the definition as stored; when something valid will not work on this platform (a network partition whose provider has no driver here) it also carries `warnings`, a list of sentences.",
                      "requestBody": body,
                      "responses": merge(json!({"201": {"description": "Added", "content": one}}), &errors)},
             "put": {"tags": [tag], "operationId": format!("update{name}FromBody"), "summary": format!("Replace a {words} named by the body (Apache Stratos 4.1 style)"),

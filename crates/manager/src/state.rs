@@ -25,6 +25,10 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// Drivers' deploy-time checks (the docker driver's: images exist).
     pub deploy_checks: Vec<std::sync::Arc<dyn crate::deploy_checks::DeployCheck>>,
+    /// The providers the running platform has a driver for, as its drivers name
+    /// themselves (`local`, `docker`, ...); `None` when the API runs without a cloud
+    /// controller (API tests), where nothing is checked against them.
+    pub drivers: Option<Vec<String>>,
 }
 
 /// The API's settings (`stratos up --api-*` flags).
@@ -75,6 +79,7 @@ impl AppState {
             config,
             login_limiter,
             deploy_checks: Vec::new(),
+            drivers: None,
         }
     }
 

@@ -24,12 +24,19 @@ struct Api {
 
 impl Api {
     async fn start() -> Api {
+        Api::start_with(|_| {}).await
+    }
+
+    /// With the state set up by `setup` (the drivers a platform registered, ...).
+    async fn start_with(setup: impl FnOnce(&mut AppState)) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("stratos.db")).await.unwrap();
         let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
         let bus =
             Bus::connect(&broker.platform_url(), &format!("manager-test-{}", dir.path().display())).await.unwrap();
-        let state = Arc::new(AppState::new(store.clone(), Some(bus.clone())));
+        let mut state = AppState::new(store.clone(), Some(bus.clone()));
+        setup(&mut state);
+        let state = Arc::new(state);
         stratos_manager::bootstrap::first_admin(&store).await.unwrap();
         let token = stratos_manager::bootstrap::admin_token(&store, None).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -331,6 +338,9 @@ async fn groups_are_deployed_as_a_tree_and_their_status_shown() {
         json!({"type": t, "cartridgeMin": 1, "cartridgeMax": 2,
             "subscribableInfo": {"alias": alias, "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting"}})
     };
+    let group = json!({"name": "backend-group", "cartridges": ["python-api"],
+        "groups": [{"name": "data-group", "cartridges": ["python-api"]}]});
+    assert_eq!(api.post("/api/cartridgeGroups", &group).await.0, StatusCode::CREATED);
     // front; backend { api; data { worker } }: front starts once the whole backend is active.
     let app = json!({"applicationId": "grouped", "components": {
         "cartridges": [sub("php", "front")],
@@ -654,6 +664,159 @@ async fn health_is_503_when_the_store_cannot_write() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status, StatusCode::OK, "the disk has room again: {body}");
+}
+
+#[tokio::test]
+async fn cartridge_groups_are_definitions_that_applications_name() {
+    let api = Api::start().await;
+    api.add_examples().await;
+    // 4.1's shape, nested three deep, with a comma-joined alias list; in YAML too.
+    let group = json!({"name": "web-group", "cartridges": ["php"], "groupScalingEnabled": "true",
+        "groups": [{"name": "api-group", "cartridges": ["python-api"],
+            "groups": [{"name": "worker-group", "cartridges": ["python-api"]}]}],
+        "dependencies": {"startupOrders": [{"aliases": ["group.api, cartridge.web"]}], "terminationBehaviour": "terminate-none"}});
+    let (status, body) = api.post("/api/cartridgeGroups", &group).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, stored) = api.get("/api/cartridgeGroups/web-group").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored["groups"][0]["groups"][0]["name"], "worker-group");
+    assert_eq!(stored["groupScalingEnabled"], true);
+    assert_eq!(stored["dependencies"]["startupOrders"][0]["aliases"], json!(["group.api", "cartridge.web"]));
+    let yaml = "name: yaml-group\ncartridges: [php]\n";
+    let (status, body) =
+        api.send(reqwest::Method::POST, "/api/cartridgeGroups", Some(("application/yaml", yaml))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, list) = api.get("/api/cartridgeGroups").await;
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["web-group", "yaml-group"]);
+    assert_eq!(api.post("/api/cartridgeGroups", &group).await.0, StatusCode::CONFLICT);
+
+    // Bad input: every problem at its path, nothing stored.
+    let bad = json!({"name": "bad", "cartridges": ["nope"], "groups": [{"name": "empty"}]});
+    let (status, body) = api.post("/api/cartridgeGroups", &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(problem_paths(&body), ["groups[0].cartridges", "cartridges[0]"], "{body}");
+    assert_eq!(api.get("/api/cartridgeGroups/bad").await.0, StatusCode::NOT_FOUND);
+
+    // An application names a stored group; its nested components may name the group's nested ones.
+    let sub = |t: &str, alias: &str| {
+        json!({"type": t, "cartridgeMin": 1, "cartridgeMax": 1,
+            "subscribableInfo": {"alias": alias, "autoscalingPolicy": "economy"}})
+    };
+    let app = |group_name: &str| {
+        json!({"applicationId": "grouped", "components": {
+            "groups": [{"name": group_name, "alias": "web", "deploymentPolicy": "web-bursting",
+                "cartridges": [sub("php", "front")],
+                "groups": [{"name": "api-group", "alias": "api-g", "cartridges": [sub("python-api", "api")],
+                    "groups": [{"name": "worker-group", "alias": "worker-g", "cartridges": [sub("python-api", "worker")]}]}]}]}})
+    };
+    let (status, body) = api.post("/api/applications", &app("no-such-group")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(problem_paths(&body).contains(&"components.groups[0].name".to_string()), "{body}");
+    let (status, body) = api.post("/api/applications", &app("web-group")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The group's deployment policy is every cluster's, three levels down; GET gives back what was posted.
+    let (_, stored) = api.get("/api/applications/grouped").await;
+    assert_eq!(stored, normalise::<stratos_model::Application>(app("web-group")));
+    assert!(stored["components"]["groups"][0]["cartridges"][0]["subscribableInfo"].get("deploymentPolicy").is_none());
+    let (status, deployment) = api.post("/api/applications/grouped/deploy/burst-local", &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deployment}");
+    for cluster in deployment["clusters"].as_array().unwrap() {
+        assert_eq!(cluster["deploymentPolicy"], "web-bursting", "{cluster}");
+    }
+    assert_eq!(deployment["clusters"].as_array().unwrap().len(), 3);
+
+    // In use: its removal (and that of a cartridge it has) is refused, naming the users.
+    let (status, body) = api.send(reqwest::Method::DELETE, "/api/cartridgeGroups/web-group", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(r#"application "grouped""#), "{body}");
+    let (status, body) = api.send(reqwest::Method::DELETE, "/api/cartridges/python-api", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(r#"cartridge group "web-group""#), "{body}");
+    // An update that drops a cartridge the application subscribes to would break it.
+    let mut smaller = group.clone();
+    smaller["groups"] = json!([]);
+    let (status, body) = api
+        .send(reqwest::Method::PUT, "/api/cartridgeGroups/web-group", Some(("application/json", &smaller.to_string())))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(problem_paths(&body).iter().any(|p| p.starts_with("applications/grouped: components.groups[0]")), "{body}");
+
+    // Once nothing uses it, it goes.
+    assert_eq!(api.post("/api/applications/grouped/undeploy", &json!({})).await.0, StatusCode::ACCEPTED);
+    api.store.delete(stratos_model::SUPER_TENANT, "deployment", "grouped").await.unwrap();
+    assert_eq!(api.send(reqwest::Method::DELETE, "/api/applications/grouped", None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.send(reqwest::Method::DELETE, "/api/cartridgeGroups/web-group", None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.get("/api/cartridgeGroups/web-group").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_41_cartridge_field_comes_back_from_a_get() {
+    let api = Api::start().await;
+    let cartridge = json!({"type": "mysql", "category": "data",
+        "deployment": {"baseDir": "/var/lib/mysql", "dir": ["data"]},
+        "metadataKeys": ["url"],
+        "persistence": {"isRequired": true, "volume": [{"id": "data", "size": 10, "mappingPath": "/var/lib/mysql",
+            "device": "/dev/sdc", "removeOnTermination": true}]},
+        "iaasProvider": [{"type": "docker", "imageId": "mysql:8",
+            "networkInterfaces": [{"networkUuid": "net-1", "floatingNetworks": [{"name": "ext", "floatingIP": "203.0.113.9"}]}]}]});
+    let (status, body) = api.post("/api/cartridges", &cartridge).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, stored) = api.get("/api/cartridges/mysql").await;
+    for field in ["deployment", "metadataKeys", "persistence"] {
+        assert_eq!(stored[field], cartridge[field], "{field}: {stored}");
+    }
+    assert_eq!(stored["iaasProvider"][0]["networkInterfaces"], cartridge["iaasProvider"][0]["networkInterfaces"]);
+    let mut bad = cartridge.clone();
+    bad["type"] = json!("bad");
+    bad["persistence"]["volume"][0]["mappingPath"] = json!("relative");
+    let (status, body) = api.post("/api/cartridges", &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(problem_paths(&body), ["persistence.volume[0].mappingPath"]);
+}
+
+#[tokio::test]
+async fn a_provider_without_a_driver_is_refused_at_deploy_and_warned_of_when_added() {
+    let api = Api::start_with(|state| state.drivers = Some(vec!["local".into(), "simulated".into()])).await;
+    api.add_examples().await;
+    let np = json!({"id": "np-mock", "provider": "mock", "partitions": [{"id": "p1"}]});
+    let (status, body) = api.post("/api/networkPartitions", &np).await;
+    assert_eq!(status, StatusCode::CREATED, "stored all the same: {body}");
+    let warning = body["warnings"][0].as_str().unwrap_or_else(|| panic!("no warning: {body}"));
+    assert!(warning.contains(r#""mock""#) && warning.contains("its drivers: local, simulated"), "{warning}");
+    // The stored definition is the network partition alone.
+    assert!(api.get("/api/networkPartitions/np-mock").await.1.get("warnings").is_none());
+    let (_, body) = api
+        .post("/api/networkPartitions", &json!({"id": "np-ok", "provider": "local", "partitions": [{"id": "p1"}]}))
+        .await;
+    assert!(body.get("warnings").is_none(), "{body}");
+
+    let mut cartridge = example("php-web/cartridge-php.json");
+    cartridge["type"] = json!("php-mock");
+    cartridge["iaasProvider"].as_array_mut().unwrap().push(json!({"type": "mock", "imageId": "x"}));
+    let (status, body) = api.post("/api/cartridges", &cartridge).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let dp = json!({"id": "dp-mock", "networkPartitions": [{"id": "np-mock", "partitionAlgo": "round-robin", "partitions": [{"id": "p1", "partitionMax": 2}]}]});
+    let (status, body) = api.post("/api/deploymentPolicies", &dp).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ap = json!({"id": "ap-mock", "algorithm": "one-after-another", "networkPartitions": ["np-mock"]});
+    assert_eq!(api.post("/api/applicationPolicies", &ap).await.0, StatusCode::CREATED);
+    let app = json!({"applicationId": "on-mock", "components": {"cartridges": [{"type": "php-mock", "cartridgeMin": 1, "cartridgeMax": 1,
+        "subscribableInfo": {"alias": "web", "autoscalingPolicy": "economy", "deploymentPolicy": "dp-mock"}}]}});
+    assert_eq!(api.post("/api/applications", &app).await.0, StatusCode::CREATED);
+    let (status, body) = api.post("/api/applications/on-mock/deploy/ap-mock", &json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(problem_paths(&body), ["components.cartridges[0].subscribableInfo.deploymentPolicy"]);
+    let message = body["problems"][0]["message"].as_str().unwrap();
+    for needle in [r#"network partition "np-mock""#, r#"provider "mock""#, "its drivers: local, simulated"] {
+        assert!(message.contains(needle), "{needle} not in {message}");
+    }
+    // Nothing was deployed.
+    let deployments = <stratos_model::Deployment as Record>::COLLECTION;
+    assert!(api.store.get(stratos_model::SUPER_TENANT, deployments, "on-mock").await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -44,6 +44,8 @@ async fn world() -> World {
     api.must(&acme_dev, Method::POST, "/api/autoscalingPolicies", Some(&asp), 201).await;
     api.must(&acme_dev, Method::POST, "/api/deploymentPolicies", Some(&deployment_policy("acme-dp")), 201).await;
     api.must(&acme_dev, Method::POST, "/api/applicationPolicies", Some(&application_policy("acme-ap")), 201).await;
+    let group = json!({"name": "acme-group", "cartridges": ["acme-cart"]});
+    api.must(&acme_dev, Method::POST, "/api/cartridgeGroups", Some(&group), 201).await;
     api.must(
         &acme_dev,
         Method::POST,
@@ -96,6 +98,7 @@ fn fill(template: &str, w: &World) -> String {
         "autoscalingPolicies" => "acme-asp",
         "applicationPolicies" => "acme-ap",
         "applications" => "acme-app",
+        "cartridgeGroups" => "acme-group",
         "clusters" => "acme-app.web",
         "tokens" => &w.acme_dev_token_id,
         _ => "",
@@ -182,6 +185,7 @@ async fn every_route_refuses_the_wrong_callers_and_changes_nothing() {
         "acme-asp",
         "acme-ap",
         "acme-app",
+        "acme-group",
         "acme.test",
         "acme-dev",
         "acme-member-1",
@@ -210,7 +214,7 @@ async fn every_route_refuses_the_wrong_callers_and_changes_nothing() {
             // so that acme's names keep meaning acme's objects.
             let mut foreign_body = body.clone();
             if let Some(b) = foreign_body.as_mut().filter(|_| method == "POST" && !template.contains('{')) {
-                for field in ["id", "type", "applicationId"] {
+                for field in ["id", "type", "applicationId", "name"] {
                     if b.get(field).is_some() {
                         b[field] = json!("foreign-copy");
                     }

@@ -1,7 +1,7 @@
 //! Application: one or more clusters (cartridge subscriptions), optionally in
 //! groups, with the dependencies between them.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,9 @@ pub struct SubscribableInfo {
     #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub alias: String,
     pub autoscaling_policy: String,
+    /// Where members are placed. Left out inside a group that gives its own
+    /// `deploymentPolicy` (which then applies here, as in Apache Stratos 4.1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub deployment_policy: String,
     /// Host names the load balancer routes to this cluster, besides the generated one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -85,6 +88,8 @@ pub struct ArtifactRepository {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupComponent {
+    /// The cartridge group (`/api/cartridgeGroups`) this component subscribes to; in a
+    /// nested component, a group nested in its parent's definition may be named too.
     #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
     pub name: String,
     #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
@@ -107,6 +112,10 @@ pub struct GroupComponent {
     pub group_max: u32,
     #[serde(default, deserialize_with = "crate::lenient::bool")]
     pub group_scaling_enabled: bool,
+    /// The deployment policy of every cartridge in the group, nested groups included;
+    /// none of them may then name its own (Apache Stratos 4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_policy: Option<String>,
     #[serde(default)]
     pub cartridges: Vec<CartridgeSubscription>,
     #[serde(default)]
@@ -130,9 +139,12 @@ pub struct Dependencies {
     pub termination_behaviour: TerminationBehaviour,
 }
 
-/// Component references: `cartridge.<alias>` or `group.<alias>`.
+/// Component references: `cartridge.<alias>` or `group.<alias>`. Apache Stratos 4.1's
+/// samples also join several in one string (`"group.my-appgroup, cartridge.my-esb"`),
+/// which 4.1 splits on commas and trims: so does this, and keeps them split.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AliasList {
+    #[serde(deserialize_with = "crate::lenient::comma_joined")]
     pub aliases: Vec<String>,
 }
 
@@ -148,12 +160,63 @@ pub enum TerminationBehaviour {
     TerminateNone,
 }
 
+impl Dependencies {
+    /// Checks the form of every alias (`cartridge.<alias>` / `group.<alias>`, at least two
+    /// per list) and, given the application's `known` references, that each names one.
+    pub fn validate(&self, at: &str, known: Option<&HashSet<String>>, p: &mut Problems) {
+        for (field, lists) in [("startupOrders", &self.startup_orders), ("scalingDependents", &self.scaling_dependents)]
+        {
+            for (i, list) in lists.iter().enumerate() {
+                let at = format!("{at}.{field}[{i}].aliases");
+                if list.aliases.len() < 2 {
+                    p.push(at.clone(), "needs at least two components");
+                }
+                for (j, alias) in list.aliases.iter().enumerate() {
+                    if !(alias.starts_with("cartridge.") || alias.starts_with("group.")) {
+                        p.push(
+                            format!("{at}[{j}]"),
+                            format!("{alias:?} must be \"cartridge.<alias>\" or \"group.<alias>\""),
+                        );
+                    } else if known.is_some_and(|k| !k.contains(alias)) {
+                        p.push(format!("{at}[{j}]"), format!("{alias:?} names no component of this application"));
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Application {
     /// Every cartridge subscription, groups included, with its field path.
     pub fn subscriptions(&self) -> Vec<(String, &CartridgeSubscription)> {
+        self.subscriptions_with_policy().into_iter().map(|(at, c, _)| (at, c)).collect()
+    }
+
+    /// Every cartridge subscription with its field path and the deployment policy its
+    /// members are placed by: its own, or the one of the outermost group around it that
+    /// gives one (Apache Stratos 4.1's group deployment policy); `""` when neither does.
+    pub fn subscriptions_with_policy(&self) -> Vec<(String, &CartridgeSubscription, &str)> {
         let mut out = Vec::new();
-        collect(&self.components.cartridges, &self.components.groups, "components", &mut out);
+        collect(&self.components.cartridges, &self.components.groups, "components", None, &mut out);
         out
+    }
+
+    /// The field of the group that gives the deployment policy of the subscription at
+    /// `at` (`components.groups[0].deploymentPolicy`), if a group does.
+    pub fn deployment_policy_field(&self, at: &str) -> Option<String> {
+        fn walk(groups: &[GroupComponent], here: &str, at: &str) -> Option<String> {
+            groups.iter().enumerate().find_map(|(i, g)| {
+                let path = format!("{here}.groups[{i}]");
+                if !at.starts_with(&format!("{path}.")) {
+                    return None;
+                }
+                match &g.deployment_policy {
+                    Some(_) => Some(format!("{path}.deploymentPolicy")),
+                    None => walk(&g.groups, &path, at),
+                }
+            })
+        }
+        walk(&self.components.groups, "components", at)
     }
 
     fn group_aliases(&self) -> Vec<(String, &str)> {
@@ -174,13 +237,107 @@ fn collect<'a>(
     cartridges: &'a [CartridgeSubscription],
     groups: &'a [GroupComponent],
     at: &str,
-    out: &mut Vec<(String, &'a CartridgeSubscription)>,
+    group_policy: Option<&'a str>,
+    out: &mut Vec<(String, &'a CartridgeSubscription, &'a str)>,
 ) {
     for (i, c) in cartridges.iter().enumerate() {
-        out.push((format!("{at}.cartridges[{i}]"), c));
+        let policy = group_policy.unwrap_or(c.subscribable_info.deployment_policy.as_str());
+        out.push((format!("{at}.cartridges[{i}]"), c, policy));
     }
     for (i, g) in groups.iter().enumerate() {
-        collect(&g.cartridges, &g.groups, &format!("{at}.groups[{i}]"), out);
+        let policy = group_policy.or(g.deployment_policy.as_deref());
+        collect(&g.cartridges, &g.groups, &format!("{at}.groups[{i}]"), policy, out);
+    }
+}
+
+/// Where deployment policies are given: on a group, every cartridge and group inside it
+/// takes it and may not name its own; outside any such group, every cartridge names one.
+/// `inherited` is the path of the group giving one around `groups`, if any.
+fn check_group_policies(
+    cartridges: &[CartridgeSubscription],
+    groups: &[GroupComponent],
+    at: &str,
+    inherited: Option<&str>,
+    p: &mut Problems,
+) {
+    for (i, c) in cartridges.iter().enumerate() {
+        let field = format!("{at}.cartridges[{i}].subscribableInfo.deploymentPolicy");
+        match (inherited, c.subscribable_info.deployment_policy.is_empty()) {
+            (Some(group), false) => p.push(
+                field,
+                format!("the group at {group} gives the deployment policy of every cartridge in it; remove this one (as Apache Stratos 4.1 requires)"),
+            ),
+            (None, true) => p.push(field, "missing: name a deployment policy here or on a group around this cartridge"),
+            _ => {}
+        }
+    }
+    for (i, g) in groups.iter().enumerate() {
+        let here = format!("{at}.groups[{i}]");
+        let own = g.deployment_policy.as_deref();
+        match (inherited, own) {
+            (Some(group), Some(_)) => p.push(
+                format!("{here}.deploymentPolicy"),
+                format!("the group at {group} already gives the deployment policy of every group in it; remove this one (as Apache Stratos 4.1 requires)"),
+            ),
+            (_, Some("")) => p.push(format!("{here}.deploymentPolicy"), "must not be empty"),
+            _ => {}
+        }
+        let inner = inherited.map(str::to_owned).or_else(|| own.map(|_| here.clone()));
+        check_group_policies(&g.cartridges, &g.groups, &here, inner.as_deref(), p);
+    }
+}
+
+/// The application's group components against the cartridge groups they name: each names
+/// a group the tenant defined (or, nested, one its parent's definition nests), subscribes
+/// to every cartridge that group has, and to no other.
+fn check_group_references(
+    groups: &[GroupComponent],
+    at: &str,
+    parent: Option<&crate::CartridgeGroup>,
+    defs: &Definitions,
+    p: &mut Problems,
+) {
+    for (i, g) in groups.iter().enumerate() {
+        let here = format!("{at}.groups[{i}]");
+        let definition = parent.and_then(|d| d.nested(&g.name)).or_else(|| defs.cartridge_groups.get(&g.name));
+        let mut bad_name = Problems::default();
+        bad_name.check_id("name", &g.name);
+        if !bad_name.is_empty() {
+            continue; // `validate` said why; it can name no group.
+        }
+        let Some(definition) = definition else {
+            p.push(
+                format!("{here}.name"),
+                format!("cartridge group {:?} is not defined; add it with POST /api/cartridgeGroups", g.name),
+            );
+            check_group_references(&g.groups, &here, None, defs, p);
+            continue;
+        };
+        let wanted = definition.all_cartridges();
+        let mut subscribed = Vec::new();
+        collect(&g.cartridges, &g.groups, &here, None, &mut subscribed);
+        for t in &wanted {
+            if !subscribed.iter().any(|(_, c, _)| c.cartridge_type == *t) {
+                p.push(
+                    format!("{here}.cartridges"),
+                    format!("cartridge group {:?} has cartridge {t:?}, which this group subscribes to nowhere", g.name),
+                );
+            }
+        }
+        for (j, c) in g.cartridges.iter().enumerate() {
+            if !wanted.contains(&c.cartridge_type.as_str()) {
+                p.push(
+                    format!("{here}.cartridges[{j}].type"),
+                    format!(
+                        "cartridge {:?} is not in cartridge group {:?} (its cartridges: {})",
+                        c.cartridge_type,
+                        g.name,
+                        wanted.join(", ")
+                    ),
+                );
+            }
+        }
+        check_group_references(&g.groups, &here, Some(definition), defs, p);
     }
 }
 
@@ -230,9 +387,6 @@ impl Definition for Application {
             if info.autoscaling_policy.is_empty() {
                 p.push(format!("{at}.subscribableInfo.autoscalingPolicy"), "must not be empty");
             }
-            if info.deployment_policy.is_empty() {
-                p.push(format!("{at}.subscribableInfo.deploymentPolicy"), "must not be empty");
-            }
             for (h, host) in info.host_names.iter().enumerate() {
                 if !is_host_name(host) {
                     p.push(format!("{at}.subscribableInfo.hostNames[{h}]"), format!("{host:?} is not a host name"));
@@ -247,6 +401,7 @@ impl Definition for Application {
             check_properties(&info.property, &format!("{at}.subscribableInfo.property"), p);
         }
         check_groups(&self.components.groups, "components", p);
+        check_group_policies(&self.components.cartridges, &self.components.groups, "components", None, p);
 
         let cartridge_aliases: Vec<(String, &str)> = subs
             .iter()
@@ -256,31 +411,12 @@ impl Definition for Application {
         p.check_unique(cartridge_aliases.iter().chain(group_aliases.iter()).map(|(a, b)| (a.clone(), *b)));
 
         if let Some(deps) = &self.components.dependencies {
-            let known: HashMap<String, ()> = cartridge_aliases
+            let known: HashSet<String> = cartridge_aliases
                 .iter()
-                .map(|(_, a)| (format!("cartridge.{a}"), ()))
-                .chain(group_aliases.iter().map(|(_, a)| (format!("group.{a}"), ())))
+                .map(|(_, a)| format!("cartridge.{a}"))
+                .chain(group_aliases.iter().map(|(_, a)| format!("group.{a}")))
                 .collect();
-            for (field, lists) in
-                [("startupOrders", &deps.startup_orders), ("scalingDependents", &deps.scaling_dependents)]
-            {
-                for (i, list) in lists.iter().enumerate() {
-                    let at = format!("components.dependencies.{field}[{i}].aliases");
-                    if list.aliases.len() < 2 {
-                        p.push(at.clone(), "needs at least two components");
-                    }
-                    for (j, alias) in list.aliases.iter().enumerate() {
-                        if !(alias.starts_with("cartridge.") || alias.starts_with("group.")) {
-                            p.push(
-                                format!("{at}[{j}]"),
-                                format!("{alias:?} must be \"cartridge.<alias>\" or \"group.<alias>\""),
-                            );
-                        } else if !known.contains_key(alias) {
-                            p.push(format!("{at}[{j}]"), format!("{alias:?} names no component of this application"));
-                        }
-                    }
-                }
-            }
+            deps.validate("components.dependencies", Some(&known), p);
         }
     }
 
@@ -311,15 +447,38 @@ impl Definition for Application {
                 );
             }
         }
+        fn group_policies(groups: &[GroupComponent], at: &str, defs: &Definitions, p: &mut Problems) {
+            for (i, g) in groups.iter().enumerate() {
+                let here = format!("{at}.groups[{i}]");
+                if let Some(policy) = g.deployment_policy.as_deref().filter(|d| !d.is_empty()) {
+                    if !defs.deployment_policies.contains_key(policy) {
+                        p.push(
+                            format!("{here}.deploymentPolicy"),
+                            format!("deployment policy {policy:?} is not defined"),
+                        );
+                    }
+                }
+                group_policies(&g.groups, &here, defs, p);
+            }
+        }
+        group_policies(&self.components.groups, "components", defs, p);
+        check_group_references(&self.components.groups, "components", None, defs, p);
     }
 
     fn references(&self) -> Vec<(Kind, String)> {
         let mut out = Vec::new();
-        for (_, c) in self.subscriptions() {
+        for (_, c, policy) in self.subscriptions_with_policy() {
             out.push((Kind::Cartridge, c.cartridge_type.clone()));
             out.push((Kind::AutoscalingPolicy, c.subscribable_info.autoscaling_policy.clone()));
-            out.push((Kind::DeploymentPolicy, c.subscribable_info.deployment_policy.clone()));
+            out.push((Kind::DeploymentPolicy, policy.to_owned()));
         }
+        fn group_names(groups: &[GroupComponent], out: &mut Vec<(Kind, String)>) {
+            for g in groups {
+                out.push((Kind::CartridgeGroup, g.name.clone()));
+                group_names(&g.groups, out);
+            }
+        }
+        group_names(&self.components.groups, &mut out);
         out
     }
 }

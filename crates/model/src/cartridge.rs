@@ -48,6 +48,112 @@ pub struct Cartridge {
     /// How the agent checks every port of a member (a port's own `healthCheck` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Where the artifacts go in a member (Apache Stratos 4.1's `deployment`); kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<ArtifactDeployment>,
+    /// Metadata keys a member of this cartridge reads from the metadata service (4.1); kept as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata_keys: Vec<String>,
+    /// Volumes a member needs (4.1's `persistence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+}
+
+/// Apache Stratos 4.1's `DeploymentBean`: the artifact directories of a member.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactDeployment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dir: Vec<String>,
+}
+
+/// Apache Stratos 4.1's `PersistenceBean`: whether a member needs volumes, and which.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Persistence {
+    #[serde(rename = "isRequired", alias = "required", default, deserialize_with = "crate::lenient::bool")]
+    pub is_required: bool,
+    #[serde(default, alias = "volumes", skip_serializing_if = "Vec::is_empty")]
+    pub volume: Vec<PersistentVolume>,
+}
+
+/// One volume of [`Persistence`] (4.1's `VolumeBean`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolume {
+    #[schemars(pattern(crate::ID_PATTERN), length(min = 1, max = 128))]
+    pub id: String,
+    /// Size in gigabytes (4.1 gives it as a string: `"10"`).
+    #[serde(default, deserialize_with = "crate::lenient::opt_u32", skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// Where the volume is mounted in the member: an absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_path: Option<String>,
+    /// The device the IaaS attaches it as (`/dev/sdc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, deserialize_with = "crate::lenient::bool")]
+    pub remove_on_termination: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// An existing volume to attach instead of a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+}
+
+/// Apache Stratos 4.1's `NetworkInterfaceBean`: a network a VM member is attached to.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floating_networks: Vec<FloatingNetwork>,
+}
+
+/// 4.1's `FloatingNetworkBean`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct FloatingNetwork {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, rename = "networkUuid", skip_serializing_if = "Option::is_none")]
+    pub network_uuid: Option<String>,
+    #[serde(default, rename = "floatingIP", alias = "floatingIp", skip_serializing_if = "Option::is_none")]
+    pub floating_ip: Option<String>,
+}
+
+impl Persistence {
+    fn validate(&self, p: &mut Problems) {
+        if self.is_required && self.volume.is_empty() {
+            p.push("persistence.volume", "persistence is required but no volume is given");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, v) in self.volume.iter().enumerate() {
+            let at = format!("persistence.volume[{i}]");
+            p.check_id(&format!("{at}.id"), &v.id);
+            if !ids.insert(v.id.as_str()) {
+                p.push(format!("{at}.id"), format!("duplicate volume id {:?}", v.id));
+            }
+            if v.size == Some(0) {
+                p.push(format!("{at}.size"), "must be at least 1 (gigabytes)");
+            }
+            if v.size.is_none() && v.volume_id.is_none() && v.snapshot_id.is_none() {
+                p.push(format!("{at}.size"), "missing: a new volume needs a size (or give volumeId or snapshotId)");
+            }
+            match v.mapping_path.as_deref() {
+                Some(path) if !path.starts_with('/') => {
+                    p.push(format!("{at}.mappingPath"), format!("{path:?} is not an absolute path"))
+                }
+                None => p.push(format!("{at}.mappingPath"), "missing: where the volume is mounted in the member"),
+                _ => {}
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -107,6 +213,9 @@ pub struct IaasProvider {
     pub volumes: Vec<crate::Volume>,
     #[serde(default, alias = "properties")]
     pub property: Vec<Property>,
+    /// Networks a VM member is attached to (4.1's OpenStack `networkInterfaces`); kept as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
 }
 
 impl Definition for Cartridge {
@@ -187,6 +296,14 @@ impl Definition for Cartridge {
         }
         check_properties(&self.property, "property", p);
         crate::container::check_limit_properties(&self.property, p);
+        if let Some(persistence) = &self.persistence {
+            persistence.validate(p);
+        }
+        for (i, key) in self.metadata_keys.iter().enumerate() {
+            if key.trim().is_empty() {
+                p.push(format!("metadataKeys[{i}]"), "must not be empty");
+            }
+        }
     }
 
     fn check_references(&self, _defs: &Definitions, _p: &mut Problems) {}

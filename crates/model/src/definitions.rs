@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, DeploymentPolicy, Kind, NetworkPartition, Problems,
+    Application, ApplicationPolicy, AutoscalingPolicy, Cartridge, CartridgeGroup, DeploymentPolicy, Kind,
+    NetworkPartition, Problems,
 };
 
 /// Behaviour every definition kind shares.
@@ -33,6 +34,7 @@ pub struct Definitions {
     pub deployment_policies: BTreeMap<String, DeploymentPolicy>,
     pub autoscaling_policies: BTreeMap<String, AutoscalingPolicy>,
     pub application_policies: BTreeMap<String, ApplicationPolicy>,
+    pub cartridge_groups: BTreeMap<String, CartridgeGroup>,
     pub applications: BTreeMap<String, Application>,
     /// Which artifact repositories applications may name: a platform setting, not a
     /// definition (the manager sets it; by default remote repositories only).
@@ -40,6 +42,19 @@ pub struct Definitions {
 }
 
 impl Definitions {
+    /// Whether a definition of `kind` named `id` is here.
+    pub fn contains(&self, kind: Kind, id: &str) -> bool {
+        match kind {
+            Kind::Cartridge => self.cartridges.contains_key(id),
+            Kind::NetworkPartition => self.network_partitions.contains_key(id),
+            Kind::DeploymentPolicy => self.deployment_policies.contains_key(id),
+            Kind::AutoscalingPolicy => self.autoscaling_policies.contains_key(id),
+            Kind::ApplicationPolicy => self.application_policies.contains_key(id),
+            Kind::CartridgeGroup => self.cartridge_groups.contains_key(id),
+            Kind::Application => self.applications.contains_key(id),
+        }
+    }
+
     /// Every definition that names `(kind, id)`: a removal of it would break them.
     pub fn dependents_of(&self, kind: Kind, id: &str) -> Vec<(Kind, String)> {
         fn scan<D: Definition>(map: &BTreeMap<String, D>, kind: Kind, id: &str, out: &mut Vec<(Kind, String)>) {
@@ -55,6 +70,7 @@ impl Definitions {
         scan(&self.deployment_policies, kind, id, &mut out);
         scan(&self.autoscaling_policies, kind, id, &mut out);
         scan(&self.application_policies, kind, id, &mut out);
+        scan(&self.cartridge_groups, kind, id, &mut out);
         scan(&self.applications, kind, id, &mut out);
         out
     }
@@ -75,6 +91,7 @@ impl Definitions {
             Kind::DeploymentPolicy => put(&mut self.deployment_policies, value),
             Kind::AutoscalingPolicy => put(&mut self.autoscaling_policies, value),
             Kind::ApplicationPolicy => put(&mut self.application_policies, value),
+            Kind::CartridgeGroup => put(&mut self.cartridge_groups, value),
             Kind::Application => put(&mut self.applications, value),
         }
     }

@@ -10,16 +10,18 @@ pub enum Kind {
     DeploymentPolicy,
     AutoscalingPolicy,
     ApplicationPolicy,
+    CartridgeGroup,
     Application,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Cartridge,
         Kind::NetworkPartition,
         Kind::DeploymentPolicy,
         Kind::AutoscalingPolicy,
         Kind::ApplicationPolicy,
+        Kind::CartridgeGroup,
         Kind::Application,
     ];
 
@@ -31,6 +33,7 @@ impl Kind {
             Kind::DeploymentPolicy => "deploymentPolicies",
             Kind::AutoscalingPolicy => "autoscalingPolicies",
             Kind::ApplicationPolicy => "applicationPolicies",
+            Kind::CartridgeGroup => "cartridgeGroups",
             Kind::Application => "applications",
         }
     }
@@ -43,6 +46,7 @@ impl Kind {
             Kind::DeploymentPolicy => "deployment-policy",
             Kind::AutoscalingPolicy => "autoscaling-policy",
             Kind::ApplicationPolicy => "application-policy",
+            Kind::CartridgeGroup => "cartridge-group",
             Kind::Application => "application",
         }
     }
@@ -52,6 +56,7 @@ impl Kind {
         match self {
             Kind::Cartridge => "type",
             Kind::Application => "applicationId",
+            Kind::CartridgeGroup => "name",
             _ => "id",
         }
     }

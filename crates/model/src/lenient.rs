@@ -46,6 +46,26 @@ pub(crate) fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     d.deserialize_any(F64Visitor)
 }
 
+/// A list of references, where any entry (or the whole list, given as one string) may
+/// join several with commas, as Apache Stratos 4.1's samples do
+/// (`["group.my-appgroup, cartridge.my-esb"]`): split on commas and trimmed.
+pub(crate) fn comma_joined<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let entries = match <OneOrMany as serde::Deserialize>::deserialize(d) {
+        Ok(OneOrMany::One(s)) => vec![s],
+        Ok(OneOrMany::Many(v)) => v,
+        Err(_) => {
+            return Err(de::Error::custom("expected a list of \"cartridge.<alias>\" or \"group.<alias>\" strings"))
+        }
+    };
+    Ok(entries.iter().flat_map(|e| e.split(',')).map(|a| a.trim().to_owned()).collect())
+}
+
 struct U32Visitor;
 
 impl Visitor<'_> for U32Visitor {
@@ -153,6 +173,25 @@ mod tests {
         assert_eq!(t.o, None);
         let t: T = serde_norway::from_str("n: '80'\no: 4\nb: 'TRUE'\nf: 7.25\n").unwrap();
         assert_eq!((t.n, t.o, t.b, t.f), (80, Some(4), true, 7.25));
+    }
+
+    #[test]
+    fn comma_joined_references_are_split_and_trimmed() {
+        #[derive(Deserialize)]
+        struct L {
+            #[serde(deserialize_with = "super::comma_joined")]
+            aliases: Vec<String>,
+        }
+        for text in [
+            r#"{"aliases": ["group.my-appgroup, cartridge.my-esb", " cartridge.x "]}"#,
+            r#"{"aliases": "group.my-appgroup,cartridge.my-esb ,cartridge.x"}"#,
+        ] {
+            let l: L = serde_json::from_str(text).unwrap();
+            assert_eq!(l.aliases, ["group.my-appgroup", "cartridge.my-esb", "cartridge.x"], "{text}");
+        }
+        let l: L = serde_norway::from_str("aliases:\n  - 'cartridge.a, cartridge.b'\n").unwrap();
+        assert_eq!(l.aliases, ["cartridge.a", "cartridge.b"]);
+        assert!(serde_json::from_str::<L>(r#"{"aliases": [1, 2]}"#).is_err());
     }
 
     #[test]

@@ -136,13 +136,23 @@ fn subscriptions_inside_groups_count() {
         }
     }"#;
     let app: Application = parse_valid(text, Format::Json).unwrap();
+    // The group it names must be defined first; its nested group is named from it.
+    let problems = app.check(&defs).unwrap_err();
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["components.groups[0].name", "components.groups[0].groups[0].name"], "{problems}");
+    let group: stratos_model::CartridgeGroup =
+        parse_valid(r#"{"name": "outer", "groups": [{"name": "inner", "cartridges": ["tcp-echo"]}]}"#, Format::Json)
+            .unwrap();
+    group.check(&defs).unwrap();
+    defs.cartridge_groups.insert(group.name.clone(), group);
     app.check(&defs).unwrap();
     defs.applications.insert(app.application_id.clone(), app);
 
     assert_eq!(
         deps(&defs, Kind::Cartridge, "tcp-echo"),
-        list(&[(Kind::Application, "grouped"), (Kind::Application, "tcp-echo")])
+        list(&[(Kind::CartridgeGroup, "outer"), (Kind::Application, "grouped"), (Kind::Application, "tcp-echo")])
     );
+    assert_eq!(deps(&defs, Kind::CartridgeGroup, "outer"), list(&[(Kind::Application, "grouped")]));
     assert_eq!(
         deps(&defs, Kind::DeploymentPolicy, "web-bursting"),
         list(&[(Kind::Application, "grouped"), (Kind::Application, "php-web")])

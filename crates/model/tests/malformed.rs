@@ -210,7 +210,7 @@ const CASES: &[Case] = &[
         format: Json,
         text: r#"{"applicationId": "app", "components": {"cartridges": [{"type": "php", "cartridgeMin": 1, "cartridgeMax": 2,
                  "subscribableInfo": {"alias": "web", "autoscalingPolicy": "economy"}}]}}"#,
-        expect: &[("components.cartridges[0].subscribableInfo", "missing field `deploymentPolicy`")],
+        expect: &[("components.cartridges[0].subscribableInfo.deploymentPolicy", "missing: name a deployment policy here or on a group")],
     },
     Case {
         name: "autoscaling policy without loadThresholds",
@@ -479,6 +479,7 @@ const CASES: &[Case] = &[
         expect: &[
             ("components.cartridges[1].subscribableInfo.alias", r#"duplicate id "web""#),
             ("components.groups[0].alias", r#"duplicate id "web""#),
+            ("components.groups[0].name", r#"cartridge group "backend" is not defined"#),
         ],
     },
     Case {
@@ -545,7 +546,7 @@ const CASES: &[Case] = &[
         expect: &[
             ("components.cartridges[0].subscribableInfo.alias", "must not be empty"),
             ("components.cartridges[0].subscribableInfo.autoscalingPolicy", "must not be empty"),
-            ("components.cartridges[0].subscribableInfo.deploymentPolicy", "must not be empty"),
+            ("components.cartridges[0].subscribableInfo.deploymentPolicy", "missing: name a deployment policy"),
             ("components.cartridges[0].subscribableInfo.artifactRepository.repoUrl", "must not be empty"),
         ],
     },
@@ -611,6 +612,165 @@ const CASES: &[Case] = &[
         expect: &[
             ("components.groups[0].cartridges[0].type", r#"cartridge "mysql" is not defined"#),
             ("components.groups[0].cartridges[0].subscribableInfo.deploymentPolicy", r#"deployment policy "db-policy" is not defined"#),
+            ("components.groups[0].name", r#"cartridge group "backend" is not defined"#),
+        ],
+    },
+    // ---- cartridge groups (Apache Stratos 4.1 `CartridgeGroupBean`) ---------------
+    Case {
+        name: "cartridge group: bad name, nothing in it, duplicate cartridge, unknown cartridge",
+        kind: CartridgeGroup,
+        format: Json,
+        text: r#"{"name": "my group", "cartridges": ["php", "php", "mysql"],
+                  "groups": [{"name": "empty"}, {"name": "x/y", "cartridges": ["tcp-echo"]}]}"#,
+        expect: &[
+            ("name", r#""my group" contains ' '"#),
+            ("cartridges[1]", r#"cartridge "php" is listed twice"#),
+            ("cartridges[2]", r#"cartridge "mysql" is not defined"#),
+            ("groups[0].cartridges", "a group needs at least one cartridge or nested group"),
+            ("groups[1].name", r#""x/y" contains '/'"#),
+        ],
+    },
+    Case {
+        name: "cartridge group nested three deep with a bad dependency and an unknown cartridge (YAML)",
+        kind: CartridgeGroup,
+        format: Yaml,
+        text: "
+            name: outer
+            cartridges: [php]
+            groups:
+              - name: middle
+                cartridges: [python-api]
+                groups:
+                  - name: inner
+                    cartridges: [tomcat]
+                    dependencies:
+                      startupOrders:
+                        - aliases: ['cartridge.a, tomcat']
+                      terminationBehaviour: terminate-dependents
+                  - name: inner
+                    cartridges: [php]
+            ",
+        expect: &[
+            ("groups[0].groups[0].cartridges[0]", r#"cartridge "tomcat" is not defined"#),
+            ("groups[0].groups[0].dependencies.startupOrders[0].aliases[1]", r#""tomcat" must be "cartridge.<alias>" or "group.<alias>""#),
+            ("groups[0].groups[1].name", r#"group "inner" is nested twice here"#),
+        ],
+    },
+    Case {
+        name: "cartridge group: wrong types",
+        kind: CartridgeGroup,
+        format: Json,
+        text: r#"{"name": "g", "cartridges": "php"}"#,
+        expect: &[("cartridges", r#"invalid type: string "php", expected a sequence"#)],
+    },
+    Case {
+        name: "cartridge group: an unknown termination behaviour (YAML)",
+        kind: CartridgeGroup,
+        format: Yaml,
+        text: "
+            name: g
+            cartridges: [php]
+            dependencies: {terminationBehaviour: terminate-some}
+            ",
+        expect: &[("dependencies.terminationBehaviour", "unknown variant `terminate-some`")],
+    },
+    Case {
+        name: "cartridge group: groupScalingEnabled that is no boolean",
+        kind: CartridgeGroup,
+        format: Json,
+        text: r#"{"name": "g", "cartridges": ["php"], "groupScalingEnabled": "yes"}"#,
+        expect: &[("groupScalingEnabled", "expected true or false")],
+    },
+    // ---- group deployment policies and references to cartridge groups ---------------
+    Case {
+        name: "a group's deployment policy and a cartridge or group inside naming its own",
+        kind: Application,
+        format: Json,
+        text: r#"{"applicationId": "app", "components": {"groups": [{"name": "web-group", "alias": "g1", "deploymentPolicy": "web-bursting",
+                   "cartridges": [{"type": "php", "cartridgeMin": 1, "cartridgeMax": 1,
+                     "subscribableInfo": {"alias": "web", "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting"}}],
+                   "groups": [{"name": "api-group", "alias": "g2", "deploymentPolicy": "web-docker",
+                     "cartridges": [{"type": "python-api", "cartridgeMin": 1, "cartridgeMax": 1,
+                       "subscribableInfo": {"alias": "api", "autoscalingPolicy": "economy"}}]}]}]}}"#,
+        expect: &[
+            ("components.groups[0].cartridges[0].subscribableInfo.deploymentPolicy", "the group at components.groups[0] gives the deployment policy"),
+            ("components.groups[0].groups[0].deploymentPolicy", "the group at components.groups[0] already gives"),
+            ("components.groups[0].name", r#"cartridge group "web-group" is not defined"#),
+            ("components.groups[0].groups[0].name", r#"cartridge group "api-group" is not defined"#),
+        ],
+    },
+    Case {
+        name: "a group's unknown deployment policy, a cartridge with none outside any group (YAML)",
+        kind: Application,
+        format: Yaml,
+        text: "
+            applicationId: app
+            components:
+              cartridges:
+                - type: php
+                  cartridgeMin: 1
+                  cartridgeMax: 1
+                  subscribableInfo: {alias: web, autoscalingPolicy: economy}
+              groups:
+                - name: g
+                  alias: g1
+                  deploymentPolicy: nowhere
+                  cartridges:
+                    - type: python-api
+                      cartridgeMin: 1
+                      cartridgeMax: 1
+                      subscribableInfo: {alias: api, autoscalingPolicy: economy}
+            ",
+        expect: &[
+            ("components.cartridges[0].subscribableInfo.deploymentPolicy", "missing: name a deployment policy"),
+            ("components.groups[0].deploymentPolicy", r#"deployment policy "nowhere" is not defined"#),
+            ("components.groups[0].name", r#"cartridge group "g" is not defined"#),
+        ],
+    },
+    Case {
+        name: "comma-joined aliases that name nothing",
+        kind: Application,
+        format: Json,
+        text: r#"{"applicationId": "app", "components": {"cartridges": [
+                   {"type": "php", "cartridgeMin": 1, "cartridgeMax": 1,
+                    "subscribableInfo": {"alias": "web", "autoscalingPolicy": "economy", "deploymentPolicy": "web-bursting"}}],
+                   "dependencies": {"scalingDependents": [{"aliases": ["cartridge.web, group.nope", " "]}]}}}"#,
+        expect: &[
+            ("components.dependencies.scalingDependents[0].aliases[1]", r#""group.nope" names no component"#),
+            ("components.dependencies.scalingDependents[0].aliases[2]", r#""" must be "cartridge.<alias>""#),
+        ],
+    },
+    // ---- cartridge fields of 4.1 -------------------------------------------------------
+    Case {
+        name: "persistence required without volumes, an empty metadata key",
+        kind: Cartridge,
+        format: Json,
+        text: r#"{"type": "db", "category": "data", "persistence": {"isRequired": true}, "metadataKeys": ["ok", " "]}"#,
+        expect: &[
+            ("persistence.volume", "persistence is required but no volume is given"),
+            ("metadataKeys[1]", "must not be empty"),
+        ],
+    },
+    Case {
+        name: "persistence volumes: duplicate id, size 0, relative path, no size (YAML)",
+        kind: Cartridge,
+        format: Yaml,
+        text: "
+            type: db
+            category: data
+            persistence:
+              isRequired: 'true'
+              volume:
+                - {id: data, size: '0', mappingPath: /var/lib/db}
+                - {id: data, size: 10, mappingPath: var/log}
+                - {id: other}
+            ",
+        expect: &[
+            ("persistence.volume[0].size", "must be at least 1"),
+            ("persistence.volume[1].id", r#"duplicate volume id "data""#),
+            ("persistence.volume[1].mappingPath", r#""var/log" is not an absolute path"#),
+            ("persistence.volume[2].size", "a new volume needs a size"),
+            ("persistence.volume[2].mappingPath", "missing: where the volume is mounted"),
         ],
     },
 ];
@@ -688,6 +848,7 @@ fn parse_valid_reports_the_same_problems_without_the_reference_checks() {
             Kind::DeploymentPolicy => valid::<DeploymentPolicy>(&text, case.format),
             Kind::AutoscalingPolicy => valid::<AutoscalingPolicy>(&text, case.format),
             Kind::ApplicationPolicy => valid::<ApplicationPolicy>(&text, case.format),
+            Kind::CartridgeGroup => valid::<stratos_model::CartridgeGroup>(&text, case.format),
             Kind::Application => valid::<Application>(&text, case.format),
         };
         let with_refs = problems(case, &defs);

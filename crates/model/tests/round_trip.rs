@@ -133,14 +133,7 @@ fn every_example_is_valid_against_all_the_others() {
         for (id, def) in map {
             def.check(defs).unwrap_or_else(|p| panic!("{} {id}:\n{p}", D::KIND));
             for (kind, name) in def.references() {
-                let known = match kind {
-                    Kind::Cartridge => defs.cartridges.contains_key(&name),
-                    Kind::NetworkPartition => defs.network_partitions.contains_key(&name),
-                    Kind::DeploymentPolicy => defs.deployment_policies.contains_key(&name),
-                    Kind::AutoscalingPolicy => defs.autoscaling_policies.contains_key(&name),
-                    Kind::ApplicationPolicy => defs.application_policies.contains_key(&name),
-                    Kind::Application => defs.applications.contains_key(&name),
-                };
+                let known = defs.contains(kind, &name);
                 assert!(known, "{} {id} names {kind} {name:?}, which is not an example", D::KIND);
             }
         }

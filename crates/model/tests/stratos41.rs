@@ -243,6 +243,287 @@ const APPLICATION_COMPOSITE: &str = r#"{
     "signUpsExist": false
 }"#;
 
+/// samples/cartridge-groups/app-group.json of Stratos 4.1: a group's dependencies name
+/// the aliases applications give its cartridges.
+const CARTRIDGE_GROUP_APP: &str = r#"{
+    "name": "app-group",
+    "cartridges": [
+        "tomcat",
+        "php"
+    ],
+    "dependencies": {
+        "terminationBehaviour": "terminate-all",
+        "startupOrders": [
+            {
+                "aliases": [
+                    "cartridge.my-php",
+                    "cartridge.my-tomcat"
+                ]
+            }
+        ]
+    },
+    "groupScalingEnabled": true
+}"#;
+
+/// After samples/cartridge-groups/n-level-nesting.json: groups nested three deep, with
+/// 4.1's comma-joined aliases inside.
+const CARTRIDGE_GROUP_NESTED: &str = r#"{
+    "name": "level-one-group",
+    "cartridges": ["php"],
+    "groups": [
+        {
+            "name": "level-two-group",
+            "cartridges": ["tomcat"],
+            "groups": [
+                {
+                    "name": "level-three-group",
+                    "cartridges": ["php", "tomcat"],
+                    "dependencies": {
+                        "startupOrders": [ { "aliases": ["cartridge.deep-php, cartridge.deep-tomcat"] } ],
+                        "terminationBehaviour": "terminate-dependents"
+                    }
+                }
+            ]
+        }
+    ],
+    "dependencies": {
+        "scalingDependents": [ { "aliases": ["group.two, cartridge.one-php"] } ]
+    },
+    "groupScalingEnabled": "false",
+    "groupInstanceMonitoringEnabled": "true"
+}"#;
+
+/// An application on the nested group: the top group gives the deployment policy of every
+/// cartridge under it, three levels down; the dependencies are 4.1's comma-joined strings.
+const APPLICATION_NESTED: &str = r#"{
+    "applicationId": "nested-app",
+    "components": {
+        "groups": [
+            {
+                "name": "level-one-group",
+                "alias": "one",
+                "deploymentPolicy": "deployment-policy-1",
+                "groupMinInstances": 1,
+                "groupMaxInstances": 1,
+                "cartridges": [
+                    { "type": "php", "cartridgeMin": 1, "cartridgeMax": 2,
+                      "subscribableInfo": { "alias": "one-php", "autoscalingPolicy": "autoscaling-policy-1" } }
+                ],
+                "groups": [
+                    {
+                        "name": "level-two-group",
+                        "alias": "two",
+                        "cartridges": [
+                            { "type": "tomcat", "cartridgeMin": 1, "cartridgeMax": 1,
+                              "subscribableInfo": { "alias": "two-tomcat", "autoscalingPolicy": "autoscaling-policy-1" } }
+                        ],
+                        "groups": [
+                            {
+                                "name": "level-three-group",
+                                "alias": "three",
+                                "cartridges": [
+                                    { "type": "php", "cartridgeMin": 1, "cartridgeMax": 1,
+                                      "subscribableInfo": { "alias": "deep-php", "autoscalingPolicy": "autoscaling-policy-1" } },
+                                    { "type": "tomcat", "cartridgeMin": 1, "cartridgeMax": 1,
+                                      "subscribableInfo": { "alias": "deep-tomcat", "autoscalingPolicy": "autoscaling-policy-1" } }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            }
+        ],
+        "cartridges": [
+            { "type": "php", "cartridgeMin": 1, "cartridgeMax": 1,
+              "subscribableInfo": { "alias": "front", "autoscalingPolicy": "autoscaling-policy-1",
+                                    "deploymentPolicy": "deployment-policy-1" } }
+        ],
+        "dependencies": {
+            "startupOrders": [ { "aliases": ["group.one, cartridge.front"] } ],
+            "scalingDependents": [ { "aliases": ["group.three,cartridge.front", " cartridge.one-php "] } ]
+        }
+    }
+}"#;
+
+/// Every field of 4.1's `CartridgeBean`, `IaasProviderBean`, `NetworkInterfaceBean`,
+/// `PersistenceBean` and `VolumeBean` (quoted scalars as Jackson took them).
+const CARTRIDGE_EVERY_FIELD: &str = r#"{
+    "type": "mysql",
+    "provider": "data",
+    "category": "data",
+    "host": "mysql.stratos.org",
+    "displayName": "MySQL",
+    "description": "MySQL Cartridge",
+    "version": "5.7",
+    "multiTenant": "false",
+    "loadBalancingIPType": "private",
+    "deployment": { "baseDir": "/var/lib/mysql", "dir": ["data", "logs"] },
+    "portMapping": [ { "name": "mysql", "protocol": "tcp", "port": "3306", "proxyPort": "13306" } ],
+    "metadataKeys": ["url", "password-hash"],
+    "iaasProvider": [
+        {
+            "type": "openstack",
+            "imageId": "RegionOne/mysql",
+            "networkInterfaces": [
+                {
+                    "networkUuid": "b55f009a-1cc6-4b17-924f-4ae0ee18db5e",
+                    "fixedIp": "10.0.0.5",
+                    "portUuid": "port-1",
+                    "floatingNetworks": [ { "name": "public", "networkUuid": "ext-net", "floatingIP": "203.0.113.7" } ]
+                }
+            ],
+            "property": [ { "name": "instanceType", "value": "m1.small" } ]
+        }
+    ],
+    "persistence": {
+        "isRequired": "true",
+        "volume": [
+            { "id": "data", "size": "10", "mappingPath": "/var/lib/mysql", "device": "/dev/sdc", "removeOnTermination": "false" },
+            { "id": "restored", "snapshotId": "snap-1", "mappingPath": "/restore", "removeOnTermination": true },
+            { "id": "existing", "volumeId": "vol-9", "mappingPath": "/existing" }
+        ]
+    },
+    "property": [ { "name": "payload_parameter.MYSQL_ROOT", "value": "x" } ]
+}"#;
+
+#[test]
+fn cartridge_groups_load_nested_with_their_dependencies() {
+    let g: CartridgeGroup = load(CARTRIDGE_GROUP_APP);
+    assert_eq!(
+        (g.name.as_str(), g.cartridges.as_slice(), g.group_scaling_enabled),
+        ("app-group", &["tomcat".to_string(), "php".to_string()][..], true)
+    );
+    let deps = g.dependencies.as_ref().unwrap();
+    assert_eq!(deps.startup_orders[0].aliases, ["cartridge.my-php", "cartridge.my-tomcat"]);
+    assert_eq!(deps.termination_behaviour, TerminationBehaviour::TerminateAll);
+
+    let g: CartridgeGroup = load(CARTRIDGE_GROUP_NESTED);
+    assert!(!g.group_scaling_enabled && g.group_instance_monitoring_enabled);
+    let three = g.nested("level-three-group").expect("the third level");
+    assert_eq!(
+        three.dependencies.as_ref().unwrap().startup_orders[0].aliases,
+        ["cartridge.deep-php", "cartridge.deep-tomcat"]
+    );
+    assert_eq!(g.dependencies.as_ref().unwrap().scaling_dependents[0].aliases, ["group.two", "cartridge.one-php"]);
+    assert_eq!(g.all_cartridges(), ["php", "tomcat", "php", "tomcat"]);
+    // Written back split, under 4.1's names.
+    let json = serde_json::to_value(&g).unwrap();
+    assert_eq!(
+        json["groups"][0]["groups"][0]["dependencies"]["startupOrders"][0]["aliases"][1],
+        "cartridge.deep-tomcat"
+    );
+    assert_eq!(json["groupInstanceMonitoringEnabled"], true);
+    assert_eq!(serde_json::from_value::<CartridgeGroup>(json).unwrap(), g);
+}
+
+#[test]
+fn a_groups_deployment_policy_reaches_every_cartridge_under_it() {
+    let a: Application = load(APPLICATION_NESTED);
+    let placed: Vec<(String, &str, &str)> = a
+        .subscriptions_with_policy()
+        .into_iter()
+        .map(|(at, s, policy)| (at, s.subscribable_info.alias.as_str(), policy))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("components.cartridges[0]".to_string(), "front", "deployment-policy-1"),
+            ("components.groups[0].cartridges[0]".to_string(), "one-php", "deployment-policy-1"),
+            ("components.groups[0].groups[0].cartridges[0]".to_string(), "two-tomcat", "deployment-policy-1"),
+            ("components.groups[0].groups[0].groups[0].cartridges[0]".to_string(), "deep-php", "deployment-policy-1"),
+            (
+                "components.groups[0].groups[0].groups[0].cartridges[1]".to_string(),
+                "deep-tomcat",
+                "deployment-policy-1"
+            ),
+        ]
+    );
+    assert_eq!(
+        a.deployment_policy_field("components.groups[0].groups[0].groups[0].cartridges[1]").as_deref(),
+        Some("components.groups[0].deploymentPolicy")
+    );
+    assert_eq!(a.deployment_policy_field("components.cartridges[0]"), None);
+    let deps = a.components.dependencies.as_ref().unwrap();
+    assert_eq!(deps.startup_orders[0].aliases, ["group.one", "cartridge.front"]);
+    assert_eq!(deps.scaling_dependents[0].aliases, ["group.three", "cartridge.front", "cartridge.one-php"]);
+    // The group's policy and the group names are what the application uses.
+    let refs = a.references();
+    assert!(refs.contains(&(Kind::DeploymentPolicy, "deployment-policy-1".into())));
+    for name in ["level-one-group", "level-two-group", "level-three-group"] {
+        assert!(refs.contains(&(Kind::CartridgeGroup, name.into())), "{name}: {refs:?}");
+    }
+    // A GET gives back what was posted: the policy on the group, none on its cartridges.
+    let json = serde_json::to_value(&a).unwrap();
+    assert_eq!(json["components"]["groups"][0]["deploymentPolicy"], "deployment-policy-1");
+    assert!(json["components"]["groups"][0]["cartridges"][0]["subscribableInfo"].get("deploymentPolicy").is_none());
+    assert_eq!(serde_json::from_value::<Application>(json).unwrap(), a);
+
+    // The nested groups must match their definitions: a cartridge the definition lacks is refused.
+    let mut defs = catalog();
+    let mut wrong = serde_json::to_value(&a).unwrap();
+    wrong["components"]["groups"][0]["groups"][0]["cartridges"][0]["type"] = "mysql".into();
+    let wrong: Application = serde_json::from_value(wrong).unwrap();
+    let problems = wrong.check(&defs).unwrap_err();
+    // ... and one it has that the group subscribes to nowhere (tomcat at levels two and three: still at three).
+    assert!(problems.iter().all(|p| !p.message.contains("subscribes to nowhere")), "{problems}");
+    assert!(
+        problems.iter().any(|p| p.path == "components.groups[0].groups[0].cartridges[0].type"
+            && p.message.contains(r#"cartridge "mysql" is not in cartridge group "level-two-group""#)),
+        "{problems}"
+    );
+    defs.cartridge_groups.clear();
+    let problems = a.check(&defs).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.path == "components.groups[0].name" && p.message.contains("is not defined")),
+        "{problems}"
+    );
+}
+
+#[test]
+fn every_41_cartridge_field_is_kept() {
+    let c: Cartridge = load(CARTRIDGE_EVERY_FIELD);
+    let deployment = c.deployment.as_ref().unwrap();
+    assert_eq!(
+        (deployment.base_dir.as_deref(), deployment.dir.as_slice()),
+        (Some("/var/lib/mysql"), &["data".to_string(), "logs".to_string()][..])
+    );
+    assert_eq!(c.metadata_keys, ["url", "password-hash"]);
+    let p = c.persistence.as_ref().unwrap();
+    assert!(p.is_required);
+    assert_eq!(p.volume.len(), 3);
+    let v = &p.volume[0];
+    assert_eq!(
+        (v.id.as_str(), v.size, v.mapping_path.as_deref(), v.device.as_deref(), v.remove_on_termination),
+        ("data", Some(10), Some("/var/lib/mysql"), Some("/dev/sdc"), false)
+    );
+    assert_eq!((p.volume[1].snapshot_id.as_deref(), p.volume[1].remove_on_termination), (Some("snap-1"), true));
+    assert_eq!(p.volume[2].volume_id.as_deref(), Some("vol-9"));
+    let nic = &c.iaas_provider[0].network_interfaces[0];
+    assert_eq!(
+        (nic.network_uuid.as_deref(), nic.fixed_ip.as_deref(), nic.port_uuid.as_deref()),
+        (Some("b55f009a-1cc6-4b17-924f-4ae0ee18db5e"), Some("10.0.0.5"), Some("port-1"))
+    );
+    assert_eq!(nic.floating_networks[0].floating_ip.as_deref(), Some("203.0.113.7"));
+
+    // Round trip: every field comes back under 4.1's name, and reads back the same.
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["deployment"]["baseDir"], "/var/lib/mysql");
+    assert_eq!(json["metadataKeys"][1], "password-hash");
+    assert_eq!(json["persistence"]["isRequired"], true);
+    assert_eq!(json["persistence"]["volume"][0]["mappingPath"], "/var/lib/mysql");
+    assert_eq!(json["persistence"]["volume"][0]["size"], 10);
+    assert_eq!(json["persistence"]["volume"][0]["removeOnTermination"], false);
+    assert_eq!(json["iaasProvider"][0]["networkInterfaces"][0]["floatingNetworks"][0]["floatingIP"], "203.0.113.7");
+    assert_eq!(json["iaasProvider"][0]["networkInterfaces"][0]["portUuid"], "port-1");
+    assert_eq!(serde_json::from_value::<Cartridge>(json).unwrap(), c);
+    // 4.1's sample php cartridge: an empty `deployment`, `networkInterfaces`, `metadataKeys` kept too.
+    let php: Cartridge = load(CARTRIDGE_PHP);
+    let json = serde_json::to_value(&php).unwrap();
+    assert_eq!(json["deployment"], serde_json::json!({}));
+    assert_eq!(json["metadataKeys"], serde_json::json!(["url"]));
+    assert_eq!(json["iaasProvider"][0]["networkInterfaces"][0]["networkUuid"], "b55f009a-1cc6-4b17-924f-4ae0ee18db5e");
+}
+
 fn load<T: DeserializeOwned>(text: &str) -> T {
     parse(text, Format::Json).unwrap_or_else(|p| panic!("a Stratos 4.1 definition does not load:\n{p}\n{text}"))
 }
@@ -257,7 +538,7 @@ fn catalog() -> Definitions {
     let mut defs = Definitions::default();
     let np: NetworkPartition = load(NETWORK_PARTITION);
     defs.network_partitions.insert(np.id.clone(), np);
-    for text in [CARTRIDGE_PHP, CARTRIDGE_TOMCAT] {
+    for text in [CARTRIDGE_PHP, CARTRIDGE_TOMCAT, CARTRIDGE_EVERY_FIELD] {
         let c: Cartridge = load(text);
         defs.cartridges.insert(c.cartridge_type.clone(), c);
     }
@@ -267,7 +548,11 @@ fn catalog() -> Definitions {
     defs.deployment_policies.insert(dp.id.clone(), dp);
     let ap: ApplicationPolicy = load(APPLICATION_POLICY);
     defs.application_policies.insert(ap.id.clone(), ap);
-    for text in [APPLICATION_SINGLE, APPLICATION_COMPOSITE] {
+    for text in [CARTRIDGE_GROUP_APP, CARTRIDGE_GROUP_NESTED] {
+        let g: CartridgeGroup = load(text);
+        defs.cartridge_groups.insert(g.name.clone(), g);
+    }
+    for text in [APPLICATION_SINGLE, APPLICATION_COMPOSITE, APPLICATION_NESTED] {
         let a: Application = load(text);
         defs.applications.insert(a.application_id.clone(), a);
     }
@@ -413,6 +698,7 @@ fn every_41_definition_is_valid_against_the_others() {
     check_all!(defs.deployment_policies);
     check_all!(defs.autoscaling_policies);
     check_all!(defs.application_policies);
+    check_all!(defs.cartridge_groups);
     check_all!(defs.applications);
 }
 
@@ -431,6 +717,10 @@ fn the_same_definitions_load_from_yaml() {
     same::<Cartridge>(CARTRIDGE_TOMCAT);
     same::<Application>(APPLICATION_SINGLE);
     same::<Application>(APPLICATION_COMPOSITE);
+    same::<Application>(APPLICATION_NESTED);
+    same::<Cartridge>(CARTRIDGE_EVERY_FIELD);
+    same::<CartridgeGroup>(CARTRIDGE_GROUP_APP);
+    same::<CartridgeGroup>(CARTRIDGE_GROUP_NESTED);
 }
 
 /// YAML written by hand leaves scalars unquoted: `value: 8080`, `version: 7`.

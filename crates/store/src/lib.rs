@@ -533,19 +533,13 @@ pub fn shared_with_tenants(kind: Kind, definition: &Value) -> bool {
     match kind {
         Kind::Cartridge | Kind::NetworkPartition => true,
         Kind::AutoscalingPolicy => definition["isPublic"] == Value::Bool(true),
-        Kind::DeploymentPolicy | Kind::ApplicationPolicy | Kind::Application => false,
+        // A tenant's cartridge groups are its own, as its policies are.
+        Kind::DeploymentPolicy | Kind::ApplicationPolicy | Kind::CartridgeGroup | Kind::Application => false,
     }
 }
 
 fn has(defs: &Definitions, kind: Kind, id: &str) -> bool {
-    match kind {
-        Kind::Cartridge => defs.cartridges.contains_key(id),
-        Kind::NetworkPartition => defs.network_partitions.contains_key(id),
-        Kind::DeploymentPolicy => defs.deployment_policies.contains_key(id),
-        Kind::AutoscalingPolicy => defs.autoscaling_policies.contains_key(id),
-        Kind::ApplicationPolicy => defs.application_policies.contains_key(id),
-        Kind::Application => defs.applications.contains_key(id),
-    }
+    defs.contains(kind, id)
 }
 
 fn insert(defs: &mut Definitions, tenant: i64, kind: Kind, id: String, value: Value) -> Result<(), StoreError> {

@@ -56,6 +56,7 @@ const STRATOS_ENV: &[&str] = &[
     "STRATOS_STORE",
     "STRATOS_MEMBER_USER",
     "STRATOS_MEMBER_UIDS",
+    "STRATOS_MEMBER_PORTS",
     "STRATOS_ALLOW_LOCAL_REPOS",
     "STRATOS_TOKEN",
     "STRATOS_CA_CERT",
@@ -82,6 +83,8 @@ pub fn spawn(label: &str, mut command: Command) -> Proc {
         command.env_remove(var);
     }
     command.env("XDG_CONFIG_HOME", config_home());
+    // Tables keep whole values when piped unless a width is asked for (tests that want one set it).
+    command.env_remove("COLUMNS");
     // Logs must be plain without help: no NO_COLOR (stderr is a pipe, not a terminal).
     command.env_remove("NO_COLOR");
     Proc::spawn(label, command)
@@ -510,7 +513,7 @@ pub const QUICK_SCALING: &[&str] = &[
 pub fn add_definition(platform: &Platform, dir: &Path, kind: &str, definition: &serde_json::Value) {
     let defs = dir.join("definitions");
     std::fs::create_dir_all(&defs).unwrap();
-    let id = ["id", "type", "applicationId"].iter().find_map(|f| definition[f].as_str()).unwrap().to_owned();
+    let id = ["id", "type", "applicationId", "name"].iter().find_map(|f| definition[f].as_str()).unwrap().to_owned();
     let file = defs.join(format!("{kind}-{id}.json"));
     std::fs::write(&file, serde_json::to_vec_pretty(definition).unwrap()).unwrap();
     let out = platform.ok(&[kind, "add", file.to_str().unwrap()]);

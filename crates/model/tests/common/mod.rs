@@ -107,6 +107,7 @@ pub fn check_text(kind: Kind, format: Format, text: &str, defs: &Definitions) ->
         Kind::DeploymentPolicy => go::<stratos_model::DeploymentPolicy>(text, format, defs),
         Kind::AutoscalingPolicy => go::<stratos_model::AutoscalingPolicy>(text, format, defs),
         Kind::ApplicationPolicy => go::<stratos_model::ApplicationPolicy>(text, format, defs),
+        Kind::CartridgeGroup => go::<stratos_model::CartridgeGroup>(text, format, defs),
         Kind::Application => go::<stratos_model::Application>(text, format, defs),
     }
 }

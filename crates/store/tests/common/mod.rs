@@ -42,6 +42,12 @@ pub fn definitions_json() -> Vec<(Kind, Value)> {
                    "iaasProvider": [{"type": "local", "command": ["php", "-S", "0.0.0.0:8080"]}]}),
         ),
         (
+            Kind::CartridgeGroup,
+            json!({"name": "web-group", "cartridges": ["php"], "groupScalingEnabled": true,
+                   "groups": [{"name": "inner", "cartridges": ["php"]}],
+                   "dependencies": {"startupOrders": [{"aliases": ["cartridge.a", "cartridge.b"]}]}}),
+        ),
+        (
             Kind::Application,
             json!({"applicationId": "shop", "components": {"cartridges": [{
                 "type": "php", "cartridgeMin": 1, "cartridgeMax": 3,
