@@ -5,7 +5,8 @@
 //! flight surge far past its threshold is evaluated at once (`surge.rs`).
 //!
 //! The topology is followed cluster by cluster (`clusters.rs`) and the scaling
-//! histories kept in memory (`history.rs`): a cycle reads and writes what changed.
+//! histories kept in memory (`history.rs`): a cycle reads what changed, and hands
+//! the histories that changed to a writer task of their own.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use stratos_model::{
     NetworkPartition,
 };
 use stratos_store::{ScalingHistory, Store, StoreError};
+use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::clusters::{cluster_of, Clusters};
@@ -115,6 +117,8 @@ struct Autoscaler {
     monitors: Monitors,
     clusters: Clusters,
     histories: Histories,
+    /// Where the histories to write go ([`spawn_history_writer`]).
+    history_writer: mpsc::UnboundedSender<DueHistories>,
     surges: Surges,
     /// The size last written per cluster, and when: until the controller has created
     /// the members, a decision counts them (or a second look would ask again).
@@ -149,7 +153,7 @@ pub async fn run_timed(
     let mut topology = bus.subscribe_many(&filters).await?;
     let mut in_flight = bus.subscribe_to::<InFlightRequestsEvent>().await?;
     let mut a = Autoscaler {
-        store,
+        store: store.clone(),
         bus,
         config,
         observed: Observed::default(),
@@ -157,6 +161,7 @@ pub async fn run_timed(
         monitors: Monitors::default(),
         clusters: Clusters::default(),
         histories: Histories::default(),
+        history_writer: spawn_history_writer(store.clone()),
         surges: Surges::default(),
         written: HashMap::new(),
     };
@@ -674,7 +679,11 @@ impl Autoscaler {
             }
         }
         let evaluated = started.elapsed();
-        save_histories(&self.store, self.histories.due(cycle)).await?;
+        let due = self.histories.due(cycle);
+        if !due.is_empty() {
+            // The writer task is gone only with the runtime.
+            let _ = self.history_writer.send(due);
+        }
         if cycle {
             // Clusters no deployment names any more are forgotten (their documents stay).
             let deployed = |id: &str| deployed.contains(id);
@@ -863,12 +872,28 @@ async fn load_history(
     }
 }
 
+/// The histories to write after a look, per tenant (`Histories::due`).
+type DueHistories = HashMap<i64, Vec<(String, serde_json::Value)>>;
+
+/// A task that writes the histories handed to it, in the order handed, so that a
+/// cycle's decisions (and the scale records, written in the cycle) do not wait on
+/// their record: the first cycle after a start at 100k members wrote 10,000 new
+/// histories, 0.6 s of a cycle of 2.4 s. It ends when the autoscaler does.
+fn spawn_history_writer(store: Store) -> mpsc::UnboundedSender<DueHistories> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<DueHistories>();
+    tokio::spawn(async move {
+        while let Some(due) = rx.recv().await {
+            if let Err(e) = save_histories(&store, due).await {
+                error!(error = %e, "cannot save scaling histories");
+            }
+        }
+    });
+    tx
+}
+
 /// Writes the histories that changed, a batch of clusters per transaction (one
 /// transaction per cluster, each a sync to disk, took most of a cycle at 100k members).
-async fn save_histories(
-    store: &Store,
-    due: HashMap<i64, Vec<(String, serde_json::Value)>>,
-) -> Result<(), AutoscalerError> {
+async fn save_histories(store: &Store, due: DueHistories) -> Result<(), AutoscalerError> {
     for (tenant, mut documents) in due {
         while !documents.is_empty() {
             let batch = documents.split_off(documents.len().saturating_sub(HISTORY_BATCH));

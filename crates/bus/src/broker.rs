@@ -308,8 +308,8 @@ fn config(listen: SocketAddr, credentials: &Credentials) -> Config {
             max_segment_size: 16 * 1024 * 1024,
             max_segment_count: 4,
             // Only the latest topology snapshot is worth sending to a subscriber of the
-            // snapshots alone (the health service): each is tens of MB at 100k members,
-            // and four of them were kept. (`topology/#` keeps them with the member events.)
+            // snapshots alone (the health service): each is 1.5 MB compressed (32 MB of
+            // JSON) at 100k members, and four of them were kept. (`topology/#` keeps them with the member events.)
             custom_segment: Some(HashMap::from([(
                 crate::events::CompleteTopologyEvent::FILTER.to_string(),
                 rumqttd::SegmentConfig { max_segment_size: 1024, max_segment_count: 1 },

@@ -262,7 +262,7 @@ impl Bus {
 
     /// Publishes an event on its topic at QoS 1 (retained if the event type says so).
     pub async fn publish<E: Event>(&self, event: &E) -> Result<(), BusError> {
-        let body = serde_json::to_vec(event)?;
+        let body = crate::events::encode_body(event)?;
         let _turn = self.publishing.lock().await;
         self.client.publish(event.topic(), QoS::AtLeastOnce, E::RETAIN, body).await?;
         Ok(())

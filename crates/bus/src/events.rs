@@ -1,6 +1,7 @@
 //! Every event of the platform as a typed value. The MQTT topic of an event is
 //! its type path (`topology/MemberActivatedEvent`), as in Apache Stratos 4.1;
-//! the body is the JSON of the struct.
+//! the body is the JSON of the struct (compressed for the types that carry a whole
+//! collection: `body.rs`).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const FILTER: &'static str;
     /// Retained events are delivered to subscribers that join later.
     const RETAIN: bool = false;
+    /// The body goes compressed (`body.rs`): the event carries a whole collection,
+    /// tens of MB of JSON on a large platform. Members never publish such events.
+    const COMPRESSED: bool = false;
 
     /// The member or cluster id the topic is scoped by, if the event type is scoped.
     fn scope(&self) -> Option<&str>;
@@ -46,6 +50,8 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
 pub enum DecodeError {
     #[error("malformed body: {0}")]
     Malformed(#[from] serde_json::Error),
+    #[error("unreadable compressed body: {0}")]
+    Compressed(#[from] crate::body::ExpandError),
     /// The body names another member or cluster than the topic it came on: the
     /// broker lets a member publish only on its own topics, so such a body is forged.
     #[error("the body is about {body:?} but came on the topic of {topic:?}")]
@@ -76,7 +82,7 @@ impl From<&Member> for MemberRef {
 }
 
 macro_rules! events {
-    ($( $prefix:literal $scope:tt => { $( $(#[$meta:meta])* $name:ident $(retained $retain:literal)? { $($body:tt)* } )* } )*) => {
+    ($( $prefix:literal $scope:tt => { $( $(#[$meta:meta])* $name:ident $(retained $retain:literal)? $(compressed $compressed:literal)? { $($body:tt)* } )* } )*) => {
         $($(
             $(#[$meta])*
             #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +94,7 @@ macro_rules! events {
                 const PREFIX: &'static str = $prefix;
                 const FILTER: &'static str = events!(@filter $prefix, $scope, $name);
                 $(const RETAIN: bool = $retain;)?
+                $(const COMPRESSED: bool = $compressed;)?
 
                 fn scope(&self) -> Option<&str> {
                     events!(@scope self, $scope)
@@ -116,9 +123,9 @@ macro_rules! events {
                 None
             }
 
-            /// Topic, JSON body and retain flag of the event.
+            /// Topic, body (its JSON, compressed for some types) and retain flag of the event.
             pub fn encode(&self) -> Result<(String, Vec<u8>, bool), serde_json::Error> {
-                match self { $($( AnyEvent::$name(e) => Ok((e.topic(), serde_json::to_vec(e)?, <$name as Event>::RETAIN)), )*)* }
+                match self { $($( AnyEvent::$name(e) => Ok((e.topic(), encode_body(e)?, <$name as Event>::RETAIN)), )*)* }
             }
 
             /// The topic the event goes out on.
@@ -151,8 +158,18 @@ fn matches_topic<E: Event>(topic: &str) -> Option<&str> {
     }
 }
 
+/// The body of `event` on the wire: its JSON, compressed if its type says so.
+pub fn encode_body<E: Event>(event: &E) -> Result<Vec<u8>, serde_json::Error> {
+    crate::body::encode(event, E::COMPRESSED)
+}
+
 fn decode_checked<E: Event>(topic_scope: &str, payload: &[u8]) -> Result<E, DecodeError> {
-    let event: E = serde_json::from_slice(payload)?;
+    // Only the types that go compressed are taken compressed; plain JSON always.
+    let event: E = if E::COMPRESSED && crate::body::is_compressed(payload) {
+        serde_json::from_slice(&crate::body::expand(payload)?)?
+    } else {
+        serde_json::from_slice(payload)?
+    };
     match event.scope() {
         Some(body) if body != topic_scope => {
             Err(DecodeError::ScopeMismatch { topic: topic_scope.to_string(), body: body.to_string() })
@@ -167,7 +184,7 @@ events! {
         ServiceRemovedEvent { pub service_name: String }
         ClusterCreatedEvent { pub cluster: Cluster }
         ClusterRemovedEvent { pub service_name: String, pub cluster_id: String }
-        CompleteTopologyEvent retained true { pub topology: Topology }
+        CompleteTopologyEvent retained true compressed true { pub topology: Topology }
     }
     // What the controller says about one member, on that member's topics: its agent
     // may read these (the maintenance mode it waits for), and no other member's.

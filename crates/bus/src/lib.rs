@@ -4,6 +4,7 @@
 //! ACLs `mosquitto.rs` generates.
 
 pub mod acl;
+pub mod body;
 mod broker;
 mod client;
 mod credentials;

@@ -121,6 +121,67 @@ async fn late_joiners_get_the_latest_complete_topology() {
     }
 }
 
+/// A raw MQTT client on `url` (with its credentials), its event loop driven by `polled`.
+fn raw_client(url: &str, id: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (host, port) = stratos_bus::parse_broker_url(url).unwrap();
+    let mut options = rumqttc::MqttOptions::new(id, host, port);
+    options.set_max_packet_size(stratos_bus::MAX_PACKET_SIZE, stratos_bus::MAX_PACKET_SIZE);
+    if let (Some(c), _) = stratos_bus::split_credentials(url) {
+        options.set_credentials(c.username, c.password);
+    }
+    rumqttc::AsyncClient::new(options, 10)
+}
+
+/// The snapshot travels compressed through either broker, a tenth of its JSON or
+/// less, and arrives typed; a plain JSON snapshot (published by hand, or by an older
+/// build) is still read.
+#[tokio::test]
+async fn the_complete_topology_goes_compressed_and_plain_json_is_still_read() {
+    let (brokers, _keep) = brokers::both();
+    for (name, url) in brokers {
+        let big = topology(2_000);
+        let json = serde_json::to_vec(&CompleteTopologyEvent { topology: big.clone() }).unwrap();
+        let controller = Bus::connect(&url, &format!("cc-z-{name}")).await.unwrap();
+        controller.publish(&CompleteTopologyEvent { topology: big.clone() }).await.unwrap();
+
+        // On the wire (the retained message, as a raw client gets it): a zstd frame, small.
+        let (raw, mut eventloop) = raw_client(&url, &format!("raw-z-{name}"));
+        raw.subscribe(CompleteTopologyEvent::FILTER, rumqttc::QoS::AtLeastOnce).await.unwrap();
+        let on_wire = tokio::time::timeout(WAIT, async {
+            loop {
+                if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = eventloop.poll().await.unwrap() {
+                    return p.payload;
+                }
+            }
+        })
+        .await
+        .expect("no retained snapshot");
+        assert!(stratos_bus::body::is_compressed(&on_wire), "{name}: the snapshot is not compressed on the wire");
+        assert!(on_wire.len() * 10 < json.len(), "{name}: {} bytes compressed, {} of JSON", on_wire.len(), json.len());
+        assert_eq!(stratos_bus::body::expand(&on_wire).unwrap(), json, "{name}: it expands to the event's JSON");
+
+        // Plain JSON on the same topic is read as the snapshot too.
+        let reader = Bus::connect(&url, &format!("lb-z-{name}")).await.unwrap();
+        let mut sub = reader.subscribe_to::<CompleteTopologyEvent>().await.unwrap();
+        let first = sub.recv().await;
+        assert!(
+            matches!(&first, Some(AnyEvent::CompleteTopologyEvent(e)) if e.topology == big),
+            "{name}: the compressed snapshot arrives typed"
+        );
+        let plain = topology(3);
+        let plain_json = serde_json::to_vec(&CompleteTopologyEvent { topology: plain.clone() }).unwrap();
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        raw.publish(CompleteTopologyEvent::FILTER, rumqttc::QoS::AtLeastOnce, true, plain_json).await.unwrap();
+        let got = sub
+            .wait_for(WAIT, |e| match e {
+                AnyEvent::CompleteTopologyEvent(e) => Some(e.topology),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got, Some(plain), "{name}: a plain JSON snapshot is read");
+    }
+}
+
 /// Many tasks sharing one connection, as members of the simulated driver do: far
 /// more publishers than the request queue holds all get their events through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,10 @@ use stratos_model::topology::MemberStatus;
 use stratos_model::{ClusterSpec, Deployment, DeploymentStatus, Kind, SUPER_TENANT};
 use stratos_store::Store;
 
+/// The allocator of the `stratos` binary, so that the memory measured is what it would hold.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The process's peak resident memory (MiB).
 fn rss_mib() -> f64 {
     proc_status_mib("VmHWM:")
