@@ -1,6 +1,6 @@
 //! `stratos application ...`: definitions plus deploy, undeploy and status.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -139,16 +139,7 @@ async fn wait(client: &Client, id: &str, timeout: Duration, done: impl Fn(&Value
     loop {
         let runtime =
             client.call(Method::GET, &format!("/api/applications/{id}/runtime"), None).await?.unwrap_or_default();
-        let line = progress_line(&runtime);
-        if line != last {
-            if tty {
-                eprint!("\r\x1b[K{line}");
-            } else {
-                eprintln!("{line}");
-            }
-            let _ = std::io::stderr().flush();
-            last = line;
-        }
+        crate::output::progress(progress_line(&runtime), &mut last, tty);
         if done(&runtime) {
             if tty {
                 eprintln!();

@@ -70,16 +70,7 @@ impl Client {
         body: Option<(String, &'static str)>,
     ) -> Result<(StatusCode, Value)> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some((text, content_type)) = body {
-            request = request.header("content-type", content_type).body(text);
-        }
-        let response = request.send().await.map_err(|e| {
-            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
-        })?;
+        let response = self.respond(&method, &url, body).await?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
         if status == StatusCode::UNAUTHORIZED {
@@ -96,16 +87,7 @@ impl Client {
         body: Option<(String, &'static str)>,
     ) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some((text, content_type)) = body {
-            request = request.header("content-type", content_type).body(text);
-        }
-        let response = request.send().await.map_err(|e| {
-            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
-        })?;
+        let response = self.respond(&method, &url, body).await?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
         if status.is_success() {
@@ -126,6 +108,26 @@ impl Client {
 }
 
 impl Client {
+    /// Sends a request to `url` with the token and the body, and gives the answer whatever
+    /// its status; an API that cannot be reached is an error saying so.
+    async fn respond(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<(String, &'static str)>,
+    ) -> Result<reqwest::Response> {
+        let mut request = self.http.request(method.clone(), url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some((text, content_type)) = body {
+            request = request.header("content-type", content_type).body(text);
+        }
+        request.send().await.map_err(|e| {
+            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
+        })
+    }
+
     /// Sends a request and hands back a successful answer unread, for bodies that stream
     /// (`member exec`); a non-2xx answer becomes an error as in `call`.
     pub async fn stream(
@@ -135,16 +137,7 @@ impl Client {
         body: Option<(String, &'static str)>,
     ) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some((text, content_type)) = body {
-            request = request.header("content-type", content_type).body(text);
-        }
-        let response = request.send().await.map_err(|e| {
-            anyhow!("cannot reach the Stratos API at {} (is `stratos up` running? set --api): {}", self.base, chain(&e))
-        })?;
+        let response = self.respond(&method, &url, body).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -1,7 +1,7 @@
 //! `stratos cluster scaling-history CLUSTER`, `stratos cluster scale CLUSTER --min N --max M`,
 //! `stratos cluster restart CLUSTER` (rolling, its progress shown until it ends).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -162,16 +162,7 @@ async fn restart(client: &Client, cluster: &str, no_wait: bool, timeout: Duratio
     let started = Instant::now();
     let (mut last, mut status) = (String::new(), status);
     loop {
-        let line = restart_line(&status);
-        if line != last {
-            if tty {
-                eprint!("\r\x1b[K{line}");
-            } else {
-                eprintln!("{line}");
-            }
-            let _ = std::io::stderr().flush();
-            last = line;
-        }
+        crate::output::progress(restart_line(&status), &mut last, tty);
         if status["running"] == Value::Bool(false) {
             break;
         }

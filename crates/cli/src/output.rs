@@ -175,6 +175,21 @@ pub fn application_row(a: &Value) -> Vec<String> {
     vec![s(&a["applicationId"]), s(&a["alias"]), clusters.join(", ")]
 }
 
+/// A long operation's progress line on stderr, printed when it changes (`last`): redrawn
+/// in place on a terminal, one line each otherwise (logs, pipes).
+pub fn progress(line: String, last: &mut String, tty: bool) {
+    if line == *last {
+        return;
+    }
+    if tty {
+        eprint!("\r\x1b[K{line}");
+    } else {
+        eprintln!("{line}");
+    }
+    let _ = std::io::Write::flush(&mut std::io::stderr());
+    *last = line;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
