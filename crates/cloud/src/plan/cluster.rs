@@ -163,22 +163,48 @@ mod tests {
         defs
     }
 
+    /// What a context borrows: [`defs`], `drivers`, and no failure, frozen cluster,
+    /// unreachable partition or restart unless a test sets one.
+    struct World {
+        defs: Definitions,
+        drivers: HashSet<&'static str>,
+        history: FailureHistory,
+        frozen: HashSet<String>,
+        unreachable: HashSet<Slot>,
+        restarts: HashMap<String, u64>,
+    }
+
+    impl World {
+        fn new(drivers: &[&'static str]) -> World {
+            World {
+                defs: defs(),
+                drivers: drivers.iter().copied().collect(),
+                history: FailureHistory::default(),
+                frozen: HashSet::new(),
+                unreachable: HashSet::new(),
+                restarts: HashMap::new(),
+            }
+        }
+
+        fn at(&self, now: Instant) -> ClusterContext<'_> {
+            ClusterContext {
+                defs: &self.defs,
+                app_policy_id: "ap",
+                app_policy: self.defs.application_policies.get("ap"),
+                drivers: &self.drivers,
+                history: &self.history,
+                now,
+                frozen: &self.frozen,
+                unreachable: &self.unreachable,
+                restarts: &self.restarts,
+            }
+        }
+    }
+
     #[test]
     fn members_are_placed_with_their_driver_or_the_cluster_fails_naming_why() {
-        let defs = defs();
-        let drivers = HashSet::from(["local"]);
-        let (history, frozen) = (FailureHistory::default(), HashSet::new());
-        let ctx = ClusterContext {
-            defs: &defs,
-            app_policy_id: "ap",
-            app_policy: defs.application_policies.get("ap"),
-            drivers: &drivers,
-            history: &history,
-            now: Instant::now(),
-            frozen: &frozen,
-            unreachable: &HashSet::new(),
-            restarts: &HashMap::new(),
-        };
+        let w = World::new(&["local"]);
+        let ctx = w.at(Instant::now());
         let no = |_: &str| false;
         // Two fit in a (local); the third would go to b, whose provider has no driver.
         let plan = plan_cluster(&ctx, &spec(3, 3, 3), None, None, &no);
@@ -196,21 +222,9 @@ mod tests {
 
     #[test]
     fn nothing_is_planned_for_a_frozen_cluster() {
-        let defs = defs();
-        let drivers = HashSet::from(["local"]);
-        let history = FailureHistory::default();
-        let frozen = HashSet::from([CLUSTER.to_string()]);
-        let ctx = ClusterContext {
-            defs: &defs,
-            app_policy_id: "ap",
-            app_policy: defs.application_policies.get("ap"),
-            drivers: &drivers,
-            history: &history,
-            now: Instant::now(),
-            frozen: &frozen,
-            unreachable: &HashSet::new(),
-            restarts: &HashMap::new(),
-        };
+        let mut w = World::new(&["local"]);
+        w.frozen.insert(CLUSTER.to_string());
+        let ctx = w.at(Instant::now());
         let members: Vec<_> = (0..2).map(|i| member(&format!("m{i}"), "np1", "a", active(), i)).collect();
         let t = topology(&members);
         let no = |_: &str| false;
@@ -221,49 +235,22 @@ mod tests {
 
     #[test]
     fn back_off_and_avoidance_come_from_the_history_at_the_time_given() {
-        let defs = defs();
-        let drivers = HashSet::from(["local", "docker"]);
-        let mut history = FailureHistory::default();
+        let mut w = World::new(&["local", "docker"]);
         let t0 = Instant::now();
-        history.record(CLUSTER, t0, "did not activate", Failure::Start, Some(slot("np1", "a")));
-        let (frozen, unreachable, restarts) = (HashSet::new(), HashSet::new(), HashMap::new());
-        let at = |now| ClusterContext {
-            defs: &defs,
-            app_policy_id: "ap",
-            app_policy: defs.application_policies.get("ap"),
-            drivers: &drivers,
-            history: &history,
-            now,
-            frozen: &frozen,
-            unreachable: &unreachable,
-            restarts: &restarts,
-        };
+        w.history.record(CLUSTER, t0, "did not activate", Failure::Start, Some(slot("np1", "a")));
         let no = |_: &str| false;
-        assert_eq!(plan_cluster(&at(t0), &spec(1, 1, 1), None, None, &no), ClusterPlan::default(), "backing off");
-        let retry = plan_cluster(&at(t0 + std::time::Duration::from_secs(2)), &spec(1, 1, 1), None, None, &no);
+        assert_eq!(plan_cluster(&w.at(t0), &spec(1, 1, 1), None, None, &no), ClusterPlan::default(), "backing off");
+        let retry = plan_cluster(&w.at(t0 + std::time::Duration::from_secs(2)), &spec(1, 1, 1), None, None, &no);
         assert_eq!(retry.create, [Creation { slot: slot("np1", "b"), provider: "docker".into() }], "a is avoided");
-        let later = plan_cluster(&at(t0 + std::time::Duration::from_secs(4)), &spec(1, 1, 1), None, None, &no);
+        let later = plan_cluster(&w.at(t0 + std::time::Duration::from_secs(4)), &spec(1, 1, 1), None, None, &no);
         assert_eq!(later.create[0].slot, slot("np1", "a"), "the avoidance ended");
     }
 
     #[test]
     fn partitions_on_an_unreachable_place_get_no_new_member() {
-        let defs = defs();
-        let drivers = HashSet::from(["local", "docker"]);
-        let (history, frozen) = (FailureHistory::default(), HashSet::new());
-        let unreachable = HashSet::from([slot("np1", "a")]);
-        let ctx = ClusterContext {
-            defs: &defs,
-            app_policy_id: "ap",
-            app_policy: defs.application_policies.get("ap"),
-            drivers: &drivers,
-            history: &history,
-            now: Instant::now(),
-            frozen: &frozen,
-            unreachable: &unreachable,
-            restarts: &HashMap::new(),
-        };
-        let planned = plan_cluster(&ctx, &spec(1, 1, 1), None, None, &|_: &str| false);
+        let mut w = World::new(&["local", "docker"]);
+        w.unreachable.insert(slot("np1", "a"));
+        let planned = plan_cluster(&w.at(Instant::now()), &spec(1, 1, 1), None, None, &|_: &str| false);
         assert_eq!(planned.create, [Creation { slot: slot("np1", "b"), provider: "docker".into() }]);
     }
 }
