@@ -12,9 +12,8 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -89,29 +88,9 @@ fn ids(members: &[Value]) -> BTreeSet<String> {
     members.iter().map(id).collect()
 }
 
-/// `stratos ARGS --api API` with its own config directory (so its own login); `--api`
-/// goes before a `--` (after it comes a command).
+/// `stratos ARGS --api API` with its own config directory (so its own login).
 fn stratos_as(config: &Path, api: &str, args: &[&str], stdin: &str) -> support::Output {
-    let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
-    let mut child = Command::new(BIN)
-        .args(&args[..at])
-        .args(["--api", api])
-        .args(&args[at..])
-        .env("XDG_CONFIG_HOME", config)
-        .env_remove("STRATOS_TOKEN")
-        .env_remove("STRATOS_API")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    support::Output {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    support::stratos_in(config, &support::with_api(args, api), stdin)
 }
 
 /// A user `name` with `role` (in tenant `tenant`, else the admin's), logged in in a

@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::{config_home, free_port, spawn, stratos, Platform, BIN};
@@ -17,23 +16,12 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// `stratos ARGS` with `stdin` on its standard input and `XDG_CONFIG_HOME=config`.
-fn stratos_with(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("XDG_CONFIG_HOME", config)
-        .env_remove("STRATOS_TOKEN")
-        .env_remove("STRATOS_API")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+fn stratos_with(config: &Path, args: &[&str], stdin: &str) -> support::Output {
+    support::stratos_in(config, args, stdin)
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!("exit {}\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+fn text(out: &support::Output) -> String {
+    out.to_string()
 }
 
 #[test]

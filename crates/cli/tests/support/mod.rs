@@ -109,6 +109,39 @@ impl std::fmt::Display for Output {
     }
 }
 
+/// `args` with `--api API` added, before a `--` if there is one (after it comes a
+/// command, as in `member exec M -- CMD`).
+pub fn with_api<'a>(args: &[&'a str], api: &'a str) -> Vec<&'a str> {
+    let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let mut all = args[..at].to_vec();
+    all.extend(["--api", api]);
+    all.extend_from_slice(&args[at..]);
+    all
+}
+
+/// Runs `stratos ARGS` with a config directory of its own (`XDG_CONFIG_HOME=config`: its
+/// own logins, no token from the environment) and `stdin` on its standard input.
+pub fn stratos_in(config: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .env_remove("STRATOS_TOKEN")
+        .env_remove("STRATOS_API")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
 /// Runs `stratos ARGS` to its end (at most 60 s).
 pub fn stratos(args: &[&str]) -> Output {
     let mut command = Command::new(BIN);
@@ -195,12 +228,10 @@ impl Platform {
         format!("http://127.0.0.1:{}", self.api_port)
     }
 
-    /// `stratos ARGS --api <this platform>`.
+    /// `stratos ARGS --api <this platform>` (`--api` before a `--`: after it comes a command).
     pub fn cli(&self, args: &[&str]) -> Output {
         let api = self.api();
-        let mut all = args.to_vec();
-        all.extend(["--api", &api]);
-        stratos(&all)
+        stratos(&with_api(args, &api))
     }
 
     /// Like `cli`, and the command must succeed.
