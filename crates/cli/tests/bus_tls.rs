@@ -35,17 +35,7 @@ fn members_activate_over_a_tls_only_bus() {
 
     // A member's agent reaches the bus over TLS with the CA it was handed: deploy waits
     // for it to activate, then for the load balancer to route to it.
-    let app = SlowHttpApp {
-        app: "tlsapp",
-        alias: "web",
-        proxy_port: free_port(),
-        delay_ms: 0,
-        threshold: 100.0,
-        min: 1,
-        max: 1,
-        nps: &[("np1", 1)],
-        iaas: Default::default(),
-    };
+    let app = one_member("tlsapp", Default::default());
     app.add(&platform, sandbox.path());
     app.deploy(&platform);
     drop(platform.stop());
@@ -88,17 +78,7 @@ fn the_embedded_broker_serves_a_given_certificate() {
         assert!(refused.is_err(), "a client trusting {what} got in");
     }
 
-    let app = SlowHttpApp {
-        app: "givenapp",
-        alias: "web",
-        proxy_port: free_port(),
-        delay_ms: 0,
-        threshold: 100.0,
-        min: 1,
-        max: 1,
-        nps: &[("np1", 1)],
-        iaas: Default::default(),
-    };
+    let app = one_member("givenapp", Default::default());
     app.add(&platform, sandbox.path());
     app.deploy(&platform);
     drop(platform.stop());
@@ -114,8 +94,17 @@ fn containers_activate_over_a_tls_only_bus() {
     let sandbox = Sandbox::new();
     let platform = Platform::start(sandbox.path(), &["--mqtt-tls-self-signed"]);
     cleanup.platform(&platform_id(&platform));
-    let app = SlowHttpApp {
-        app: "tlsbox",
+    let app = one_member("tlsbox", Iaas::Docker { image: &image, hosts: &[] });
+    app.add(&platform, sandbox.path());
+    // Waits for the container's agent to activate over mqtts://, then for the route.
+    app.deploy(&platform);
+    drop(platform.stop());
+}
+
+/// An application of one member (`web`) behind the load balancer on a free port.
+fn one_member<'a>(app: &'a str, iaas: Iaas<'a>) -> SlowHttpApp<'a> {
+    SlowHttpApp {
+        app,
         alias: "web",
         proxy_port: free_port(),
         delay_ms: 0,
@@ -123,10 +112,6 @@ fn containers_activate_over_a_tls_only_bus() {
         min: 1,
         max: 1,
         nps: &[("np1", 1)],
-        iaas: Iaas::Docker { image: &image, hosts: &[] },
-    };
-    app.add(&platform, sandbox.path());
-    // Waits for the container's agent to activate over mqtts://, then for the route.
-    app.deploy(&platform);
-    drop(platform.stop());
+        iaas,
+    }
 }
