@@ -30,10 +30,15 @@
 //! - identity (written by the manager): tenant [`SUPER_TENANT`], collections `user`
 //!   (id = user name, the password as an argon2 hash), `api-token` (id = token id, the
 //!   secret as its SHA-256) and `tenant-quota` (id = the tenant id in decimal).
+//! - applications' configuration (written by the manager): the application's tenant,
+//!   collection `app-config` (id = application id, [`app_config::AppConfig`]), secrets
+//!   in it sealed under the platform key ([`sealed`]).
 
+pub mod app_config;
 mod error;
 mod postgres;
 mod record;
+pub mod sealed;
 mod sqlite;
 
 use std::collections::BTreeSet;
