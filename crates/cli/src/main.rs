@@ -6,6 +6,7 @@ mod apply_plan;
 mod bootstrap;
 mod client;
 mod clusters;
+mod config;
 mod credentials;
 mod definitions;
 mod docker;
@@ -77,6 +78,10 @@ enum Command {
     Application(applications::ApplicationArgs),
     /// Inspect clusters: the autoscaler's decisions.
     Cluster(clusters::ClusterArgs),
+    /// An application's configuration: environment variables of its members, plain or
+    /// secret (encrypted at rest, never shown), app-wide or per cluster; a change replaces
+    /// the affected members one at a time.
+    Config(config::ConfigArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
     /// Log in to an API: saves a token (0600) in the user's config directory for later commands.
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,
+            Command::Config(a) => config::run(a).await,
             Command::Login(a) => session::login(a).await,
             Command::Logout(a) => session::logout(a).await,
             Command::Whoami(a) => session::whoami(a).await,

@@ -93,6 +93,11 @@ pub struct UpArgs {
     /// Directory for the platform's data (the SQLite database, member working directories).
     #[arg(long, env = "STRATOS_DATA_DIR", default_value = ".stratos")]
     data_dir: PathBuf,
+    /// The key file applications' secrets are sealed under (`stratos config set --secret`),
+    /// created (0600) at first start; default `secrets.key` in --data-dir. Every process of
+    /// a distributed install names the same file. `stratos config rotate-key` replaces the key.
+    #[arg(long, env = "STRATOS_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
     /// Store URL: `postgres://user:pass@host/db` for PostgreSQL; default SQLite in --data-dir.
     #[arg(long, env = "STRATOS_STORE")]
     store: Option<String>,
@@ -211,6 +216,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         None => Store::open_sqlite(&args.data_dir.join("stratos.db")).await?,
     };
     let admin = crate::bootstrap::admin_credentials(&store, &args.data_dir).await?;
+    let secrets_file =
+        args.secrets_key_file.clone().unwrap_or_else(|| args.data_dir.join(stratos_store::sealed::KEY_FILE));
+    let secrets = Arc::new(stratos_store::sealed::KeyRing::load_or_create(&secrets_file)?);
     if args.mock.enabled() {
         crate::mock_iaas::load_file(&store, &args.data_dir).await?;
     }
@@ -245,6 +253,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         allow_local_repos: args.allow_local_repos,
         strangers: args.strangers.choice(),
         unreachable_grace: args.unreachable_grace,
+        secrets: Some(secrets.clone()),
         ..stratos_cloud::ControllerConfig::new(String::new())
     };
     if args.allow_local_repos {
@@ -402,6 +411,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
     state.member_exec = Some(exec);
+    state.secrets = Some(secrets.clone());
     if let Some(docker) = &docker {
         state.deploy_checks.push(Arc::new(crate::docker::ImageCheck(docker.clone())));
     }
@@ -442,6 +452,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
     println!("  store      {}   (platform {platform_id})", store.describe());
+    println!(
+        "  secrets    sealed under the key in {} (0600; key {})",
+        secrets_file.display(),
+        secrets.current_key_id()
+    );
     println!("  members    {} (local driver)", args.data_dir.join("members").display());
     if docker.is_some() {
         println!(

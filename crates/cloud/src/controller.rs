@@ -77,6 +77,9 @@ pub struct ControllerConfig {
     /// How long members on a place their driver cannot reach (a Docker Engine that does
     /// not answer) are kept before they are given up and replaced elsewhere.
     pub unreachable_grace: Duration,
+    /// The platform's secrets key, to open applications' secrets as members start
+    /// (`app_env`); `None`: a member of an application with secrets fails to start.
+    pub secrets: Option<Arc<stratos_store::sealed::KeyRing>>,
 }
 
 impl ControllerConfig {
@@ -92,6 +95,7 @@ impl ControllerConfig {
             strangers: Strangers::Refuse,
             allow_local_repos: false,
             unreachable_grace: Duration::from_secs(30),
+            secrets: None,
         }
     }
 }
@@ -726,10 +730,27 @@ impl CloudController {
         }
         self.flush().await;
         let mut failed_clusters = std::collections::HashSet::new();
-        for (member, member_spec, driver) in std::mem::take(&mut self.to_launch) {
+        let mut configs = crate::app_env::ConfigCache::default();
+        for (member, mut member_spec, driver) in std::mem::take(&mut self.to_launch) {
             if failed_clusters.contains(&member.cluster_id) {
                 self.forget(&member, "not started: an earlier start failed").await;
                 continue;
+            }
+            // The application's configuration, read now that the member is recorded.
+            let alias = self.topology.cluster(&member.cluster_id).map(|c| c.alias.clone()).unwrap_or_default();
+            let (store, ring) = (self.store.clone(), self.config.secrets.clone());
+            let (tenant, app) = (member_spec.tenant_id, member_spec.app_id.clone());
+            match crate::app_env::env_for(&store, ring.as_deref(), &mut configs, driver.name(), tenant, &app, &alias)
+                .await
+            {
+                Ok(env) => member_spec.env.extend(env),
+                Err(e) => {
+                    let reason = format!("not started: {e}");
+                    self.member_failed(&member.cluster_id, &member.member_id, reason.clone(), Failure::Start);
+                    self.forget(&member, &reason).await;
+                    failed_clusters.insert(member.cluster_id.clone());
+                    continue;
+                }
             }
             self.publish(&MemberCreatedEvent { member: member.clone() }).await;
             let cluster_id = member.cluster_id.clone();

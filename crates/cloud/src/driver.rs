@@ -11,8 +11,9 @@ use stratos_model::Protocol;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Everything a driver needs to start one member.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything a driver needs to start one member. Its `Debug` shows `env`'s names only,
+/// and `env` is never serialised: it carries the application's secrets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberSpec {
     pub member_id: String,
@@ -38,7 +39,10 @@ pub struct MemberSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bus_ca_cert: Option<std::path::PathBuf>,
     pub artifact_repository: Option<String>,
-    /// Extra environment for the agent and the cartridge.
+    /// Extra environment for the agent and the cartridge: the cartridge's `env.*`
+    /// properties, the platform's settings, then the application's configuration
+    /// (`stratos config`), secrets opened.
+    #[serde(default, skip_serializing)]
     pub env: BTreeMap<String, String>,
     /// The platform (store) that made the member: the driver records it where it
     /// lists the member, and gives it to the member as `STRATOS_PLATFORM_ID`.
@@ -52,6 +56,32 @@ pub struct MemberSpec {
     /// The network partition's properties, its partition's over them (`dockerHost`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub placement: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for MemberSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberSpec")
+            .field("member_id", &self.member_id)
+            .field("cluster_id", &self.cluster_id)
+            .field("service_name", &self.service_name)
+            .field("app_id", &self.app_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("network_partition_id", &self.network_partition_id)
+            .field("partition_id", &self.partition_id)
+            .field("command", &self.command)
+            .field("image", &self.image)
+            .field("ports", &self.ports)
+            .field("broker_url", &self.broker_url)
+            .field("bus_ca_cert", &self.bus_ca_cert)
+            .field("artifact_repository", &self.artifact_repository)
+            // Names only: the values may be secrets.
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("platform_id", &self.platform_id)
+            .field("limits", &self.limits)
+            .field("volumes", &self.volumes)
+            .field("placement", &self.placement)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +246,21 @@ pub fn substitute_ports(command: &[String], ports: &[AllocatedPort]) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_shows_and_serialises_no_environment_value() {
+        let mut spec: MemberSpec = serde_json::from_value(serde_json::json!({
+            "memberId": "m1", "clusterId": "a.w", "serviceName": "php", "appId": "a", "tenantId": 3,
+            "networkPartitionId": "np", "partitionId": "p", "command": [], "image": null, "ports": [],
+            "brokerUrl": "", "artifactRepository": null, "platformId": "plat"
+        }))
+        .unwrap();
+        spec.env.insert("API_TOKEN".into(), "hunter2".into());
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("API_TOKEN") && !shown.contains("hunter2"), "{shown}");
+        let serialised = serde_json::to_string(&spec).unwrap();
+        assert!(!serialised.contains("hunter2") && !serialised.contains("API_TOKEN"), "{serialised}");
+    }
 
     #[test]
     fn ports_are_substituted() {

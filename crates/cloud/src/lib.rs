@@ -1,5 +1,6 @@
 //! The Stratos cloud controller: IaaS drivers, member lifecycle, the topology.
 
+pub mod app_env;
 mod cluster_owners;
 mod controller;
 pub mod docker;

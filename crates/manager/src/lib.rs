@@ -5,6 +5,7 @@
 //! bearer token on every route but [`auth::PUBLIC_ROUTES`]), then the handler, which
 //! authorizes by the caller's role and scopes every record by its tenant.
 
+mod app_config;
 pub mod auth;
 mod body;
 pub mod bootstrap;
@@ -49,6 +50,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(deployments::routes())
         .merge(cluster_ops::routes())
         .merge(member_exec::routes())
+        .merge(app_config::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))

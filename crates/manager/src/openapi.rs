@@ -119,6 +119,7 @@ pub fn document() -> Value {
             "requestBody": {"required": true, "content": {"application/json": {"schema": exec_request}}},
             "responses": merge(json!({"200": {"description": "The command's output, then its exit code", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}), &errors)}}),
     );
+    crate::app_config::openapi(&mut generator, &mut paths, &errors);
     add_identity(&mut generator, &mut paths, &errors);
     let quota = generator.subschema_for::<Quota>();
     let quota_view = generator.subschema_for::<QuotaView>();

@@ -32,6 +32,8 @@ pub struct AppState {
     /// themselves (`local`, `docker`, ...); `None` when the API runs without a cloud
     /// controller (API tests), where nothing is checked against them.
     pub drivers: Option<Vec<String>>,
+    /// The platform's secrets key (`stratos config set --secret`); `None`: secrets are refused (503).
+    pub secrets: Option<std::sync::Arc<stratos_store::sealed::KeyRing>>,
 }
 
 /// The API's settings (`stratos up --api-*` flags).
@@ -84,6 +86,7 @@ impl AppState {
             deploy_checks: Vec::new(),
             member_exec: None,
             drivers: None,
+            secrets: None,
         }
     }
 

@@ -133,7 +133,8 @@ impl KeyRing {
         let keys = Keys { current: id.clone(), all: BTreeMap::from([(id, key)]) };
         let body = serde_json::to_vec_pretty(&file_body(&keys)).expect("a key file serialises");
         let write = |e: std::io::Error| key_file_error(path, format!("cannot create it: {e}"));
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(write)?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(write)?;
         file.write_all(&body).and_then(|()| file.sync_all()).map_err(write)?;
         tracing::info!(file = %path.display(), key_id = %keys.current, "secrets key created");
         Ok(KeyRing { file: Some(path.to_owned()), keys: RwLock::new(keys), rng })
@@ -300,8 +301,9 @@ fn read_key_file(path: &Path) -> Result<Keys, SealError> {
         return Err(key_file_error(path, format!("others may read it (mode {mode:04o}); chmod 600 it")));
     }
     let text = std::fs::read(path).map_err(|e| key_file_error(path, format!("cannot read it: {e}")))?;
-    let body: KeyFileBody = serde_json::from_slice(&text)
-        .map_err(|e| key_file_error(path, format!("not a key file ({{\"current\": ID, \"keys\": {{ID: hex}}}}): {e}")))?;
+    let body: KeyFileBody = serde_json::from_slice(&text).map_err(|e| {
+        key_file_error(path, format!("not a key file ({{\"current\": ID, \"keys\": {{ID: hex}}}}): {e}"))
+    })?;
     let mut all = BTreeMap::new();
     for (id, text) in body.keys {
         let bytes: [u8; KEY_LEN] = unhex(&text)

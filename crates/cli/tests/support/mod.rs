@@ -79,7 +79,10 @@ pub fn examples_dir() -> PathBuf {
 /// Spawns a `stratos` (or any) command as a [`Proc`], without the developer's own
 /// STRATOS_* settings and with this test process's config home.
 pub fn spawn(label: &str, mut command: Command) -> Proc {
-    for var in STRATOS_ENV {
+    // What the test itself set (`Platform::start_with_env`) stays.
+    let set: Vec<std::ffi::OsString> =
+        command.get_envs().filter(|(_, v)| v.is_some()).map(|(k, _)| k.to_owned()).collect();
+    for var in STRATOS_ENV.iter().filter(|v| !set.iter().any(|k| k == **v)) {
         command.env_remove(var);
     }
     command.env("XDG_CONFIG_HOME", config_home());
