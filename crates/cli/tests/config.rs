@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stratos_store::app_config::{AppConfig, ConfigValue};
-use support::{cluster_members, eventually, free_port, id, Platform, Sandbox, SlowHttpApp, QUICK_SCALING};
+use stratos_test_kit::docker as dk;
+use support::containers::{platform_id, Cleanup};
+use support::{cluster_members, eventually, free_port, id, Iaas, Platform, Sandbox, SlowHttpApp, QUICK_SCALING};
 
 const APP: &str = "shop";
 const ALIAS: &str = "web";
@@ -26,6 +28,10 @@ const CLUSTER: &str = "shop.web";
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn app(proxy_port: u16) -> SlowHttpApp<'static> {
+    app_on(proxy_port, Iaas::Local)
+}
+
+fn app_on(proxy_port: u16, iaas: Iaas<'_>) -> SlowHttpApp<'_> {
     SlowHttpApp {
         app: APP,
         alias: ALIAS,
@@ -35,7 +41,7 @@ fn app(proxy_port: u16) -> SlowHttpApp<'static> {
         min: 1,
         max: 1,
         nps: &[("np1", 4)],
-        iaas: Default::default(),
+        iaas,
     }
 }
 
@@ -334,4 +340,41 @@ fn bad_keys_are_refused_by_name_and_only_the_applications_tenant_writes() {
         let out = as_user(other.path(), args);
         assert!(!out.success() && out.stderr.contains("(404)"), "{out}");
     }
+}
+
+#[test]
+fn a_secret_reaches_a_containers_app_and_none_of_its_labels() {
+    if !dk::engine_or_skip("a_secret_reaches_a_containers_app_and_none_of_its_labels") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let image = dk::shell_image();
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), QUICK_SCALING);
+    cleanup.platform(&platform_id(&platform));
+    let app = app_on(free_port(), Iaas::Docker { image: &image, hosts: &[] });
+    app.add(&platform, sandbox.path());
+    app.deploy(&platform);
+    let before = ids(&active(&platform, 1));
+
+    let secret = unique("c0ntain3d");
+    platform.ok(&["config", "set", APP, "GREETING=hi", "--timeout", "120s", "--no-restart"]);
+    let set = format!("API_TOKEN={secret}");
+    let out = platform.ok(&["config", "set", APP, &set, "--secret", "--timeout", "120s"]);
+    assert!(out.stdout.contains("restarted: 1 member(s) replaced"), "{out}");
+    let after = ids(&active(&platform, 1));
+    assert!(after.is_disjoint(&before), "{before:?} {after:?}");
+    let member = after.into_iter().next().unwrap();
+    // Shell builtins only: the image has a shell and little else.
+    let api = platform.api();
+    let script = "echo \"token=[$API_TOKEN] greeting=[$GREETING]\"";
+    let out = support::stratos(&["member", "exec", "--api", &api, &member, "--", "sh", "-c", script]);
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains(&format!("token=[{secret}] greeting=[hi]")), "{out}");
+    // The container's labels (what the driver lists members by) carry no value.
+    let container = stratos_cloud::docker::labels::container_name(&member);
+    let labels = dk::docker(&["inspect", "--format", "{{json .Config.Labels}}", &container]);
+    assert!(labels.contains(&member) && !labels.contains(&secret), "{labels}");
+    drop(platform.stop());
 }
