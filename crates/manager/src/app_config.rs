@@ -248,9 +248,10 @@ async fn change(
 ) -> ApiResult<Json<ConfigChanged>> {
     p.require_write()?;
     let tenant = p.tenant_id;
-    let change = decode(&headers, body)?;
     let _write = state.write_lock.lock().await;
+    // Another tenant's application is absent, whatever the body says.
     let (deployment, aliases) = application(&state, tenant, &id).await?;
+    let change = decode(&headers, body)?;
     let refused =
         |problems| ApiError::invalid(format!("cannot change the configuration of application {id:?}"), problems);
     check_change(&change, &aliases).map_err(refused)?;

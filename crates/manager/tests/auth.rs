@@ -129,7 +129,8 @@ async fn body_for(w: &World, method: &str, template: &str) -> Option<Value> {
         t if t.contains("/deploy/")
             || t.ends_with("/undeploy")
             || t.ends_with("activate")
-            || t.ends_with("/restart") =>
+            || t.ends_with("/restart")
+            || t == "/api/config/rotate-key" =>
         {
             return None
         }
