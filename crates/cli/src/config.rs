@@ -42,7 +42,9 @@ enum ConfigAction {
     ///   printf %s "$TOKEN" | stratos config set shop API_TOKEN --secret
     #[command(verbatim_doc_comment)]
     Set {
+        /// The application (its applicationId).
         app: String,
+        /// KEY=VALUE pairs; a bare KEY takes its value from standard input.
         #[arg(required = true, value_name = "KEY=VALUE")]
         entries: Vec<String>,
         /// The cluster alias the values are for (default: the whole application).
@@ -57,9 +59,12 @@ enum ConfigAction {
     /// Remove environment variables of an application's members (app-wide, or a
     /// cluster's own with --cluster); restarts as `set` does.
     Unset {
+        /// The application (its applicationId).
         app: String,
+        /// The keys to remove.
         #[arg(required = true, value_name = "KEY")]
         keys: Vec<String>,
+        /// Remove the cluster's own entries (its alias), not the app-wide ones.
         #[arg(long, value_name = "ALIAS")]
         cluster: Option<String>,
         #[command(flatten)]
@@ -68,7 +73,9 @@ enum ConfigAction {
     /// An application's configuration: plain values, secrets by name and revision only.
     /// With --cluster, what that cluster's members get (its own entries winning).
     List {
+        /// The application (its applicationId).
         app: String,
+        /// Show what this cluster's members get (its alias).
         #[arg(long, value_name = "ALIAS")]
         cluster: Option<String>,
     },
