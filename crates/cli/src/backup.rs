@@ -19,7 +19,9 @@ pub struct BackupArgs {
 pub async fn run(args: BackupArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     if stdout.is_terminal() {
-        bail!("a backup is written to standard output: redirect it to a file (`stratos backup > stratos-backup.jsonl`)");
+        bail!(
+            "a backup is written to standard output: redirect it to a file (`stratos backup > stratos-backup.jsonl`)"
+        );
     }
     let client = Client::new(&args.api)?;
     let mut response = client.stream(Method::GET, "/api/backup", None).await?;

@@ -76,7 +76,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bus-password"), "x").unwrap();
         let text = instructions(dir.path());
-        for name in ["bus-password", "secrets.key", "api-cert.pem api-key.pem", "mqtt-cert.pem mqtt-key.pem", "members/"] {
+        for name in
+            ["bus-password", "secrets.key", "api-cert.pem api-key.pem", "mqtt-cert.pem mqtt-key.pem", "members/"]
+        {
             assert!(text.contains(name), "{name} in {text}");
         }
         let line = |name: &str| text.lines().find(|l| l.trim_start().starts_with(name)).unwrap().to_owned();

@@ -42,8 +42,7 @@ async fn backup(State(state): State<Arc<AppState>>, p: Principal) -> ApiResult<R
     let first = std::iter::once(header_line(&header));
     let lines = first.chain(documents.into_iter().map(|d| document_line(&d)));
     // Lines go out in chunks of about 64 KiB as the client reads them.
-    let chunks = futures_util::stream::iter(Chunks { lines, size: 64 * 1024 })
-        .map(Ok::<_, std::convert::Infallible>);
+    let chunks = futures_util::stream::iter(Chunks { lines, size: 64 * 1024 }).map(Ok::<_, std::convert::Infallible>);
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
@@ -84,7 +83,10 @@ mod tests {
     fn lines_are_chunked_whole() {
         let lines = (0..5).map(|i| format!("line {i}\n"));
         let chunks: Vec<Bytes> = Chunks { lines, size: 14 }.collect();
-        assert_eq!(chunks, vec![Bytes::from("line 0\nline 1\n"), Bytes::from("line 2\nline 3\n"), Bytes::from("line 4\n")]);
+        assert_eq!(
+            chunks,
+            vec![Bytes::from("line 0\nline 1\n"), Bytes::from("line 2\nline 3\n"), Bytes::from("line 4\n")]
+        );
         assert_eq!(Chunks { lines: std::iter::empty::<String>(), size: 4 }.count(), 0);
     }
 }

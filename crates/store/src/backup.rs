@@ -123,8 +123,7 @@ pub fn read(reader: impl BufRead) -> Result<(BackupHeader, Vec<Document>), Backu
         if line.trim().is_empty() {
             continue;
         }
-        let document =
-            serde_json::from_str(&line).map_err(|error| BackupError::BadLine { line: i + 2, error })?;
+        let document = serde_json::from_str(&line).map_err(|error| BackupError::BadLine { line: i + 2, error })?;
         documents.push(document);
     }
     if documents.len() != header.documents {

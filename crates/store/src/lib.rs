@@ -49,8 +49,8 @@ use stratos_model::{Definitions, Kind, Tenant, SUPER_TENANT};
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
-pub use snapshot::Document;
 pub use record::{Listed, PlatformRecord, Record, ScalingHistory, TopologyService, Unreadable, MOCK_IAAS_ID};
+pub use snapshot::Document;
 pub use sqlite::SqliteStore;
 
 /// The schema version this build creates and understands.

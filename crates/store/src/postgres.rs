@@ -42,8 +42,7 @@ const LIST: &str = "SELECT id, body::text FROM documents WHERE tenant_id = $1 AN
 const LIST_ALL: &str = "SELECT tenant_id, id, body::text FROM documents WHERE collection = $1 ORDER BY tenant_id, id";
 const DELETE: &str = "DELETE FROM documents WHERE tenant_id = $1 AND collection = $2 AND id = $3";
 const IDS: &str = "SELECT id FROM documents WHERE tenant_id = $1 AND collection = $2 ORDER BY id";
-const SNAPSHOT: &str =
-    "SELECT collection, tenant_id, id, body::text FROM documents ORDER BY collection, tenant_id, id";
+const SNAPSHOT: &str = "SELECT collection, tenant_id, id, body::text FROM documents ORDER BY collection, tenant_id, id";
 const COUNT: &str = "SELECT count(*) FROM documents";
 const IMPORT: &str = "
 INSERT INTO documents (tenant_id, collection, id, body, updated_at)
@@ -263,8 +262,7 @@ impl PostgresStore {
 
     pub(crate) async fn document_count(&self) -> Result<u64, StoreError> {
         let i = &self.inner;
-        let n: i64 =
-            i.client.query_one(COUNT, &[]).await.map_err(self.err("count the documents".into()))?.get(0);
+        let n: i64 = i.client.query_one(COUNT, &[]).await.map_err(self.err("count the documents".into()))?.get(0);
         Ok(n.max(0) as u64)
     }
 
