@@ -194,11 +194,51 @@ fn a_backup_restored_into_a_fresh_data_directory_adopts_the_running_members_and_
     // And a second backup holds the same definitions, users and tenants.
     let second = platform.ok(&["backup"]);
     let (_, after) = stratos_store::backup::read(second.stdout.as_bytes()).unwrap();
-    for collection in ["cartridge", "application", "deployment-policy", "tenant", "user"] {
-        let of = |docs: &[stratos_store::Document]| -> Vec<stratos_store::Document> {
-            docs.iter().filter(|d| d.collection == collection).cloned().collect()
-        };
-        assert_eq!(of(&after), of(&documents), "{collection} after the restore");
-    }
+    let kept = ["cartridge", "application", "deployment-policy", "tenant", "user", "platform"];
+    assert_eq!(of(&after, &kept), of(&documents, &kept), "after the restore");
+    drop(platform.stop());
+}
+
+/// The documents of a backup in `collections`, for comparing what two platforms hold.
+fn of(documents: &[stratos_store::Document], collections: &[&str]) -> Vec<stratos_store::Document> {
+    documents.iter().filter(|d| collections.contains(&d.collection.as_str())).cloned().collect()
+}
+
+/// A SQLite platform's backup restored into PostgreSQL (`--store-url`), and a platform
+/// started there with another data directory: the same definitions, tenants and users;
+/// the PostgreSQL store refused once it holds them; its own backup says `postgres`.
+#[test]
+fn a_sqlite_backup_restores_into_postgresql() {
+    let Some(server) = support::postgres::server_url() else { return };
+    let schema = support::postgres::PgSchema::create(&server);
+    let url = schema.url();
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let platform = Platform::start(one.path(), &[]);
+    platform.add_php_web();
+    platform.ok(&["tenant", "add", "acme.test"]);
+    let out = platform.ok(&["backup"]);
+    let file = one.path().join("backup.jsonl");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let (header, documents) = stratos_store::backup::read(out.stdout.as_bytes()).unwrap();
+    assert_eq!(header.store, "sqlite");
+    drop(platform.stop());
+
+    let file_arg = file.to_str().unwrap();
+    let data_arg = two.path().to_str().unwrap();
+    let out = stratos(&["restore", file_arg, "--store-url", &url, "--data-dir", data_arg]);
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("restored") && out.stdout.contains("into postgres://"), "{out}");
+    assert!(!out.to_string().contains("stratos:stratos@"), "the password shows: {out}");
+    let out = stratos(&["restore", file_arg, "--store-url", &url]);
+    assert!(!out.success() && out.stderr.contains("only into an empty store"), "{out}");
+
+    let platform = Platform::start(two.path(), &["--store", &url]);
+    let out = platform.ok(&["backup"]);
+    let (header, after) = stratos_store::backup::read(out.stdout.as_bytes()).unwrap();
+    assert_eq!(header.store, "postgres");
+    let kept = ["cartridge", "network-partition", "autoscaling-policy", "deployment-policy", "application-policy"];
+    let kept: Vec<&str> = kept.iter().copied().chain(["application", "tenant", "user", "platform"]).collect();
+    assert_eq!(of(&after, &kept), of(&documents, &kept), "what the PostgreSQL platform holds");
+    assert!(platform.ok(&["tenant", "list", "-o", "json"]).stdout.contains("acme.test"));
     drop(platform.stop());
 }
