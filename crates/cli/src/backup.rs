@@ -50,7 +50,7 @@ pub async fn run(args: BackupArgs) -> Result<()> {
         );
     }
     eprintln!(
-        "backup of platform {}: {} documents in {} collections, {} tenants, {bytes} bytes, taken {} from its {} store",
+        "backup of platform {}: {} documents in {} collections of {} tenant id(s), {bytes} bytes, taken {} from its {} store",
         header.platform_id.as_deref().unwrap_or("(no id)"),
         header.documents,
         header.collections.len(),

@@ -30,7 +30,7 @@ pub async fn run(args: RestoreArgs) -> Result<()> {
     let (header, documents) = stratos_store::backup::read(std::io::BufReader::new(file))
         .with_context(|| format!("{} is not a backup this build can restore", args.file.display()))?;
     eprintln!(
-        "  platform {}, taken {} from a {} store: {} documents in {} collections, {} tenants",
+        "  platform {}, taken {} from a {} store: {} documents in {} collections of {} tenant id(s)",
         header.platform_id.as_deref().unwrap_or("(no id)"),
         header.created_at,
         header.store,
