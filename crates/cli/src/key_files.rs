@@ -22,7 +22,7 @@ pub const KEY_FILES: &[KeyFile] = &[
     },
     KeyFile {
         names: &["secrets.key"],
-        why: "the key applications' secrets are encrypted with: without it no secret can be read",
+        why: "the key applications' secrets are encrypted with (or the file --secrets-key-file named): without it no secret can be read",
     },
     KeyFile {
         names: &["api-cert.pem", "api-key.pem"],
@@ -36,6 +36,8 @@ pub const KEY_FILES: &[KeyFile] = &[
 
 /// Where the local driver's members live in a data directory.
 pub const MEMBERS_DIR: &str = "members";
+/// Where the local driver's persistent volumes live in a data directory.
+pub const VOLUMES_DIR: &str = "volumes";
 
 /// What to copy into `data_dir` before `stratos up` there: one line per file group,
 /// marked as already there or not, then the members directory.
@@ -59,6 +61,11 @@ pub fn instructions(data_dir: &Path) -> String {
         format!("{MEMBERS_DIR}/"),
         members.display(),
         members.display(),
+    ));
+    out.push_str(&format!(
+        "  {:<28} the local driver's volumes are found by their absolute paths: if members have volumes, restore into \
+         the old data directory itself instead (its stratos.db* moved aside), where every file above already is\n",
+        format!("{VOLUMES_DIR}/"),
     ));
     out.push_str(
         "Start it with the same --mqtt-listen address as before (running members reconnect there); docker members are \
@@ -86,5 +93,6 @@ mod tests {
         assert!(line("secrets.key").contains("[missing]"), "{text}");
         assert!(line("members/").contains("[missing]") && line("members/").contains("mv OLD/members"), "{text}");
         assert!(text.contains(&format!("stratos up --data-dir {}", dir.path().display())), "{text}");
+        assert!(line("volumes/").contains("old data directory itself"), "{text}");
     }
 }
