@@ -19,7 +19,7 @@ pub struct RestoreArgs {
     data_dir: PathBuf,
     /// Restore into this store instead (`postgres://user:pass@host/db`, or a SQLite
     /// path), as `stratos up --store` names it.
-    #[arg(long, alias = "store", env = "STRATOS_STORE")]
+    #[arg(long, alias = "store", env = "STRATOS_STORE", hide_env_values = true)]
     store_url: Option<String>,
 }
 
