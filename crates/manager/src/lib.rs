@@ -7,6 +7,7 @@
 
 mod app_config;
 pub mod auth;
+mod backup;
 mod body;
 pub mod bootstrap;
 mod claims;
@@ -53,6 +54,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(app_config::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
+        .merge(backup::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })
