@@ -2,8 +2,8 @@
 //! the local driver, members that are real `stratos sample-http` processes):
 //! `stratos config set|unset|list` (plain values and secrets in members' environments,
 //! seen through `stratos member exec -- env`; a change replaces the members, `--no-restart`
-//! leaves them), the secret in no API answer, no log line of `stratos up` at debug level and
-//! not in the SQLite file, `stratos config rotate-key` (sealed again under a new key, still
+//! leaves them; a docker member's too), the secret in no API answer (the backup holds it
+//! sealed), no log line of `stratos up` at debug level and not in the SQLite file, `stratos config rotate-key` (sealed again under a new key, still
 //! reaching members), and refusals (bad keys named, 404 for another tenant, 403 for viewers).
 //!
 //! The tests run one at a time (a lock): each starts a platform and a few members.
@@ -195,6 +195,9 @@ fn config_and_secrets_reach_members_and_secrets_appear_nowhere_else() {
     ] {
         answers.push_str(&platform.ok(args).stdout);
     }
+    // The backup (GET /api/backup) holds secrets as stored: sealed.
+    let backup = platform.ok(&["backup"]).stdout;
+    answers.push_str(&backup);
     for s in [&secret, &secret2] {
         assert!(!answers.contains(s.as_str()), "an API answer carries a secret");
     }
@@ -213,6 +216,7 @@ fn config_and_secrets_reach_members_and_secrets_appear_nowhere_else() {
     let ConfigValue::Secret(sealed) = &stored.app["API_TOKEN"].value else { panic!("{stored:?}") };
     assert_eq!(sealed.plaintext_len(), secret.len());
     assert!(contains(&raw_store(&data_dir), &sealed.ciphertext), "the ciphertext is what is stored");
+    assert!(backup.contains(&sealed.ciphertext), "the backup lacks the sealed secret");
     assert_eq!(stored.app["GREETING"].value, ConfigValue::Plain("hello".into()));
 }
 
