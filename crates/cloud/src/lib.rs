@@ -13,6 +13,7 @@ pub mod mock_iaas;
 pub mod ownership;
 pub mod plan;
 pub mod port_range;
+mod revisions;
 mod procfs;
 pub mod simulated;
 

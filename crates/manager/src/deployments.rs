@@ -171,6 +171,7 @@ pub fn cluster_spec(
         host_names,
         artifact_repository: info.artifact_repository.as_ref().map(|r| r.repo_url.clone()),
         depends_on: Vec::new(),
+        revision: None,
     }
 }
 
