@@ -1016,8 +1016,10 @@ impl CloudController {
             if !plan::dependencies_active(deployment, spec, &self.topology) {
                 continue;
             }
-            let latest = inputs.rollouts.get(&deployment.application_id);
-            let revision = stratos_model::effective_revision(spec, latest.map(|(r, o)| (r, o.as_ref())));
+            let latest =
+                inputs.rollouts.get(&deployment.application_id).filter(|(r, _)| r.deployed_at == deployment.deployed_at);
+            let revision =
+                stratos_model::effective_revision(spec, deployment.deployed_at, latest.map(|(r, o)| (r, o.as_ref())));
             let pinned_revision = match revision {
                 Some(n) => Some(self.revisions.get(&self.store, deployment.tenant_id, &spec.cluster_id, n).await),
                 None => None,
@@ -1057,7 +1059,9 @@ impl CloudController {
             let pinned = pinned_revision.and_then(Result::ok);
             self.execute(deployment, spec, defs, pinned.as_deref(), planned).await;
         }
-        if let Some((rollout, None)) = inputs.rollouts.get(&deployment.application_id) {
+        if let Some((rollout, None)) =
+            inputs.rollouts.get(&deployment.application_id).filter(|(r, _)| r.deployed_at == deployment.deployed_at)
+        {
             self.judge_rollout(deployment, rollout).await;
         }
     }

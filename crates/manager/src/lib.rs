@@ -19,6 +19,7 @@ pub mod guard;
 pub mod member_exec;
 mod mock_iaas;
 mod openapi;
+pub mod rollouts;
 pub mod quota;
 mod state;
 mod tenants;
@@ -49,6 +50,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(deployments::routes())
         .merge(cluster_ops::routes())
         .merge(member_exec::routes())
+        .merge(rollouts::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))

@@ -65,6 +65,9 @@ pub struct Rollout {
     pub application_id: String,
     /// 1, 2, ... within the application.
     pub number: u32,
+    /// The `deployedAt` of the deployment it moves: a rollout of an earlier deployment
+    /// of the application says nothing of this one.
+    pub deployed_at: u64,
     pub clusters: Vec<RolloutCluster>,
     /// Milliseconds since the Unix epoch.
     pub started_at: u64,
@@ -116,10 +119,15 @@ pub struct RolloutOutcome {
 }
 
 /// The revision a cluster runs: the deployment's, unless the application's latest
-/// rollout failed and moved this cluster, in which case the one it came from.
-pub fn effective_revision(spec: &ClusterSpec, latest: Option<(&Rollout, Option<&RolloutOutcome>)>) -> Option<u32> {
+/// rollout (of this deployment, `deployed_at`) failed and moved this cluster, in which
+/// case the one it came from.
+pub fn effective_revision(
+    spec: &ClusterSpec,
+    deployed_at: u64,
+    latest: Option<(&Rollout, Option<&RolloutOutcome>)>,
+) -> Option<u32> {
     if let Some((rollout, Some(outcome))) = latest {
-        if outcome.end == RolloutEnd::Failed && outcome.number == rollout.number {
+        if outcome.end == RolloutEnd::Failed && outcome.number == rollout.number && rollout.deployed_at == deployed_at {
             if let Some(c) = rollout.cluster(&spec.cluster_id) {
                 return c.from;
             }
@@ -153,6 +161,7 @@ mod tests {
         Rollout {
             application_id: "app".into(),
             number: 1,
+            deployed_at: 7,
             clusters: vec![RolloutCluster { cluster_id: "app.web".into(), from, to }],
             started_at: 0,
             requested_by: "admin".into(),
@@ -168,11 +177,12 @@ mod tests {
         let r = rollout(Some(1), Some(2));
         let mut outcome =
             RolloutOutcome { application_id: "app".into(), number: 1, end: RolloutEnd::Failed, reason: None, finished_at: 1 };
-        assert_eq!(effective_revision(&spec(Some(2)), Some((&r, None))), Some(2), "progressing");
-        assert_eq!(effective_revision(&spec(Some(2)), Some((&r, Some(&outcome)))), Some(1), "failed");
+        assert_eq!(effective_revision(&spec(Some(2)), 7, Some((&r, None))), Some(2), "progressing");
+        assert_eq!(effective_revision(&spec(Some(2)), 7, Some((&r, Some(&outcome)))), Some(1), "failed");
+        assert_eq!(effective_revision(&spec(Some(2)), 8, Some((&r, Some(&outcome)))), Some(2), "another deployment's");
         outcome.end = RolloutEnd::Complete;
-        assert_eq!(effective_revision(&spec(Some(2)), Some((&r, Some(&outcome)))), Some(2));
-        assert_eq!(effective_revision(&spec(None), None), None, "stored before revisions: the live definitions");
+        assert_eq!(effective_revision(&spec(Some(2)), 7, Some((&r, Some(&outcome)))), Some(2));
+        assert_eq!(effective_revision(&spec(None), 7, None), None, "stored before revisions: the live definitions");
         // Stored before revisions were kept: a spec without the field still loads.
         let mut old = serde_json::to_value(spec(None)).unwrap();
         old.as_object_mut().unwrap().remove("revision");

@@ -99,6 +99,7 @@ mod tests {
         Rollout {
             application_id: "app".into(),
             number: 1,
+            deployed_at: 0,
             clusters: vec![RolloutCluster { cluster_id: CLUSTER.into(), from: Some(1), to: Some(2) }],
             started_at: 1_000,
             requested_by: "admin".into(),
