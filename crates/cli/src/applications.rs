@@ -53,8 +53,21 @@ enum AppAction {
         #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "3m")]
         timeout: Duration,
     },
-    /// Show a deployed application's clusters, their members and any error.
+    /// Show a deployed application's clusters, their members and any error, and its
+    /// latest rollout.
     Status { id: String },
+    /// Move a deployed application to new revisions: each cluster whose cartridge
+    /// (image, command, environment, ports, health checks) or artifact repository changed
+    /// gets a new revision, and its members are replaced one at a time, each new member
+    /// Active (its health checks passing) before an old one drains. A rollout that does
+    /// not finish within its deadline, or whose new members fail 3 times in a row, is
+    /// rolled back. Waits, showing progress.
+    Update(crate::rollouts::UpdateArgs),
+    /// A rollout's status, the rollout history, or undo the latest rollout.
+    Rollout {
+        #[command(subcommand)]
+        action: crate::rollouts::RolloutAction,
+    },
 }
 
 pub async fn run(args: ApplicationArgs) -> Result<()> {
@@ -95,8 +108,17 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             let runtime =
                 client.call(Method::GET, &format!("/api/applications/{id}/runtime"), None).await?.unwrap_or_default();
             print_runtime(&runtime, args.output);
+            if args.output == Output::Table {
+                let (status, rollout) =
+                    client.send(Method::GET, &format!("/api/applications/{id}/rollout"), None).await?;
+                if status.is_success() {
+                    crate::rollouts::print_rollout(&rollout);
+                }
+            }
             Ok(())
         }
+        AppAction::Update(update) => crate::rollouts::update(&client, update, args.output).await,
+        AppAction::Rollout { action } => crate::rollouts::run(&client, action, args.output).await,
     }
 }
 

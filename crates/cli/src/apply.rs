@@ -52,7 +52,12 @@ struct Read {
 /// `stratos apply`.
 pub async fn apply(args: ApplyArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
-    let read = read_all(&args.files)?;
+    apply_files(&client, &args.files, args.prune).await
+}
+
+/// What `apply` does, for commands that apply definitions first (`application update -f`).
+pub async fn apply_files(client: &Client, files: &[PathBuf], prune_others: bool) -> Result<()> {
+    let read = read_all(files)?;
     let mut refused = report_unread(&read);
     for item in &read.items {
         let what = format!("{} {}", item.kind, item.id);
@@ -77,7 +82,7 @@ pub async fn apply(args: ApplyArgs) -> Result<()> {
         };
         println!("{line}");
     }
-    if args.prune {
+    if prune_others {
         refused += prune(&client, &read, true).await?;
     }
     if refused > 0 {

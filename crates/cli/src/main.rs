@@ -18,6 +18,7 @@ mod members;
 mod mock_iaas;
 mod mock_patterns;
 mod output;
+mod rollouts;
 mod sample_http;
 mod session;
 mod supervise;
