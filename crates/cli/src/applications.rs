@@ -9,6 +9,7 @@ use comfy_table::Table;
 use reqwest::Method;
 use serde_json::Value;
 use stratos_model::duration::{self, VALUE_NAME as DURATION};
+use stratos_model::Kind;
 
 use crate::client::{ApiArgs, Client};
 use crate::definitions::{self, Action};
@@ -27,8 +28,17 @@ pub struct ApplicationArgs {
 
 #[derive(Subcommand)]
 enum AppAction {
-    #[command(flatten)]
-    Definition(Action),
+    /// Add definitions from JSON or YAML files (`.yaml`/`.yml` are read as YAML), in order.
+    Add {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// List every application.
+    List,
+    /// Show one application's definition in full.
+    Show { id: String },
+    /// Remove an application's definition (refused while it is deployed).
+    Remove { id: String },
     /// Deploy an application: its clusters start with their minimum members.
     /// Waits, showing progress, until every cluster is active.
     Deploy {
@@ -61,7 +71,8 @@ enum AppAction {
     /// gets a new revision, and its members are replaced one at a time, each new member
     /// Active (its health checks passing) before an old one drains. A rollout that does
     /// not finish within its deadline, or whose new members fail 3 times in a row, is
-    /// rolled back. Waits, showing progress.
+    /// rolled back. Waits, showing progress. (`application update FILE...`, with only
+    /// definition files, replaces application definitions, as `update` of other kinds.)
     Update(crate::rollouts::UpdateArgs),
     /// A rollout's status, the rollout history, or undo the latest rollout.
     Rollout {
@@ -73,9 +84,16 @@ enum AppAction {
 pub async fn run(args: ApplicationArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
     match args.action {
-        AppAction::Definition(Action::List) if args.output == Output::Table => list_with_status(&client).await,
-        AppAction::Definition(action) => {
-            definitions::run_action(stratos_model::Kind::Application, &client, action, args.output).await
+        AppAction::List if args.output == Output::Table => list_with_status(&client).await,
+        AppAction::List => definitions::run_action(Kind::Application, &client, Action::List, args.output).await,
+        AppAction::Add { files } => definitions::run_action(Kind::Application, &client, Action::Add { files }, args.output).await,
+        AppAction::Show { id } => definitions::run_action(Kind::Application, &client, Action::Show { id }, args.output).await,
+        AppAction::Remove { id } => {
+            definitions::run_action(Kind::Application, &client, Action::Remove { id }, args.output).await
+        }
+        AppAction::Update(update) if update.definition_files().is_some() => {
+            let files = update.definition_files().unwrap_or_default();
+            definitions::run_action(Kind::Application, &client, Action::Update { files }, args.output).await
         }
         AppAction::Deploy { id, policy, no_wait, timeout } => {
             client.call(Method::POST, &format!("/api/applications/{id}/deploy/{policy}"), None).await?;

@@ -17,7 +17,9 @@ use crate::output::{print_one, Output};
 
 #[derive(Args)]
 pub struct UpdateArgs {
-    id: String,
+    /// The deployed application (or definition files: see above).
+    #[arg(value_name = "APP", required = true, num_args = 1..)]
+    targets: Vec<String>,
     /// First apply the definitions in these files or directories, as `stratos apply -f`
     /// does; then roll out what changed.
     #[arg(short = 'f', long = "filename", value_name = "DIR|FILE", num_args = 1..)]
@@ -53,8 +55,22 @@ pub enum RolloutAction {
     },
 }
 
+impl UpdateArgs {
+    /// The files of `application update FILE...` (every target a JSON or YAML file that
+    /// exists, and no rollout option): a definition update, not a rollout.
+    pub fn definition_files(&self) -> Option<Vec<PathBuf>> {
+        let file = |t: &String| {
+            let path = std::path::Path::new(t);
+            path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"))
+        };
+        (self.files.is_empty() && self.targets.iter().all(file)).then(|| self.targets.iter().map(PathBuf::from).collect())
+    }
+}
+
 /// `application update`.
 pub async fn update(client: &Client, args: UpdateArgs, output: Output) -> Result<()> {
+    let [id] = args.targets.as_slice() else { bail!("give one application to update (or only definition files)") };
+    let id = id.clone();
     if !args.files.is_empty() {
         crate::apply::apply_files(client, &args.files, false).await?;
     }
@@ -63,14 +79,14 @@ pub async fn update(client: &Client, args: UpdateArgs, output: Output) -> Result
         "maxUnavailable": args.max_unavailable,
         "deadline": duration::format(args.deadline),
     });
-    let path = format!("/api/applications/{}/update", args.id);
+    let path = format!("/api/applications/{id}/update");
     let outcome =
         client.call(Method::POST, &path, Some((body.to_string(), "application/json"))).await?.unwrap_or_default();
     eprintln!("{}", outcome["message"].as_str().unwrap_or_default());
     if outcome["started"] != Value::Bool(true) {
         return Ok(());
     }
-    finish(client, &args.id, &outcome["rollout"], args.no_wait, args.deadline, output).await
+    finish(client, &id, &outcome["rollout"], args.no_wait, args.deadline, output).await
 }
 
 pub async fn run(client: &Client, action: RolloutAction, output: Output) -> Result<()> {
