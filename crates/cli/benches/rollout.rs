@@ -40,7 +40,11 @@ fn cartridge_dir(root: &Path, proxy_port: u16, version: &str) -> PathBuf {
 }
 
 /// (p50, p99, max) of the latencies of requests sent in `[from, to)` after the load started.
-fn percentiles(latencies: &[(Duration, Duration)], from: Duration, to: Duration) -> (Duration, Duration, Duration, usize) {
+fn percentiles(
+    latencies: &[(Duration, Duration)],
+    from: Duration,
+    to: Duration,
+) -> (Duration, Duration, Duration, usize) {
     let mut took: Vec<Duration> = latencies.iter().filter(|(at, _)| *at >= from && *at < to).map(|(_, d)| *d).collect();
     took.sort();
     if took.is_empty() {

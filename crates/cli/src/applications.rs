@@ -66,7 +66,9 @@ enum AppAction {
     /// Show a deployed application's clusters, their members and any error, and its
     /// latest rollout.
     Status { id: String },
-    /// Move a deployed application to new revisions: each cluster whose cartridge
+    /// Move a deployed application to new revisions (a rolling update).
+    ///
+    /// Each cluster whose cartridge
     /// (image, command, environment, ports, health checks) or artifact repository changed
     /// gets a new revision, and its members are replaced one at a time, each new member
     /// Active (its health checks passing) before an old one drains. A rollout that does
@@ -86,8 +88,12 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
     match args.action {
         AppAction::List if args.output == Output::Table => list_with_status(&client).await,
         AppAction::List => definitions::run_action(Kind::Application, &client, Action::List, args.output).await,
-        AppAction::Add { files } => definitions::run_action(Kind::Application, &client, Action::Add { files }, args.output).await,
-        AppAction::Show { id } => definitions::run_action(Kind::Application, &client, Action::Show { id }, args.output).await,
+        AppAction::Add { files } => {
+            definitions::run_action(Kind::Application, &client, Action::Add { files }, args.output).await
+        }
+        AppAction::Show { id } => {
+            definitions::run_action(Kind::Application, &client, Action::Show { id }, args.output).await
+        }
         AppAction::Remove { id } => {
             definitions::run_action(Kind::Application, &client, Action::Remove { id }, args.output).await
         }

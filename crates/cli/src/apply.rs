@@ -61,7 +61,7 @@ pub async fn apply_files(client: &Client, files: &[PathBuf], prune_others: bool)
     let mut refused = report_unread(&read);
     for item in &read.items {
         let what = format!("{} {}", item.kind, item.id);
-        let line = match current(&client, item).await? {
+        let line = match current(client, item).await? {
             Some(now) if now == item.canonical => format!("unchanged {what}"),
             existing => {
                 let (method, path) = match existing {
@@ -83,7 +83,7 @@ pub async fn apply_files(client: &Client, files: &[PathBuf], prune_others: bool)
         println!("{line}");
     }
     if prune_others {
-        refused += prune(&client, &read, true).await?;
+        refused += prune(client, &read, true).await?;
     }
     if refused > 0 {
         bail!("{refused} refused");

@@ -63,7 +63,8 @@ impl UpdateArgs {
             let path = std::path::Path::new(t);
             path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"))
         };
-        (self.files.is_empty() && self.targets.iter().all(file)).then(|| self.targets.iter().map(PathBuf::from).collect())
+        (self.files.is_empty() && self.targets.iter().all(file))
+            .then(|| self.targets.iter().map(PathBuf::from).collect())
     }
 }
 
@@ -137,7 +138,14 @@ pub async fn run(client: &Client, action: RolloutAction, output: Output) -> Resu
 
 /// Waits for a rollout to end (a little past its deadline, by which the controller
 /// ends it), then prints it; an error unless it completed.
-async fn finish(client: &Client, id: &str, started: &Value, no_wait: bool, deadline: Duration, output: Output) -> Result<()> {
+async fn finish(
+    client: &Client,
+    id: &str,
+    started: &Value,
+    no_wait: bool,
+    deadline: Duration,
+    output: Output,
+) -> Result<()> {
     let mut view = started.clone();
     if !no_wait {
         let tty = std::io::stderr().is_terminal();
@@ -149,7 +157,8 @@ async fn finish(client: &Client, id: &str, started: &Value, no_wait: bool, deadl
                 break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            view = client.call(Method::GET, &format!("/api/applications/{id}/rollout"), None).await?.unwrap_or_default();
+            view =
+                client.call(Method::GET, &format!("/api/applications/{id}/rollout"), None).await?.unwrap_or_default();
         }
         if tty {
             eprintln!();

@@ -132,7 +132,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router("m-8".into(), Duration::ZERO, Duration::from_millis(200), None)).await.unwrap();
+            axum::serve(listener, router("m-8".into(), Duration::ZERO, Duration::from_millis(200), None))
+                .await
+                .unwrap();
         });
         let start = Instant::now();
         // Eight at once: asleep, not busy, they end together after one delay.

@@ -211,7 +211,19 @@ fn an_edited_cartridge_waits_for_an_update_which_rolls_out_with_no_failed_reques
     let history: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(history.as_array().map(Vec::len), Some(1), "{history:#}");
     assert_eq!(history[0]["status"], "complete");
-    assert_eq!((history[0]["clusters"][0]["from"].as_u64(), history[0]["clusters"][0]["to"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (history[0]["clusters"][0]["from"].as_u64(), history[0]["clusters"][0]["to"].as_u64()),
+        (Some(1), Some(2))
+    );
+
+    // Undo: back to revision 1, rolling again; the first rollout reads as rolled back.
+    let out = d.platform.ok(&["application", "rollout", "undo", APP]);
+    assert!(out.stdout.contains("rollout 2: complete") && out.stdout.contains("undoing rollout 1"), "{out}");
+    let undone = d.wait_for_active(3, Duration::from_secs(60));
+    assert!(undone.iter().all(|m| revision(m).as_deref() == Some("1")), "{undone:#?}");
+    assert_eq!(d.version_of(&id(&undone[0])), "v1");
+    let out = d.platform.ok(&["application", "rollout", "history", APP]);
+    assert!(out.stdout.contains("rolled-back") && out.stdout.contains("shop.web 2→1"), "{out}");
 }
 
 #[test]

@@ -1016,8 +1016,10 @@ impl CloudController {
             if !plan::dependencies_active(deployment, spec, &self.topology) {
                 continue;
             }
-            let latest =
-                inputs.rollouts.get(&deployment.application_id).filter(|(r, _)| r.deployed_at == deployment.deployed_at);
+            let latest = inputs
+                .rollouts
+                .get(&deployment.application_id)
+                .filter(|(r, _)| r.deployed_at == deployment.deployed_at);
             let revision =
                 stratos_model::effective_revision(spec, deployment.deployed_at, latest.map(|(r, o)| (r, o.as_ref())));
             let pinned_revision = match revision {
@@ -1189,7 +1191,8 @@ impl CloudController {
                 return None;
             }
         };
-        let (restarts, unreadable): (_, Vec<Unreadable>) = match self.store.list_records::<ClusterRestart>(tenant).await {
+        let (restarts, unreadable): (_, Vec<Unreadable>) = match self.store.list_records::<ClusterRestart>(tenant).await
+        {
             Ok(listed) => (
                 listed.records.into_iter().map(|r| (r.cluster_id, r.requested_at)).collect(),
                 unreadable.into_iter().chain(listed.unreadable).collect(),

@@ -13,8 +13,8 @@ pub mod mock_iaas;
 pub mod ownership;
 pub mod plan;
 pub mod port_range;
-mod revisions;
 mod procfs;
+mod revisions;
 pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};

@@ -139,8 +139,14 @@ pub fn status_word(r: &Rollout, outcome: Option<&RolloutOutcome>, all: &[Rollout
 
 /// The application's rollouts, oldest first, with their outcomes.
 async fn rollouts_of(state: &AppState, tenant: i64, app: &str) -> ApiResult<Vec<(Rollout, Option<RolloutOutcome>)>> {
-    let rollouts: Vec<Rollout> =
-        state.store.list_records::<Rollout>(tenant).await?.all()?.into_iter().filter(|r| r.application_id == app).collect();
+    let rollouts: Vec<Rollout> = state
+        .store
+        .list_records::<Rollout>(tenant)
+        .await?
+        .all()?
+        .into_iter()
+        .filter(|r| r.application_id == app)
+        .collect();
     let mut outcomes: HashMap<u32, RolloutOutcome> = state
         .store
         .list_records::<RolloutOutcome>(tenant)
@@ -178,7 +184,8 @@ async fn view(
             let of = |m: &&stratos_model::topology::Member| {
                 stratos_model::property(&m.properties, REVISION_PROPERTY).and_then(|v| v.parse().ok()) == c.to
             };
-            let count = |f: &dyn Fn(&&stratos_model::topology::Member) -> bool| members.iter().filter(|m| f(m)).count() as u32;
+            let count =
+                |f: &dyn Fn(&&stratos_model::topology::Member) -> bool| members.iter().filter(|m| f(m)).count() as u32;
             ClusterRolloutView {
                 cluster_id: c.cluster_id.clone(),
                 from: c.from,
@@ -239,7 +246,12 @@ async fn next_numbers(state: &AppState, tenant: i64) -> ApiResult<HashMap<String
 /// Pins revisions for a deployment about to be stored (`deploy`): each cluster's
 /// cartridge as it is now, numbered after any revision the cluster had in an earlier
 /// deployment.
-pub async fn pin_at_deploy(state: &AppState, tenant: i64, deployment: &mut Deployment, defs: &Definitions) -> ApiResult<()> {
+pub async fn pin_at_deploy(
+    state: &AppState,
+    tenant: i64,
+    deployment: &mut Deployment,
+    defs: &Definitions,
+) -> ApiResult<()> {
     let next = next_numbers(state, tenant).await?;
     for spec in &mut deployment.clusters {
         let Some(cartridge) = defs.cartridges.get(&spec.cartridge_type) else { continue };
@@ -366,7 +378,11 @@ async fn start(
         rollout
             .clusters
             .iter()
-            .map(|c| format!("{} to revision {}", c.cluster_id, c.to.map_or("of the live definitions".into(), |n| n.to_string())))
+            .map(|c| format!(
+                "{} to revision {}",
+                c.cluster_id,
+                c.to.map_or("of the live definitions".into(), |n| n.to_string())
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -453,6 +469,35 @@ async fn history(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rollout(number: u32, deployed_at: u64, undo_of: Option<u32>) -> Rollout {
+        Rollout {
+            application_id: "app".into(),
+            number,
+            deployed_at,
+            clusters: vec![],
+            started_at: 0,
+            requested_by: "admin".into(),
+            max_surge: 1,
+            max_unavailable: 0,
+            deadline_ms: 1,
+            undo_of,
+        }
+    }
+
+    #[test]
+    fn a_rollouts_status_comes_from_its_outcome_and_the_ones_after_it() {
+        let (first, undo) = (rollout(1, 7, None), rollout(2, 7, Some(1)));
+        let end = |end| RolloutOutcome { application_id: "app".into(), number: 1, end, reason: None, finished_at: 1 };
+        let only = [first.clone()];
+        assert_eq!(status_word(&first, None, &only, Some(7)), "progressing");
+        assert_eq!(status_word(&first, None, &only, Some(8)), "abandoned", "another deployment's");
+        assert_eq!(status_word(&first, Some(&end(RolloutEnd::Complete)), &only, Some(7)), "complete");
+        assert_eq!(status_word(&first, Some(&end(RolloutEnd::Failed)), &only, Some(7)), "failed");
+        let both = [first.clone(), undo.clone()];
+        assert_eq!(status_word(&first, Some(&end(RolloutEnd::Complete)), &both, Some(7)), "rolled-back");
+        assert_eq!(status_word(&undo, None, &both, Some(7)), "progressing");
+    }
 
     #[test]
     fn pace_defaults_to_one_at_a_time_and_refuses_what_cannot_progress() {

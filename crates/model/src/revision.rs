@@ -175,8 +175,13 @@ mod tests {
     #[test]
     fn a_failed_rollout_sends_its_clusters_back_to_where_they_came_from() {
         let r = rollout(Some(1), Some(2));
-        let mut outcome =
-            RolloutOutcome { application_id: "app".into(), number: 1, end: RolloutEnd::Failed, reason: None, finished_at: 1 };
+        let mut outcome = RolloutOutcome {
+            application_id: "app".into(),
+            number: 1,
+            end: RolloutEnd::Failed,
+            reason: None,
+            finished_at: 1,
+        };
         assert_eq!(effective_revision(&spec(Some(2)), 7, Some((&r, None))), Some(2), "progressing");
         assert_eq!(effective_revision(&spec(Some(2)), 7, Some((&r, Some(&outcome)))), Some(1), "failed");
         assert_eq!(effective_revision(&spec(Some(2)), 8, Some((&r, Some(&outcome)))), Some(2), "another deployment's");

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stratos_model::topology::{Cluster, Port, ServiceType};
 use stratos_model::{
-    ApplicationMonitorStatus, ClusterRestart, ClusterScale, Deployment, MockIaasConfig, Revision, Rollout, RolloutOutcome,
-    Tenant,
+    ApplicationMonitorStatus, ClusterRestart, ClusterScale, Deployment, MockIaasConfig, Revision, Rollout,
+    RolloutOutcome, Tenant,
 };
 
 /// A kind of stored document: its collection, and how a value names its document.

@@ -144,7 +144,8 @@ fn client(port: u16, host: &str, started: Instant, stop: &AtomicBool, report: &M
         match answer {
             Ok((200, body, close)) => {
                 let member = body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).unwrap_or("?");
-                let version = body.split_once(" version ").and_then(|(_, v)| v.split_whitespace().next()).unwrap_or("-");
+                let version =
+                    body.split_once(" version ").and_then(|(_, v)| v.split_whitespace().next()).unwrap_or("-");
                 let mut r = report.lock().unwrap();
                 r.ok += 1;
                 let at = started.elapsed();

@@ -130,7 +130,8 @@ mod tests {
     /// (new members become Active at the next step), and returns the fewest members in
     /// service and the most members alive seen after any step.
     fn walk(n: u32, pace: Pace) -> (u32, u32) {
-        let mut members: Vec<Member> = (0..n).map(|i| member(&format!("old{i}"), "np1", "a", active(), i as u64)).collect();
+        let mut members: Vec<Member> =
+            (0..n).map(|i| member(&format!("old{i}"), "np1", "a", active(), i as u64)).collect();
         let mut clock = 100;
         let serving = |ms: &[Member]| ms.iter().filter(|m| m.status == MemberStatus::Active).count() as u32;
         let (mut fewest, mut most) = (n, n);
