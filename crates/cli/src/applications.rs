@@ -135,7 +135,7 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             if args.output == Output::Table {
                 let (status, rollout) =
                     client.send(Method::GET, &format!("/api/applications/{id}/rollout"), None).await?;
-                if status.is_success() {
+                if status.is_success() && !rollout.is_null() {
                     crate::rollouts::print_rollout(&rollout);
                 }
             }

@@ -97,6 +97,8 @@ pub async fn run(client: &Client, action: RolloutAction, output: Output) -> Resu
             let view = view.unwrap_or_default();
             if output != Output::Table {
                 print_one(&view, output);
+            } else if view.is_null() {
+                println!("application {id:?} has had no rollout since it was deployed");
             } else {
                 print_rollout(&view);
             }

@@ -247,7 +247,7 @@ fn add_rollouts(generator: &mut schemars::SchemaGenerator, paths: &mut Map<Strin
         json!({"get": {"tags": ["applications"], "operationId": "rolloutStatus",
             "summary": "The application's latest rollout: its status, reason, and members old and new per cluster",
             "parameters": [id()],
-            "responses": merge(json!({"200": {"description": "The latest rollout", "content": {"application/json": {"schema": view}}}}), errors)}}),
+            "responses": merge(json!({"200": {"description": "The latest rollout (null: a deployed application with none yet)", "content": {"application/json": {"schema": view}}}}), errors)}}),
     );
     paths.insert(
         "/api/applications/{id}/rollout/history".into(),

@@ -279,14 +279,15 @@ async fn update(
 ) -> ApiResult<(StatusCode, Json<UpdateOutcome>)> {
     p.require_write()?;
     let tenant = p.tenant_id;
+    let _write = state.write_lock.lock().await;
+    // Another tenant's application is absent, whatever the body.
+    let mut deployment = deployed(&state, tenant, &id).await?;
     let req: UpdateRequest = match &body {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => UpdateRequest::default(),
         _ => crate::body::decode(&headers, body)?,
     };
     let refused = |problems| ApiError::invalid(format!("cannot update application {id:?}"), problems);
     let (max_surge, max_unavailable, deadline_ms) = pace(&req).map_err(refused)?;
-    let _write = state.write_lock.lock().await;
-    let mut deployment = deployed(&state, tenant, &id).await?;
     let defs = state.store.load_definitions(tenant).await?;
     let app = defs
         .applications
@@ -440,13 +441,14 @@ async fn status(
     State(state): State<Arc<AppState>>,
     TenantId(tenant): TenantId,
     Path(id): Path<String>,
-) -> ApiResult<Json<RolloutView>> {
+) -> ApiResult<Json<Option<RolloutView>>> {
     let deployment = state.store.get_record::<Deployment>(tenant, &id).await?;
     let all = rollouts_of(&state, tenant, &id).await?;
-    if all.is_empty() {
-        return Err(ApiError::not_found(format!("application {id:?} has had no rollout")));
+    match (all.len(), &deployment) {
+        (0, None) => Err(ApiError::not_found(format!("application {id:?} is not deployed and has had no rollout"))),
+        (0, Some(_)) => Ok(Json(None)),
+        (n, _) => Ok(Json(Some(view(&state, tenant, &all, n - 1, deployment.map(|d| d.deployed_at)).await?))),
     }
-    Ok(Json(view(&state, tenant, &all, all.len() - 1, deployment.map(|d| d.deployed_at)).await?))
 }
 
 async fn history(
