@@ -7,7 +7,8 @@
 //!   answer from the old version or the new;
 //! - a rollout whose new version exits at once fails and is rolled back: the old
 //!   members (the same ids) keep serving, and `application status` says why;
-//! - who may: tenant writers update, viewers read, another tenant's application is absent.
+//! - who may: tenant writers update, viewers read, another tenant's application is absent;
+//! - the same rollout on the docker driver (containers replaced under load).
 //!
 //! The tests run one at a time (a lock): each starts a platform and a few members.
 
@@ -269,4 +270,62 @@ fn a_rollout_whose_new_version_exits_at_once_is_rolled_back_with_the_old_members
     let report = load.stop();
     assert_eq!(report.failed, 0, "requests failed: {:?}", report.failures);
     assert_eq!(report.versions.keys().collect::<Vec<_>>(), ["v1"], "{:?}", report.versions);
+}
+
+/// The same rollout on the docker driver: containers of the new revision replace the
+/// old ones under load, with no failed request (the planner knows no driver).
+#[test]
+fn a_rollout_replaces_containers_on_the_docker_driver() {
+    use stratos_test_kit::docker as dk;
+    if !dk::engine_or_skip("a_rollout_replaces_containers_on_the_docker_driver") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cleanup = support::containers::Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = Platform::start(sandbox.path(), QUICK_SCALING);
+    cleanup.platform(&support::containers::platform_id(&platform));
+    let proxy_port = free_port();
+    let image = dk::shell_image();
+    let app = SlowHttpApp {
+        app: APP,
+        alias: ALIAS,
+        proxy_port,
+        delay_ms: 5,
+        threshold: 1000.0,
+        min: 2,
+        max: 2,
+        nps: &[("np1", 8)],
+        iaas: support::Iaas::Docker { image: &image, hosts: &[] },
+    };
+    app.add(&platform, sandbox.path());
+    let docker_cartridge = |version: &str| {
+        let mut c = support::slow_http_cartridge("slow-http", proxy_port, 5);
+        c["iaasProvider"] = json!([{
+            "type": "docker", "imageId": image, "cpu": "0.5", "memory": "128Mi",
+            "command": ["stratos", "sample-http", "--port", "${PORT}", "--bind", "0.0.0.0", "--delay", "5ms"],
+            "property": [{ "name": "env.STRATOS_HEALTH_STATS_INTERVAL", "value": "1s" },
+                         { "name": "env.SAMPLE_HTTP_VERSION", "value": version }]
+        }]);
+        c
+    };
+    let v1 = cartridge_dir(sandbox.path(), "v1", &docker_cartridge("v1"));
+    platform.ok(&["apply", "-f", v1.to_str().unwrap()]);
+    app.deploy(&platform);
+    let d = Deployed { platform, proxy_port, sandbox };
+    let before = d.wait_for_active(2, Duration::from_secs(120));
+    let load = d.load();
+    let v2 = cartridge_dir(d.sandbox.path(), "v2", &docker_cartridge("v2"));
+    let out = d.platform.ok(&["application", "update", APP, "-f", v2.to_str().unwrap(), "--deadline", "3m"]);
+    assert!(out.stdout.contains("rollout 1: complete"), "{out}");
+    let after = d.wait_for_active(2, Duration::from_secs(60));
+    assert!(ids(&before).is_disjoint(&ids(&after)), "{before:#?} {after:#?}");
+    assert!(after.iter().all(|m| revision(m).as_deref() == Some("2")), "{after:#?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let report = load.stop();
+    assert_eq!(report.failed, 0, "requests failed during the rollout: {:?}", report.failures);
+    let versions: BTreeSet<&str> = report.versions.keys().map(String::as_str).collect();
+    assert_eq!(versions, BTreeSet::from(["v1", "v2"]), "answers by version: {:?}", report.versions);
+    drop(d);
+    drop(cleanup);
 }
