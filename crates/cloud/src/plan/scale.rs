@@ -337,4 +337,43 @@ mod tests {
         input.restart_since = None;
         assert_eq!(plan_scale(&input), ScalePlan::default());
     }
+
+    #[test]
+    fn scaling_acts_during_a_rollout_with_members_of_the_new_revision() {
+        use stratos_model::{Property, REVISION_PROPERTY};
+        let at = |mut m: Member, revision: u32| {
+            m.properties.push(Property { name: REVISION_PROPERTY.into(), value: revision.to_string() });
+            m
+        };
+        let p = placement(A::OneAfterAnother, &[("np1", P::OneAfterAnother, &[("a", 10)])]);
+        let members = [at(member("o1", "np1", "a", active(), 1), 1), at(member("o2", "np1", "a", active(), 2), 1)];
+        let no = |_: &str| false;
+        let s = spec(1, 5, 2);
+        let mut input = ScaleInput {
+            spec: &s,
+            scale: None,
+            placement: &p,
+            members: members.iter().collect(),
+            leaving: &no,
+            backing_off: false,
+            avoid: &HashSet::new(),
+            restart_since: None,
+            revision: Some(2),
+            pace: Pace::ONE_AT_A_TIME,
+        };
+        assert_eq!(plan_scale(&input).create.len(), 1, "the surge member (revision 2)");
+        // The autoscaler asks for 4 meanwhile: new members up to 4 plus the surge, none old.
+        let four = scale(4, &[]);
+        input.scale = Some(&four);
+        assert_eq!(plan_scale(&input).create.len(), 3);
+        // And for 1: the cluster shrinks, by its oldest old member; no new one yet.
+        let one = scale(1, &[]);
+        input.scale = Some(&one);
+        let plan = plan_scale(&input);
+        assert!(plan.create.is_empty() && plan.drain == ["o1"], "{plan:?}");
+        // Same revision: nothing to roll.
+        input.revision = Some(1);
+        input.scale = None;
+        assert_eq!(plan_scale(&input), ScalePlan::default());
+    }
 }
