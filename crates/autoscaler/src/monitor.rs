@@ -936,6 +936,7 @@ mod tests {
             host_names: vec![],
             artifact_repository: None,
             depends_on: vec![],
+            revision: None,
         }
     }
 

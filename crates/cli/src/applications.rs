@@ -9,6 +9,7 @@ use comfy_table::Table;
 use reqwest::Method;
 use serde_json::Value;
 use stratos_model::duration::{self, VALUE_NAME as DURATION};
+use stratos_model::Kind;
 
 use crate::client::{ApiArgs, Client};
 use crate::definitions::{self, Action};
@@ -27,8 +28,17 @@ pub struct ApplicationArgs {
 
 #[derive(Subcommand)]
 enum AppAction {
-    #[command(flatten)]
-    Definition(Action),
+    /// Add definitions from JSON or YAML files (`.yaml`/`.yml` are read as YAML), in order.
+    Add {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// List every application.
+    List,
+    /// Show one application's definition in full.
+    Show { id: String },
+    /// Remove an application's definition (refused while it is deployed).
+    Remove { id: String },
     /// Deploy an application: its clusters start with their minimum members.
     /// Waits, showing progress, until every cluster is active.
     Deploy {
@@ -53,16 +63,43 @@ enum AppAction {
         #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "3m")]
         timeout: Duration,
     },
-    /// Show a deployed application's clusters, their members and any error.
+    /// Show a deployed application's clusters, their members and any error, and its
+    /// latest rollout.
     Status { id: String },
+    /// Move a deployed application to new revisions (a rolling update).
+    ///
+    /// Each cluster whose cartridge
+    /// (image, command, environment, ports, health checks) or artifact repository changed
+    /// gets a new revision, and its members are replaced one at a time, each new member
+    /// Active (its health checks passing) before an old one drains. A rollout that does
+    /// not finish within its deadline, or whose new members fail 3 times in a row, is
+    /// rolled back. Waits, showing progress. (`application update FILE...`, with only
+    /// definition files, replaces application definitions, as `update` of other kinds.)
+    Update(crate::rollouts::UpdateArgs),
+    /// A rollout's status, the rollout history, or undo the latest rollout.
+    Rollout {
+        #[command(subcommand)]
+        action: crate::rollouts::RolloutAction,
+    },
 }
 
 pub async fn run(args: ApplicationArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
     match args.action {
-        AppAction::Definition(Action::List) if args.output == Output::Table => list_with_status(&client).await,
-        AppAction::Definition(action) => {
-            definitions::run_action(stratos_model::Kind::Application, &client, action, args.output).await
+        AppAction::List if args.output == Output::Table => list_with_status(&client).await,
+        AppAction::List => definitions::run_action(Kind::Application, &client, Action::List, args.output).await,
+        AppAction::Add { files } => {
+            definitions::run_action(Kind::Application, &client, Action::Add { files }, args.output).await
+        }
+        AppAction::Show { id } => {
+            definitions::run_action(Kind::Application, &client, Action::Show { id }, args.output).await
+        }
+        AppAction::Remove { id } => {
+            definitions::run_action(Kind::Application, &client, Action::Remove { id }, args.output).await
+        }
+        AppAction::Update(update) if update.definition_files().is_some() => {
+            let files = update.definition_files().unwrap_or_default();
+            definitions::run_action(Kind::Application, &client, Action::Update { files }, args.output).await
         }
         AppAction::Deploy { id, policy, no_wait, timeout } => {
             client.call(Method::POST, &format!("/api/applications/{id}/deploy/{policy}"), None).await?;
@@ -95,8 +132,17 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             let runtime =
                 client.call(Method::GET, &format!("/api/applications/{id}/runtime"), None).await?.unwrap_or_default();
             print_runtime(&runtime, args.output);
+            if args.output == Output::Table {
+                let (status, rollout) =
+                    client.send(Method::GET, &format!("/api/applications/{id}/rollout"), None).await?;
+                if status.is_success() && !rollout.is_null() {
+                    crate::rollouts::print_rollout(&rollout);
+                }
+            }
             Ok(())
         }
+        AppAction::Update(update) => crate::rollouts::update(&client, update, args.output).await,
+        AppAction::Rollout { action } => crate::rollouts::run(&client, action, args.output).await,
     }
 }
 

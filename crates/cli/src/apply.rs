@@ -52,11 +52,16 @@ struct Read {
 /// `stratos apply`.
 pub async fn apply(args: ApplyArgs) -> Result<()> {
     let client = Client::new(&args.api)?;
-    let read = read_all(&args.files)?;
+    apply_files(&client, &args.files, args.prune).await
+}
+
+/// What `apply` does, for commands that apply definitions first (`application update -f`).
+pub async fn apply_files(client: &Client, files: &[PathBuf], prune_others: bool) -> Result<()> {
+    let read = read_all(files)?;
     let mut refused = report_unread(&read);
     for item in &read.items {
         let what = format!("{} {}", item.kind, item.id);
-        let line = match current(&client, item).await? {
+        let line = match current(client, item).await? {
             Some(now) if now == item.canonical => format!("unchanged {what}"),
             existing => {
                 let (method, path) = match existing {
@@ -77,8 +82,8 @@ pub async fn apply(args: ApplyArgs) -> Result<()> {
         };
         println!("{line}");
     }
-    if args.prune {
-        refused += prune(&client, &read, true).await?;
+    if prune_others {
+        refused += prune(client, &read, true).await?;
     }
     if refused > 0 {
         bail!("{refused} refused");

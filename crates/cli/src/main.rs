@@ -22,6 +22,7 @@ mod mock_iaas;
 mod mock_patterns;
 mod output;
 mod restore;
+mod rollouts;
 mod sample_http;
 mod session;
 mod supervise;

@@ -1,5 +1,6 @@
 //! `stratos sample-http`: a tiny HTTP server to try the platform with, no runtime to install.
-//! Every GET answers `member <id> path <path>`, so one sees which member served a request;
+//! Every GET answers `member <id> path <path>` (then ` version <v>` with `--version`), so one
+//! sees which member (and version) served a request;
 //! `--cpu-work` burns CPU per request to make the autoscaler act on load average;
 //! `--delay` holds each request without CPU, so requests pile up in flight.
 
@@ -27,18 +28,24 @@ pub struct SampleHttpArgs {
     /// Sleep this long per request (no CPU), to keep requests in flight (e.g. 200ms).
     #[arg(long, value_name = DURATION, value_parser = duration::parse, default_value = "0s")]
     pub delay: Duration,
+    /// A version to name in every answer (`... version V`), to tell a rollout's old
+    /// members from its new ones.
+    #[arg(long, env = "SAMPLE_HTTP_VERSION")]
+    pub version: Option<String>,
 }
 
 struct Sample {
     member: String,
+    /// Named after the path in every answer, if given.
+    version: Option<String>,
     cpu_work: Duration,
     delay: Duration,
 }
 
 /// The server's routes: `GET /health` answers `ok`, every other GET names the member and the path,
 /// after `delay` (asleep) and `cpu_work` (busy).
-pub fn router(member: String, cpu_work: Duration, delay: Duration) -> Router {
-    let sample = Arc::new(Sample { member, cpu_work, delay });
+pub fn router(member: String, cpu_work: Duration, delay: Duration, version: Option<String>) -> Router {
+    let sample = Arc::new(Sample { member, version, cpu_work, delay });
     Router::new().route("/health", get(|| async { "ok" })).fallback(move |method: Method, uri: Uri| {
         let sample = sample.clone();
         async move {
@@ -53,7 +60,8 @@ pub fn router(member: String, cpu_work: Duration, delay: Duration) -> Router {
                 // On a blocking thread: busy requests load the CPU without stalling the others.
                 let _ = tokio::task::spawn_blocking(move || busy(work)).await;
             }
-            (StatusCode::OK, format!("member {} path {}\n", sample.member, uri.path()))
+            let version = sample.version.as_ref().map(|v| format!(" version {v}")).unwrap_or_default();
+            (StatusCode::OK, format!("member {} path {}{version}\n", sample.member, uri.path()))
         }
     })
 }
@@ -74,7 +82,7 @@ pub async fn run(args: SampleHttpArgs) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, %member, cpu_work = ?args.cpu_work, delay = ?args.delay, "sample HTTP server listening");
-    let app = router(member, args.cpu_work, args.delay);
+    let app = router(member, args.cpu_work, args.delay, args.version);
     axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.context("serving HTTP")?;
     tracing::info!("sample HTTP server stopped");
     Ok(())
@@ -108,7 +116,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router("m-7".into(), Duration::from_millis(20), Duration::ZERO)).await.unwrap();
+            axum::serve(listener, router("m-7".into(), Duration::from_millis(20), Duration::ZERO, None)).await.unwrap();
         });
         assert_eq!(request(addr, "GET", "/a/b?x=1").await, (200, "member m-7 path /a/b\n".into()));
         assert_eq!(request(addr, "GET", "/health").await, (200, "ok".into()));
@@ -124,7 +132,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router("m-8".into(), Duration::ZERO, Duration::from_millis(200))).await.unwrap();
+            axum::serve(listener, router("m-8".into(), Duration::ZERO, Duration::from_millis(200), None))
+                .await
+                .unwrap();
         });
         let start = Instant::now();
         // Eight at once: asleep, not busy, they end together after one delay.

@@ -137,6 +137,7 @@ async fn run(members: usize) {
                 host_names: vec![],
                 artifact_repository: None,
                 depends_on: vec![],
+                revision: None,
             })
             .collect();
         let d = Deployment {

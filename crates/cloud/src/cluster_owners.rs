@@ -59,6 +59,7 @@ mod tests {
                 host_names: vec![],
                 artifact_repository: None,
                 depends_on: vec![],
+                revision: None,
             }],
             termination_behaviour: None,
             groups: vec![],

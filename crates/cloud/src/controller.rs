@@ -109,6 +109,8 @@ struct TenantInputs {
     restarts: HashMap<String, u64>,
     /// Scale and restart records that cannot be read: their clusters are frozen.
     unreadable: Vec<Unreadable>,
+    /// Each application's latest rollout and its outcome (`revisions`).
+    rollouts: crate::revisions::LatestRollouts,
 }
 
 pub struct CloudController {
@@ -173,6 +175,8 @@ pub struct CloudController {
     reported: std::collections::HashSet<String>,
     /// The drivers' places (engines) that did not answer their last listing.
     places: plan::Places,
+    /// Revisions read so far (they never change).
+    revisions: crate::revisions::RevisionCache,
 }
 
 /// A termination's outcome, from its task.
@@ -221,6 +225,7 @@ impl CloudController {
             frozen: Default::default(),
             reported: Default::default(),
             places: plan::Places::new(config_grace),
+            revisions: Default::default(),
         }
     }
 
@@ -949,11 +954,15 @@ impl CloudController {
     }
 
     /// Records a running member the operator asked to adopt, in its deployed cluster.
-    async fn adopt(&mut self, member: Member, deployments: &[Deployment]) {
+    async fn adopt(&mut self, mut member: Member, deployments: &[Deployment]) {
         let found = deployments.iter().find_map(|d| {
             d.clusters.iter().find(|c| c.cluster_id == member.cluster_id).map(|c| (d.clone(), c.clone()))
         });
         let Some((deployment, spec)) = found else { return };
+        // Taken as running its cluster's revision (the driver does not say).
+        if let Some(n) = spec.revision {
+            member.properties.push(Property { name: stratos_model::REVISION_PROPERTY.into(), value: n.to_string() });
+        }
         let Some(inputs) = self.tenant_inputs(deployment.tenant_id).await else { return };
         self.ensure_cluster(&deployment, &spec, &inputs.defs).await;
         let Some(cluster) = self.topology.cluster_mut(&member.cluster_id) else { return };
@@ -1028,6 +1037,28 @@ impl CloudController {
             if !plan::dependencies_active(deployment, spec, &self.topology) {
                 continue;
             }
+            let latest = inputs
+                .rollouts
+                .get(&deployment.application_id)
+                .filter(|(r, _)| r.deployed_at == deployment.deployed_at);
+            let revision =
+                stratos_model::effective_revision(spec, deployment.deployed_at, latest.map(|(r, o)| (r, o.as_ref())));
+            let pinned_revision = match revision {
+                Some(n) => Some(self.revisions.get(&self.store, deployment.tenant_id, &spec.cluster_id, n).await),
+                None => None,
+            };
+            let missing_cartridge = format!("cartridge {:?} no longer exists", spec.cartridge_type);
+            let cartridge = match &pinned_revision {
+                Some(Ok(r)) => Ok(&r.cartridge),
+                Some(Err(e)) => Err(e.as_str()),
+                None => defs.cartridges.get(&spec.cartridge_type).ok_or(missing_cartridge.as_str()),
+            };
+            let pace = match latest {
+                Some((r, None)) if r.cluster(&spec.cluster_id).is_some() => {
+                    plan::restart::Pace { max_surge: r.max_surge, max_unavailable: r.max_unavailable }
+                }
+                _ => plan::restart::Pace::ONE_AT_A_TIME,
+            };
             let leaving = |id: &str| self.draining.contains_key(id) || self.terminating.contains(id);
             let ctx = plan::ClusterContext {
                 defs,
@@ -1039,6 +1070,7 @@ impl CloudController {
                 frozen: &self.frozen,
                 unreachable: &unreachable,
                 restarts: &inputs.restarts,
+                pinned: plan::rollout::Pinned { revision, cartridge, pace },
             };
             let planned = plan::plan_cluster(
                 &ctx,
@@ -1047,7 +1079,67 @@ impl CloudController {
                 self.topology.cluster(&spec.cluster_id),
                 &leaving,
             );
-            self.execute(deployment, spec, defs, planned).await;
+            let pinned = pinned_revision.and_then(Result::ok);
+            self.execute(deployment, spec, defs, pinned.as_deref(), planned).await;
+        }
+        if let Some((rollout, None)) =
+            inputs.rollouts.get(&deployment.application_id).filter(|(r, _)| r.deployed_at == deployment.deployed_at)
+        {
+            self.judge_rollout(deployment, rollout).await;
+        }
+    }
+
+    /// Ends a progressing rollout that is complete or failed (`plan::rollout::judge`):
+    /// its outcome is recorded; a failed one's clusters go back to the revisions they came
+    /// from at the next reconcile (`model::effective_revision`).
+    async fn judge_rollout(&mut self, deployment: &Deployment, rollout: &stratos_model::Rollout) {
+        let now = Instant::now();
+        let now_ms = now_millis();
+        let started = now.checked_sub(Duration::from_millis(now_ms.saturating_sub(rollout.started_at)));
+        let scales = self.tenant_inputs.get(&deployment.tenant_id).map(|i| i.scales.clone()).unwrap_or_default();
+        let leaving = |id: &str| self.draining.contains_key(id) || self.terminating.contains(id);
+        let mut progress = Vec::new();
+        for c in &rollout.clusters {
+            let Some(spec) = deployment.clusters.iter().find(|s| s.cluster_id == c.cluster_id) else { continue };
+            if self.frozen.contains(&spec.cluster_id) {
+                return;
+            }
+            let failures = self
+                .history
+                .get(&spec.cluster_id)
+                .filter(|f| started.is_none_or(|s| f.last_at >= s))
+                .map(|f| (f.count, f.message.as_str()));
+            progress.push(plan::rollout::Progress {
+                cluster_id: &c.cluster_id,
+                to: c.to,
+                live: self
+                    .topology
+                    .cluster(&c.cluster_id)
+                    .map(|cl| cl.members.values().filter(|m| plan::scale::is_live(m, &leaving)).collect())
+                    .unwrap_or_default(),
+                desired: plan::scale::desired(spec, scales.get(&spec.cluster_id)),
+                failures,
+            });
+        }
+        let (end, reason) = match plan::rollout::judge(rollout, &progress, now_ms) {
+            plan::rollout::Verdict::Progressing => return,
+            plan::rollout::Verdict::Complete => (stratos_model::RolloutEnd::Complete, None),
+            plan::rollout::Verdict::Failed(why) => (stratos_model::RolloutEnd::Failed, Some(why)),
+        };
+        let outcome = stratos_model::RolloutOutcome {
+            application_id: rollout.application_id.clone(),
+            number: rollout.number,
+            end,
+            reason,
+            finished_at: now_ms,
+        };
+        match self.store.put_record(deployment.tenant_id, &outcome).await {
+            Ok(()) if end == stratos_model::RolloutEnd::Complete => {
+                info!(application_id = %rollout.application_id, rollout = rollout.number, "rollout complete")
+            }
+            Ok(()) => warn!(application_id = %rollout.application_id, rollout = rollout.number,
+                reason = outcome.reason.as_deref().unwrap_or_default(), "rollout failed; going back to the revisions it came from"),
+            Err(e) => error!(error = %e, application_id = %rollout.application_id, "cannot record a rollout's outcome"),
         }
     }
 
@@ -1058,10 +1150,11 @@ impl CloudController {
         deployment: &Deployment,
         spec: &ClusterSpec,
         defs: &stratos_model::Definitions,
+        pinned: Option<&stratos_model::Revision>,
         planned: plan::ClusterPlan,
     ) {
         for creation in planned.create {
-            if let Some(member) = self.create_member(deployment, spec, &creation, defs) {
+            if let Some(member) = self.create_member(deployment, spec, &creation, defs, pinned) {
                 self.to_launch.push(member);
             }
         }
@@ -1119,7 +1212,8 @@ impl CloudController {
                 return None;
             }
         };
-        let (restarts, unreadable) = match self.store.list_records::<ClusterRestart>(tenant).await {
+        let (restarts, unreadable): (_, Vec<Unreadable>) = match self.store.list_records::<ClusterRestart>(tenant).await
+        {
             Ok(listed) => (
                 listed.records.into_iter().map(|r| (r.cluster_id, r.requested_at)).collect(),
                 unreadable.into_iter().chain(listed.unreadable).collect(),
@@ -1129,7 +1223,14 @@ impl CloudController {
                 return None;
             }
         };
-        let inputs = Arc::new(TenantInputs { defs, scales, restarts, unreadable });
+        let (rollouts, unreadable) = match crate::revisions::latest_rollouts(&self.store, tenant).await {
+            Ok((rollouts, bad)) => (rollouts, unreadable.into_iter().chain(bad).collect()),
+            Err(e) => {
+                error!(error = %e, "cannot read rollouts");
+                return None;
+            }
+        };
+        let inputs = Arc::new(TenantInputs { defs, scales, restarts, unreadable, rollouts });
         self.tenant_inputs.insert(tenant, inputs.clone());
         Some(inputs)
     }
@@ -1193,11 +1294,21 @@ impl CloudController {
         spec: &ClusterSpec,
         creation: &plan::Creation,
         defs: &stratos_model::Definitions,
+        pinned: Option<&stratos_model::Revision>,
     ) -> Option<(Member, MemberSpec, Arc<dyn Driver>)> {
         let (np_id, partition_id) = &creation.slot;
         let provider = &creation.provider;
         let driver = self.drivers.get(provider.as_str()).cloned()?;
-        let cartridge = defs.cartridges.get(&spec.cartridge_type)?;
+        // The pinned revision's cartridge (the live one for deployments made before revisions).
+        let cartridge = match pinned {
+            Some(r) => &r.cartridge,
+            None => defs.cartridges.get(&spec.cartridge_type)?,
+        };
+        let artifact_repository = pinned.map_or(&spec.artifact_repository, |r| &r.artifact_repository);
+        let mut properties = vec![Property { name: "provider".into(), value: provider.clone() }];
+        if let Some(r) = pinned {
+            properties.push(Property { name: stratos_model::REVISION_PROPERTY.into(), value: r.number.to_string() });
+        }
         let iaas = cartridge.iaas(provider)?;
         let member_id = new_member_id(&spec.cluster_id);
         let member = Member {
@@ -1211,7 +1322,7 @@ impl CloudController {
             default_public_ip: None,
             ports: Vec::new(),
             init_time: now_millis(),
-            properties: vec![Property { name: "provider".into(), value: provider.clone() }],
+            properties,
         };
         if let Some(c) = self.topology.cluster_mut(&spec.cluster_id) {
             c.members.insert(member_id.clone(), member.clone());
@@ -1239,7 +1350,7 @@ impl CloudController {
                 .as_ref()
                 .map(|s| s.member_credentials(&spec.cluster_id, &member_id)),
             bus_ca_cert: self.config.bus_ca_cert.clone(),
-            artifact_repository: spec.artifact_repository.clone(),
+            artifact_repository: artifact_repository.clone(),
             platform_id: self.platform_id.clone(),
             env: self.member_env(iaas, cartridge),
             limits: iaas.limits(&cartridge.property),

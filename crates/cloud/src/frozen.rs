@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use stratos_model::topology::{Cluster, Topology};
-use stratos_model::{ClusterRestart, ClusterScale, Deployment};
+use stratos_model::{ClusterRestart, ClusterScale, Deployment, Rollout, RolloutOutcome};
 use stratos_store::Unreadable;
 
 /// The ids of the clusters `unreadable` documents concern: a cluster's own topology
@@ -23,10 +23,12 @@ pub fn frozen_clusters(topology: &Topology, unreadable: &[Unreadable]) -> HashSe
     for bad in unreadable {
         if bad.of::<Cluster>() || bad.of::<ClusterScale>() || bad.of::<ClusterRestart>() {
             frozen.insert(bad.id.clone());
-        } else if bad.of::<Deployment>() {
+        } else if bad.of::<Deployment>() || bad.of::<Rollout>() || bad.of::<RolloutOutcome>() {
+            // A rollout's document is `<application>#<number>`: its application's clusters.
+            let app = bad.id.split('#').next().unwrap_or_default();
             let clusters = topology.services.values().flat_map(|s| s.clusters.values());
             frozen.extend(
-                clusters.filter(|c| c.tenant_id == bad.tenant && c.app_id == bad.id).map(|c| c.cluster_id.clone()),
+                clusters.filter(|c| c.tenant_id == bad.tenant && c.app_id == app).map(|c| c.cluster_id.clone()),
             );
         }
     }

@@ -15,6 +15,7 @@ pub mod ownership;
 pub mod plan;
 pub mod port_range;
 mod procfs;
+mod revisions;
 pub mod simulated;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};

@@ -105,6 +105,7 @@ fn cluster(alias: &str, min: u32, max: u32, depends_on: &[&str]) -> ClusterSpec 
         host_names: vec![],
         artifact_repository: None,
         depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+        revision: None,
     }
 }
 

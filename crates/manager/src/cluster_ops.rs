@@ -292,6 +292,7 @@ mod tests {
             host_names: vec![],
             artifact_repository: None,
             depends_on: vec![],
+            revision: None,
         }
     }
 

@@ -60,7 +60,7 @@ async fn deploy(
             ));
         }
     }
-    let deployment = plan(app, &policy, tenant, &defs)
+    let mut deployment = plan(app, &policy, tenant, &defs)
         .map_err(|p| ApiError::invalid(format!("cannot deploy application {id:?} with policy {policy:?}"), p))?;
     let placement = crate::deploy_checks::run(&state.deploy_checks, app, &policy, &defs).await;
     if !placement.is_empty() {
@@ -85,6 +85,8 @@ async fn deploy(
     crate::claims::refuse_clashes(&state, app, &deployment, &defs, tenant)
         .await
         .map_err(|e| e.context(format!("cannot deploy application {id:?}")))?;
+    // What every cluster's members start from, pinned (`rollouts`).
+    crate::rollouts::pin_at_deploy(&state, tenant, &mut deployment, &defs).await?;
     state.store.put_record(tenant, &deployment).await?;
     tracing::info!(application_id = %id, policy = %policy, tenant, "application deployed");
     state
@@ -171,6 +173,7 @@ pub fn cluster_spec(
         host_names,
         artifact_repository: info.artifact_repository.as_ref().map(|r| r.repo_url.clone()),
         depends_on: Vec::new(),
+        revision: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod member_exec;
 mod mock_iaas;
 mod openapi;
 pub mod quota;
+pub mod rollouts;
 mod state;
 mod tenants;
 pub mod tls;
@@ -52,6 +53,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(cluster_ops::routes())
         .merge(member_exec::routes())
         .merge(app_config::routes())
+        .merge(rollouts::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .merge(backup::routes())

@@ -121,6 +121,7 @@ pub fn document() -> Value {
     );
     crate::app_config::openapi(&mut generator, &mut paths, &errors);
     add_identity(&mut generator, &mut paths, &errors);
+    add_rollouts(&mut generator, &mut paths, &errors);
     let quota = generator.subschema_for::<Quota>();
     let quota_view = generator.subschema_for::<QuotaView>();
     let domain = json!([{"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}}]);
@@ -231,6 +232,47 @@ fn add_resource<D: Resource>(generator: &mut schemars::SchemaGenerator, paths: &
 }
 
 /// Log in and out, tokens and users.
+/// `stratos application update` and `stratos application rollout` (`rollouts.rs`).
+fn add_rollouts(generator: &mut schemars::SchemaGenerator, paths: &mut Map<String, Value>, errors: &Value) {
+    let request = generator.subschema_for::<crate::rollouts::UpdateRequest>();
+    let outcome = generator.subschema_for::<crate::rollouts::UpdateOutcome>();
+    let view = generator.subschema_for::<crate::rollouts::RolloutView>();
+    let id = || json!({"name": "id", "in": "path", "required": true, "description": "The application's applicationId", "schema": id_schema()});
+    paths.insert(
+        "/api/applications/{id}/update".into(),
+        json!({"post": {"tags": ["applications"], "operationId": "updateApplication",
+            "summary": "Move a deployed application's changed clusters to new revisions, rolling",
+            "description": "Each cluster whose cartridge or artifact repository changed since its revision gets a new revision, and its members are replaced: new members start up to the desired size plus maxSurge, an old member drains only while at least the desired size less maxUnavailable serve (Active, health checks passing). A rollout not done within its deadline, or whose new members fail 3 times in a row, fails: the new members drain and the clusters go back to the revisions they came from. 200 when nothing changed; 409 while a rollout of the application progresses. The body may be empty.",
+            "parameters": [id()],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": request}}},
+            "responses": merge(json!({
+                "202": {"description": "A rollout started", "content": {"application/json": {"schema": outcome}}},
+                "200": {"description": "Nothing changed", "content": {"application/json": {"schema": outcome}}}}), errors)}}),
+    );
+    paths.insert(
+        "/api/applications/{id}/rollout".into(),
+        json!({"get": {"tags": ["applications"], "operationId": "rolloutStatus",
+            "summary": "The application's latest rollout: its status, reason, and members old and new per cluster",
+            "parameters": [id()],
+            "responses": merge(json!({"200": {"description": "The latest rollout (null: a deployed application with none yet)", "content": {"application/json": {"schema": view}}}}), errors)}}),
+    );
+    paths.insert(
+        "/api/applications/{id}/rollout/history".into(),
+        json!({"get": {"tags": ["applications"], "operationId": "rolloutHistory",
+            "summary": "The application's rollouts, newest first",
+            "parameters": [id()],
+            "responses": merge(json!({"200": {"description": "Newest first", "content": {"application/json": {"schema": {"type": "array", "items": view}}}}}), errors)}}),
+    );
+    paths.insert(
+        "/api/applications/{id}/rollout/undo".into(),
+        json!({"post": {"tags": ["applications"], "operationId": "undoRollout",
+            "summary": "Roll the latest rollout back: its clusters return to the revisions it came from, rolling",
+            "description": "409 when the application has no rollout since it was deployed, or the latest failed (it went back already).",
+            "parameters": [id()],
+            "responses": merge(json!({"202": {"description": "A rollout back started", "content": {"application/json": {"schema": outcome}}}}), errors)}}),
+    );
+}
+
 fn add_identity(generator: &mut schemars::SchemaGenerator, paths: &mut Map<String, Value>, errors: &Value) {
     let login = generator.subschema_for::<LoginRequest>();
     let answer = generator.subschema_for::<LoginAnswer>();

@@ -275,6 +275,10 @@ async fn openapi_document_describes_every_route() {
         "/api/applications/{id}/runtime",
         "/api/topology",
         "/api/clusters/{id}/scalingHistory",
+        "/api/applications/{id}/update",
+        "/api/applications/{id}/rollout",
+        "/api/applications/{id}/rollout/history",
+        "/api/applications/{id}/rollout/undo",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }

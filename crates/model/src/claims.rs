@@ -419,6 +419,7 @@ mod tests {
                 host_names: vec!["h.example".into()],
                 artifact_repository: None,
                 depends_on: vec![],
+                revision: None,
             }],
             termination_behaviour: None,
             groups: vec![],

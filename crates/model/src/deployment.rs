@@ -136,6 +136,7 @@ mod tests {
             host_names: vec![],
             artifact_repository: None,
             depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+            revision: None,
         }
     }
 
@@ -234,6 +235,11 @@ pub struct ClusterSpec {
     /// Clusters (by alias) that must be active before this one starts.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// The revision its members are started from (`model::Revision`); `None` in
+    /// deployments stored before revisions were kept: the live definitions, until the
+    /// first `stratos application update` pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 /// A group's or an application's status, rolled up from its children by the

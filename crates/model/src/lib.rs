@@ -24,6 +24,7 @@ pub mod placement;
 mod problems;
 mod property;
 mod repository;
+mod revision;
 mod tenant;
 mod timings;
 pub mod topology;
@@ -45,6 +46,7 @@ pub use parse::{parse, parse_valid, Format};
 pub use problems::{Problem, Problems};
 pub use property::{property, Property};
 pub use repository::{check_repo_url, RepoUrlPolicy};
+pub use revision::*;
 pub use tenant::Tenant;
 pub use timings::DurationStats;
 

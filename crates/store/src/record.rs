@@ -13,7 +13,10 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stratos_model::topology::{Cluster, Port, ServiceType};
-use stratos_model::{ApplicationMonitorStatus, ClusterRestart, ClusterScale, Deployment, MockIaasConfig, Tenant};
+use stratos_model::{
+    ApplicationMonitorStatus, ClusterRestart, ClusterScale, Deployment, MockIaasConfig, Revision, Rollout,
+    RolloutOutcome, Tenant,
+};
 
 /// A kind of stored document: its collection, and how a value names its document.
 pub trait Record: Serialize + DeserializeOwned {
@@ -104,6 +107,30 @@ impl Record for ClusterRestart {
     const COLLECTION: &'static str = "cluster-restart";
     fn id(&self) -> Cow<'_, str> {
         Cow::Borrowed(&self.cluster_id)
+    }
+}
+
+/// Keyed `<cluster id>#<number>`; written once by the manager, never changed.
+impl Record for Revision {
+    const COLLECTION: &'static str = "revision";
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Owned(Revision::key(&self.cluster_id, self.number))
+    }
+}
+
+/// Keyed `<application id>#<number, 6 digits>`: a list reads them in order.
+impl Record for Rollout {
+    const COLLECTION: &'static str = "rollout";
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Owned(Rollout::key(&self.application_id, self.number))
+    }
+}
+
+/// Keyed as its rollout; written by the controller.
+impl Record for RolloutOutcome {
+    const COLLECTION: &'static str = "rollout-outcome";
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Owned(Rollout::key(&self.application_id, self.number))
     }
 }
 

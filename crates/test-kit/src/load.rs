@@ -23,6 +23,12 @@ pub struct LoadReport {
     /// Who answered (the first word after `member ` in a 200's body, as `stratos sample-http`
     /// and the benches' backends answer) → (its first answer, after the load started; answers).
     pub served: BTreeMap<String, (Duration, u64)>,
+    /// Answers by the word after ` version ` in a 200's body (`stratos sample-http
+    /// --version`), `-` when none.
+    pub versions: BTreeMap<String, u64>,
+    /// Every request's (start, after the load started; how long it took to be answered), in
+    /// the order they ended: for percentiles over a window.
+    pub latencies: Vec<(Duration, Duration)>,
 }
 
 impl LoadReport {
@@ -133,13 +139,18 @@ fn client(port: u16, host: &str, started: Instant, stop: &AtomicBool, report: &M
         let (stream, reader) = conn.as_mut().unwrap();
         n += 1;
         let request = format!("GET /load/{n} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let sent = started.elapsed();
         let answer = stream.write_all(request.as_bytes()).and_then(|()| read_response(reader));
         match answer {
             Ok((200, body, close)) => {
                 let member = body.strip_prefix("member ").and_then(|b| b.split_whitespace().next()).unwrap_or("?");
+                let version =
+                    body.split_once(" version ").and_then(|(_, v)| v.split_whitespace().next()).unwrap_or("-");
                 let mut r = report.lock().unwrap();
                 r.ok += 1;
                 let at = started.elapsed();
+                r.latencies.push((sent, at - sent));
+                *r.versions.entry(version.to_owned()).or_insert(0) += 1;
                 r.served.entry(member.to_owned()).or_insert((at, 0)).1 += 1;
                 if close {
                     conn = None;

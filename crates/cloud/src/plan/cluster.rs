@@ -9,6 +9,7 @@ use stratos_model::topology::{Cluster, ClusterStatus, Topology};
 use stratos_model::{ApplicationPolicy, ClusterScale, ClusterSpec, Definitions, Deployment, NetworkPartition};
 
 use super::backoff::FailureHistory;
+use super::rollout::Pinned;
 use super::scale::{plan_scale, ScaleInput};
 
 /// What every cluster of a reconcile shares.
@@ -28,6 +29,8 @@ pub struct ClusterContext<'a> {
     pub unreachable: &'a HashSet<Slot>,
     /// Rolling restarts asked for, by cluster id: when each was asked (milliseconds).
     pub restarts: &'a HashMap<String, u64>,
+    /// What this cluster's new members are started from (its revision).
+    pub pinned: Pinned<'a>,
 }
 
 /// A member to record and start.
@@ -87,10 +90,12 @@ pub fn plan_cluster(
         backing_off: ctx.history.backing_off(&spec.cluster_id, ctx.now),
         avoid: &avoid,
         restart_since: ctx.restarts.get(&spec.cluster_id).copied(),
+        revision: ctx.pinned.revision,
+        pace: ctx.pinned.pace,
     });
     let mut plan = ClusterPlan { drain: scaled.drain, note: scaled.full, ..Default::default() };
     for slot in scaled.create {
-        match startable(ctx.defs, ctx.drivers, spec, &slot, &nps) {
+        match startable(ctx.pinned, ctx.drivers, spec, &slot, &nps) {
             Ok(provider) => plan.create.push(Creation { slot, provider }),
             Err(e) => {
                 plan.failure = Some(e);
@@ -103,7 +108,7 @@ pub fn plan_cluster(
 
 /// The provider that starts a member of `spec` in `slot`, or why none can.
 fn startable(
-    defs: &Definitions,
+    pinned: Pinned,
     drivers: &HashSet<&str>,
     spec: &ClusterSpec,
     (np_id, partition_id): &Slot,
@@ -118,9 +123,7 @@ fn startable(
             "network partition {np_id:?} uses provider {provider:?}, which this platform has no driver for"
         ));
     }
-    let Some(cartridge) = defs.cartridges.get(&spec.cartridge_type) else {
-        return Err(format!("cartridge {:?} no longer exists", spec.cartridge_type));
-    };
+    let cartridge = pinned.cartridge.map_err(str::to_string)?;
     if cartridge.iaas(&provider).is_none() {
         return Err(format!("cartridge {:?} has no iaasProvider of type {provider:?}", spec.cartridge_type));
     }
@@ -197,6 +200,11 @@ mod tests {
                 frozen: &self.frozen,
                 unreachable: &self.unreachable,
                 restarts: &self.restarts,
+                pinned: Pinned {
+                    revision: None,
+                    cartridge: self.defs.cartridges.get("web").ok_or("no cartridge"),
+                    pace: crate::plan::restart::Pace::ONE_AT_A_TIME,
+                },
             }
         }
     }

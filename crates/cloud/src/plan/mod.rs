@@ -10,7 +10,8 @@
 //! - `members`: the members against the listing (gone, orphans, adoption);
 //! - `timeouts`: members late to activate or to drain;
 //! - `cluster`: one deployed cluster's plan (policies, drivers), through `scale`
-//!   (how many, where, which leave; a rolling restart's step through `restart`) and
+//!   (how many, where, which leave; a rolling restart's or rollout's step through
+//!   `restart`, old members being those of another revision, `rollout`) and
 //!   `backoff` (failures, back-off, avoided partitions).
 
 pub mod backoff;
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod members;
 pub mod places;
 pub mod restart;
+pub mod rollout;
 pub mod scale;
 pub mod timeouts;
 

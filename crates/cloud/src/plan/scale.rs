@@ -7,7 +7,7 @@ use stratos_model::placement::{Placement, Slot};
 use stratos_model::topology::{Member, MemberStatus};
 use stratos_model::{ClusterScale, ClusterSpec};
 
-use super::restart::{oldest_old, restart_step, RestartStep};
+use super::restart::{oldest_old, restart_step, Pace, RestartStep};
 
 /// What a cluster's scale needs.
 pub struct ScaleInput<'a> {
@@ -27,6 +27,10 @@ pub struct ScaleInput<'a> {
     /// A rolling restart asked for at this time (milliseconds): members created before
     /// it are replaced one at a time (`restart`).
     pub restart_since: Option<u64>,
+    /// The revision the cluster's members should run (`rollout`): members of another
+    /// are replaced, at `pace`.
+    pub revision: Option<u32>,
+    pub pace: Pace,
 }
 
 /// What a cluster's scale does.
@@ -64,39 +68,36 @@ pub fn plan_scale(input: &ScaleInput) -> ScalePlan {
     }
     let mut plan = ScalePlan::default();
     let have = live.len() as u32;
-    if let Some(since) = input.restart_since {
-        match restart_step(&live, desired, since) {
-            RestartStep::Done => {}
-            RestartStep::Wait => return plan,
-            RestartStep::Replace(id) => {
-                plan.drain.push(id);
+    let is_old = |m: &Member| {
+        super::rollout::revision_of(m) != input.revision || input.restart_since.is_some_and(|since| m.init_time < since)
+    };
+    match restart_step(&live, desired, &is_old, input.pace) {
+        RestartStep::Done => {}
+        RestartStep::Act { start, drain } => {
+            plan.drain = drain;
+            if input.backing_off {
                 return plan;
             }
-            RestartStep::Start(n) => {
-                if input.backing_off {
-                    return plan;
-                }
-                for _ in 0..n {
-                    match input.placement.next_avoiding(&counts, input.avoid) {
-                        Some(slot) => {
-                            *counts.entry(slot.clone()).or_insert(0) += 1;
-                            plan.create.push(slot);
-                        }
-                        // No room for the surge member: the oldest old member makes room
-                        // (one fewer in service for a while), and is replaced next.
-                        None if plan.create.is_empty() && have >= desired => {
-                            plan.drain.extend(oldest_old(&live, since).map(str::to_string));
-                            plan.full = Some(format!(
-                                "restarting without a surge member: every partition is full ({} member(s) at most)",
-                                input.placement.capacity()
-                            ));
-                            break;
-                        }
-                        None => break,
+            for _ in 0..start {
+                match input.placement.next_avoiding(&counts, input.avoid) {
+                    Some(slot) => {
+                        *counts.entry(slot.clone()).or_insert(0) += 1;
+                        plan.create.push(slot);
                     }
+                    // No room for the surge member: the oldest old member makes room
+                    // (one fewer in service for a while), and is replaced next.
+                    None if plan.create.is_empty() && plan.drain.is_empty() && have >= desired => {
+                        plan.drain.extend(oldest_old(&live, &is_old).map(str::to_string));
+                        plan.full = Some(format!(
+                            "replacing without a surge member: every partition is full ({} member(s) at most)",
+                            input.placement.capacity()
+                        ));
+                        break;
+                    }
+                    None => break,
                 }
-                return plan;
             }
+            return plan;
         }
     }
     if have < desired {
@@ -175,6 +176,8 @@ mod tests {
             backing_off: false,
             avoid: &HashSet::new(),
             restart_since: None,
+            revision: None,
+            pace: Pace::ONE_AT_A_TIME,
         })
     }
 
@@ -290,6 +293,8 @@ mod tests {
             backing_off: true,
             avoid: &HashSet::new(),
             restart_since: None,
+            revision: None,
+            pace: Pace::ONE_AT_A_TIME,
         };
         assert_eq!(plan_scale(&input), ScalePlan::default());
         let avoid = HashSet::from([slot("np1", "a")]);
@@ -317,6 +322,8 @@ mod tests {
             backing_off: false,
             avoid: &HashSet::new(),
             restart_since: Some(10),
+            revision: None,
+            pace: Pace::ONE_AT_A_TIME,
         };
         // Max 2 is the autoscaler's bound, not the restart's: the surge member is the third.
         assert_eq!(plan_scale(&input).create, [slot("np1", "a")]);
@@ -328,6 +335,45 @@ mod tests {
         assert!(plan.full.is_some());
         // Without a restart, the same cluster is converged and nothing happens.
         input.restart_since = None;
+        assert_eq!(plan_scale(&input), ScalePlan::default());
+    }
+
+    #[test]
+    fn scaling_acts_during_a_rollout_with_members_of_the_new_revision() {
+        use stratos_model::{Property, REVISION_PROPERTY};
+        let at = |mut m: Member, revision: u32| {
+            m.properties.push(Property { name: REVISION_PROPERTY.into(), value: revision.to_string() });
+            m
+        };
+        let p = placement(A::OneAfterAnother, &[("np1", P::OneAfterAnother, &[("a", 10)])]);
+        let members = [at(member("o1", "np1", "a", active(), 1), 1), at(member("o2", "np1", "a", active(), 2), 1)];
+        let no = |_: &str| false;
+        let s = spec(1, 5, 2);
+        let mut input = ScaleInput {
+            spec: &s,
+            scale: None,
+            placement: &p,
+            members: members.iter().collect(),
+            leaving: &no,
+            backing_off: false,
+            avoid: &HashSet::new(),
+            restart_since: None,
+            revision: Some(2),
+            pace: Pace::ONE_AT_A_TIME,
+        };
+        assert_eq!(plan_scale(&input).create.len(), 1, "the surge member (revision 2)");
+        // The autoscaler asks for 4 meanwhile: new members up to 4 plus the surge, none old.
+        let four = scale(4, &[]);
+        input.scale = Some(&four);
+        assert_eq!(plan_scale(&input).create.len(), 3);
+        // And for 1: the cluster shrinks, by its oldest old member; no new one yet.
+        let one = scale(1, &[]);
+        input.scale = Some(&one);
+        let plan = plan_scale(&input);
+        assert!(plan.create.is_empty() && plan.drain == ["o1"], "{plan:?}");
+        // Same revision: nothing to roll.
+        input.revision = Some(1);
+        input.scale = None;
         assert_eq!(plan_scale(&input), ScalePlan::default());
     }
 }

@@ -25,6 +25,7 @@ pub fn spec(min: u32, max: u32, desired: u32) -> ClusterSpec {
         host_names: vec![],
         artifact_repository: None,
         depends_on: vec![],
+        revision: None,
     }
 }
 
