@@ -169,6 +169,8 @@ pub struct CloudController {
     reported: std::collections::HashSet<String>,
     /// The drivers' places (engines) that did not answer their last listing.
     places: plan::Places,
+    /// Persistent volumes no slot needs any more, removed (`volume.rs`).
+    volume_sweep: crate::volume::Sweeper,
 }
 
 /// A termination's outcome, from its task.
@@ -217,6 +219,7 @@ impl CloudController {
             frozen: Default::default(),
             reported: Default::default(),
             places: plan::Places::new(config_grace),
+            volume_sweep: Default::default(),
         }
     }
 
@@ -674,6 +677,17 @@ impl CloudController {
             }
         }
         self.remove_clusters_without_deployment(&deployments).await;
+        if self.frozen.is_empty() {
+            let scales: HashMap<String, u32> = self
+                .tenant_inputs
+                .values()
+                .flat_map(|i| i.scales.values().map(|s| (s.cluster_id.clone(), s.desired)))
+                .collect();
+            let (drivers, topology) = (self.drivers.values().cloned().collect(), &self.topology);
+            self.volume_sweep.start_if_due(drivers, &self.platform_id, || {
+                crate::volume::cluster_slots(&deployments, &scales, topology)
+            });
+        }
         phases.done("converge");
         let launched = self.to_launch.len();
         self.launch_recorded().await;
@@ -1179,6 +1193,13 @@ impl CloudController {
         let cartridge = defs.cartridges.get(&spec.cartridge_type)?;
         let iaas = cartridge.iaas(provider)?;
         let member_id = new_member_id(&spec.cluster_id);
+        let slot = plan::slots::lowest_free(
+            self.topology
+                .cluster(&spec.cluster_id)
+                .into_iter()
+                .flat_map(|c| c.members.values())
+                .filter_map(plan::slots::slot_of),
+        );
         let member = Member {
             service_name: spec.cartridge_type.clone(),
             cluster_id: spec.cluster_id.clone(),
@@ -1190,7 +1211,10 @@ impl CloudController {
             default_public_ip: None,
             ports: Vec::new(),
             init_time: now_millis(),
-            properties: vec![Property { name: "provider".into(), value: provider.clone() }],
+            properties: vec![
+                Property { name: "provider".into(), value: provider.clone() },
+                Property { name: plan::slots::SLOT_PROPERTY.into(), value: slot.to_string() },
+            ],
         };
         if let Some(c) = self.topology.cluster_mut(&spec.cluster_id) {
             c.members.insert(member_id.clone(), member.clone());
@@ -1224,6 +1248,8 @@ impl CloudController {
             limits: iaas.limits(&cartridge.property),
             volumes: iaas.volumes.clone(),
             placement: placement_properties(defs, np_id, partition_id),
+            slot: Some(slot),
+            persistent_volumes: cartridge.persistence.as_ref().map(|p| p.volume.clone()).unwrap_or_default(),
         };
         Some((member, member_spec, driver))
     }

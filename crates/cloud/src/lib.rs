@@ -15,6 +15,8 @@ pub mod plan;
 pub mod port_range;
 mod procfs;
 pub mod simulated;
+pub mod task;
+pub mod volume;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use docker::DockerDriver;
@@ -28,3 +30,4 @@ pub use mock_iaas::MockPatterns;
 pub use ownership::Strangers;
 pub use port_range::PortRange;
 pub use simulated::SimulatedDriver;
+pub use volume::SlotVolume;

@@ -11,7 +11,8 @@
 //! - `timeouts`: members late to activate or to drain;
 //! - `cluster`: one deployed cluster's plan (policies, drivers), through `scale`
 //!   (how many, where, which leave; a rolling restart's step through `restart`) and
-//!   `backoff` (failures, back-off, avoided partitions).
+//!   `backoff` (failures, back-off, avoided partitions);
+//! - `slots`: members' slots, and when a slot's persistent volumes are removed.
 
 pub mod backoff;
 pub mod cluster;
@@ -19,6 +20,7 @@ pub mod members;
 pub mod places;
 pub mod restart;
 pub mod scale;
+pub mod slots;
 pub mod timeouts;
 
 #[cfg(test)]
