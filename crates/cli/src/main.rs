@@ -26,6 +26,7 @@ mod trust;
 mod up;
 mod usage;
 mod users;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -79,6 +80,8 @@ enum Command {
     Cluster(clusters::ClusterArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
+    /// Inspect persistent volumes: cartridges' `persistence`, one per member slot.
+    Volume(workloads::VolumeArgs),
     /// Log in to an API: saves a token (0600) in the user's config directory for later commands.
     Login(session::LoginArgs),
     /// Log out of an API: revokes and forgets the token `stratos login` saved.
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
             Command::CartridgeGroup(a) => definitions::run(stratos_model::Kind::CartridgeGroup, a).await,
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
+            Command::Volume(a) => workloads::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,
             Command::Login(a) => session::login(a).await,
             Command::Logout(a) => session::logout(a).await,

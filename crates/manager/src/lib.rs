@@ -21,8 +21,11 @@ mod mock_iaas;
 mod openapi;
 pub mod quota;
 mod state;
+mod tasks;
 mod tenants;
 pub mod tls;
+mod volumes;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +52,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(deployments::routes())
         .merge(cluster_ops::routes())
         .merge(member_exec::routes())
+        .merge(volumes::routes())
+        .merge(tasks::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
