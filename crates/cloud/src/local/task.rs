@@ -1,8 +1,9 @@
 //! One-off tasks on the local driver (`stratos application run`): the command itself,
 //! with no agent, in a directory of its own under the members' root (with no
 //! `member.json`, so never listed as a member), as a member's user, in its own process
-//! group; the group is killed and the directory removed once the command ends or
-//! whoever reads its output goes away.
+//! group; the group is killed (what the command left running in the background with
+//! it) and the directory removed once the command ends or whoever reads its output
+//! goes away.
 
 use std::process::Stdio;
 
@@ -10,7 +11,10 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{io, mark_platform, signal_group, LocalDriver, LocalError};
-use crate::driver::{ExecStream, MemberSpec};
+use crate::driver::{ExecOutput, ExecStream, MemberSpec};
+
+/// How long a task's last output may take to arrive once it ended.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl LocalDriver {
     pub(super) async fn start_task(&self, spec: &MemberSpec, command: &[String]) -> Result<ExecStream, LocalError> {
@@ -49,27 +53,27 @@ impl LocalDriver {
         })?;
         let pgid = child.id().ok_or(LocalError::ExitedAtOnce)? as i32;
         info!(member_id = %spec.member_id, cluster_id = %spec.cluster_id, program = %program, pgid, "task started");
-        let mut output = crate::exec::relay(child);
         let (tx, rx) = mpsc::channel(64);
         let member_id = spec.member_id.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    item = output.recv() => match item {
-                        Some(item) => {
-                            if tx.send(item).await.is_err() {
-                                break;
-                            }
-                        }
-                        None => break,
-                    },
-                    () = tx.closed() => break,
-                }
-            }
-            // Dropping `output` kills the command if it still runs; whatever it left
-            // behind in its group goes too.
-            drop(output);
+            let mut child = child;
+            let out = crate::exec::forward(child.stdout.take(), tx.clone(), ExecOutput::Stdout);
+            let err = crate::exec::forward(child.stderr.take(), tx.clone(), ExecOutput::Stderr);
+            let forwarding = tokio::spawn(async move { tokio::join!(out, err) });
+            let status = tokio::select! {
+                status = child.wait() => Some(status),
+                () = tx.closed() => None,
+            };
+            // The task is its command: whatever it left running in its group goes with it
+            // (else a background process holding its output open would hold the task).
             signal_group(pgid, libc::SIGKILL);
+            if let Some(status) = status {
+                let _ = tokio::time::timeout(DRAIN, forwarding).await;
+                let code = status.ok().and_then(|s| s.code());
+                let _ = tx.send(ExecOutput::Exit(code)).await;
+            } else {
+                let _ = child.kill().await;
+            }
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 warn!(member_id = %member_id, dir = %dir.display(), error = %e, "cannot remove the task's directory");
             }

@@ -47,6 +47,9 @@ impl LocalDriver {
         set_mode(&root, 0o711)?;
         let links = dir.join(WORK_DIR).join("volumes");
         std::fs::create_dir_all(&links).map_err(io("create", &links))?;
+        if let Some(id) = identity {
+            give(&links, id)?;
+        }
         for v in &spec.persistent_volumes {
             let name = safe_name(&[&spec.cluster_id, &slot.to_string(), &v.id]);
             let home = root.join(&name);
