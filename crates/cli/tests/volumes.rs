@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use stratos_test_kit::docker as dk;
+use support::containers::{platform_id, Cleanup};
 use support::{cluster_members, eventually, free_port, id, Platform, Sandbox, SlowHttpApp, QUICK_SCALING};
 
 const APP: &str = "notes";
@@ -36,12 +38,16 @@ fn persistence() -> Value {
     })
 }
 
-/// Deploys [`APP`] (one member of the sample server) with `iaas`, its cartridge given
-/// [`persistence`] before the deploy.
-fn deploy<'a>(sandbox: &Sandbox, iaas: support::Iaas<'a>, extra: &[&str]) -> Platform {
+/// A platform (`extra` flags) with quick scaling.
+fn start(sandbox: &Sandbox, extra: &[&str]) -> Platform {
     let mut args: Vec<&str> = QUICK_SCALING.to_vec();
     args.extend(extra);
-    let platform = Platform::start(sandbox.path(), &args);
+    Platform::start(sandbox.path(), &args)
+}
+
+/// Deploys [`APP`] (one member of the sample server) with `iaas`, its cartridge given
+/// [`persistence`] before the deploy.
+fn deploy(platform: &Platform, sandbox: &Sandbox, iaas: support::Iaas<'_>) {
     let app = SlowHttpApp {
         app: APP,
         alias: ALIAS,
@@ -53,14 +59,13 @@ fn deploy<'a>(sandbox: &Sandbox, iaas: support::Iaas<'a>, extra: &[&str]) -> Pla
         nps: &[("np1", 2)],
         iaas,
     };
-    app.add(&platform, sandbox.path());
+    app.add(platform, sandbox.path());
     let file = sandbox.path().join("definitions").join("cartridge-slow-http.json");
     let mut cartridge: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     cartridge["persistence"] = persistence();
     std::fs::write(&file, serde_json::to_vec_pretty(&cartridge).unwrap()).unwrap();
     platform.ok(&["cartridge", "update", file.to_str().unwrap()]);
-    app.deploy(&platform);
-    platform
+    app.deploy(platform);
 }
 
 /// The one active member of the cluster, once there is one (and only one).
@@ -173,11 +178,12 @@ fn undeploy_keeps_only_keep(platform: &Platform) {
 fn a_local_volume_survives_kill_9_and_undeploy_honours_remove_on_termination() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let sandbox = Sandbox::new();
-    let platform = deploy(&sandbox, support::Iaas::Local, &[]);
+    let platform = start(&sandbox, &[]);
+    deploy(&platform, &sandbox, support::Iaas::Local);
     let write = "echo 'written by the first member' > \"$STRATOS_VOLUME_KEEP/note\" \
                  && echo scratch > \"$STRATOS_VOLUME_SCRATCH/note\" \
                  && test -L volumes/keep && test \"$(cat volumes/keep/note)\" = 'written by the first member'";
-    let read = "cat \"$STRATOS_VOLUME_KEEP/note\"";
+    let read = "read -r line < \"$STRATOS_VOLUME_KEEP/note\" && echo \"$line\"";
     let sandbox_path = sandbox.path().to_path_buf();
     survives_kill(&platform, write, read, |member| kill_9(&sandbox_path, member));
     let listed = volumes(&platform);
@@ -193,7 +199,8 @@ fn a_local_volume_survives_kill_9_and_undeploy_honours_remove_on_termination() {
 fn a_task_runs_in_the_clusters_environment_and_leaves_nothing_running() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let sandbox = Sandbox::new();
-    let platform = deploy(&sandbox, support::Iaas::Local, &[]);
+    let platform = start(&sandbox, &[]);
+    deploy(&platform, &sandbox, support::Iaas::Local);
     let member = id(&active_member(&platform, Duration::from_secs(90), None));
     let api = platform.api();
     let script = "echo \"task=$STRATOS_TASK app=$STRATOS_APP_ID cluster=$STRATOS_CLUSTER_ID\"; \
@@ -235,4 +242,70 @@ fn a_task_runs_in_the_clusters_environment_and_leaves_nothing_running() {
     assert!(!out.success() && out.stderr.contains("cluster"), "{out}");
     let out = support::stratos(&["application", "run", "--api", &api, "no-such-app", "--", "true"]);
     assert!(!out.success() && out.stderr.contains("(404)"), "{out}");
+}
+
+#[test]
+fn a_docker_volume_survives_kill_9_and_undeploy_honours_remove_on_termination() {
+    if !dk::engine_or_skip("a_docker_volume_survives_kill_9_and_undeploy_honours_remove_on_termination") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let image = dk::shell_image();
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = start(&sandbox, &[]);
+    cleanup.platform(&platform_id(&platform));
+    deploy(&platform, &sandbox, support::Iaas::Docker { image: &image, hosts: &[] });
+    // As the members' unprivileged uid, at the volumes' mapping paths.
+    let write = "test \"$STRATOS_VOLUME_KEEP\" = /data/keep \
+                 && echo 'written by the first member' > \"$STRATOS_VOLUME_KEEP/note\" \
+                 && echo scratch > /data/scratch/note";
+    let read = "read -r line < /data/keep/note && echo \"$line\"";
+    survives_kill(&platform, write, read, |member| {
+        dk::docker(&["kill", &format!("stratos-{member}")]);
+    });
+    let listed = volumes(&platform);
+    let name = |id: &str| listed.iter().find(|v| v["volumeId"] == id).unwrap()["name"].as_str().unwrap().to_string();
+    let (keep, scratch) = (name("keep"), name("scratch"));
+    assert!(listed.iter().all(|v| v["driver"] == "docker"), "{listed:?}");
+    let label = dk::docker(&["volume", "inspect", "--format", "{{index .Labels \"io.stratos.slot\"}}", &keep]);
+    assert_eq!(label, "0");
+    undeploy_keeps_only_keep(&platform);
+    assert!(dk::try_docker(&["volume", "inspect", &keep]).is_ok(), "{keep} is gone");
+    assert!(dk::try_docker(&["volume", "inspect", &scratch]).is_err(), "{scratch} is still there");
+}
+
+#[test]
+fn a_docker_task_runs_in_a_container_of_the_cluster_and_is_removed() {
+    if !dk::engine_or_skip("a_docker_task_runs_in_a_container_of_the_cluster_and_is_removed") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let image = dk::shell_image();
+    let cleanup = Cleanup::default();
+    let sandbox = Sandbox::new();
+    let platform = start(&sandbox, &[]);
+    let platform_id = platform_id(&platform);
+    cleanup.platform(&platform_id);
+    deploy(&platform, &sandbox, support::Iaas::Docker { image: &image, hosts: &[] });
+    let member = id(&active_member(&platform, Duration::from_secs(90), None));
+    let api = platform.api();
+    let script = "echo \"task=$STRATOS_TASK cluster=$STRATOS_CLUSTER_ID interval=$STRATOS_HEALTH_STATS_INTERVAL\"; \
+                  echo \"bus=${STRATOS_BUS_PASSWORD:-none}\"; echo to-stderr >&2; exit 5";
+    let out = support::stratos(&["application", "run", "--api", &api, APP, "--", "/bin/sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(5), "{out}");
+    assert!(out.stdout.contains(&format!("task=true cluster={CLUSTER} interval=1s\n")), "{out}");
+    assert!(out.stdout.contains("bus=none\n"), "{out}");
+    assert!(out.stderr.contains("to-stderr"), "{out}");
+    eventually(Duration::from_secs(20), "the task's container removed", || {
+        let filter = format!("label=io.stratos.platform={platform_id}");
+        let left = dk::docker(&["ps", "-a", "--filter", &filter, "--filter", "label=io.stratos.task", "-q"]);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    });
+    let members: Vec<String> = cluster_members(&platform, CLUSTER).iter().map(id).collect();
+    assert_eq!(members, [member], "{members:?}");
 }

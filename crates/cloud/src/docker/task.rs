@@ -46,12 +46,8 @@ impl DockerDriver {
             let rest: Vec<&str> = command[1..].iter().map(String::as_str).collect();
             command = bundle.command(&rest);
         }
-        let mut env: Vec<String> = spec
-            .env
-            .iter()
-            .filter(|(k, _)| !k.starts_with("STRATOS_BUS_"))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let mut env: Vec<String> =
+            spec.env.iter().filter(|(k, _)| !k.starts_with("STRATOS_BUS_")).map(|(k, v)| format!("{k}={v}")).collect();
         env.extend(
             [
                 ("STRATOS_MEMBER_ID", spec.member_id.clone()),

@@ -3,12 +3,14 @@
 //! application, cluster, slot, volume id, mapping path, size, removeOnTermination), so
 //! the engine lists them and the sweep (`crate::volume`) removes them by platform.
 //! Made if absent when a member of the slot starts, mounted read-write at the volume's
-//! `mappingPath`; another member of the slot later mounts the same volume.
+//! `mappingPath` (which `STRATOS_VOLUME_<ID>` names, as on the local driver); another
+//! member of the slot later mounts the same volume.
 //!
 //! A new volume's root belongs to root; before the container starts, its mount point is
-//! given to the members' uid and gid (an archive of one directory entry uploaded to it
-//! in the created container: the engine applies the entry's owner and mode), so the
-//! unprivileged member can write.
+//! given to the members' uid and gid (an archive of one directory entry, named as the
+//! mount point, uploaded to the mount point's parent in the created container: the
+//! engine applies the entry's owner and mode to the volume's root; uploaded to the mount
+//! point itself, it would not), so the unprivileged member can write.
 //!
 //! Size: Docker's `local` volume driver cannot bound a volume's size (only a `tmpfs`
 //! can, and that would not persist), so `size` is recorded in a label and shown, not
@@ -78,11 +80,11 @@ pub fn from_labels(name: &str, labels: &HashMap<String, String>, host: &str) -> 
     })
 }
 
-/// A tar archive of one entry, the directory `.` owned by `uid`:`gid` with mode 0700.
-fn ownership_archive(uid: u32, gid: u32) -> Vec<u8> {
+/// A tar archive of one entry, the directory `name` owned by `uid`:`gid` with mode 0700.
+fn ownership_archive(name: &str, uid: u32, gid: u32) -> Result<Vec<u8>, std::io::Error> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
-    header.set_path("./").expect("a short path");
+    header.set_path(name)?;
     header.set_size(0);
     header.set_mode(0o700);
     header.set_uid(u64::from(uid));
@@ -90,8 +92,8 @@ fn ownership_archive(uid: u32, gid: u32) -> Vec<u8> {
     header.set_mtime(stratos_bus::now_millis() / 1000);
     header.set_cksum();
     let mut builder = tar::Builder::new(Vec::new());
-    builder.append(&header, std::io::empty()).expect("writing to memory");
-    builder.into_inner().expect("writing to memory")
+    builder.append(&header, std::io::empty())?;
+    builder.into_inner()
 }
 
 impl DockerDriver {
@@ -123,11 +125,16 @@ impl DockerDriver {
                         labels: Some(of_volume(&spec, slot, v)),
                         ..Default::default()
                     };
-                    docker.create_volume(create).await.map_err(DockerError::engine(host, format!("create volume {name:?}")))?;
+                    docker
+                        .create_volume(create)
+                        .await
+                        .map_err(DockerError::engine(host, format!("create volume {name:?}")))?;
                     tracing::info!(volume = %name, %host, cluster_id = %spec.cluster_id, slot, volume_id = %v.id, "persistent volume created");
                 }
                 Err(e) => return Err(DockerError::engine(host, format!("inspect volume {name:?}"))(e)),
             }
+            // The local driver's contract too: where the volume is, by its id.
+            spec.env.insert(crate::volume::env_name(&v.id), v.mapping_path.clone().unwrap_or_default());
             spec.volumes.push(stratos_model::Volume {
                 source: name,
                 target: v.mapping_path.clone().unwrap_or_default(),
@@ -151,13 +158,21 @@ impl DockerDriver {
         }
         let (uid, gid) = (self.config.confinement.uid, self.config.confinement.gid);
         for v in &spec.persistent_volumes {
-            let Some(path) = v.mapping_path.as_deref() else { continue };
-            let options = UploadToContainerOptionsBuilder::default().path(path).build();
-            let archive = bollard::body_full(ownership_archive(uid, gid).into());
+            let Some(path) = v.mapping_path.as_deref().map(std::path::Path::new) else { continue };
+            let (Some(parent), Some(dir)) = (path.parent(), path.file_name().and_then(|d| d.to_str())) else {
+                continue;
+            };
+            let failed = |action: &str| format!("give volume {} of {name:?} to uid {uid} ({action})", path.display());
+            let archive = ownership_archive(dir, uid, gid).map_err(|e| DockerError::Volume {
+                name: name.to_string(),
+                host: host.to_string(),
+                reason: format!("{}: {e}", failed("archive")),
+            })?;
+            let options = UploadToContainerOptionsBuilder::default().path(&parent.display().to_string()).build();
             docker
-                .upload_to_container(name, Some(options), archive)
+                .upload_to_container(name, Some(options), bollard::body_full(archive.into()))
                 .await
-                .map_err(DockerError::engine(host, format!("give volume {path:?} of {name:?} to uid {uid}")))?;
+                .map_err(DockerError::engine(host, failed("upload")))?;
         }
         Ok(())
     }
@@ -224,7 +239,7 @@ mod tests {
 
     #[test]
     fn the_archive_gives_the_directory_to_the_member() {
-        let bytes = ownership_archive(2_000_000, 2_000_001);
+        let bytes = ownership_archive("keep", 2_000_000, 2_000_001).unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
         let entries: Vec<(String, u64, u64, u32)> = archive
             .entries()
@@ -234,6 +249,6 @@ mod tests {
                 (h.path().unwrap().display().to_string(), h.uid().unwrap(), h.gid().unwrap(), h.mode().unwrap())
             })
             .collect();
-        assert_eq!(entries, [("./".to_string(), 2_000_000, 2_000_001, 0o700)]);
+        assert_eq!(entries, [("keep/".to_string(), 2_000_000, 2_000_001, 0o700)]);
     }
 }
