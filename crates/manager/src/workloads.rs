@@ -1,7 +1,7 @@
 //! What the manager asks the platform's drivers beyond exec: their persistent volumes
 //! (`GET /api/volumes`) and one-off tasks (`POST /api/applications/{id}/run`). `stratos
-//! up` gives the manager its drivers through [`Workloads`]; without it (API tests) both
-//! routes answer 501.
+//! up` gives the manager its drivers through [`Workloads`]; without it (API tests) there
+//! are no volumes and tasks answer 501.
 
 use stratos_model::{ClusterSpec, Deployment};
 use tokio::sync::mpsc;

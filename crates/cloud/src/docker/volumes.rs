@@ -249,6 +249,6 @@ mod tests {
                 (h.path().unwrap().display().to_string(), h.uid().unwrap(), h.gid().unwrap(), h.mode().unwrap())
             })
             .collect();
-        assert_eq!(entries, [("keep/".to_string(), 2_000_000, 2_000_001, 0o700)]);
+        assert_eq!(entries, [("keep".to_string(), 2_000_000, 2_000_001, 0o700)]);
     }
 }
