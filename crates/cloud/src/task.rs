@@ -113,3 +113,88 @@ pub fn new_task_id() -> String {
     x ^= x >> 31;
     format!("{:012x}", x & 0xFFFF_FFFF_FFFF)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testing::{member, topology, CLUSTER};
+    use stratos_model::topology::MemberStatus;
+
+    fn de<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).expect("a definition")
+    }
+
+    fn defs() -> Definitions {
+        let mut defs = Definitions::default();
+        defs.cartridges.insert(
+            "web".into(),
+            de(serde_json::json!({"type": "web", "category": "framework",
+                "portMapping": [{"protocol": "http", "port": 80, "proxyPort": 8280}],
+                "persistence": {"isRequired": true, "volume": [{"id": "d", "size": 1, "mappingPath": "/d"}]},
+                "iaasProvider": [
+                    {"type": "local", "command": ["serve"], "property": [{"name": "env.GREETING", "value": "hi"}, {"name": "other", "value": "x"}]},
+                    {"type": "docker", "imageId": "img:1"}]})),
+        );
+        defs.network_partitions.insert(
+            "np1".into(),
+            de(serde_json::json!({"id": "np1", "provider": "local",
+                "partitions": [{"id": "a"}, {"id": "b", "provider": "docker", "property": [{"name": "dockerHost", "value": "tcp://h:2375"}]}]})),
+        );
+        defs.deployment_policies.insert(
+            "dp".into(),
+            de(
+                serde_json::json!({"id": "dp", "networkPartitions": [{"id": "np1", "partitionAlgo": "one-after-another",
+                "partitions": [{"id": "a", "partitionMax": 2}, {"id": "b", "partitionMax": 5}]}]}),
+            ),
+        );
+        defs
+    }
+
+    fn deployment() -> Deployment {
+        de(serde_json::json!({
+            "applicationId": "app", "tenantId": 3, "applicationPolicyId": "ap", "status": "deployed", "deployedAt": 0,
+            "clusters": [{"clusterId": CLUSTER, "alias": "web", "cartridgeType": "web", "min": 1, "max": 2, "desired": 1,
+                          "deploymentPolicy": "dp", "autoscalingPolicy": "asp", "hostNames": []}]
+        }))
+    }
+
+    #[test]
+    fn a_task_takes_the_cartridge_and_a_members_place_but_no_slot() {
+        let (d, defs) = (deployment(), defs());
+        let members = [member("m1", "np1", "b", MemberStatus::Active, 0)];
+        let topology = topology(&members);
+        let (provider, spec) = task_spec(&d, &d.clusters[0], topology.cluster(CLUSTER), &defs, "plat", "abc").unwrap();
+        assert_eq!(provider, "docker");
+        assert_eq!(spec.member_id, format!("{CLUSTER}.task-abc"));
+        assert_eq!((spec.partition_id.as_str(), spec.image.as_deref()), ("b", Some("img:1")));
+        assert_eq!(spec.placement.get("dockerHost").map(String::as_str), Some("tcp://h:2375"));
+        assert_eq!((spec.slot, spec.persistent_volumes.len(), spec.ports.len()), (None, 0, 0));
+        assert!(spec.bus_credentials.is_none() && spec.artifact_repository.is_none());
+        assert_eq!((spec.tenant_id, spec.app_id.as_str(), spec.platform_id.as_str()), (3, "app", "plat"));
+    }
+
+    #[test]
+    fn without_members_a_task_goes_to_the_policys_first_partition() {
+        let (d, defs) = (deployment(), defs());
+        let (provider, spec) = task_spec(&d, &d.clusters[0], None, &defs, "plat", "abc").unwrap();
+        assert_eq!((provider.as_str(), spec.partition_id.as_str()), ("local", "a"));
+        assert_eq!(spec.env.get("GREETING").map(String::as_str), Some("hi"));
+        assert!(!spec.env.contains_key("other"));
+    }
+
+    #[test]
+    fn a_missing_definition_says_which() {
+        let (d, mut defs) = (deployment(), defs());
+        defs.cartridges.clear();
+        assert_eq!(
+            task_spec(&d, &d.clusters[0], None, &defs, "p", "t").unwrap_err(),
+            TaskError::NoCartridge("web".into())
+        );
+    }
+
+    #[test]
+    fn task_ids_differ() {
+        assert_ne!(new_task_id(), new_task_id());
+        assert_eq!(new_task_id().len(), 12);
+    }
+}

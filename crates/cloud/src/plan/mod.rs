@@ -24,7 +24,7 @@ pub mod slots;
 pub mod timeouts;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use backoff::{Failure, FailureHistory};
 pub use cluster::{dependencies_active, plan_cluster, ClusterContext, ClusterPlan, Creation};
