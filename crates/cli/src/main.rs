@@ -3,6 +3,7 @@
 mod applications;
 mod apply;
 mod apply_plan;
+mod backup;
 mod bootstrap;
 mod client;
 mod clusters;
@@ -10,6 +11,7 @@ mod credentials;
 mod definitions;
 mod docker;
 mod image;
+mod key_files;
 mod lb;
 mod legacy_flags;
 mod logging;
@@ -18,6 +20,7 @@ mod members;
 mod mock_iaas;
 mod mock_patterns;
 mod output;
+mod restore;
 mod sample_http;
 mod session;
 mod supervise;
@@ -104,6 +107,16 @@ enum Command {
     /// network partitions report, per cartridge type and factor.
     #[command(name = "mock-iaas")]
     MockIaas(mock_patterns::MockIaasArgs),
+    /// Write the platform's whole state (definitions, deployments, tenants, users, encrypted
+    /// secrets: every document of its store, from one consistent snapshot) to standard
+    /// output, through the API (platform admins): `stratos backup > FILE`. The data
+    /// directory's key files are not in it; `stratos restore` names them.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into the empty store of a platform that is not running (offline,
+    /// straight into its SQLite file or PostgreSQL database), then say which key files to
+    /// copy from the old data directory. `stratos up` on it then adopts the members still
+    /// running and starts again those that are gone.
+    Restore(restore::RestoreArgs),
     /// A tiny HTTP server to try the platform with (the sample cartridges' app).
     #[command(name = "sample-http")]
     SampleHttp(sample_http::SampleHttpArgs),
@@ -185,6 +198,8 @@ fn main() -> ExitCode {
             Command::User(a) => users::run(a).await,
             Command::Tenant(a) => tenants::run(a).await,
             Command::MockIaas(a) => mock_patterns::run(a).await,
+            Command::Backup(a) => backup::run(a).await,
+            Command::Restore(a) => restore::run(a).await,
             Command::Apply(a) => apply::apply(a).await,
             Command::Diff(a) => apply::diff(a).await,
             Command::SampleHttp(a) => sample_http::run(a).await,

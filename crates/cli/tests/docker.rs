@@ -486,6 +486,53 @@ fn a_killed_platform_adopts_its_containers_and_removes_strays() {
     assert_eq!(inspect(&foreign, "{{.State.Running}}"), "true", "another platform's container was touched");
 }
 
+/// A backup restored into a fresh data directory while the containers run (the old
+/// platform stopped, `bus-password` copied as `stratos restore` says): `stratos up` there
+/// is the same platform (the restored store keeps the id the containers' labels carry),
+/// and adopts the same containers, still routed, none started or removed.
+#[test]
+fn a_restored_platform_adopts_its_running_containers() {
+    if !dk::engine_or_skip("a_restored_platform_adopts_its_running_containers") {
+        return;
+    }
+    let Running { _cleanup, platform, proxy_port, platform_id, sandbox } = run_app(2);
+    let before = active(&platform);
+    let containers = |members: &BTreeSet<String>| -> BTreeMap<String, String> {
+        members.iter().map(|m| (m.clone(), inspect(&labels::container_name(m), "{{.Id}}"))).collect()
+    };
+    let expected = containers(&before);
+    let out = platform.ok(&["backup"]);
+    let file = sandbox.path().join("backup.jsonl");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let mqtt_port = platform.mqtt_port;
+    drop(platform.stop());
+
+    let fresh = sandbox.path().join("restored");
+    let out = support::stratos(&["restore", file.to_str().unwrap(), "--data-dir", fresh.to_str().unwrap()]);
+    assert!(out.success() && out.stdout.contains("bus-password"), "{out}");
+    std::fs::copy(sandbox.path().join("bus-password"), fresh.join("bus-password")).unwrap();
+    let restarted = Instant::now();
+    let platform = Platform::start_again(&fresh, free_port(), mqtt_port, FLAGS);
+    assert_eq!(support::containers::platform_id(&platform), platform_id);
+    let routed = eventually(Duration::from_secs(30), "both containers routed", || {
+        let seen: BTreeSet<String> = (0..20).map(|_| through_lb(proxy_port)).collect::<Result<_, _>>()?;
+        if seen == before {
+            Ok(seen)
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    });
+    eprintln!("restore and start → both containers adopted and routed: {:?}", restarted.elapsed());
+    assert_eq!(routed, before);
+    for _ in 0..6 {
+        assert_eq!(active(&platform), before, "the members changed");
+        assert_eq!(member_containers(None, &platform_id), before, "a container started or removed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(containers(&before), expected, "not the same containers");
+    drop(platform.stop());
+}
+
 /// Waits until `victim` is gone from the cluster, a new member is active in its place and
 /// the load balancer sends no request to it; prints how long it took.
 fn replaced(run: &Running, victim: &str, what: &str, since: Instant) {

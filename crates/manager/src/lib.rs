@@ -6,6 +6,7 @@
 //! authorizes by the caller's role and scopes every record by its tenant.
 
 pub mod auth;
+mod backup;
 mod body;
 pub mod bootstrap;
 mod claims;
@@ -56,6 +57,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(tasks::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
+        .merge(backup::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })

@@ -176,6 +176,12 @@ pub fn document() -> Value {
         }),
     );
     paths.insert(
+        "/api/backup".into(),
+        json!({"get": {"tags": ["platform"], "operationId": "backup", "summary": "The platform's whole state, for `stratos restore` (platform admins)",
+            "description": "JSON lines from one consistent snapshot of the store: a header ({\"format\":\"stratos-backup\",\"formatVersion\",\"schemaVersion\",\"platformId\",\"createdAt\",\"store\",\"documents\",\"collections\",\"tenants\"}), then one line per document ({\"collection\",\"tenant\",\"id\",\"body\"}) of every collection and tenant, as stored: passwords and tokens as their hashes, secrets encrypted. The data directory's key files are not in it.",
+            "responses": merge(json!({"200": {"description": "The backup", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}), &errors)}}),
+    );
+    paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",
             "responses": {"200": {"description": "Healthy: the store takes writes", "content": {"application/json": {"schema": {"type": "object"}}}},

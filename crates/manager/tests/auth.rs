@@ -164,7 +164,7 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
     match caller {
         Caller::NoToken | Caller::Expired | Caller::Revoked => Some(401),
         Caller::Viewer => match (method, template) {
-            ("GET", "/api/users") | ("GET", "/api/mockIaas") => Some(403),
+            ("GET", "/api/users") | ("GET", "/api/mockIaas") | ("GET", "/api/backup") => Some(403),
             ("GET", "/api/users/{name}") => Some(404),
             ("GET", _) => Some(200),
             // Self-service routes pass the viewer check; acme-dev's token and user are not the viewer's.
@@ -174,7 +174,7 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
         Caller::Foreign => match (method, template) {
             (_, _) if item => Some(404),
             // The platform's own settings: a tenant's admin is told it may not.
-            (_, "/api/mockIaas") => Some(403),
+            (_, "/api/mockIaas") | (_, "/api/backup") => Some(403),
             ("GET", _) => Some(200),
             ("POST", "/api/tenants") => Some(403),
             ("POST", "/api/users") => Some(404),
@@ -677,5 +677,33 @@ async fn tcp_proxy_ports_and_the_platforms_ports_are_claims() {
         let a = api.must(token, Method::POST, "/api/applications", Some(&app("bus-thief", "busy")), 409).await;
         assert_eq!(a["problems"][0]["path"], "components.cartridges[0].type", "{a}");
         assert!(a.to_string().contains("the event bus"), "{a}");
+    }
+}
+
+/// `GET /api/backup` is the platform admins' alone: a tenant admin (of its own tenant)
+/// and a viewer get 403; the platform admin gets every document of every tenant as
+/// stored, password and token hashes included, no password or token in clear.
+#[tokio::test]
+async fn backup_is_a_platform_admins_alone() {
+    let w = world().await;
+    let acme_admin = w.api.login("acme-admin", PASSWORD).await;
+    for (who, token) in [("tenant admin", acme_admin.as_str()), ("viewer", &w.viewer), ("foreign admin", &w.foreign)] {
+        let a = w.api.get(token, "/api/backup").await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{who}: {}", a.text);
+        assert!(a.text.contains("back up the platform") && a.text.contains("platform-admin"), "{who}: {}", a.text);
+    }
+    let a = w.api.get(&w.admin_token(), "/api/backup").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.headers["content-type"], "application/x-ndjson");
+    assert!(a.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"stratos-backup-"));
+    let (header, documents) = stratos_store::backup::read(a.text.as_bytes()).unwrap();
+    assert_eq!(documents, w.api.store.snapshot().await.unwrap(), "every document, as stored");
+    assert_eq!(header.store, "sqlite");
+    assert!(header.tenants >= 2, "{header:?}");
+    assert!(header.collections["user"] >= 5 && header.collections["api-token"] >= 5, "{header:?}");
+    assert!(documents.iter().any(|d| d.collection == "cartridge" && d.tenant == w.acme), "acme's own definitions");
+    assert!(!a.text.contains(PASSWORD), "a password in clear");
+    for token in [&w.api.admin, &w.viewer, &w.foreign, &acme_admin] {
+        assert!(!a.text.contains(token.as_str()), "a token in clear");
     }
 }

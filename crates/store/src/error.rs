@@ -61,6 +61,16 @@ pub enum StoreError {
     #[error("cannot encode {what} as JSON: {error}")]
     Encode { what: String, error: serde_json::Error },
 
+    /// An import into a store that already holds documents.
+    #[error(
+        "{db} holds {documents} document(s): a backup is restored only into an empty store (a new --data-dir, or an empty database)"
+    )]
+    NotEmpty { db: String, documents: u64 },
+
+    /// An import naming one document twice.
+    #[error("document {collection}/{id} of tenant {tenant} appears twice in the import")]
+    DuplicateDocument { collection: String, tenant: i64, id: String },
+
     /// The blocking task that ran a SQLite statement panicked or was cancelled.
     #[error("{db}: the SQLite worker task failed: {message}")]
     Task { db: String, message: String },

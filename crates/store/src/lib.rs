@@ -31,9 +31,11 @@
 //!   (id = user name, the password as an argon2 hash), `api-token` (id = token id, the
 //!   secret as its SHA-256) and `tenant-quota` (id = the tenant id in decimal).
 
+pub mod backup;
 mod error;
 mod postgres;
 mod record;
+pub mod snapshot;
 mod sqlite;
 
 use std::collections::BTreeSet;
@@ -48,10 +50,11 @@ use stratos_model::{Definitions, Kind, Tenant, SUPER_TENANT};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use record::{Listed, PlatformRecord, Record, ScalingHistory, TopologyService, Unreadable, MOCK_IAAS_ID};
+pub use snapshot::Document;
 pub use sqlite::SqliteStore;
 
 /// The schema version this build creates and understands.
-const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// Where builds before per-cluster persistence kept the whole topology.
 const LEGACY_TOPOLOGY: (&str, &str) = ("topology", "current");
@@ -338,6 +341,59 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.list(tenant, collection).await,
             Store::Postgres(p) => p.list(tenant, collection).await,
+        }
+    }
+
+    /// Every document of every collection and tenant, read in one read transaction (one
+    /// consistent state), ordered by collection, tenant and id; a body that is not JSON
+    /// is the error, naming it.
+    pub async fn snapshot(&self) -> Result<Vec<Document>, StoreError> {
+        let rows = match self {
+            Store::Sqlite(s) => s.snapshot().await?,
+            Store::Postgres(p) => p.snapshot().await?,
+        };
+        rows.into_iter().map(snapshot::RawDocument::parse).collect()
+    }
+
+    /// Writes `documents` into this store in one write transaction, if it holds no
+    /// document ([`StoreError::NotEmpty`] otherwise, and nothing written); returns how
+    /// many were written. Bodies are written as they are (no record type checks them).
+    pub async fn import(&self, documents: Vec<Document>) -> Result<usize, StoreError> {
+        if let Some((collection, tenant, id)) = snapshot::first_duplicate(&documents) {
+            return Err(StoreError::DuplicateDocument { collection, tenant, id });
+        }
+        let rows = documents
+            .into_iter()
+            .map(|d| {
+                let body = serde_json::to_string(&d.body).map_err(|error| StoreError::Encode {
+                    what: format!("{}/{} of tenant {}", d.collection, d.id, d.tenant),
+                    error,
+                })?;
+                Ok(snapshot::RawDocument { collection: d.collection, tenant: d.tenant, id: d.id, body })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let count = rows.len();
+        match self {
+            Store::Sqlite(s) => s.import(rows).await?,
+            Store::Postgres(p) => p.import(rows).await?,
+        }
+        tracing::info!(documents = count, store = %self.describe(), "documents imported into an empty store");
+        Ok(count)
+    }
+
+    /// How many documents the store holds, in every collection and tenant.
+    pub async fn document_count(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.document_count().await,
+            Store::Postgres(p) => p.document_count().await,
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
+use crate::snapshot::RawDocument;
 use crate::{Row, StoreError, Write, SCHEMA_VERSION};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +42,14 @@ const LIST: &str = "SELECT id, body::text FROM documents WHERE tenant_id = $1 AN
 const LIST_ALL: &str = "SELECT tenant_id, id, body::text FROM documents WHERE collection = $1 ORDER BY tenant_id, id";
 const DELETE: &str = "DELETE FROM documents WHERE tenant_id = $1 AND collection = $2 AND id = $3";
 const IDS: &str = "SELECT id FROM documents WHERE tenant_id = $1 AND collection = $2 ORDER BY id";
+const SNAPSHOT: &str = "SELECT collection, tenant_id, id, body::text FROM documents ORDER BY collection, tenant_id, id";
+const COUNT: &str = "SELECT count(*) FROM documents";
+const IMPORT: &str = "
+INSERT INTO documents (tenant_id, collection, id, body, updated_at)
+SELECT u.tenant_id, u.collection, u.id, u.body::jsonb, now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(tenant_id, collection, id, body)";
+/// Documents per statement of an import (all in one transaction).
+const IMPORT_CHUNK: usize = 5_000;
 // A batch is one statement (data-modifying CTEs run atomically): the connection is
 // shared by every clone of the store, so a BEGIN ... COMMIT could take in other
 // callers' statements. The caller makes the keys unique, as ON CONFLICT requires.
@@ -64,6 +73,8 @@ pub struct PostgresStore {
 struct Inner {
     /// `postgres://host:port/db`, without user or password.
     describe: String,
+    /// To open a connection of its own for a transaction (the shared one cannot hold one).
+    config: Config,
     client: Client,
     put: Statement,
     get: Statement,
@@ -122,7 +133,7 @@ impl PostgresStore {
         let delete = client.prepare(DELETE).await.map_err(schema_err)?;
         let ids = client.prepare(IDS).await.map_err(schema_err)?;
         let write_all = client.prepare(WRITE_ALL).await.map_err(schema_err)?;
-        let inner = Inner { describe, client, put, get, list, list_all, delete, ids, write_all };
+        let inner = Inner { describe, config, client, put, get, list, list_all, delete, ids, write_all };
         Ok(PostgresStore { inner: Arc::new(inner) })
     }
 
@@ -206,6 +217,85 @@ impl PostgresStore {
             .execute(&i.write_all, &[&tenant, &del_c, &del_i, &put_c, &put_i, &put_b])
             .await
             .map_err(self.err(format!("write {count} document(s) of tenant {tenant}")))?;
+        Ok(())
+    }
+
+    /// A connection of its own, for one transaction (the shared client is used by
+    /// every clone of the store: a BEGIN there could take in others' statements).
+    async fn own_connection(&self) -> Result<Client, StoreError> {
+        let describe = self.inner.describe.clone();
+        let (client, connection) = self
+            .inner
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| StoreError::ConnectPostgres { target: describe.clone(), message: message(&e) })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(store = %describe, error = %message(&e), "PostgreSQL connection of a transaction lost");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Every document, in one read-only REPEATABLE READ transaction: one consistent state.
+    pub(crate) async fn snapshot(&self) -> Result<Vec<RawDocument>, StoreError> {
+        let mut client = self.own_connection().await?;
+        let err = self.err("read every document".into());
+        let run = async {
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let rows = tx.query(SNAPSHOT, &[]).await?;
+            tx.commit().await?;
+            Ok::<_, tokio_postgres::Error>(rows)
+        };
+        let rows = run.await.map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RawDocument { collection: r.get(0), tenant: r.get(1), id: r.get(2), body: r.get(3) })
+            .collect())
+    }
+
+    pub(crate) async fn document_count(&self) -> Result<u64, StoreError> {
+        let i = &self.inner;
+        let n: i64 = i.client.query_one(COUNT, &[]).await.map_err(self.err("count the documents".into()))?.get(0);
+        Ok(n.max(0) as u64)
+    }
+
+    /// Writes every document in one transaction, if the store holds none: the table is
+    /// locked against other writers (SHARE ROW EXCLUSIVE) before it is counted.
+    pub(crate) async fn import(&self, documents: Vec<RawDocument>) -> Result<(), StoreError> {
+        let count = documents.len();
+        let mut client = self.own_connection().await?;
+        let found = {
+            let run = async {
+                let tx = client.transaction().await?;
+                tx.batch_execute("LOCK TABLE documents IN SHARE ROW EXCLUSIVE MODE").await?;
+                let found: i64 = tx.query_one(COUNT, &[]).await?.get(0);
+                if found > 0 {
+                    tx.rollback().await?;
+                    return Ok(found as u64);
+                }
+                let insert = tx.prepare(IMPORT).await?;
+                for chunk in documents.chunks(IMPORT_CHUNK) {
+                    let tenants: Vec<i64> = chunk.iter().map(|d| d.tenant).collect();
+                    let collections: Vec<&str> = chunk.iter().map(|d| d.collection.as_str()).collect();
+                    let ids: Vec<&str> = chunk.iter().map(|d| d.id.as_str()).collect();
+                    let bodies: Vec<&str> = chunk.iter().map(|d| d.body.as_str()).collect();
+                    tx.execute(&insert, &[&tenants, &collections, &ids, &bodies]).await?;
+                }
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(0)
+            };
+            run.await.map_err(self.err(format!("import {count} document(s)")))?
+        };
+        if found > 0 {
+            return Err(StoreError::NotEmpty { db: self.inner.describe.clone(), documents: found });
+        }
         Ok(())
     }
 

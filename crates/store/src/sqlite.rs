@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::snapshot::RawDocument;
 use crate::{Row, StoreError, Write, SCHEMA_VERSION};
 
 /// How long a statement waits for another connection (another process) to release its lock.
@@ -35,6 +36,9 @@ const LIST: &str = "SELECT id, body FROM documents WHERE tenant_id = ?1 AND coll
 const LIST_ALL: &str = "SELECT tenant_id, id, body FROM documents WHERE collection = ?1 ORDER BY tenant_id, id";
 const DELETE: &str = "DELETE FROM documents WHERE tenant_id = ?1 AND collection = ?2 AND id = ?3";
 const IDS: &str = "SELECT id FROM documents WHERE tenant_id = ?1 AND collection = ?2 ORDER BY id";
+const SNAPSHOT: &str = "SELECT collection, tenant_id, id, body FROM documents ORDER BY collection, tenant_id, id";
+const COUNT: &str = "SELECT count(*) FROM documents";
+const INSERT: &str = "INSERT INTO documents (tenant_id, collection, id, body) VALUES (?1, ?2, ?3, ?4)";
 
 /// The SQLite back end of [`Store`](crate::Store); cheap to clone.
 #[derive(Clone)]
@@ -142,6 +146,55 @@ impl SqliteStore {
             tx.commit()
         })
         .await
+    }
+
+    /// Every document, in one read transaction.
+    pub(crate) async fn snapshot(&self) -> Result<Vec<RawDocument>, StoreError> {
+        self.with("read every document".into(), |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let documents = {
+                let mut stmt = tx.prepare(SNAPSHOT)?;
+                let rows = stmt.query_map([], |r| {
+                    Ok(RawDocument { collection: r.get(0)?, tenant: r.get(1)?, id: r.get(2)?, body: r.get(3)? })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.commit()?;
+            Ok(documents)
+        })
+        .await
+    }
+
+    pub(crate) async fn document_count(&self) -> Result<u64, StoreError> {
+        self.with("count the documents".into(), |conn| conn.query_row(COUNT, [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| n.max(0) as u64)
+    }
+
+    /// Writes every document in one transaction, if the store holds none.
+    pub(crate) async fn import(&self, documents: Vec<RawDocument>) -> Result<(), StoreError> {
+        let count = documents.len();
+        let found = self
+            .with(format!("import {count} document(s)"), move |conn| {
+                let tx = conn.unchecked_transaction()?;
+                let found: i64 = tx.query_row(COUNT, [], |r| r.get(0))?;
+                if found > 0 {
+                    return Ok(found as u64);
+                }
+                {
+                    let mut insert = tx.prepare(INSERT)?;
+                    for d in documents {
+                        insert.execute(params![d.tenant, d.collection, d.id, d.body])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(0)
+            })
+            .await?;
+        if found > 0 {
+            return Err(StoreError::NotEmpty { db: self.inner.describe.clone(), documents: found });
+        }
+        Ok(())
     }
 
     /// The ids of a tenant's documents in one collection, without their bodies.

@@ -259,3 +259,20 @@ async fn postgres_unreadable_records_are_named_errors() {
     let store = Store::open(&schema.url()).await.unwrap();
     common::unreadable_records(&store).await;
 }
+
+#[tokio::test]
+async fn postgres_snapshot_and_import_into_an_empty_store() {
+    let Some(server) = server_url() else { return };
+    let (schema, restored) = (TestSchema::create(&server).await, TestSchema::create(&server).await);
+    let store = Store::open(&schema.url()).await.unwrap();
+    let empty = Store::open(&restored.url()).await.unwrap();
+    common::snapshot_and_import(&store, &empty).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_snapshot_is_consistent() {
+    let Some(server) = server_url() else { return };
+    let schema = TestSchema::create(&server).await;
+    let store = Store::open(&schema.url()).await.unwrap();
+    common::snapshot_is_consistent(&store).await;
+}

@@ -304,3 +304,18 @@ async fn sqlite_unreadable_records_are_named_errors() {
     assert!(listed.records.is_empty());
     assert_eq!(listed.unreadable.len(), 1);
 }
+
+#[tokio::test]
+async fn sqlite_snapshot_and_import_into_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    let empty = Store::open_sqlite(&dir.path().join("restored").join("stratos.db")).await.unwrap();
+    common::snapshot_and_import(&store, &empty).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_snapshot_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_path(&dir)).await.unwrap();
+    common::snapshot_is_consistent(&store).await;
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod containers;
+pub mod postgres;
 
 use std::collections::HashSet;
 use std::net::TcpStream;

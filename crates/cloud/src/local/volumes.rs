@@ -90,8 +90,13 @@ impl LocalDriver {
         let Ok(entries) = std::fs::read_dir(self.volumes_root()) else { return Vec::new() };
         let mut out: Vec<SlotVolume> = entries
             .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join(RECORD)).ok())
-            .filter_map(|t| serde_json::from_str(&t).ok())
+            .filter_map(|e| {
+                let text = std::fs::read_to_string(e.path().join(RECORD)).ok()?;
+                let mut volume: SlotVolume = serde_json::from_str(&text).ok()?;
+                // Where it is now (a data directory may have been moved or restored elsewhere).
+                volume.name = e.path().join(DATA).display().to_string();
+                Some(volume)
+            })
             .collect();
         out.sort_by(|a, b| (&a.cluster_id, a.slot, &a.volume_id).cmp(&(&b.cluster_id, b.slot, &b.volume_id)));
         out
