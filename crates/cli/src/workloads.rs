@@ -80,14 +80,20 @@ impl Workloads for DriversWorkloads {
             let mut output = driver.run_task(&member, &command).await.map_err(|e| e.to_string())?;
             let (tx, rx) = mpsc::channel(64);
             tokio::spawn(async move {
-                while let Some(item) = output.recv().await {
+                loop {
+                    // A task that prints nothing must still end when the client goes away:
+                    // dropping `output` (returning) ends it.
+                    let item = tokio::select! {
+                        item = output.recv() => item,
+                        () = tx.closed() => return,
+                    };
+                    let Some(item) = item else { return };
                     let frame = match item {
                         ExecOutput::Stdout(b) => ExecFrame::Stdout(b),
                         ExecOutput::Stderr(b) => ExecFrame::Stderr(b),
                         ExecOutput::Exit(code) => ExecFrame::Exit(code),
                     };
                     if tx.send(frame).await.is_err() {
-                        // The client went away: dropping `output` ends the task.
                         return;
                     }
                 }

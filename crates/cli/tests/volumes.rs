@@ -238,6 +238,30 @@ fn a_task_runs_in_the_clusters_environment_and_leaves_nothing_running() {
     let members: Vec<String> = cluster_members(&platform, CLUSTER).iter().map(id).collect();
     assert_eq!(members, [member], "{members:?}");
 
+    // A client that goes away takes its task with it, output or not.
+    let mut command = Command::new(support::BIN);
+    command.args(["application", "run", "--api", &api, APP, "--", "sh", "-c", "sleep 600"]);
+    let client = support::spawn("stratos application run (to be killed)", command);
+    eventually(Duration::from_secs(20), "the task runs", || {
+        let tasks = support::member_processes(sandbox.path()).into_iter().filter(|p| p.member_id.contains(".task-"));
+        if tasks.count() > 0 {
+            Ok(())
+        } else {
+            Err("no task process yet".into())
+        }
+    });
+    client.signal("KILL");
+    drop(client);
+    eventually(Duration::from_secs(20), "the task ended with its client", || {
+        let left: Vec<_> =
+            support::member_processes(sandbox.path()).into_iter().filter(|p| p.member_id.contains(".task-")).collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+
     let out = support::stratos(&["application", "run", "--api", &api, APP, "--cluster", "nope", "--", "true"]);
     assert!(!out.success() && out.stderr.contains("cluster"), "{out}");
     let out = support::stratos(&["application", "run", "--api", &api, "no-such-app", "--", "true"]);
