@@ -2,8 +2,9 @@
 //! platform (`stratos up`, members that are real `stratos sample-http` processes or
 //! containers): a file written into a member's volume survives `kill -9` of the member
 //! (its replacement takes the same slot and finds it); `stratos volume list` shows the
-//! volumes with the member of their slot; at undeploy a `removeOnTermination: true`
-//! volume is removed and a `false` one kept; `stratos application run` runs a command in
+//! volumes with the member of their slot; after a scale-in a `removeOnTermination: true`
+//! volume of a slot no longer used is removed; at undeploy every `removeOnTermination:
+//! true` volume is removed and every `false` one kept; `stratos application run` runs a command in
 //! a new member of the cluster, with the cluster's environment, its output and exit
 //! code passed on, and nothing left running afterwards.
 //!
@@ -159,14 +160,45 @@ fn survives_kill(platform: &Platform, write: &str, read: &str, kill: impl FnOnce
     second_id
 }
 
-/// Undeploys and checks `scratch` is removed, `keep` kept (and listed with no member).
+/// Scales the cluster to 2 members (slots 0 and 1, each with its volumes), then back to
+/// 1: a `scratch` volume is left only in a slot below the size or with a member, and
+/// every `keep` volume stays.
+fn scale_in_removes_only_unused_removable_volumes(platform: &Platform) {
+    platform.ok(&["cluster", "scale", CLUSTER, "--min", "2", "--max", "2"]);
+    eventually(Duration::from_secs(90), "two members, each with its volumes", || {
+        let members = cluster_members(platform, CLUSTER);
+        let slots: std::collections::BTreeSet<String> = members.iter().map(slot).collect();
+        let listed = volumes(platform);
+        if members.len() == 2 && slots.len() == 2 && listed.len() == 4 {
+            Ok(())
+        } else {
+            Err(format!("slots {slots:?}, volumes {listed:?}"))
+        }
+    });
+    platform.ok(&["cluster", "scale", CLUSTER, "--min", "1", "--max", "1"]);
+    eventually(Duration::from_secs(90), "one member, the removable volumes of unused slots gone", || {
+        let members = cluster_members(platform, CLUSTER);
+        let listed = volumes(platform);
+        let keep = listed.iter().filter(|v| v["volumeId"] == "keep").count();
+        let stray =
+            listed.iter().filter(|v| v["volumeId"] == "scratch" && v["slot"] != 0 && v["memberId"].is_null()).count();
+        if members.len() == 1 && keep == 2 && stray == 0 {
+            Ok(())
+        } else {
+            Err(format!("{} member(s), volumes {listed:?}", members.len()))
+        }
+    });
+}
+
+/// Undeploys and checks every `scratch` volume is removed, `keep` ones kept (and listed
+/// with no member).
 fn undeploy_keeps_only_keep(platform: &Platform) {
     let out = platform.cli(&["application", "undeploy", APP, "--timeout", "120s"]);
     assert!(out.success(), "{out}");
     eventually(Duration::from_secs(30), "only the kept volume is left", || {
         let listed = volumes(platform);
         let ids: Vec<&str> = listed.iter().filter_map(|v| v["volumeId"].as_str()).collect();
-        if ids == ["keep"] && listed[0]["memberId"].is_null() {
+        if !ids.is_empty() && ids.iter().all(|i| *i == "keep") && listed.iter().all(|v| v["memberId"].is_null()) {
             Ok(())
         } else {
             Err(format!("{listed:?}"))
@@ -190,6 +222,7 @@ fn a_local_volume_survives_kill_9_and_undeploy_honours_remove_on_termination() {
     let keep_dir = listed.iter().find(|v| v["volumeId"] == "keep").unwrap()["name"].as_str().unwrap().to_string();
     let scratch_dir = listed.iter().find(|v| v["volumeId"] == "scratch").unwrap()["name"].as_str().unwrap().to_string();
     assert!(keep_dir.starts_with(sandbox.path().to_str().unwrap()), "{keep_dir}");
+    scale_in_removes_only_unused_removable_volumes(&platform);
     undeploy_keeps_only_keep(&platform);
     assert!(Path::new(&keep_dir).join("note").is_file(), "{keep_dir} lost its file");
     assert!(!Path::new(&scratch_dir).exists(), "{scratch_dir} is still there");
