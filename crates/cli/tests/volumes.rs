@@ -2,11 +2,11 @@
 //! platform (`stratos up`, members that are real `stratos sample-http` processes or
 //! containers): a file written into a member's volume survives `kill -9` of the member
 //! (its replacement takes the same slot and finds it); `stratos volume list` shows the
-//! volumes with the member of their slot; after a scale-in a `removeOnTermination: true`
-//! volume of a slot no longer used is removed; at undeploy every `removeOnTermination:
-//! true` volume is removed and every `false` one kept; `stratos application run` runs a command in
-//! a new member of the cluster, with the cluster's environment, its output and exit
-//! code passed on, and nothing left running afterwards.
+//! volumes with the member of their slot; after a scale-in a `removeOnTermination:
+//! true` volume of a slot no longer used is removed; at undeploy every such volume is
+//! removed and every `false` one kept; `stratos application run` runs a command in a new
+//! member of the cluster, with the cluster's environment, its output and exit code
+//! passed on, and nothing left running afterwards (nor once its client is killed).
 //!
 //! The tests run one at a time (a lock): each starts a platform and a few members.
 

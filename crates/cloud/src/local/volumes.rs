@@ -138,3 +138,80 @@ fn give(path: &Path, id: Identity) -> Result<(), LocalError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(slot: Option<u32>) -> MemberSpec {
+        let mut spec: MemberSpec = serde_json::from_value(serde_json::json!({
+            "memberId": "app.db.1", "clusterId": "app.db", "serviceName": "db", "appId": "app", "tenantId": 7,
+            "networkPartitionId": "np", "partitionId": "p", "command": ["x"], "image": null, "ports": [],
+            "brokerUrl": "", "artifactRepository": null, "env": {}, "platformId": "plat"
+        }))
+        .unwrap();
+        spec.slot = slot;
+        spec.persistent_volumes = vec![stratos_model::PersistentVolume {
+            id: "db-data".into(),
+            size: Some(3),
+            mapping_path: Some("/var/lib/db".into()),
+            remove_on_termination: true,
+            ..Default::default()
+        }];
+        spec
+    }
+
+    #[test]
+    fn a_slot_volume_is_made_listed_linked_and_removed() {
+        let data = tempfile::tempdir().unwrap();
+        let driver = LocalDriver::new(data.path().join("members"), vec!["stratos".into()]);
+        let member = data.path().join("members").join("app.db.1");
+        let mut cmd = tokio::process::Command::new("true");
+        driver.attach_volumes(&mut cmd, &spec(Some(2)), &member, None).unwrap();
+        let env: Vec<(String, String)> = cmd
+            .as_std()
+            .get_envs()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.unwrap().to_string_lossy().into_owned()))
+            .collect();
+        let dir = data.path().join("volumes").join("app.db-2-db-data").join(DATA);
+        assert_eq!(env, [("STRATOS_VOLUME_DB_DATA".to_string(), dir.display().to_string())]);
+        assert!(dir.is_dir());
+        assert_eq!(std::fs::read_link(member.join(WORK_DIR).join("volumes").join("db-data")).unwrap(), dir);
+        let listed = driver.volumes();
+        assert_eq!(listed.len(), 1);
+        let v = &listed[0];
+        assert_eq!((v.cluster_id.as_str(), v.slot, v.volume_id.as_str(), v.size), ("app.db", 2, "db-data", Some(3)));
+        assert_eq!((v.tenant_id, v.application_id.as_str(), v.platform_id.as_str()), (7, "app", "plat"));
+        assert!(v.remove_on_termination);
+        // The same slot again (a replacement): the same directory, what it holds kept.
+        std::fs::write(dir.join("f"), "kept").unwrap();
+        driver.attach_volumes(&mut cmd, &spec(Some(2)), &member, None).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "kept");
+        driver.delete_volume(v).unwrap();
+        assert!(driver.volumes().is_empty() && !dir.exists());
+    }
+
+    #[test]
+    fn no_slot_no_volume() {
+        let data = tempfile::tempdir().unwrap();
+        let driver = LocalDriver::new(data.path().join("members"), vec!["stratos".into()]);
+        let mut cmd = tokio::process::Command::new("true");
+        driver.attach_volumes(&mut cmd, &spec(None), &data.path().join("m"), None).unwrap();
+        assert!(driver.volumes().is_empty());
+        assert!(!data.path().join("volumes").exists());
+    }
+
+    #[test]
+    fn only_its_own_directories_are_removed() {
+        let data = tempfile::tempdir().unwrap();
+        let driver = LocalDriver::new(data.path().join("members"), vec!["stratos".into()]);
+        let mut v: SlotVolume = serde_json::from_value(serde_json::json!({
+            "name": "/etc/data", "driver": "local", "platformId": "p", "tenantId": 1, "applicationId": "a",
+            "clusterId": "c", "slot": 0, "volumeId": "v", "mappingPath": "/d", "removeOnTermination": true
+        }))
+        .unwrap();
+        assert!(driver.delete_volume(&v).is_err());
+        v.name = data.path().join("elsewhere").join(DATA).display().to_string();
+        assert!(driver.delete_volume(&v).is_err());
+    }
+}
