@@ -63,6 +63,7 @@ enum AppAction {
     /// when CMD ends or this command is interrupted. Local and docker members only.
     #[command(verbatim_doc_comment)]
     Run {
+        /// The application (deployed).
         id: String,
         /// The cluster (its alias) when the application has more than one.
         #[arg(long)]
