@@ -24,10 +24,17 @@ pub fn slot_of(member: &Member) -> Option<u32> {
     member.properties.iter().find(|p| p.name == SLOT_PROPERTY).and_then(|p| p.value.parse().ok())
 }
 
-/// The lowest slot none of `used` holds.
+/// The lowest slot none of `used` holds: at most their count, so one pass over a bitmap
+/// of that size (a large cluster's creations each cost its size, not more).
 pub fn lowest_free(used: impl IntoIterator<Item = u32>) -> u32 {
-    let used: BTreeSet<u32> = used.into_iter().collect();
-    (0..).find(|s| !used.contains(s)).expect("a free slot below u32::MAX")
+    let used: Vec<u32> = used.into_iter().collect();
+    let mut taken = vec![false; used.len() + 1];
+    for s in used {
+        if let Some(t) = taken.get_mut(s as usize) {
+            *t = true;
+        }
+    }
+    taken.iter().position(|t| !t).expect("n slots leave one of 0..=n free") as u32
 }
 
 /// What a cluster needs of its slots: how many members it is to have, and the slots its
@@ -90,6 +97,8 @@ mod tests {
         // A killed member's slot is the one its replacement gets.
         assert_eq!(lowest_free([0, 2]), 1);
         assert_eq!(lowest_free([1, 2]), 0);
+        assert_eq!(lowest_free([0, 0, 7]), 1);
+        assert_eq!(lowest_free([u32::MAX]), 0);
     }
 
     #[test]
