@@ -363,6 +363,32 @@ fn a_docker_task_runs_in_a_container_of_the_cluster_and_is_removed() {
             Err(left)
         }
     });
+    // A client that goes away: its task's container is removed (so stopped) too.
+    let mut command = Command::new(support::BIN);
+    let script = "echo started; exec /bin/sleep 600";
+    command.args(["application", "run", "--api", &api, APP, "--", "/bin/sh", "-c", script]);
+    let client = support::spawn("stratos application run (to be killed)", command);
+    let tasks = || {
+        let filter = format!("label=io.stratos.platform={platform_id}");
+        dk::docker(&["ps", "-a", "--filter", &filter, "--filter", "label=io.stratos.task", "--format", "{{.Status}}"])
+    };
+    eventually(Duration::from_secs(30), "the task's output streams", || {
+        if client.stdout().contains("started") && tasks().starts_with("Up") {
+            Ok(())
+        } else {
+            Err(format!("containers: {:?}, client: {:?}", tasks(), client.stdout()))
+        }
+    });
+    client.signal("KILL");
+    drop(client);
+    eventually(Duration::from_secs(30), "the task's container removed with its client", || {
+        let left = tasks();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    });
     let members: Vec<String> = cluster_members(&platform, CLUSTER).iter().map(id).collect();
     assert_eq!(members, [member], "{members:?}");
 }

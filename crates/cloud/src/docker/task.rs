@@ -4,7 +4,8 @@
 //! network, with the member's environment but no bus credentials. It has the platform's
 //! label and a task label but no member label, so the driver never lists it as a member.
 //! Its output is attached before it starts; once it exits (or whoever reads it goes
-//! away) it is removed by force, which also stops it.
+//! away) it is removed by force, which also stops it; so is one whose client goes away
+//! before it starts (the request's future dropped).
 
 use std::collections::HashMap;
 
@@ -83,19 +84,21 @@ impl DockerDriver {
             .create_container(Some(create), body)
             .await
             .map_err(DockerError::engine(&host, format!("create container {name:?}")))?;
+        // From here the container goes if this future is dropped (the client went away
+        // before the task started): the relay below takes it over once it runs.
+        let mut guard = RemoveOnDrop { docker: Some(docker.clone()), name: name.clone() };
         let attach = AttachContainerOptionsBuilder::default().stream(true).stdout(true).stderr(true).logs(true).build();
-        let attached = match docker.attach_container(&name, Some(attach)).await {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = self.remove(&docker, &host, &name).await;
-                return Err(DockerError::engine(&host, format!("attach to container {name:?}"))(e));
-            }
-        };
-        if let Err(e) = docker.start_container(&name, None).await {
-            let _ = self.remove(&docker, &host, &name).await;
-            return Err(DockerError::engine(&host, format!("start container {name:?}"))(e));
-        }
+        // (An error returned drops the guard too: the container goes.)
+        let attached = docker
+            .attach_container(&name, Some(attach))
+            .await
+            .map_err(DockerError::engine(&host, format!("attach to container {name:?}")))?;
+        docker
+            .start_container(&name, None)
+            .await
+            .map_err(DockerError::engine(&host, format!("start container {name:?}")))?;
         info!(member_id = %spec.member_id, container = %name, %host, %network, "task container started");
+        guard.docker = None;
         let (tx, rx) = mpsc::channel(64);
         let mut output = attached.output;
         let (engine, member_id) = (docker.clone(), spec.member_id.clone());
@@ -145,5 +148,28 @@ impl DockerDriver {
             }
         });
         Ok(rx)
+    }
+}
+
+/// Removes a task's container (by force) when dropped, unless disarmed (`docker` taken).
+struct RemoveOnDrop {
+    docker: Option<bollard::Docker>,
+    name: String,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let Some(docker) = self.docker.take() else { return };
+        let name = std::mem::take(&mut self.name);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+                if let Err(e) = docker.remove_container(&name, Some(options)).await {
+                    warn!(container = %name, error = %e, "cannot remove an abandoned task's container");
+                } else {
+                    info!(container = %name, "abandoned task's container removed");
+                }
+            });
+        }
     }
 }
