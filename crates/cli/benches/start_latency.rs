@@ -63,6 +63,8 @@ fn spec(row: &Row, platform_id: &str, member_id: &str, broker: &EmbeddedBroker) 
         limits: stratos_model::Limits { nano_cpus: Some(1_000_000_000), memory_bytes: Some(256 << 20) },
         volumes: vec![],
         placement: BTreeMap::new(),
+        slot: None,
+        persistent_volumes: vec![],
     }
 }
 

@@ -81,6 +81,23 @@ enum AppAction {
         #[command(subcommand)]
         action: crate::rollouts::RolloutAction,
     },
+    /// Run a one-off task: CMD in a new member of one of the application's clusters, with
+    /// its cartridge as deployed (image, env.* properties, the cluster's STRATOS_* ids and
+    /// STRATOS_TASK=true), no persistent volumes, no agent (nothing fetches the artifact
+    /// repository), no load balancer route, not counted by the autoscaler. Its output is
+    /// shown as it comes and its exit code is this command's; the task member is removed
+    /// when CMD ends or this command is interrupted. Local and docker members only.
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// The application (deployed).
+        id: String,
+        /// The cluster (its alias) when the application has more than one.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// The program and its arguments (no shell: `-- sh -c '...'` for one).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 pub async fn run(args: ApplicationArgs) -> Result<()> {
@@ -127,6 +144,10 @@ pub async fn run(args: ApplicationArgs) -> Result<()> {
             wait(&client, &id, timeout, |rt| rt["status"] == "not-deployed").await?;
             eprintln!("application {id:?} undeployed: no member left");
             Ok(())
+        }
+        AppAction::Run { id, cluster, command } => {
+            let code = crate::workloads::run_task(&client, &id, cluster, command).await?;
+            std::process::exit(code);
         }
         AppAction::Status { id } => {
             let runtime =

@@ -31,6 +31,7 @@ mod trust;
 mod up;
 mod usage;
 mod users;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -88,6 +89,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
+    /// Inspect persistent volumes: cartridges' `persistence`, one per member slot.
+    Volume(workloads::VolumeArgs),
     /// Log in to an API: saves a token (0600) in the user's config directory for later commands.
     Login(session::LoginArgs),
     /// Log out of an API: revokes and forgets the token `stratos login` saved.
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
             Command::CartridgeGroup(a) => definitions::run(stratos_model::Kind::CartridgeGroup, a).await,
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
+            Command::Volume(a) => workloads::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,
             Command::Config(a) => config::run(a).await,
             Command::Login(a) => session::login(a).await,

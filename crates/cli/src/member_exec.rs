@@ -54,8 +54,13 @@ impl MemberExec for DriversExec {
 /// Runs `command` in `member` through the API; returns the command's exit code.
 pub async fn run(client: &Client, member: &str, command: Vec<String>) -> Result<i32> {
     let body = serde_json::json!({ "command": command }).to_string();
-    let mut response =
-        client.stream(Method::POST, &format!("/api/members/{member}/exec"), Some((body, "application/json"))).await?;
+    relay(client, &format!("/api/members/{member}/exec"), body).await
+}
+
+/// POSTs `body` to `path` and writes the command output it streams back (`member exec`'s
+/// framing, also `application run`'s); returns the command's exit code.
+pub async fn relay(client: &Client, path: &str, body: String) -> Result<i32> {
+    let mut response = client.stream(Method::POST, path, Some((body, "application/json"))).await?;
     let mut pending: Vec<u8> = Vec::new();
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     while let Some(chunk) = response.chunk().await.context("reading the command's output")? {

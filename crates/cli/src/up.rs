@@ -365,6 +365,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     // `stratos member exec` reaches members through the same drivers.
     let exec = Arc::new(crate::member_exec::DriversExec(drivers.clone()));
+    // So do `stratos volume list` and `stratos application run`.
+    let workloads = Arc::new(crate::workloads::DriversWorkloads { drivers: drivers.clone(), store: store.clone() });
     let controller =
         stratos_cloud::CloudController::new(store.clone(), connect_bus("cloud").await?, drivers, controller_config)
             .with_established(established);
@@ -412,6 +414,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
     state.member_exec = Some(exec);
     state.secrets = Some(secrets.clone());
+    state.workloads = Some(workloads);
     if let Some(docker) = &docker {
         state.deploy_checks.push(Arc::new(crate::docker::ImageCheck(docker.clone())));
     }

@@ -65,6 +65,8 @@ fn spec(platform_id: &str, member_id: &str, tenant_id: i64, image: &str, broker:
         limits: stratos_model::Limits { nano_cpus: Some(500_000_000), memory_bytes: Some(128 << 20) },
         volumes: vec![],
         placement: BTreeMap::new(),
+        slot: None,
+        persistent_volumes: vec![],
     }
 }
 

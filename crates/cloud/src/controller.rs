@@ -177,6 +177,8 @@ pub struct CloudController {
     places: plan::Places,
     /// Revisions read so far (they never change).
     revisions: crate::revisions::RevisionCache,
+    /// Persistent volumes no slot needs any more, removed (`volume.rs`).
+    volume_sweep: crate::volume::Sweeper,
 }
 
 /// A termination's outcome, from its task.
@@ -226,6 +228,7 @@ impl CloudController {
             reported: Default::default(),
             places: plan::Places::new(config_grace),
             revisions: Default::default(),
+            volume_sweep: Default::default(),
         }
     }
 
@@ -683,6 +686,17 @@ impl CloudController {
             }
         }
         self.remove_clusters_without_deployment(&deployments).await;
+        if self.frozen.is_empty() {
+            let scales: HashMap<String, u32> = self
+                .tenant_inputs
+                .values()
+                .flat_map(|i| i.scales.values().map(|s| (s.cluster_id.clone(), s.desired)))
+                .collect();
+            let (drivers, topology) = (self.drivers.values().cloned().collect(), &self.topology);
+            self.volume_sweep.start_if_due(drivers, &self.platform_id, || {
+                crate::volume::cluster_slots(&deployments, &scales, topology)
+            });
+        }
         phases.done("converge");
         let launched = self.to_launch.len();
         self.launch_recorded().await;
@@ -1311,6 +1325,14 @@ impl CloudController {
         }
         let iaas = cartridge.iaas(provider)?;
         let member_id = new_member_id(&spec.cluster_id);
+        let slot = plan::slots::lowest_free(
+            self.topology
+                .cluster(&spec.cluster_id)
+                .into_iter()
+                .flat_map(|c| c.members.values())
+                .filter_map(plan::slots::slot_of),
+        );
+        properties.push(Property { name: plan::slots::SLOT_PROPERTY.into(), value: slot.to_string() });
         let member = Member {
             service_name: spec.cartridge_type.clone(),
             cluster_id: spec.cluster_id.clone(),
@@ -1356,6 +1378,8 @@ impl CloudController {
             limits: iaas.limits(&cartridge.property),
             volumes: iaas.volumes.clone(),
             placement: placement_properties(defs, np_id, partition_id),
+            slot: Some(slot),
+            persistent_volumes: cartridge.persistence.as_ref().map(|p| p.volume.clone()).unwrap_or_default(),
         };
         Some((member, member_spec, driver))
     }

@@ -56,6 +56,13 @@ pub struct MemberSpec {
     /// The network partition's properties, its partition's over them (`dockerHost`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub placement: BTreeMap<String, String>,
+    /// The member's slot in its cluster (`plan::slots`): its persistent volumes are the slot's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// The cartridge's persistent volumes (`persistence.volume`), made per slot by the
+    /// drivers that offer them (`local`, `docker`); none without a slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persistent_volumes: Vec<stratos_model::PersistentVolume>,
 }
 
 impl std::fmt::Debug for MemberSpec {
@@ -169,6 +176,10 @@ pub enum DriverError {
     List(Cause),
     #[error("cannot run a command in member {member_id}: {reason}")]
     Exec { member_id: String, reason: String },
+    #[error("cannot {action} volume {volume}: {reason}")]
+    Volume { action: &'static str, volume: String, reason: String },
+    #[error("cannot run the task: {0}")]
+    Task(String),
 }
 
 /// What a command run in a member (`Driver::exec`) gives, as it comes.
@@ -204,6 +215,41 @@ pub trait Driver: Send + Sync + 'static {
             Err(DriverError::Exec {
                 member_id: member_id.to_string(),
                 reason: format!("the {} driver's members have no process to run a command in", self.name()),
+            })
+        })
+    }
+
+    /// Runs `command` as a one-off task (`stratos application run`) in a new member of
+    /// `spec` that no topology holds (no load balancer, no autoscaler), with the
+    /// member's environment but no agent and no bus credentials; the stream ends with
+    /// the command's exit code, and the task member is removed once it ends or the
+    /// stream is dropped. `spec.slot` is `None`: a task has no persistent volumes.
+    fn run_task<'a>(
+        &'a self,
+        spec: &'a MemberSpec,
+        command: &'a [String],
+    ) -> BoxFuture<'a, Result<ExecStream, DriverError>> {
+        let _ = (spec, command);
+        Box::pin(async move {
+            Err(DriverError::Task(format!(
+                "the {} driver does not run one-off tasks (local and docker do)",
+                self.name()
+            )))
+        })
+    }
+
+    /// This platform's persistent volumes (`crate::volume`); none for drivers without them.
+    fn list_volumes(&self) -> BoxFuture<'_, Result<Vec<crate::volume::SlotVolume>, DriverError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Removes a volume `list_volumes` gave (its data with it).
+    fn remove_volume<'a>(&'a self, volume: &'a crate::volume::SlotVolume) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            Err(DriverError::Volume {
+                action: "remove",
+                volume: volume.name.clone(),
+                reason: format!("the {} driver has no volumes", self.name()),
             })
         })
     }

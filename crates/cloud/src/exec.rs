@@ -40,7 +40,7 @@ pub fn relay(mut child: tokio::process::Child) -> ExecStream {
 }
 
 /// Copies `from` into `tx` as `wrap`ped chunks; `false` once the reader is gone.
-async fn forward<R: AsyncRead + Unpin>(
+pub(crate) async fn forward<R: AsyncRead + Unpin>(
     from: Option<R>,
     tx: mpsc::Sender<ExecOutput>,
     wrap: fn(Vec<u8>) -> ExecOutput,

@@ -17,6 +17,8 @@ pub mod port_range;
 mod procfs;
 mod revisions;
 pub mod simulated;
+pub mod task;
+pub mod volume;
 
 pub use controller::{CloudController, ControllerConfig, ReconcileStats};
 pub use docker::DockerDriver;
@@ -30,3 +32,4 @@ pub use mock_iaas::MockPatterns;
 pub use ownership::Strangers;
 pub use port_range::PortRange;
 pub use simulated::SimulatedDriver;
+pub use volume::SlotVolume;

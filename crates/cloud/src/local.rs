@@ -9,6 +9,9 @@
 //! runs as root nor as another member, and cannot rewrite the record in `<member>`, which
 //! names the process group the driver signals.
 
+mod task;
+mod volumes;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -336,6 +339,7 @@ impl LocalDriver {
         mark_platform(&mut cmd, spec);
         set_bus_credentials(&mut cmd, spec, &dir)?;
         let identity = self.confine(&mut cmd, &dir)?;
+        self.attach_volumes(&mut cmd, spec, &dir, identity)?;
         let mut child = cmd.spawn().map_err(|source| LocalError::Spawn {
             program: program.clone(),
             uid: identity.map(|i| i.uid),
@@ -481,6 +485,28 @@ impl Driver for LocalDriver {
             let child = cmd.spawn().map_err(|e| failed(format!("cannot start `{program}`: {e}")))?;
             info!(member_id, program = %program, "command run in the member");
             Ok(crate::exec::relay(child))
+        })
+    }
+
+    fn run_task<'a>(
+        &'a self,
+        spec: &'a MemberSpec,
+        command: &'a [String],
+    ) -> BoxFuture<'a, Result<ExecStream, DriverError>> {
+        Box::pin(async move { self.start_task(spec, command).await.map_err(|e| DriverError::Task(e.to_string())) })
+    }
+
+    fn list_volumes(&self) -> BoxFuture<'_, Result<Vec<crate::volume::SlotVolume>, DriverError>> {
+        Box::pin(async move { Ok(self.volumes()) })
+    }
+
+    fn remove_volume<'a>(&'a self, volume: &'a crate::volume::SlotVolume) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.delete_volume(volume).map_err(|e| DriverError::Volume {
+                action: "remove",
+                volume: volume.name.clone(),
+                reason: e.to_string(),
+            })
         })
     }
 }

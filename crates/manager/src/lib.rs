@@ -24,8 +24,11 @@ mod openapi;
 pub mod quota;
 pub mod rollouts;
 mod state;
+mod tasks;
 mod tenants;
 pub mod tls;
+mod volumes;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +57,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(member_exec::routes())
         .merge(app_config::routes())
         .merge(rollouts::routes())
+        .merge(volumes::routes())
+        .merge(tasks::routes())
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .merge(backup::routes())

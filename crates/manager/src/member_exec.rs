@@ -104,8 +104,8 @@ async fn exec(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
 }
 
-/// One frame as a line of JSON.
-fn line(frame: &ExecFrame) -> String {
+/// One frame as a line of JSON (`tasks.rs` streams the same).
+pub(crate) fn line(frame: &ExecFrame) -> String {
     let value = match frame {
         ExecFrame::Stdout(b) => serde_json::json!({"stdout": String::from_utf8_lossy(b)}),
         ExecFrame::Stderr(b) => serde_json::json!({"stderr": String::from_utf8_lossy(b)}),

@@ -120,6 +120,25 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": {"description": "The command's output, then its exit code", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}), &errors)}}),
     );
     crate::app_config::openapi(&mut generator, &mut paths, &errors);
+    let run_request = generator.subschema_for::<crate::tasks::RunRequest>();
+    paths.insert(
+        "/api/applications/{id}/run".into(),
+        json!({"post": {"tags": ["applications"], "operationId": "runTask",
+            "summary": "Run a one-off task in a new member of one of the application's clusters, its output streamed",
+            "description": "The task member has the cluster's cartridge as deployed (image, env.* properties), no persistent volumes, no agent, no bus credentials; no load balancer routes to it and no autoscaler counts it. It is removed when the command ends or the client goes away. The answer is newline-delimited JSON as in execInMember: {\"stdout\": text}, {\"stderr\": text}, last {\"exit\": code}. 400 without cluster when the application has several; 409 when the cluster's driver cannot run tasks (local and docker do).",
+            "parameters": [string_param("id", "Application id")],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": run_request}}},
+            "responses": merge(json!({"200": {"description": "The command's output, then its exit code", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}), &errors)}}),
+    );
+    let volume_view = generator.subschema_for::<Vec<crate::workloads::VolumeView>>();
+    paths.insert(
+        "/api/volumes".into(),
+        json!({"get": {"tags": ["volumes"], "operationId": "listVolumes",
+            "summary": "The tenant's persistent volumes (cartridges' persistence), one per cluster, member slot and volume id",
+            "description": "Each with the member of its slot now, if any. A volume with removeOnTermination is removed once its slot is not used for good (past the cluster's desired size with no member, or the application undeployed); one without is kept.",
+            "parameters": [{"name": "application", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only this application's volumes"}],
+            "responses": merge(json!({"200": {"description": "The volumes", "content": {"application/json": {"schema": volume_view}}}}), &errors)}}),
+    );
     add_identity(&mut generator, &mut paths, &errors);
     add_rollouts(&mut generator, &mut paths, &errors);
     let quota = generator.subschema_for::<Quota>();

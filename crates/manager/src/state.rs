@@ -28,6 +28,9 @@ pub struct AppState {
     /// Runs commands in members (`stratos member exec`): the drivers, through `stratos up`;
     /// `None` without a cloud controller (API tests).
     pub member_exec: Option<std::sync::Arc<dyn crate::member_exec::MemberExec>>,
+    /// The drivers' volumes and one-off tasks, through `stratos up`; `None` without a
+    /// cloud controller (API tests).
+    pub workloads: Option<std::sync::Arc<dyn crate::workloads::Workloads>>,
     /// The providers the running platform has a driver for, as its drivers name
     /// themselves (`local`, `docker`, ...); `None` when the API runs without a cloud
     /// controller (API tests), where nothing is checked against them.
@@ -85,6 +88,7 @@ impl AppState {
             login_limiter,
             deploy_checks: Vec::new(),
             member_exec: None,
+            workloads: None,
             drivers: None,
             secrets: None,
         }

@@ -126,6 +126,7 @@ async fn body_for(w: &World, method: &str, template: &str) -> Option<Value> {
         "/api/mockIaas" => json!({"cartridges": [{"type": "acme-cart", "patterns": []}]}),
         "/api/clusters/{id}/scale" => json!({"min": 2, "max": 2}),
         "/api/members/{id}/exec" => json!({"command": ["true"]}),
+        "/api/applications/{id}/run" => json!({"command": ["true"]}),
         t if t.contains("/deploy/")
             || t.ends_with("/undeploy")
             || t.ends_with("activate")

@@ -42,6 +42,12 @@ impl Drop for Cleanup {
                         let _ = docker(&["rm", "-f", id]);
                     }
                 }
+                // Persistent volumes (kept ones outlive the undeploy, not the test).
+                if let Ok(volumes) = docker(&["volume", "ls", "-q", "--filter", &filter]) {
+                    for volume in volumes.split_whitespace() {
+                        let _ = docker(&["volume", "rm", "-f", volume]);
+                    }
+                }
                 if let Ok(nets) = docker(&["network", "ls", "-q", "--filter", &filter]) {
                     for net in nets.split_whitespace() {
                         let _ = docker(&["network", "rm", net]);

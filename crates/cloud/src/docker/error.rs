@@ -21,6 +21,8 @@ pub enum DockerError {
     /// An engine's listing failed (`reason` names the engine).
     #[error("{reason}")]
     Unreachable { host: String, reason: String },
+    #[error("cannot use volume {name:?} on the Docker Engine at {host}: {reason}")]
+    Volume { name: String, host: String, reason: String },
     #[error("cannot prepare the agent for containers: {0}")]
     Bundle(#[from] BundleError),
 }

@@ -139,6 +139,8 @@ mod tests {
             limits: Default::default(),
             volumes: vec![],
             placement: Default::default(),
+            slot: None,
+            persistent_volumes: vec![],
         };
         let ports = vec![AllocatedPort {
             protocol: stratos_model::Protocol::Http,

@@ -18,6 +18,8 @@ mod engines;
 mod error;
 pub mod labels;
 mod network;
+mod task;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -258,6 +260,8 @@ impl DockerDriver {
             let rest: Vec<&str> = command[1..].iter().map(String::as_str).collect();
             command = bundle.command(&rest);
         }
+        let with_volumes = self.with_slot_volumes(&docker, &host, spec).await?;
+        let spec = &with_volumes;
         let started_at = stratos_bus::now_millis();
         let env = member_env(spec, &broker_url, bus.tls_name(), &command, &ports);
         let labels = labels::of_member(spec, &network, &ports, started_at);
@@ -283,6 +287,10 @@ impl DockerDriver {
         };
         created.map_err(DockerError::engine(&host, format!("create container {name:?}")))?;
         self.hosts.lock().unwrap().insert(spec.member_id.clone(), host.clone());
+        if let Err(e) = self.own_slot_volumes(&docker, &host, &name, spec).await {
+            let _ = self.remove(&docker, &host, &name).await;
+            return Err(e);
+        }
         if let Err(e) = docker.start_container(&name, None).await {
             let _ = self.remove(&docker, &host, &name).await;
             return Err(DockerError::engine(&host, format!("start container {name:?}"))(e));
@@ -683,6 +691,28 @@ impl Driver for DockerDriver {
             self.exec_in(member_id, command)
                 .await
                 .map_err(|reason| DriverError::Exec { member_id: member_id.to_string(), reason })
+        })
+    }
+
+    fn run_task<'a>(
+        &'a self,
+        spec: &'a MemberSpec,
+        command: &'a [String],
+    ) -> BoxFuture<'a, Result<ExecStream, DriverError>> {
+        Box::pin(async move { self.start_task(spec, command).await.map_err(|e| DriverError::Task(e.to_string())) })
+    }
+
+    fn list_volumes(&self) -> BoxFuture<'_, Result<Vec<crate::volume::SlotVolume>, DriverError>> {
+        Box::pin(async move { self.slot_volumes().await.map_err(|e| DriverError::List(e.into())) })
+    }
+
+    fn remove_volume<'a>(&'a self, volume: &'a crate::volume::SlotVolume) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.drop_slot_volume(volume).await.map_err(|e| DriverError::Volume {
+                action: "remove",
+                volume: volume.name.clone(),
+                reason: e.to_string(),
+            })
         })
     }
 

@@ -12,7 +12,8 @@
 //! - `cluster`: one deployed cluster's plan (policies, drivers), through `scale`
 //!   (how many, where, which leave; a rolling restart's or rollout's step through
 //!   `restart`, old members being those of another revision, `rollout`) and
-//!   `backoff` (failures, back-off, avoided partitions).
+//!   `backoff` (failures, back-off, avoided partitions);
+//! - `slots`: members' slots, and when a slot's persistent volumes are removed.
 
 pub mod backoff;
 pub mod cluster;
@@ -21,10 +22,11 @@ pub mod places;
 pub mod restart;
 pub mod rollout;
 pub mod scale;
+pub mod slots;
 pub mod timeouts;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use backoff::{Failure, FailureHistory};
 pub use cluster::{dependencies_active, plan_cluster, ClusterContext, ClusterPlan, Creation};
