@@ -17,6 +17,7 @@ mod legacy_flags;
 mod logging;
 mod member_exec;
 mod members;
+mod metrics;
 mod mock_iaas;
 mod mock_patterns;
 mod output;
@@ -25,6 +26,7 @@ mod sample_http;
 mod session;
 mod supervise;
 mod tenants;
+mod top;
 mod trust;
 mod up;
 mod usage;
@@ -82,6 +84,10 @@ enum Command {
     Cluster(clusters::ClusterArgs),
     /// Inspect members: the running copies of cartridges.
     Member(members::MemberArgs),
+    /// Clusters and members live in the terminal: status, live and desired members,
+    /// requests in flight, load and memory (as the autoscaler last saw them), redrawn every
+    /// --interval; `q` or Ctrl-C quits, --once prints one frame.
+    Top(top::TopArgs),
     /// Log in to an API: saves a token (0600) in the user's config directory for later commands.
     Login(session::LoginArgs),
     /// Log out of an API: revokes and forgets the token `stratos login` saved.
@@ -188,6 +194,7 @@ fn main() -> ExitCode {
             Command::Application(a) => applications::run(a).await,
             Command::Member(a) => members::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,
+            Command::Top(a) => top::run(a).await,
             Command::Login(a) => session::login(a).await,
             Command::Logout(a) => session::logout(a).await,
             Command::Whoami(a) => session::whoami(a).await,

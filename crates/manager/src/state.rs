@@ -32,6 +32,9 @@ pub struct AppState {
     /// themselves (`local`, `docker`, ...); `None` when the API runs without a cloud
     /// controller (API tests), where nothing is checked against them.
     pub drivers: Option<Vec<String>>,
+    /// The platform's metrics (`GET /api/metrics`) and the API's own counters; `None`:
+    /// none are served (API tests).
+    pub metrics: Option<crate::metrics::ApiMetricsState>,
 }
 
 /// The API's settings (`stratos up --api-*` flags).
@@ -84,6 +87,7 @@ impl AppState {
             deploy_checks: Vec::new(),
             member_exec: None,
             drivers: None,
+            metrics: None,
         }
     }
 

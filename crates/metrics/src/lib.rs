@@ -29,7 +29,7 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 pub use api::ApiMetrics;
-pub use autoscaler::AutoscalerMetrics;
+pub use autoscaler::{AutoscalerMetrics, FACTORS as AUTOSCALER_FACTORS};
 pub use bus::BusMetrics;
 pub use cloud::{CloudMetrics, MemberCount};
 pub use extension::ExtensionMetrics;
