@@ -60,7 +60,7 @@ pub async fn run(args: TopArgs) -> Result<()> {
             Err(e) => format!("error: {e:#}\n"),
         };
         // Clear the screen, home the cursor, draw.
-        print!("\x1b[2J\x1b[H{text}\n(every {}; q quits)\n", format!("{:?}", args.interval));
+        print!("\x1b[2J\x1b[H{text}\n(every {:?}; q quits)\n", args.interval);
         let _ = std::io::stdout().flush();
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
