@@ -220,3 +220,45 @@ fn every_component_exposes_its_series_to_admins_and_the_scrape_token_only() {
     let out = platform.ok(&["top", "--once"]);
     assert!(out.stdout.contains(cluster), "every deployed application: {out}");
 }
+
+/// A standalone `stratos lb` serves its own metrics on its admin listener, only with
+/// the scrape token, and `--metrics-listen` without a token file is refused.
+#[test]
+fn a_standalone_load_balancer_serves_its_metrics_behind_the_token() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path().join("data");
+    let platform = Platform::start(&data, &[]);
+    let token_file = sandbox.path().join("scrape-token");
+    std::fs::write(&token_file, format!("{SCRAPE_TOKEN}\n")).unwrap();
+    let (broker, password) = (platform.broker_url(), data.join("bus-password"));
+    let out = support::stratos(&["lb", "--broker", &broker, "--metrics-listen", "127.0.0.1:1"]);
+    assert!(!out.success() && out.stderr.contains("--metrics-token-file"), "no token, no listener: {out}");
+
+    let port = free_port();
+    let mut command = std::process::Command::new(support::BIN);
+    command.args(["lb", "--broker", &broker, "--bus-password-file", password.to_str().unwrap()]).args([
+        "--metrics-listen",
+        &format!("127.0.0.1:{port}"),
+        "--metrics-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let lb = support::spawn("stratos lb", command);
+    support::wait_listening(port, "the load balancer's metrics listener");
+    assert_eq!(http_get(port, "/metrics").unwrap().0, 401, "anonymous");
+    assert_eq!(http_get_with(port, "/metrics", Some("not-the-scrape-token-at-all")).unwrap().0, 401);
+    assert_eq!(http_get_with(port, "/other", Some(SCRAPE_TOKEN)).unwrap().0, 404);
+    eventually(Duration::from_secs(20), "the load balancer's series", || {
+        let (status, body) = http_get_with(port, "/metrics", Some(SCRAPE_TOKEN)).map_err(|e| e.to_string())?;
+        let lines = body.lines().map(|l| Ok(l.to_string()));
+        let parsed = Scrape::parse(lines).map_err(|e| e.to_string())?;
+        let received = sum(&parsed, "stratos_bus_received_events_total", &[("component", "lb")]);
+        let unrouted = samples(&parsed, "stratos_lb_unrouted_requests_total", &[]).len();
+        if status == 200 && received > 0.0 && unrouted == 1 && !body.contains("stratos_cluster_members") {
+            Ok(())
+        } else {
+            Err(format!("{status}: {body}"))
+        }
+    });
+    drop(lb);
+    drop(platform.stop());
+}

@@ -275,6 +275,7 @@ async fn openapi_document_describes_every_route() {
         "/api/applications/{id}/runtime",
         "/api/topology",
         "/api/clusters/{id}/scalingHistory",
+        "/api/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
