@@ -32,6 +32,9 @@ impl MetricsArgs {
     pub async fn serve(&self, scrape: &Scrape) -> anyhow::Result<Option<SocketAddr>> {
         let Some(addr) = self.metrics_listen else { return Ok(None) };
         let token = self.token()?.context("--metrics-listen needs --metrics-token-file")?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(listen = %addr, "metrics are served in plain HTTP: the scrape token crosses the network readable (keep it on a private network)");
+        }
         let bound = stratos_metrics::admin::start(addr, scrape.clone(), token)
             .await
             .with_context(|| format!("cannot listen on {addr} for metrics (--metrics-listen)"))?;

@@ -417,6 +417,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         reserved_ports: reserved_ports(api, embedded.then_some(&broker_url)),
         ..ApiConfig::default()
     };
+    let mut config = config;
+    if let Some(addr) = metrics_listen {
+        // No cartridge's proxy port may take the metrics listener's.
+        config
+            .reserved_ports
+            .push(stratos_model::claims::ReservedPort { port: addr.port().into(), what: "metrics".into() });
+    }
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
     state.member_exec = Some(exec);

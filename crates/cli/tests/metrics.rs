@@ -73,9 +73,20 @@ fn every_component_exposes_its_series_to_admins_and_the_scrape_token_only() {
     let token_file = sandbox.path().join("scrape-token");
     std::fs::write(&token_file, format!("{SCRAPE_TOKEN}\n")).unwrap();
     let token_arg = token_file.to_str().unwrap();
+    let metrics_port = free_port();
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
     let platform = Platform::start(
         &sandbox.path().join("data"),
-        &["--metrics-token-file", token_arg, "--evaluation-interval", "1s", "--health-interval", "1s"],
+        &[
+            "--metrics-token-file",
+            token_arg,
+            "--metrics-listen",
+            &metrics_listen,
+            "--evaluation-interval",
+            "1s",
+            "--health-interval",
+            "1s",
+        ],
     );
     assert!(
         platform.proc.stdout().contains("/api/metrics"),
@@ -198,6 +209,10 @@ fn every_component_exposes_its_series_to_admins_and_the_scrape_token_only() {
     assert_eq!(scrape(&platform, None).err().map(|e| e.0), Some(401), "anonymous");
     assert_eq!(scrape(&platform, Some("scrape-token-for-prometheus-012345678")).err().map(|e| e.0), Some(401));
     assert_eq!(http_get(platform.api_port, "/api/metrics").unwrap().0, 401);
+    // The admin listener serves the same registry, with the token only.
+    assert_eq!(http_get(metrics_port, "/metrics").unwrap().0, 401);
+    let (status, text) = http_get_with(metrics_port, "/metrics", Some(SCRAPE_TOKEN)).unwrap();
+    assert!(status == 200 && text.contains("stratos_cluster_members{"), "{status}: {text}");
     // The scrape token opens nothing else.
     assert_eq!(http_get_with(platform.api_port, "/api/applications", Some(SCRAPE_TOKEN)).unwrap().0, 401);
     platform.ok(&["tenant", "add", "acme.test"]);
