@@ -8,6 +8,7 @@ pub mod dependents;
 mod error;
 pub mod groups;
 mod history;
+mod metrics;
 mod monitor;
 pub mod surge;
 

@@ -46,6 +46,8 @@ pub struct AutoscalerConfig {
     pub use_prediction: bool,
     /// Summaries older than this do not vote.
     pub freshness: Duration,
+    /// Decisions and loads go here (`stratos up`).
+    pub metrics: Option<stratos_metrics::AutoscalerMetrics>,
 }
 
 impl Default for AutoscalerConfig {
@@ -55,6 +57,7 @@ impl Default for AutoscalerConfig {
             scale_down_after: 3,
             use_prediction: true,
             freshness: Duration::from_secs(60),
+            metrics: None,
         }
     }
 }
@@ -123,6 +126,7 @@ struct Autoscaler {
     /// The size last written per cluster, and when: until the controller has created
     /// the members, a decision counts them (or a second look would ask again).
     written: HashMap<String, (u32, Instant)>,
+    metrics: Option<crate::metrics::Recorder>,
 }
 
 /// [`run`], recording how long each evaluation cycle (every cluster of every
@@ -152,7 +156,9 @@ pub async fn run_timed(
     .to_vec();
     let mut topology = bus.subscribe_many(&filters).await?;
     let mut in_flight = bus.subscribe_to::<InFlightRequestsEvent>().await?;
+    let metrics = config.metrics.clone().map(crate::metrics::Recorder::new);
     let mut a = Autoscaler {
+        metrics,
         store: store.clone(),
         bus,
         config,
@@ -675,6 +681,9 @@ impl Autoscaler {
                 }
                 let entry = serde_json::to_value(&event).expect("serialises");
                 self.histories.record(deployment.tenant_id, &spec.cluster_id, entry);
+                if let Some(m) = &mut self.metrics {
+                    m.decided(&spec.cluster_id, &decision, action);
+                }
                 decided += 1;
             }
         }
@@ -690,6 +699,9 @@ impl Autoscaler {
             self.clusters.retain(deployed);
             self.histories.retain(deployed);
             self.surges.retain(deployed);
+            if let Some(m) = &mut self.metrics {
+                m.retain(deployed);
+            }
             self.counters.retain(|id, _| deployed(id));
             self.written.retain(|id, (_, at)| deployed(id) && at.elapsed() < self.config.interval);
         }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rumqttc::{
@@ -132,6 +132,8 @@ pub struct Bus {
     /// at most one publisher waits on the request queue.
     publishing: Arc<tokio::sync::Mutex<()>>,
     acks: Arc<Mutex<Acks>>,
+    /// Counts what this connection publishes and receives, once set ([`Bus::count_into`]).
+    metrics: Arc<OnceLock<stratos_metrics::BusMetrics>>,
 }
 
 struct Route {
@@ -246,14 +248,22 @@ impl Bus {
         let routes = Arc::new(Mutex::new(Vec::new()));
         let publishing: Arc<tokio::sync::Mutex<()>> = Default::default();
         let acks: Arc<Mutex<Acks>> = Default::default();
+        let metrics: Arc<OnceLock<stratos_metrics::BusMetrics>> = Default::default();
         let lines = Lines {
             client: client.clone(),
             routes: routes.clone(),
             publishing: publishing.clone(),
             acks: acks.clone(),
+            metrics: metrics.clone(),
         };
         tokio::spawn(drive(eventloop, lines, url.to_string()));
-        Ok(Bus { client, routes, url: url.to_string(), publishing, acks })
+        Ok(Bus { client, routes, url: url.to_string(), publishing, acks, metrics })
+    }
+
+    /// Counts this connection's publishes and receipts (by event type) into `metrics`,
+    /// from now on; a second call changes nothing.
+    pub fn count_into(&self, metrics: stratos_metrics::BusMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     pub fn url(&self) -> &str {
@@ -265,6 +275,9 @@ impl Bus {
         let body = crate::events::encode_body(event)?;
         let _turn = self.publishing.lock().await;
         self.client.publish(event.topic(), QoS::AtLeastOnce, E::RETAIN, body).await?;
+        if let Some(m) = self.metrics.get() {
+            m.published(E::NAME);
+        }
         Ok(())
     }
 
@@ -273,6 +286,9 @@ impl Bus {
         let (topic, body, retain) = event.encode()?;
         let _turn = self.publishing.lock().await;
         self.client.publish(topic, QoS::AtLeastOnce, retain, body).await?;
+        if let Some(m) = self.metrics.get() {
+            m.published(event.name());
+        }
         Ok(())
     }
 
@@ -344,13 +360,14 @@ struct Lines {
     routes: Arc<Mutex<Vec<Route>>>,
     publishing: Arc<tokio::sync::Mutex<()>>,
     acks: Arc<Mutex<Acks>>,
+    metrics: Arc<OnceLock<stratos_metrics::BusMetrics>>,
 }
 
 /// Runs the MQTT event loop: routes incoming events to subscriptions, answers
 /// subscribers waiting for their SUBACK, and after a reconnect subscribes again
 /// (the broker forgot a clean session).
 async fn drive(mut eventloop: EventLoop, lines: Lines, url: String) {
-    let Lines { client, routes, publishing, acks } = lines;
+    let Lines { client, routes, publishing, acks, metrics } = lines;
     let mut backoff = Duration::from_millis(100);
     let mut owner_check = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -386,6 +403,9 @@ async fn drive(mut eventloop: EventLoop, lines: Lines, url: String) {
                 }
                 match AnyEvent::decode(&p.topic, &p.payload) {
                     Some(Ok(event)) => {
+                        if let Some(m) = metrics.get() {
+                            m.received(event.name(), crate::age::age_seconds(&event, crate::now_millis()));
+                        }
                         let routes = routes.lock().unwrap();
                         for r in routes.iter().filter(|r| topic_matches(&r.filter, &p.topic)) {
                             let _ = r.tx.send(event.clone());

@@ -4,6 +4,7 @@
 //! ACLs `mosquitto.rs` generates.
 
 pub mod acl;
+mod age;
 pub mod body;
 mod broker;
 mod client;

@@ -12,6 +12,8 @@ pub struct LbArgs {
     bus_auth: stratos_lb::BusAuth,
     #[command(flatten)]
     config: stratos_lb::LbConfig,
+    #[command(flatten)]
+    metrics: crate::metrics::MetricsArgs,
 }
 
 /// `stratos lb-extension`: the event bus and the extension's settings.
@@ -24,6 +26,8 @@ pub struct ExtensionArgs {
     bus_auth: stratos_lb::BusAuth,
     #[command(flatten)]
     config: ExtensionConfig,
+    #[command(flatten)]
+    metrics: crate::metrics::MetricsArgs,
 }
 
 /// Connects to `broker` as `client_id`, refusing a password in the URL.
@@ -36,14 +40,23 @@ async fn connect(broker: &str, bus_auth: &stratos_lb::BusAuth, client_id: &str) 
 /// Runs the built-in load balancer until the event bus goes away.
 pub async fn run(args: LbArgs) -> anyhow::Result<()> {
     let bus = connect(&args.broker, &args.bus_auth, &format!("stratos-lb-{}", std::process::id())).await?;
-    Ok(stratos_lb::run(bus, args.config).await?)
+    let mut metrics = stratos_metrics::Builder::default();
+    let (lb, bus_metrics) = (metrics.lb(), metrics.bus());
+    bus.count_into(bus_metrics.for_component("lb"));
+    let served = args.metrics.serve(&metrics.finish()).await?;
+    Ok(stratos_lb::run_with_metrics(bus, args.config, served.map(|_| lb)).await?)
 }
 
 /// Runs the extension until SIGTERM or Ctrl-C, then stops the proxy.
 pub async fn run_extension(args: ExtensionArgs) -> anyhow::Result<()> {
     let client_id = format!("stratos-lb-{}-{}", args.config.kind, std::process::id());
     let bus = connect(&args.broker, &args.bus_auth, &client_id).await?;
-    let mut extension = stratos_lb_extension::start(bus, args.config).await?;
+    let mut metrics = stratos_metrics::Builder::default();
+    let (extension_metrics, bus_metrics) = (metrics.extension(), metrics.bus());
+    bus.count_into(bus_metrics.for_component("lb-extension"));
+    let served = args.metrics.serve(&metrics.finish()).await?;
+    let mut extension =
+        stratos_lb_extension::start_with_metrics(bus, args.config, served.map(|_| extension_metrics)).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let finished = tokio::select! {
         result = extension.finished() => Some(result),

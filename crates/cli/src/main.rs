@@ -18,6 +18,7 @@ mod legacy_flags;
 mod logging;
 mod member_exec;
 mod members;
+mod metrics;
 mod mock_iaas;
 mod mock_patterns;
 mod output;
@@ -27,6 +28,7 @@ mod sample_http;
 mod session;
 mod supervise;
 mod tenants;
+mod top;
 mod trust;
 mod up;
 mod usage;
@@ -91,6 +93,10 @@ enum Command {
     Member(members::MemberArgs),
     /// Inspect persistent volumes: cartridges' `persistence`, one per member slot.
     Volume(workloads::VolumeArgs),
+    /// Clusters and members live in the terminal: status, live and desired members,
+    /// requests in flight, load and memory (as the autoscaler last saw them), redrawn every
+    /// --interval; `q` or Ctrl-C quits, --once prints one frame.
+    Top(top::TopArgs),
     /// Log in to an API: saves a token (0600) in the user's config directory for later commands.
     Login(session::LoginArgs),
     /// Log out of an API: revokes and forgets the token `stratos login` saved.
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
             Command::Volume(a) => workloads::run(a).await,
             Command::Cluster(a) => clusters::run(a).await,
             Command::Config(a) => config::run(a).await,
+            Command::Top(a) => top::run(a).await,
             Command::Login(a) => session::login(a).await,
             Command::Logout(a) => session::logout(a).await,
             Command::Whoami(a) => session::whoami(a).await,

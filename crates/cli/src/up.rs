@@ -163,6 +163,8 @@ pub struct UpArgs {
     docker: crate::docker::DockerArgs,
     #[command(flatten)]
     mock: crate::mock_iaas::MockArgs,
+    #[command(flatten)]
+    metrics: crate::metrics::MetricsArgs,
 }
 
 /// Running members the store does not know (another platform's, or the store is new
@@ -332,12 +334,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
             urls
         }
     };
+    // One registry for every component of this process, served once (`/api/metrics`,
+    // and --metrics-listen if asked for).
+    let mut metrics = stratos_metrics::Builder::default();
+    let bus_metrics = metrics.bus();
+    let (cloud_metrics, health_metrics, autoscaler_metrics) = (metrics.cloud(), metrics.health(), metrics.autoscaler());
+    let (lb_metrics, api_metrics) = (metrics.lb(), metrics.api());
+    let scrape = metrics.finish();
+    let scrape_token = args.metrics.token()?;
+    let metrics_listen = args.metrics.serve(&scrape).await?;
     // Every component in this process, and every member, trusts the same CA file.
     let bus_ca_cert = mqtt_tls.as_ref().and_then(|t| t.ca_cert.clone()).or_else(stratos_bus::tls::ca_cert_from_env);
     let connect_bus = |name: &str| {
         let client_id = format!("stratos-{name}-{}", std::process::id());
         let (platform_url, ca) = (platform_url.clone(), bus_ca_cert.clone());
-        async move { Bus::connect_trusting(&platform_url, &client_id, None, ca.as_deref()).await }
+        let counted = bus_metrics.for_component(name);
+        async move {
+            let bus = Bus::connect_trusting(&platform_url, &client_id, None, ca.as_deref()).await?;
+            bus.count_into(counted);
+            Ok::<_, stratos_bus::BusError>(bus)
+        }
     };
     let bus = connect_bus("manager").await?;
 
@@ -360,6 +376,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     controller_config.broker_url = broker_url.clone();
     controller_config.member_credentials = member_credentials;
     controller_config.bus_ca_cert = bus_ca_cert.clone();
+    controller_config.metrics = Some(cloud_metrics);
     if let Some(docker) = &docker {
         docker.set_bus(args.docker.member_bus(embedded_broker.clone(), &broker_url));
     }
@@ -377,12 +394,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         window: args.health_window.max(Duration::from_secs(2)),
         fault_after: args.member_fault_after,
     };
-    components.spawn("health service", stratos_health::run(health_bus, health));
+    components.spawn("health service", stratos_health::run_with_metrics(health_bus, health, Some(health_metrics)));
     let autoscaler_bus = connect_bus("autoscaler").await?;
     let autoscaler = stratos_autoscaler::AutoscalerConfig {
         interval: args.evaluation_interval.max(Duration::from_secs(1)),
         scale_down_after: args.scale_down_after,
         use_prediction: !args.no_prediction,
+        metrics: Some(autoscaler_metrics),
         ..Default::default()
     };
     let autoscaler_store = store.clone();
@@ -392,7 +410,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let lb_bus = connect_bus("lb").await?;
     let lb_config = args.lb.clone();
-    components.spawn("load balancer", stratos_lb::run(lb_bus, lb_config));
+    components.spawn("load balancer", stratos_lb::run_with_metrics(lb_bus, lb_config, Some(lb_metrics)));
 
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
@@ -410,6 +428,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         reserved_ports: reserved_ports(api, embedded.then_some(&broker_url)),
         ..ApiConfig::default()
     };
+    let mut config = config;
+    if let Some(addr) = metrics_listen {
+        // No cartridge's proxy port may take the metrics listener's.
+        config
+            .reserved_ports
+            .push(stratos_model::claims::ReservedPort { port: addr.port().into(), what: "metrics".into() });
+    }
     let mut state = AppState::with_config(store.clone(), Some(bus.clone()), config);
     state.repo_policy = stratos_model::RepoUrlPolicy { allow_local: args.allow_local_repos };
     state.member_exec = Some(exec);
@@ -420,6 +445,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     // What deploys are checked against: the drivers this platform registered, by name.
     state.drivers = Some(driver_names.clone());
+    state.metrics =
+        Some(stratos_manager::metrics::ApiMetricsState { scrape, api: api_metrics, token: scrape_token.clone() });
     let state = Arc::new(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let client_url = format!("{scheme}://{}", crate::bootstrap::client_addr(api));
@@ -475,6 +502,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         );
     }
     println!("  load balancer on {} at each cartridge's proxy port (routing by Host header)", args.lb.listen_address);
+    match (metrics_listen, &scrape_token) {
+        (Some(addr), _) => {
+            println!("  metrics    {scheme}://{api}/api/metrics and http://{addr}/metrics (scrape token)")
+        }
+        (None, Some(_)) => println!("  metrics    {scheme}://{api}/api/metrics (platform admins, or the scrape token)"),
+        (None, None) => println!("  metrics    {scheme}://{api}/api/metrics (platform admins)"),
+    }
     println!("Client commands use --api {client_url} (or STRATOS_API). Ctrl-C stops the platform.");
 
     let tls_config = tls.map(|t| t.config);

@@ -80,6 +80,8 @@ pub struct ControllerConfig {
     /// The platform's secrets key, to open applications' secrets as members start
     /// (`app_env`); `None`: a member of an application with secrets fails to start.
     pub secrets: Option<Arc<stratos_store::sealed::KeyRing>>,
+    /// Members by status, desired sizes and reconcile durations go here (`stratos up`).
+    pub metrics: Option<stratos_metrics::CloudMetrics>,
 }
 
 impl ControllerConfig {
@@ -96,6 +98,7 @@ impl ControllerConfig {
             allow_local_repos: false,
             unreachable_grace: Duration::from_secs(30),
             secrets: None,
+            metrics: None,
         }
     }
 }
@@ -634,12 +637,23 @@ impl CloudController {
         let launched = self.reconcile_once(&mut phases).await;
         let took = phases.elapsed();
         self.stats.record(took);
+        self.record_metrics(took);
         if took > Duration::from_secs(1) {
             info!(?took, members = self.topology.members().count(), launched, phases = %phases, "slow reconcile");
         } else {
             debug!(?took, "reconciled");
         }
         took
+    }
+
+    /// The topology's members by status, the desired sizes and the reconcile's duration,
+    /// into the metrics (`crate::metrics`).
+    fn record_metrics(&self, took: Duration) {
+        let Some(metrics) = &self.config.metrics else { return };
+        metrics.reconciled(took.as_secs_f64());
+        let scale_of = |tenant: i64, cluster: &str| self.tenant_inputs.get(&tenant)?.scales.get(cluster);
+        let desired = crate::metrics::desired_sizes(&self.deployments, scale_of);
+        metrics.set_clusters(&crate::metrics::member_counts(&self.topology), &desired);
     }
 
     /// Returns how many members it started.

@@ -10,6 +10,7 @@ pub mod exec;
 mod frozen;
 pub mod local;
 pub mod member_user;
+pub mod metrics;
 pub mod mock_iaas;
 pub mod ownership;
 pub mod plan;

@@ -351,6 +351,7 @@ async fn start_autoscaler(w: &World, interval: Duration) {
         scale_down_after: 3,
         use_prediction: false,
         freshness: Duration::from_secs(2),
+        ..Default::default()
     };
     tokio::spawn(stratos_autoscaler::run(
         w.store.clone(),

@@ -46,6 +46,24 @@ fn secs(millis: u64) -> f64 {
 /// `summarized-health-stats/ClusterHealthSummaryEvent` per cluster every interval,
 /// and `health/MemberFaultEvent`s.
 pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
+    run_with_metrics(bus, config, None).await
+}
+
+/// [`run`], counting statistics, summaries and faults into `metrics`.
+pub async fn run_with_metrics(
+    bus: Bus,
+    config: HealthConfig,
+    metrics: Option<stratos_metrics::HealthMetrics>,
+) -> Result<(), BusError> {
+    let count = |event: &AnyEvent| {
+        if let Some(m) = &metrics {
+            match event {
+                AnyEvent::MemberHealthStatEvent(_) => m.stat("member"),
+                AnyEvent::InFlightRequestsEvent(_) => m.stat("in-flight"),
+                _ => {}
+            }
+        }
+    };
     let mut health = bus.subscribe("health/#").await?;
     // The member lifecycle events that start or end a member's watch, and the
     // snapshot (for members active before this service started): not `topology/#`,
@@ -71,11 +89,13 @@ pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
     loop {
         tokio::select! {
             Some(event) = health.recv() => {
+                count(&event);
                 take_stats(&mut state, event);
                 // What else arrived meanwhile, in one go: at 100k members statistics
                 // come in thousands per second.
                 for _ in 0..INTAKE_BATCH {
                     let Some(event) = health.try_recv() else { break };
+                    count(&event);
                     take_stats(&mut state, event);
                 }
             }
@@ -102,6 +122,7 @@ pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
                 // not silent because this service is behind.
                 let mut backlog = 0usize;
                 while let Some(event) = health.try_recv() {
+                    count(&event);
                     take_stats(&mut state, event);
                     backlog += 1;
                 }
@@ -117,6 +138,11 @@ pub async fn run(bus: Bus, config: HealthConfig) -> Result<(), BusError> {
                 }
                 for fault in &faults.events {
                     warn!(member_id = %fault.member.member_id, reason = %fault.reason, "member fault");
+                }
+                if let Some(m) = &metrics {
+                    let clusters = i64::try_from(summaries.len()).unwrap_or(i64::MAX);
+                    m.summaries(summaries.len() as u64, clusters);
+                    faults.events.iter().for_each(|_| m.fault());
                 }
                 debug!(
                     clusters = summaries.len(),

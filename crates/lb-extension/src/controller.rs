@@ -228,12 +228,18 @@ impl Controller {
             info!(member_id = %m, "member removed: no new requests, those in flight finish");
         }
         info!(proxy = %self.r.kind, generation, took = ?started.elapsed(), ports = ?ports, "configuration reloaded");
+        if let Some(m) = &self.r.metrics {
+            m.reloaded(true);
+        }
         self.in_service = comparable;
         *self.applied.write().unwrap() = Some(Arc::new(Applied { table, plan }));
         self.status.send_replace(Status { generation, members, ports, rejected: None });
     }
 
     fn reject(&mut self, generation: u64, reason: String) {
+        if let Some(m) = &self.r.metrics {
+            m.reloaded(false);
+        }
         self.status.send_modify(|s| s.rejected = Some(Rejected { generation, reason }));
     }
 }
@@ -272,6 +278,13 @@ pub(crate) async fn publish_in_flight(r: Resolved, applied: AppliedSlot, bus: Bu
         let events = match events {
             Ok(events) => {
                 failing = false;
+                if let Some(m) = &r.metrics {
+                    let mut per_cluster: BTreeMap<&str, i64> = BTreeMap::new();
+                    for e in events.iter().filter(|e| e.member_id.is_none()) {
+                        *per_cluster.entry(e.cluster_id.as_str()).or_default() += e.in_flight as i64;
+                    }
+                    m.in_flight(per_cluster);
+                }
                 events
             }
             Err(e) => {

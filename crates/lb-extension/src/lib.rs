@@ -189,6 +189,8 @@ pub(crate) struct Resolved {
     pub debounce: Duration,
     pub reload_timeout: Duration,
     pub nginx_stream: StreamModule,
+    /// Reloads and in-flight figures counted here, if the process serves metrics.
+    pub metrics: Option<stratos_metrics::ExtensionMetrics>,
 }
 
 impl Resolved {
@@ -262,6 +264,7 @@ async fn resolve(config: ExtensionConfig) -> Result<Resolved> {
         debounce: config.debounce,
         reload_timeout: config.reload_timeout,
         nginx_stream,
+        metrics: None,
     })
 }
 
@@ -280,7 +283,16 @@ pub struct Extension {
 /// follow the topology on `bus` and publish in-flight figures. Fails when the proxy is
 /// missing or does not start.
 pub async fn start(bus: Bus, config: ExtensionConfig) -> Result<Extension> {
-    let resolved = resolve(config).await?;
+    start_with_metrics(bus, config, None).await
+}
+
+/// [`start`], counting reloads and in-flight figures into `metrics`.
+pub async fn start_with_metrics(
+    bus: Bus,
+    config: ExtensionConfig,
+    metrics: Option<stratos_metrics::ExtensionMetrics>,
+) -> Result<Extension> {
+    let resolved = Resolved { metrics, ..resolve(config).await? };
     let subscribe = |filter: &'static str| {
         let bus = &bus;
         async move { bus.subscribe(filter).await.map_err(|source| Error::Subscribe { filter, source }) }

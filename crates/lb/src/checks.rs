@@ -59,6 +59,7 @@ pub(crate) async fn publish_in_flight(shared: Arc<Shared>, bus: Bus) {
         let table = shared.table();
         let members = snapshot(&table, &shared.registry, Instant::now());
         let events = in_flight_events(&table, &members, now_millis(), round % MEMBER_EVENTS_EVERY == 0);
+        crate::stats::set_in_flight_metrics(&table, &events);
         drop(table);
         for event in events {
             if let Err(e) = bus.publish(&event).await {

@@ -150,14 +150,34 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
     let (shared, port) = (&*downstream.shared, downstream.port);
     let host_header = requested_host(&req);
     let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    let Identity { upstream, sticky } =
-        identify(shared, port, host_header.as_ref().map(HeaderValue::as_bytes), req.uri().path(), cookies)?;
+    let identified = identify(shared, port, host_header.as_ref().map(HeaderValue::as_bytes), req.uri().path(), cookies);
+    let Identity { upstream, sticky } = identified.inspect_err(|_| shared.registry.unrouted())?;
     // Routed, so there is one.
     let host_header = host_header.ok_or_else(Answer::no_host)?;
+    let started = upstream.stats.clock();
+    let answered = forward(downstream, req, &upstream, sticky, host_header).await;
+    // Measured to the response head here (the body streams on after).
+    match &answered {
+        Ok(response) => upstream.stats.answered(response.status().as_u16(), started),
+        Err(answer) if answer.status.is_server_error() => upstream.stats.failed(answer.status.as_u16(), started),
+        Err(answer) => upstream.stats.answered(answer.status.as_u16(), started),
+    }
+    answered
+}
+
+/// Sends a routed request to a member of `upstream` (another on a failure, as allowed).
+async fn forward(
+    downstream: &Downstream,
+    req: Request<Incoming>,
+    upstream: &Arc<crate::routing::Upstream>,
+    sticky: Option<String>,
+    host_header: HeaderValue,
+) -> Result<Response<ProxyBody>, Answer> {
+    let shared = &*downstream.shared;
 
     if let Some(protocol) = upgrade::requested(&req) {
         let (parts, _empty_body) = req.into_parts();
-        return Ok(upgrade::proxy(downstream, parts, &upstream, sticky.as_deref(), protocol, &host_header).await);
+        return Ok(upgrade::proxy(downstream, parts, upstream, sticky.as_deref(), protocol, &host_header).await);
     }
 
     let (mut parts, body) = req.into_parts();
@@ -175,7 +195,7 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
     }
     let pool = &shared.pools[downstream.worker];
 
-    let mut index = pick(shared, &upstream, sticky.as_deref(), None);
+    let mut index = pick(shared, upstream, sticky.as_deref(), None);
     let mut retried = false;
     while let Some(i) = index {
         let member = &upstream.members[i];
@@ -215,7 +235,7 @@ async fn proxy(downstream: &Downstream, req: Request<Incoming>) -> Result<Respon
                 let nothing_sent = slot.as_ref().is_none_or(|slot| slot.lock().unwrap().is_some());
                 if !retried && may_try_another(failure, idempotent, nothing_sent, false) {
                     retried = true;
-                    index = pick(shared, &upstream, None, Some(i));
+                    index = pick(shared, upstream, None, Some(i));
                     if index.is_some() {
                         continue;
                     }

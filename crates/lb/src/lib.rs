@@ -64,5 +64,5 @@ pub use bus_auth::{check_broker_url, BusAuth, PASSWORD_ENV};
 pub use config::LbConfig;
 pub use error::{Error, Result};
 pub use routing::RoutingTable;
-pub use server::{run, start, Lb};
+pub use server::{run, run_with_metrics, start, start_with_metrics, Lb};
 pub use stats::MemberSnapshot;

@@ -30,6 +30,11 @@ pub struct Lb {
 /// `CompleteTopologyEvent` arrives first), binds proxy ports as they appear, checks
 /// members and publishes in-flight counts.
 pub async fn start(bus: Bus, config: LbConfig) -> Result<Lb> {
+    start_with_metrics(bus, config, None).await
+}
+
+/// [`start`], counting requests per cluster into `metrics`.
+pub async fn start_with_metrics(bus: Bus, config: LbConfig, metrics: Option<stratos_metrics::LbMetrics>) -> Result<Lb> {
     let subscribe = |filter: &'static str| {
         let bus = &bus;
         async move { bus.subscribe(filter).await.map_err(|source| Error::Subscribe { filter, source }) }
@@ -42,7 +47,7 @@ pub async fn start(bus: Bus, config: LbConfig) -> Result<Lb> {
         member_pools: per_worker(|| member_pool::MemberPool::new(config.connect_timeout, config.response_limit())),
         config,
         table: RwLock::new(Arc::new(RoutingTable::default())),
-        registry: stats::Registry::default(),
+        registry: stats::Registry::with_metrics(metrics),
         bound: RwLock::new(BTreeMap::new()),
         version,
     });
@@ -77,6 +82,11 @@ where
 /// Runs the load balancer until the event bus goes away.
 pub async fn run(bus: Bus, config: LbConfig) -> Result<()> {
     start(bus, config).await?.wait().await
+}
+
+/// [`run`], counting requests per cluster into `metrics`.
+pub async fn run_with_metrics(bus: Bus, config: LbConfig, metrics: Option<stratos_metrics::LbMetrics>) -> Result<()> {
+    start_with_metrics(bus, config, metrics).await?.wait().await
 }
 
 impl Lb {

@@ -139,13 +139,41 @@ impl Drop for InFlight {
     }
 }
 
-/// One cluster's shared balancing state.
+/// One cluster's shared balancing state, and its metrics' handles (made once per
+/// cluster, so that a request never looks a series up).
 #[derive(Debug, Default)]
 pub struct ClusterStats {
     turn: AtomicUsize,
+    metrics: Option<stratos_metrics::LbClusterMetrics>,
 }
 
 impl ClusterStats {
+    /// When a request starts, if it is measured (metrics on).
+    pub fn clock(&self) -> Option<Instant> {
+        self.metrics.as_ref().map(|_| Instant::now())
+    }
+
+    /// A request answered with `status` (by a member, or a 4xx of the proxy's own).
+    pub fn answered(&self, status: u16, started: Option<Instant>) {
+        if let (Some(m), Some(started)) = (&self.metrics, started) {
+            m.answered(status, started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// A request the proxy answered itself with `status` for want of a member's answer.
+    pub fn failed(&self, status: u16, started: Option<Instant>) {
+        if let (Some(m), Some(started)) = (&self.metrics, started) {
+            m.failed(status, started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Sets the cluster's requests in flight (every publish interval).
+    pub fn set_in_flight(&self, n: u64) {
+        if let Some(m) = &self.metrics {
+            m.set_in_flight(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// The next round-robin turn (also breaks least-outstanding ties).
     pub fn next_turn(&self) -> usize {
         self.turn.fetch_add(1, Ordering::Relaxed)
@@ -158,9 +186,22 @@ impl ClusterStats {
 pub struct Registry {
     members: Mutex<HashMap<String, Arc<MemberStats>>>,
     clusters: Mutex<HashMap<String, Arc<ClusterStats>>>,
+    metrics: Option<stratos_metrics::LbMetrics>,
 }
 
 impl Registry {
+    /// A registry whose clusters count into `metrics`.
+    pub fn with_metrics(metrics: Option<stratos_metrics::LbMetrics>) -> Registry {
+        Registry { metrics, ..Registry::default() }
+    }
+
+    /// A request no cluster serves (or a malformed one).
+    pub fn unrouted(&self) {
+        if let Some(m) = &self.metrics {
+            m.unrouted();
+        }
+    }
+
     pub fn member(&self, member_id: &str, cluster_id: &str, network_partition_id: &str) -> Arc<MemberStats> {
         let mut members = self.members.lock().unwrap();
         members
@@ -170,7 +211,12 @@ impl Registry {
     }
 
     pub fn cluster(&self, cluster_id: &str) -> Arc<ClusterStats> {
-        self.clusters.lock().unwrap().entry(cluster_id.to_string()).or_default().clone()
+        let mut clusters = self.clusters.lock().unwrap();
+        let made = || {
+            let metrics = self.metrics.as_ref().map(|m| m.cluster(cluster_id));
+            Arc::new(ClusterStats { turn: AtomicUsize::new(0), metrics })
+        };
+        clusters.entry(cluster_id.to_string()).or_insert_with(made).clone()
     }
 
     /// Forgets members that `table` no longer routes to and that have nothing in flight,
@@ -179,7 +225,13 @@ impl Registry {
         let routable = table.routable_members();
         self.members.lock().unwrap().retain(|id, m| routable.contains_key(id.as_str()) || m.in_flight() > 0);
         let clusters = table.clusters();
-        self.clusters.lock().unwrap().retain(|id, _| clusters.contains_key(id.as_str()));
+        self.clusters.lock().unwrap().retain(|id, _| {
+            let keep = clusters.contains_key(id.as_str());
+            if let (false, Some(m)) = (keep, &self.metrics) {
+                m.forget(id);
+            }
+            keep
+        });
     }
 
     /// Every member with counters, by member id.
@@ -261,6 +313,18 @@ pub fn in_flight_events(
         timestamp,
     });
     clusters.chain(events).collect()
+}
+
+/// Sets each cluster's in-flight gauge from the cluster events of `events` (summed over
+/// network partitions).
+pub fn set_in_flight_metrics(table: &RoutingTable, events: &[InFlightRequestsEvent]) {
+    let mut per_cluster: HashMap<&str, u64> = HashMap::new();
+    for e in events.iter().filter(|e| e.member_id.is_none()) {
+        *per_cluster.entry(e.cluster_id.as_str()).or_default() += e.in_flight as u64;
+    }
+    for upstream in table.ports.values().flat_map(|r| r.upstreams.iter()) {
+        upstream.stats.set_in_flight(per_cluster.get(upstream.cluster_id.as_str()).copied().unwrap_or(0));
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod error;
 pub mod files;
 pub mod guard;
 pub mod member_exec;
+pub mod metrics;
 mod mock_iaas;
 mod openapi;
 pub mod quota;
@@ -62,6 +63,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(auth::routes())
         .merge(mock_iaas::routes())
         .merge(backup::routes())
+        .merge(metrics::routes())
         .route("/api/openapi.json", get(move || async move { Json((*openapi).clone()) }))
         .route("/api/health", get(health))
         .fallback(|| async { ApiError::not_found("no such API route; see /api/openapi.json") })
@@ -70,6 +72,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), guard::browser_guard))
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .with_state(state)
 }
 

@@ -184,6 +184,12 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": {"description": "The backup", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}), &errors)}}),
     );
     paths.insert(
+        "/api/metrics".into(),
+        json!({"get": {"tags": ["platform"], "operationId": "metrics", "summary": "Every component's Prometheus metrics (platform admins, or the scrape token)",
+            "description": "The OpenMetrics text format: members by status per cluster, desired sizes, reconcile durations, scaling decisions by factor and direction, predicted and observed load, event-bus publishes, receipts and receive lag by event type, load-balancer requests, errors, latency and in flight per cluster, API requests by route template. A platform admin's token, or the token of `stratos up --metrics-token-file` (for Prometheus: it opens this route only). Tenants' users get 403: the series name every tenant's clusters.",
+            "responses": merge(json!({"200": {"description": "The metrics", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}), &errors)}}),
+    );
+    paths.insert(
         "/api/health".into(),
         json!({"get": {"tags": ["platform"], "operationId": "health", "summary": "Whether the manager, its store and its bus answer",
             "responses": {"200": {"description": "Healthy: the store takes writes", "content": {"application/json": {"schema": {"type": "object"}}}},

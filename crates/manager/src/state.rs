@@ -37,6 +37,9 @@ pub struct AppState {
     pub drivers: Option<Vec<String>>,
     /// The platform's secrets key (`stratos config set --secret`); `None`: secrets are refused (503).
     pub secrets: Option<std::sync::Arc<stratos_store::sealed::KeyRing>>,
+    /// The platform's metrics (`GET /api/metrics`) and the API's own counters; `None`:
+    /// none are served (API tests).
+    pub metrics: Option<crate::metrics::ApiMetricsState>,
 }
 
 /// The API's settings (`stratos up --api-*` flags).
@@ -91,6 +94,7 @@ impl AppState {
             workloads: None,
             drivers: None,
             secrets: None,
+            metrics: None,
         }
     }
 

@@ -279,6 +279,7 @@ async fn openapi_document_describes_every_route() {
         "/api/applications/{id}/rollout",
         "/api/applications/{id}/rollout/history",
         "/api/applications/{id}/rollout/undo",
+        "/api/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
@@ -872,4 +873,54 @@ async fn mock_iaas_patterns_are_replaced_whole_and_bad_ones_are_refused_at_their
     let (status, _) = put(r#"{"cartridges": []}"#.into(), "application/json").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(api.get("/api/mockIaas").await.1, json!({"cartridges": []}));
+}
+
+/// `GET /api/metrics`: the platform admin and the scrape token read it; the token opens
+/// nothing else; the API counts its requests by route template (an unmatched one as
+/// `unmatched`, never its path).
+#[tokio::test]
+async fn metrics_are_served_to_platform_admins_and_the_scrape_token_only() {
+    const SCRAPE: &str = "a-scrape-token-of-enough-length";
+    let mut metrics = stratos_metrics::Builder::default();
+    let api_metrics = metrics.api();
+    let scrape = metrics.finish();
+    let api = Api::start_with(|state| {
+        state.metrics = Some(stratos_manager::metrics::ApiMetricsState {
+            scrape,
+            api: api_metrics,
+            token: Some(stratos_metrics::ScrapeToken::new(SCRAPE)),
+        })
+    })
+    .await;
+    let (status, _) = api.get("/api/cartridges").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api.get("/api/no-such-route/secret-looking-path").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let get = |token: Option<&'static str>, path: &'static str| {
+        let (http, base) = (api.http.clone(), api.base.clone());
+        async move {
+            let mut req = http.get(format!("{base}{path}"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let res = api.http.get(format!("{}/api/metrics", api.base)).bearer_auth(&api.token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the platform admin");
+    let (status, text) = get(Some(SCRAPE), "/api/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        text.contains(r#"stratos_api_requests_total{method="GET",route="/api/cartridges",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404""#) && !text.contains("secret-looking"), "{text}");
+    assert_eq!(get(None, "/api/metrics").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(Some("a-scrape-token-of-enough-lengtH"), "/api/metrics").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(Some(SCRAPE), "/api/cartridges").await.0,
+        StatusCode::UNAUTHORIZED,
+        "the token opens /api/metrics only"
+    );
 }

@@ -84,6 +84,7 @@ pub(super) async fn forward(
     let replayable = body_left == 0;
     let pool = &shared.member_pools[down.worker];
 
+    let started = upstream.stats.clock();
     let mut index = pick(shared, upstream, p.sticky.as_deref(), None);
     let mut tried_another = false;
     let mut retried_stale = false;
@@ -108,6 +109,7 @@ pub(super) async fn forward(
                 drop(in_flight);
                 debug!(member_id = %member.member_id, ?limit, "member did not answer in time");
                 let answer = Answer::did_not_answer(&member.member_id, &upstream.cluster_id, limit);
+                upstream.stats.failed(answer.status.as_u16(), started);
                 return own_answer(client, answer, p.close, body_left).await;
             }
             Err(Attempt { error, .. }) => {
@@ -133,6 +135,7 @@ pub(super) async fn forward(
                     }
                 }
                 let answer = Answer::member_failed(&member.member_id, &upstream.cluster_id, reason, &detail);
+                upstream.stats.failed(answer.status.as_u16(), started);
                 return own_answer(client, answer, p.close, body_left).await;
             }
         };
@@ -141,14 +144,18 @@ pub(super) async fn forward(
         let close_client = p.close || head.framing == Framing::UntilClose;
         let member_io = Member { stream: &mut stream, limit: pool.io_limit };
         let Scratch { member: member_buf, response: out, .. } = scratch;
-        let member_clean = relay(client, member_io, &head, member_buf, out, cookie.as_deref(), close_client).await?;
+        let relayed = relay(client, member_io, &head, member_buf, out, cookie.as_deref(), close_client).await;
+        upstream.stats.answered(head.status, started);
+        let member_clean = relayed?;
         drop(in_flight);
         if member_clean && head.keep_alive {
             pool.put(member.authority_key(), stream);
         }
         return Ok(!close_client);
     }
-    own_answer(client, Answer::no_member_left(&upstream.cluster_id), p.close, body_left).await
+    let answer = Answer::no_member_left(&upstream.cluster_id);
+    upstream.stats.failed(answer.status.as_u16(), started);
+    own_answer(client, answer, p.close, body_left).await
 }
 
 /// Writes an answer of the proxy's own; Ok(true) when the client connection can take

@@ -65,6 +65,7 @@ pub(crate) async fn serve(down: &Downstream, client: &mut TcpStream) -> Option<V
                     Step::NeedMore => {}
                     Step::HandOff => return Some(buf),
                     Step::Answer { response, close, body } => {
+                        shared.registry.unrouted();
                         let close = close || body > 0;
                         if client.write_all(&response).await.is_err() || close {
                             linger_close(client).await;

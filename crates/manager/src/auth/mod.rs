@@ -123,6 +123,12 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut request: Reque
     if is_public(&method, &path) {
         return next.run(request).await;
     }
+    // Prometheus's scrape token opens `/api/metrics` and nothing else.
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if is_read(&method) && crate::metrics::is_token_scrape(&state, &path, authorization) {
+        request.extensions_mut().insert(crate::metrics::ScrapeCaller);
+        return next.run(request).await;
+    }
     let principal = match principal_of(&state, request.headers()).await {
         Ok(p) => p,
         Err(e) => return e,
