@@ -165,7 +165,9 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
     match caller {
         Caller::NoToken | Caller::Expired | Caller::Revoked => Some(401),
         Caller::Viewer => match (method, template) {
-            ("GET", "/api/users") | ("GET", "/api/mockIaas") | ("GET", "/api/backup") => Some(403),
+            ("GET", "/api/users") | ("GET", "/api/mockIaas") | ("GET", "/api/backup") | ("GET", "/api/metrics") => {
+                Some(403)
+            }
             ("GET", "/api/users/{name}") => Some(404),
             ("GET", _) => Some(200),
             // Self-service routes pass the viewer check; acme-dev's token and user are not the viewer's.
@@ -175,7 +177,7 @@ fn expected(caller: Caller, method: &str, template: &str) -> Option<u16> {
         Caller::Foreign => match (method, template) {
             (_, _) if item => Some(404),
             // The platform's own settings: a tenant's admin is told it may not.
-            (_, "/api/mockIaas") | (_, "/api/backup") => Some(403),
+            (_, "/api/mockIaas") | (_, "/api/backup") | (_, "/api/metrics") => Some(403),
             ("GET", _) => Some(200),
             ("POST", "/api/tenants") => Some(403),
             ("POST", "/api/users") => Some(404),
