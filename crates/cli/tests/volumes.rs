@@ -2,7 +2,8 @@
 //! platform (`stratos up`, members that are real `stratos sample-http` processes or
 //! containers): a file written into a member's volume survives `kill -9` of the member
 //! (its replacement takes the same slot and finds it); `stratos volume list` shows the
-//! volumes with the member of their slot; after a scale-in a `removeOnTermination:
+//! volumes with the member of their slot; `stratos cluster restart` replaces the member
+//! terminate-first, in its slot, and the replacement finds the file; after a scale-in a `removeOnTermination:
 //! true` volume of a slot no longer used is removed; at undeploy every such volume is
 //! removed and every `false` one kept; `stratos application run` runs a command in a new
 //! member of the cluster, with the cluster's environment, its output and exit code
@@ -226,6 +227,33 @@ fn a_local_volume_survives_kill_9_and_undeploy_honours_remove_on_termination() {
     undeploy_keeps_only_keep(&platform);
     assert!(Path::new(&keep_dir).join("note").is_file(), "{keep_dir} lost its file");
     assert!(!Path::new(&scratch_dir).exists(), "{scratch_dir} is still there");
+}
+
+#[test]
+fn a_restarted_stateful_member_is_replaced_in_its_slot_and_finds_its_volume() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new();
+    let platform = start(&sandbox, &[]);
+    deploy(&platform, &sandbox, support::Iaas::Local);
+    let first = active_member(&platform, Duration::from_secs(90), None);
+    let first_id = id(&first);
+    assert_eq!(slot(&first), "0", "{first}");
+    let out = exec(&platform, &first_id, "echo 'before the restart' > \"$STRATOS_VOLUME_KEEP/note\"");
+    assert!(out.success(), "{out}");
+
+    // Terminate-first: the old member is gone before its replacement starts, in slot 0.
+    let out = platform.cli(&["cluster", "restart", CLUSTER, "--timeout", "180s"]);
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("1 member(s) replaced"), "{out}");
+    let second = active_member(&platform, Duration::from_secs(120), Some(&first_id));
+    let second_id = id(&second);
+    assert_eq!(slot(&second), "0", "the replacement takes the slot its predecessor freed: {second}");
+    let out = exec(&platform, &second_id, "read -r line < \"$STRATOS_VOLUME_KEEP/note\" && echo \"$line\"");
+    assert!(out.success(), "{out}");
+    assert_eq!(out.stdout.trim(), "before the restart", "{out}");
+    let listed = volumes(&platform);
+    assert_eq!(listed.len(), 2, "no volume of another slot: {listed:?}");
+    assert!(listed.iter().all(|v| v["slot"] == 0), "{listed:?}");
 }
 
 #[test]

@@ -191,7 +191,9 @@ pub struct RestartStatus {
     /// When the last restart was asked for (milliseconds since the Unix epoch), if ever.
     pub requested_at: Option<u64>,
     pub requested_by: Option<String>,
-    /// Whether members older than the request are still in service.
+    /// Whether members older than the request are still in service, or their
+    /// replacements not yet created: fewer than the cluster's min since the request (a
+    /// cluster with persistent volumes replaces a member only once it is gone).
     pub running: bool,
     /// Members created before the request, still in service: to be replaced.
     pub remaining: Vec<String>,
@@ -208,7 +210,7 @@ pub struct RestartMember {
     pub status: MemberStatus,
 }
 
-async fn status_of(state: &AppState, tenant: i64, id: &str) -> ApiResult<RestartStatus> {
+async fn status_of(state: &AppState, tenant: i64, id: &str, min: u32) -> ApiResult<RestartStatus> {
     let record = state.store.get_record::<ClusterRestart>(tenant, id).await?;
     let (topology, _unreadable) = state.store.read_topology().await?;
     let cluster = topology.cluster(id).filter(|c| c.tenant_id == tenant);
@@ -229,11 +231,13 @@ async fn status_of(state: &AppState, tenant: i64, id: &str) -> ApiResult<Restart
             .collect(),
         None => Vec::new(),
     };
+    let live_replacements = replacements.iter().filter(|m| m.status < MemberStatus::InMaintenance).count();
+    let awaited = since.is_some() && live_replacements < min as usize;
     Ok(RestartStatus {
         cluster_id: id.to_string(),
         requested_at: since,
         requested_by: record.map(|r| r.requested_by),
-        running: !remaining.is_empty(),
+        running: !remaining.is_empty() || awaited,
         remaining,
         replacements,
         error: cluster.and_then(|c| c.error.clone()),
@@ -248,8 +252,9 @@ async fn restart(
     p.require_write()?;
     let tenant = p.tenant_id;
     let _write = state.write_lock.lock().await;
-    deployed(&state, tenant, &id).await?;
-    let current = status_of(&state, tenant, &id).await?;
+    let (deployment, at) = deployed(&state, tenant, &id).await?;
+    let min = deployment.clusters[at].min;
+    let current = status_of(&state, tenant, &id, min).await?;
     if current.running {
         return Err(ApiError::conflict(format!(
             "a restart of cluster {id:?} is running ({} member(s) left to replace); wait for it to finish",
@@ -263,7 +268,7 @@ async fn restart(
     };
     state.store.put_record(tenant, &record).await?;
     tracing::info!(cluster_id = %id, tenant, user = %p.user, "rolling restart asked for");
-    Ok((StatusCode::ACCEPTED, Json(status_of(&state, tenant, &id).await?)))
+    Ok((StatusCode::ACCEPTED, Json(status_of(&state, tenant, &id, min).await?)))
 }
 
 async fn restart_status(
@@ -271,8 +276,8 @@ async fn restart_status(
     TenantId(tenant): TenantId,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RestartStatus>> {
-    deployed(&state, tenant, &id).await?;
-    Ok(Json(status_of(&state, tenant, &id).await?))
+    let (deployment, at) = deployed(&state, tenant, &id).await?;
+    Ok(Json(status_of(&state, tenant, &id, deployment.clusters[at].min).await?))
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ pub fn plan_cluster(
         restart_since: ctx.restarts.get(&spec.cluster_id).copied(),
         revision: ctx.pinned.revision,
         pace: ctx.pinned.pace,
+        stateful: ctx.pinned.cartridge.is_ok_and(super::slots::has_volumes),
     });
     let mut plan = ClusterPlan { drain: scaled.drain, note: scaled.full, ..Default::default() };
     for slot in scaled.create {

@@ -27,6 +27,9 @@ pub struct Pace {
 impl Pace {
     /// One new member at a time, none fewer in service: a restart's, and a rollout's default.
     pub const ONE_AT_A_TIME: Pace = Pace { max_surge: 1, max_unavailable: 0 };
+    /// A cluster with slot volumes, whatever was asked: an old member leaves before its
+    /// replacement starts (which then takes the slot it freed, see `scale`).
+    pub const TERMINATE_FIRST: Pace = Pace { max_surge: 0, max_unavailable: 1 };
 }
 
 impl Default for Pace {

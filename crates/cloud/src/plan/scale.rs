@@ -31,6 +31,12 @@ pub struct ScaleInput<'a> {
     /// are replaced, at `pace`.
     pub revision: Option<u32>,
     pub pace: Pace,
+    /// The cartridge has slot volumes (`slots::has_volumes`): members are replaced like a
+    /// StatefulSet's, terminate-first whatever `pace` says ([`Pace::TERMINATE_FIRST`]),
+    /// and none is created while a member of the cluster is leaving (still in the
+    /// topology, so still holding its slot): a replacement takes the slot just freed and
+    /// two members never use one slot's volumes at once.
+    pub stateful: bool,
 }
 
 /// What a cluster's scale does.
@@ -61,6 +67,9 @@ fn slot_of(m: &Member) -> Slot {
 
 pub fn plan_scale(input: &ScaleInput) -> ScalePlan {
     let live: Vec<&Member> = input.members.iter().copied().filter(|m| is_live(m, input.leaving)).collect();
+    // A stateful cluster waits for its leaving members to be gone before it starts any.
+    let hold = input.backing_off || (input.stateful && live.len() < input.members.len());
+    let pace = if input.stateful { Pace::TERMINATE_FIRST } else { input.pace };
     let desired = desired(input.spec, input.scale);
     let mut counts: HashMap<Slot, u32> = HashMap::new();
     for m in &live {
@@ -71,11 +80,11 @@ pub fn plan_scale(input: &ScaleInput) -> ScalePlan {
     let is_old = |m: &Member| {
         super::rollout::revision_of(m) != input.revision || input.restart_since.is_some_and(|since| m.init_time < since)
     };
-    match restart_step(&live, desired, &is_old, input.pace) {
+    match restart_step(&live, desired, &is_old, pace) {
         RestartStep::Done => {}
         RestartStep::Act { start, drain } => {
             plan.drain = drain;
-            if input.backing_off {
+            if hold {
                 return plan;
             }
             for _ in 0..start {
@@ -101,7 +110,7 @@ pub fn plan_scale(input: &ScaleInput) -> ScalePlan {
         }
     }
     if have < desired {
-        if input.backing_off {
+        if hold {
             return plan;
         }
         for _ in have..desired {
@@ -178,6 +187,7 @@ mod tests {
             restart_since: None,
             revision: None,
             pace: Pace::ONE_AT_A_TIME,
+            stateful: false,
         })
     }
 
@@ -295,6 +305,7 @@ mod tests {
             restart_since: None,
             revision: None,
             pace: Pace::ONE_AT_A_TIME,
+            stateful: false,
         };
         assert_eq!(plan_scale(&input), ScalePlan::default());
         let avoid = HashSet::from([slot("np1", "a")]);
@@ -324,6 +335,7 @@ mod tests {
             restart_since: Some(10),
             revision: None,
             pace: Pace::ONE_AT_A_TIME,
+            stateful: false,
         };
         // Max 2 is the autoscaler's bound, not the restart's: the surge member is the third.
         assert_eq!(plan_scale(&input).create, [slot("np1", "a")]);
@@ -360,6 +372,7 @@ mod tests {
             restart_since: None,
             revision: Some(2),
             pace: Pace::ONE_AT_A_TIME,
+            stateful: false,
         };
         assert_eq!(plan_scale(&input).create.len(), 1, "the surge member (revision 2)");
         // The autoscaler asks for 4 meanwhile: new members up to 4 plus the surge, none old.
@@ -375,5 +388,74 @@ mod tests {
         input.revision = Some(1);
         input.scale = None;
         assert_eq!(plan_scale(&input), ScalePlan::default());
+    }
+
+    /// One reconcile of a restart asked for at 10 of a cluster of `n` (partition a, room
+    /// for 10), its members given as (id, status, leaving).
+    fn restart_of(n: u32, stateful: bool, members: &[(Member, bool)]) -> ScalePlan {
+        let p = placement(A::OneAfterAnother, &[("np1", P::OneAfterAnother, &[("a", 10)])]);
+        let s = spec(n, n, n);
+        let leaving: Vec<&str> = members.iter().filter(|(_, l)| *l).map(|(m, _)| m.member_id.as_str()).collect();
+        let leaving = |id: &str| leaving.contains(&id);
+        plan_scale(&ScaleInput {
+            spec: &s,
+            scale: None,
+            placement: &p,
+            members: members.iter().map(|(m, _)| m).collect(),
+            leaving: &leaving,
+            backing_off: false,
+            avoid: &HashSet::new(),
+            restart_since: Some(10),
+            revision: None,
+            // A rollout's surge is not a stateful cluster's.
+            pace: Pace { max_surge: 2, max_unavailable: 0 },
+            stateful,
+        })
+    }
+
+    fn drains(ids: &[&str]) -> ScalePlan {
+        ScalePlan { drain: ids.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    }
+
+    fn creates(n: usize) -> ScalePlan {
+        ScalePlan { create: vec![slot("np1", "a"); n], ..Default::default() }
+    }
+
+    #[test]
+    fn a_stateful_member_restarts_terminate_first_with_nothing_created_while_it_leaves() {
+        let old = member("a", "np1", "a", active(), 1);
+        assert_eq!(restart_of(1, true, &[(old.clone(), false)]), drains(&["a"]), "drain first, no surge");
+        assert_eq!(restart_of(1, true, &[(old.clone(), true)]), ScalePlan::default(), "draining: nothing created");
+        let mut leaving = old.clone();
+        leaving.status = MemberStatus::Terminated;
+        assert_eq!(restart_of(1, true, &[(leaving, false)]), ScalePlan::default(), "still in the topology: wait");
+        assert_eq!(restart_of(1, true, &[]), creates(1), "gone: its replacement, in the slot it freed");
+        let new = member("b", "np1", "a", MemberStatus::Starting, 11);
+        assert_eq!(restart_of(1, true, &[(new, false)]), ScalePlan::default(), "done");
+    }
+
+    #[test]
+    fn a_stateful_pair_restarts_one_member_at_a_time_each_after_the_old_one_is_gone() {
+        let (a, b) = (member("a", "np1", "a", active(), 1), member("b", "np1", "a", active(), 2));
+        assert_eq!(restart_of(2, true, &[(a.clone(), false), (b.clone(), false)]), drains(&["a"]));
+        assert_eq!(restart_of(2, true, &[(a.clone(), true), (b.clone(), false)]), ScalePlan::default());
+        assert_eq!(restart_of(2, true, &[(b.clone(), false)]), creates(1), "a is gone: its replacement");
+        let mut c = member("c", "np1", "a", MemberStatus::Starting, 11);
+        assert_eq!(restart_of(2, true, &[(b.clone(), false), (c.clone(), false)]), ScalePlan::default());
+        c.status = MemberStatus::Active;
+        assert_eq!(restart_of(2, true, &[(b.clone(), false), (c.clone(), false)]), drains(&["b"]), "c serves");
+        assert_eq!(restart_of(2, true, &[(b, true), (c.clone(), false)]), ScalePlan::default(), "b leaving");
+        assert_eq!(restart_of(2, true, &[(c.clone(), false)]), creates(1));
+        let d = member("d", "np1", "a", active(), 12);
+        assert_eq!(restart_of(2, true, &[(c, false), (d, false)]), ScalePlan::default(), "done");
+    }
+
+    #[test]
+    fn a_cluster_without_volumes_keeps_surging_first() {
+        let (a, b) = (member("a", "np1", "a", active(), 1), member("b", "np1", "a", active(), 2));
+        assert_eq!(restart_of(2, false, &[(a.clone(), false), (b.clone(), false)]), creates(2), "the surge of 2");
+        assert_eq!(restart_of(1, false, &[(a.clone(), false)]), creates(1), "a new member before the old leaves");
+        // A leaving member holds nothing back.
+        assert_eq!(restart_of(2, false, &[(a, true), (b, false)]), creates(2));
     }
 }

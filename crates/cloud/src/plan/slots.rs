@@ -15,6 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use stratos_model::topology::Member;
+use stratos_model::Cartridge;
 
 /// The member property that holds its slot.
 pub const SLOT_PROPERTY: &str = "slot";
@@ -22,6 +23,12 @@ pub const SLOT_PROPERTY: &str = "slot";
 /// A member's slot, if it has one (members of earlier builds have none).
 pub fn slot_of(member: &Member) -> Option<u32> {
     member.properties.iter().find(|p| p.name == SLOT_PROPERTY).and_then(|p| p.value.parse().ok())
+}
+
+/// Whether a cartridge's members have slot volumes (`persistence.volume` not empty): its
+/// clusters are replaced terminate-first, in the same slot (`scale`, `restart`).
+pub fn has_volumes(cartridge: &Cartridge) -> bool {
+    cartridge.persistence.as_ref().is_some_and(|p| !p.volume.is_empty())
 }
 
 /// The lowest slot none of `used` holds: at most their count, so one pass over a bitmap
@@ -99,6 +106,17 @@ mod tests {
         assert_eq!(lowest_free([1, 2]), 0);
         assert_eq!(lowest_free([0, 0, 7]), 1);
         assert_eq!(lowest_free([u32::MAX]), 0);
+    }
+
+    #[test]
+    fn a_cartridge_has_volumes_when_its_persistence_names_one() {
+        let cartridge = |persistence: serde_json::Value| -> Cartridge {
+            serde_json::from_value(serde_json::json!({"type": "db", "category": "data", "persistence": persistence}))
+                .expect("a cartridge")
+        };
+        assert!(has_volumes(&cartridge(serde_json::json!({"volume": [{"id": "d", "mappingPath": "/d"}]}))));
+        assert!(!has_volumes(&cartridge(serde_json::json!({"isRequired": false}))));
+        assert!(!has_volumes(&cartridge(serde_json::Value::Null)));
     }
 
     #[test]
